@@ -1,0 +1,57 @@
+//! # mproc — cross-process Lock and Queue
+//!
+//! The synchronisation and communication primitives of Python's
+//! `multiprocessing`, for Rust programs split across OS processes, built on
+//! shared memory and futexes:
+//!
+//! * [`Lock`] — robust: a holder killed with `SIGKILL` never wedges anyone;
+//!   the next acquirer is told ([`LockError::OwnerDied`]).
+//! * [`Queue`] / [`ByteQueue`] — bounded MPMC FIFO, blocking with timeouts,
+//!   exact `len`, and a [`close`](Queue::close) that ends every consumer.
+//! * [`JoinableQueue`] — `task_done` / `join`.
+//!
+//! Objects are named (in a [`Namespace`], a private directory on tmpfs by
+//! default, `MPROC_DIR` to override) or anonymous (`Lock::new`,
+//! `Queue::new`). Every blocking method comes as a family:
+//! `x` (wait forever), `try_x` (never wait), `x_timeout(Duration)` and
+//! `x_deadline(Instant)`.
+//!
+//! ```
+//! # let dir = tempfile::tempdir().unwrap();
+//! # std::env::set_var("MPROC_DIR", dir.path());
+//! use mproc::{Lock, Queue, QueueOptions};
+//!
+//! let lock = Lock::open_or_create("ticket-lock").unwrap();
+//! let q: Queue<String> = Queue::open_or_create("orders", QueueOptions::new().maxsize(5)).unwrap();
+//! {
+//!     let _g = lock.lock().unwrap();
+//!     q.put("alex0 bought a ticket".to_string()).unwrap();
+//! }
+//! assert_eq!(q.get().unwrap(), "alex0 bought a ticket");
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
+
+mod error;
+mod joinable;
+mod local;
+mod lock;
+mod name;
+mod namespace;
+mod queue;
+mod sys;
+mod util;
+
+pub use crate::{
+    error::{
+        CreateError, GetError, JoinError, LockError, NameError, NamespaceError, ObjectKind,
+        OpenError, OpenOrCreateError, OwnerDied, PutError, PutErrorKind, RemoveError,
+        TaskDoneError,
+    },
+    joinable::JoinableQueue,
+    lock::{Holder, Lock, LockGuard, LockResult, Waiter},
+    name::validate_name,
+    namespace::{Namespace, ObjectInfo},
+    queue::{ByteQueue, Queue, QueueOptions, QueueStats, DEFAULT_MAX_BYTES},
+};

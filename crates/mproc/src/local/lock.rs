@@ -1,0 +1,259 @@
+//! The robust lock in a segment, with its holder and waiter records.
+//!
+//! ```text
+//! offset  size  field
+//!     64    64  pthread_mutex_t (process-shared, robust)
+//!    128     4  holder pid      (0 = no record)      written after acquiring,
+//!    132     4  holder tid                           cleared before releasing
+//!    136     8  holder since    (ns since the epoch)
+//!    144     4  tag length
+//!    152    64  tag bytes
+//!    256   512  32 waiter slots {pid u32, pad u32, since u64}
+//! ```
+//!
+//! The mutex word itself is the truth about who holds the lock (the kernel
+//! clears it when the holder dies); the records are for display.
+
+use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::error::{CreateError, ObjectKind, OpenError};
+use crate::local::segment::{Place, Segment};
+use crate::namespace::Namespace;
+use crate::sys::{self, Acquired, RobustLock};
+
+const MUTEX_OFF: usize = 64;
+const HOLDER_PID: usize = 128;
+const HOLDER_TID: usize = 132;
+const HOLDER_SINCE: usize = 136;
+const TAG_LEN: usize = 144;
+const TAG_OFF: usize = 152;
+/// Longest tag kept, in bytes.
+pub(crate) const TAG_MAX: usize = 64;
+const WAITERS_OFF: usize = 256;
+const WAITER_SLOTS: usize = 32;
+const SEG_LEN: usize = 1024;
+
+const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= HOLDER_PID - MUTEX_OFF);
+
+/// Who holds a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Holder {
+    /// Process id of the holder (0 if not yet recorded).
+    pub pid: u32,
+    /// When it acquired the lock.
+    pub since: SystemTime,
+    /// The tag it attached, if any.
+    pub tag: Option<String>,
+}
+
+/// A process waiting for a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Waiter {
+    /// Process id of the waiter.
+    pub pid: u32,
+    /// When it started waiting.
+    pub since: SystemTime,
+}
+
+fn expected_len(_params: &[u64; 4]) -> Result<usize, String> {
+    Ok(SEG_LEN)
+}
+
+/// A lock segment.
+#[derive(Debug)]
+pub(crate) struct LocalLock {
+    seg: Segment,
+    mutex: RobustLock,
+}
+
+impl LocalLock {
+    pub(crate) fn create(place: Place<'_>) -> Result<LocalLock, CreateError> {
+        let seg = Segment::create(place, ObjectKind::Lock, SEG_LEN, [0; 4], |seg| {
+            let raw = seg.raw_at(MUTEX_OFF, std::mem::size_of::<sys::RawRobustMutex>());
+            // SAFETY: `raw` is an aligned in-bounds slot reserved for the mutex
+            // in a segment nobody else can see yet.
+            unsafe { RobustLock::from_ptr(raw.cast()).init() }
+        })?;
+        Ok(LocalLock::from_segment(seg))
+    }
+
+    pub(crate) fn open(ns: &Namespace, name: &str) -> Result<LocalLock, OpenError> {
+        Segment::open(ns, name, ObjectKind::Lock, expected_len).map(LocalLock::from_segment)
+    }
+
+    pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<LocalLock, OpenError> {
+        Segment::from_fd(fd, ObjectKind::Lock, expected_len).map(LocalLock::from_segment)
+    }
+
+    fn from_segment(seg: Segment) -> LocalLock {
+        let raw = seg.raw_at(MUTEX_OFF, std::mem::size_of::<sys::RawRobustMutex>());
+        // SAFETY: the slot is aligned, inside the mapping owned by `seg`
+        // (which lives as long as this handle), and was initialised before the
+        // segment was published.
+        let mutex = unsafe { RobustLock::from_ptr(raw.cast()) };
+        LocalLock { seg, mutex }
+    }
+
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// Acquires the lock: without waiting if `try_only`, else until `deadline`.
+    /// `Ok(None)` means it was not acquired.
+    pub(crate) fn acquire(
+        &self,
+        try_only: bool,
+        deadline: Option<Instant>,
+    ) -> io::Result<Option<Acquired>> {
+        if let Some(a) = self.mutex.try_lock()? {
+            self.record_holder();
+            return Ok(Some(a));
+        }
+        if try_only {
+            return Ok(None);
+        }
+        // A short spin catches a quick handoff without a syscall.
+        for _ in 0..64 {
+            std::hint::spin_loop();
+            if self.mutex.owner_tid() == 0 {
+                if let Some(a) = self.mutex.try_lock()? {
+                    self.record_holder();
+                    return Ok(Some(a));
+                }
+            }
+        }
+        let slot = self.register_waiter();
+        let r = self.mutex.lock(deadline);
+        if let Some(i) = slot {
+            self.waiter_pid(i).store(0, Ordering::Release);
+        }
+        let r = r?;
+        if r.is_some() {
+            self.record_holder();
+        }
+        Ok(r)
+    }
+
+    /// Releases the lock.
+    ///
+    /// # Safety
+    /// The calling thread must hold the lock (acquired through `acquire`).
+    pub(crate) unsafe fn release(&self) {
+        self.seg
+            .at::<AtomicU32>(HOLDER_PID)
+            .store(0, Ordering::Relaxed);
+        self.seg
+            .at::<AtomicU32>(TAG_LEN)
+            .store(0, Ordering::Relaxed);
+        // SAFETY: the caller holds the mutex (function contract).
+        unsafe { self.mutex.unlock() };
+    }
+
+    fn record_holder(&self) {
+        self.seg
+            .at::<AtomicU32>(HOLDER_TID)
+            .store(sys::gettid(), Ordering::Relaxed);
+        self.seg
+            .at::<AtomicU64>(HOLDER_SINCE)
+            .store(sys::now_realtime_ns(), Ordering::Relaxed);
+        self.seg
+            .at::<AtomicU32>(TAG_LEN)
+            .store(0, Ordering::Relaxed);
+        self.seg
+            .at::<AtomicU32>(HOLDER_PID)
+            .store(std::process::id(), Ordering::Release);
+    }
+
+    /// Attaches a tag to the current holding (shown by `holder()`).
+    pub(crate) fn set_tag(&self, tag: &str) {
+        let mut end = tag.len().min(TAG_MAX);
+        while !tag.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.seg.write(TAG_OFF, &tag.as_bytes()[..end]);
+        self.seg
+            .at::<AtomicU32>(TAG_LEN)
+            .store(end as u32, Ordering::Release);
+    }
+
+    pub(crate) fn is_locked(&self) -> bool {
+        self.mutex.owner_tid() != 0
+    }
+
+    pub(crate) fn holder(&self) -> Option<Holder> {
+        let tid = self.mutex.owner_tid();
+        if tid == 0 {
+            return None;
+        }
+        let pid = self.seg.at::<AtomicU32>(HOLDER_PID).load(Ordering::Acquire);
+        let rec_tid = self.seg.at::<AtomicU32>(HOLDER_TID).load(Ordering::Relaxed);
+        if pid == 0 || rec_tid != tid {
+            // Acquired an instant ago; the record is not written yet.
+            return Some(Holder {
+                pid: 0,
+                since: SystemTime::now(),
+                tag: None,
+            });
+        }
+        let since = ns_to_time(
+            self.seg
+                .at::<AtomicU64>(HOLDER_SINCE)
+                .load(Ordering::Relaxed),
+        );
+        let len = (self.seg.at::<AtomicU32>(TAG_LEN).load(Ordering::Acquire) as usize).min(TAG_MAX);
+        let tag = (len > 0).then(|| {
+            let mut buf = vec![0u8; len];
+            self.seg.read(TAG_OFF, &mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        Some(Holder { pid, since, tag })
+    }
+
+    fn waiter_pid(&self, i: usize) -> &AtomicU32 {
+        self.seg.at::<AtomicU32>(WAITERS_OFF + i * 16)
+    }
+
+    fn register_waiter(&self) -> Option<usize> {
+        let me = std::process::id();
+        for i in 0..WAITER_SLOTS {
+            let slot = self.waiter_pid(i);
+            let cur = slot.load(Ordering::Relaxed);
+            // Take a free slot, or one left behind by a dead waiter.
+            if (cur == 0 || !sys::pid_alive(cur))
+                && slot
+                    .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.seg
+                    .at::<AtomicU64>(WAITERS_OFF + i * 16 + 8)
+                    .store(sys::now_realtime_ns(), Ordering::Relaxed);
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn waiters(&self) -> Vec<Waiter> {
+        (0..WAITER_SLOTS)
+            .filter_map(|i| {
+                let pid = self.waiter_pid(i).load(Ordering::Acquire);
+                (pid != 0 && sys::pid_alive(pid)).then(|| Waiter {
+                    pid,
+                    since: ns_to_time(
+                        self.seg
+                            .at::<AtomicU64>(WAITERS_OFF + i * 16 + 8)
+                            .load(Ordering::Relaxed),
+                    ),
+                })
+            })
+            .collect()
+    }
+}
+
+fn ns_to_time(ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(ns)
+}

@@ -1,0 +1,12 @@
+//! The shared-memory backend: objects are segments (mapped files) in the
+//! namespace directory, or anonymous memory files handed to children.
+//!
+//! * `segment` — the mapped file: header, create-then-publish, bounds-checked views.
+//! * `wait`    — futex-based waiting on sequence words, with a bounded spin.
+//! * `lock`    — the robust lock and its holder/waiter records.
+//! * `ring`    — the bounded MPMC byte ring behind `Queue`.
+
+pub(crate) mod lock;
+pub(crate) mod ring;
+pub(crate) mod segment;
+pub(crate) mod wait;

@@ -1,0 +1,459 @@
+//! Segments: the mapped files that hold every shared-memory object.
+//!
+//! Layout: a 64-byte [`Header`] at offset 0, then the object's own state at
+//! offsets fixed by its kind. A named segment is built in a hidden temporary
+//! file, initialised, its magic written last, and only then linked under its
+//! name (`link(2)` fails if the name is taken), so `open` never sees a
+//! half-made object. Opening checks magic, layout version, kind, the file's
+//! owner and its exact size before anything else is read.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::error::{CreateError, ObjectKind, OpenError};
+use crate::name::validate_name;
+use crate::namespace::Namespace;
+use crate::sys::{self, Mapping};
+
+/// The magic number at offset 0 of every segment.
+pub(crate) const MAGIC: [u8; 8] = *b"MPROCseg";
+/// The layout version this build reads and writes.
+pub(crate) const LAYOUT_VERSION: u32 = 1;
+/// Size of the header; object state starts at or after this offset.
+pub(crate) const HEADER_LEN: usize = 64;
+
+/// The immutable header at the start of every segment.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Header {
+    magic: [u8; 8],
+    version: u32,
+    kind: u32,
+    len: u64,
+    params: [u64; 4],
+    _reserved: [u8; 8],
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() == HEADER_LEN);
+
+fn kind_code(kind: ObjectKind) -> u32 {
+    match kind {
+        ObjectKind::Lock => 1,
+        ObjectKind::Queue => 2,
+    }
+}
+
+fn kind_from_code(code: u32) -> Option<ObjectKind> {
+    match code {
+        1 => Some(ObjectKind::Lock),
+        2 => Some(ObjectKind::Queue),
+        _ => None,
+    }
+}
+
+/// Types that may be viewed in place inside a segment.
+///
+/// # Safety
+/// Every bit pattern must be a valid value, and all mutation through a shared
+/// reference must be interior (atomics, or FFI objects designed for shared
+/// memory such as a process-shared `pthread_mutex_t`).
+pub(crate) unsafe trait Shared {}
+// SAFETY: atomics accept any bit pattern and mutate only through &self.
+unsafe impl Shared for AtomicU32 {}
+// SAFETY: as above.
+unsafe impl Shared for AtomicU64 {}
+
+/// A mapped segment.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    map: Mapping,
+    fd: OwnedFd,
+    name: Option<String>,
+    params: [u64; 4],
+}
+
+/// Where a new segment is made.
+pub(crate) enum Place<'a> {
+    Named(&'a Namespace, &'a str),
+    Anonymous,
+}
+
+impl Segment {
+    /// Creates, initialises and publishes a segment of `len` bytes.
+    ///
+    /// `init` runs before anyone else can see the segment.
+    pub(crate) fn create(
+        place: Place<'_>,
+        kind: ObjectKind,
+        len: usize,
+        params: [u64; 4],
+        init: impl FnOnce(&Segment) -> io::Result<()>,
+    ) -> Result<Segment, CreateError> {
+        let label = match &place {
+            Place::Named(_, n) => (*n).to_owned(),
+            Place::Anonymous => format!("(anonymous {kind})"),
+        };
+        if let Place::Named(_, n) = &place {
+            validate_name(n)?;
+        }
+        let io_err = |source: io::Error| match source.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::ENOMEM) | Some(libc::EFBIG) => CreateError::NoSpace {
+                name: label.clone(),
+                bytes: len as u64,
+            },
+            Some(libc::EACCES) | Some(libc::EPERM) => CreateError::PermissionDenied {
+                name: label.clone(),
+            },
+            _ => CreateError::Io {
+                name: label.clone(),
+                source,
+            },
+        };
+        let (fd, tmp): (OwnedFd, Option<PathBuf>) = match &place {
+            Place::Named(ns, _) => {
+                let tmp = temp_path(ns.path());
+                let f = OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&tmp)
+                    .map_err(io_err)?;
+                (f.into(), Some(tmp))
+            }
+            Place::Anonymous => {
+                let cname = CString::new(format!("mproc-{kind}")).expect("no NUL in kind name");
+                (sys::memfd(&cname).map_err(io_err)?, None)
+            }
+        };
+        // From here on, remove the temporary file on every exit path.
+        let cleanup = TempGuard(tmp.clone());
+        allocate(&fd, len).map_err(io_err)?;
+        let map = Mapping::map(fd.as_fd(), len).map_err(io_err)?;
+        let seg = Segment {
+            map,
+            fd,
+            name: match &place {
+                Place::Named(_, n) => Some((*n).to_owned()),
+                Place::Anonymous => None,
+            },
+            params,
+        };
+        let header = Header {
+            magic: [0; 8],
+            version: LAYOUT_VERSION,
+            kind: kind_code(kind),
+            len: len as u64,
+            params,
+            _reserved: [0; 8],
+        };
+        // SAFETY: the mapping is at least HEADER_LEN bytes (len >= HEADER_LEN
+        // is checked by `allocate`), page-aligned, and not yet visible to anyone.
+        unsafe { std::ptr::write_volatile(seg.map.as_ptr().cast::<Header>(), header) };
+        init(&seg).map_err(io_err)?;
+        // Publish last: the magic marks a fully initialised segment.
+        std::sync::atomic::fence(Ordering::Release);
+        // SAFETY: offset 0 holds the 8-byte magic field of the header written above.
+        unsafe { std::ptr::write_volatile(seg.map.as_ptr().cast::<[u8; 8]>(), MAGIC) };
+        if let (Place::Named(ns, name), Some(tmp)) = (&place, &tmp) {
+            let dest = ns.path().join(name);
+            match std::fs::hard_link(tmp, &dest) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(CreateError::AlreadyExists {
+                        name: (*name).to_owned(),
+                        dir: ns.display(),
+                    })
+                }
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        drop(cleanup);
+        Ok(seg)
+    }
+
+    /// Opens the named segment and checks that it is a `kind` of this layout.
+    ///
+    /// `expected_len` computes the exact length the parameters imply, or says
+    /// why the parameters are invalid.
+    pub(crate) fn open(
+        ns: &Namespace,
+        name: &str,
+        kind: ObjectKind,
+        expected_len: impl Fn(&[u64; 4]) -> Result<usize, String>,
+    ) -> Result<Segment, OpenError> {
+        validate_name(name)?;
+        let path = ns.path().join(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+            .open(&path)
+            .map_err(|source| match source.raw_os_error() {
+                Some(libc::ENOENT) => OpenError::NotFound {
+                    kind,
+                    name: name.to_owned(),
+                    dir: ns.display(),
+                },
+                Some(libc::EACCES) | Some(libc::EPERM) => OpenError::PermissionDenied {
+                    name: name.to_owned(),
+                },
+                Some(libc::ELOOP) => OpenError::Damaged {
+                    name: name.to_owned(),
+                    reason: "it is a symbolic link".into(),
+                },
+                _ => OpenError::Io {
+                    name: name.to_owned(),
+                    source,
+                },
+            })?;
+        Segment::from_file(file, Some(name), kind, expected_len)
+    }
+
+    /// Adopts an inherited descriptor (an anonymous object handed to a child).
+    pub(crate) fn from_fd(
+        fd: OwnedFd,
+        kind: ObjectKind,
+        expected_len: impl Fn(&[u64; 4]) -> Result<usize, String>,
+    ) -> Result<Segment, OpenError> {
+        Segment::from_file(File::from(fd), None, kind, expected_len)
+    }
+
+    fn from_file(
+        file: File,
+        name: Option<&str>,
+        kind: ObjectKind,
+        expected_len: impl Fn(&[u64; 4]) -> Result<usize, String>,
+    ) -> Result<Segment, OpenError> {
+        let label = name.unwrap_or("(anonymous)").to_owned();
+        let damaged = |reason: String| OpenError::Damaged {
+            name: label.clone(),
+            reason,
+        };
+        let meta = file.metadata().map_err(|source| OpenError::Io {
+            name: label.clone(),
+            source,
+        })?;
+        if !meta.file_type().is_file() {
+            return Err(damaged("not a regular file".into()));
+        }
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if name.is_some() && meta.uid() != unsafe { libc::geteuid() } {
+            return Err(OpenError::PermissionDenied { name: label });
+        }
+        let size = meta.len();
+        if size < HEADER_LEN as u64 {
+            return Err(damaged(format!(
+                "file is {size} bytes, shorter than a header"
+            )));
+        }
+        let header = read_header(&file).map_err(|source| OpenError::Io {
+            name: label.clone(),
+            source,
+        })?;
+        if header.magic != MAGIC {
+            return Err(damaged(
+                "bad magic number (not an mproc segment, or never finished)".into(),
+            ));
+        }
+        if header.version != LAYOUT_VERSION {
+            return Err(OpenError::VersionMismatch {
+                name: label,
+                found: header.version,
+                supported: LAYOUT_VERSION,
+            });
+        }
+        let found = kind_from_code(header.kind)
+            .ok_or_else(|| damaged(format!("unknown object kind code {}", header.kind)))?;
+        if found != kind {
+            return Err(OpenError::WrongKind {
+                name: label,
+                expected: kind,
+                found,
+            });
+        }
+        let want = expected_len(&header.params).map_err(&damaged)?;
+        if header.len != size || size != want as u64 {
+            return Err(damaged(format!(
+                "size mismatch: file {size} bytes, header {}, parameters imply {want}",
+                header.len
+            )));
+        }
+        let fd: OwnedFd = file.into();
+        let map = Mapping::map(fd.as_fd(), want).map_err(|source| OpenError::Io {
+            name: label.clone(),
+            source,
+        })?;
+        Ok(Segment {
+            map,
+            fd,
+            name: name.map(str::to_owned),
+            params: header.params,
+        })
+    }
+
+    /// The kind-specific parameters recorded at creation.
+    pub(crate) fn params(&self) -> [u64; 4] {
+        self.params
+    }
+
+    /// The object's name, `None` for an anonymous object.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The descriptor backing the mapping.
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// A reference to the `T` at byte `offset`.
+    ///
+    /// Offsets are compile-time layout constants validated against the
+    /// segment length at open; a violation is a bug in this crate.
+    pub(crate) fn at<T: Shared>(&self, offset: usize) -> &T {
+        let end = offset.checked_add(std::mem::size_of::<T>());
+        assert!(
+            end.is_some_and(|e| e <= self.map.len())
+                && offset % std::mem::align_of::<T>() == 0
+                && offset >= HEADER_LEN,
+            "segment layout bug: offset {offset} out of bounds or misaligned"
+        );
+        // SAFETY: in bounds and aligned (checked above; the mapping is
+        // page-aligned). `T: Shared` makes every bit pattern valid and all
+        // mutation interior, so a shared reference into memory other
+        // processes write is sound. The reference lives as long as `self`.
+        unsafe { &*self.map.as_ptr().add(offset).cast::<T>() }
+    }
+
+    /// A raw pointer to byte `offset` for FFI objects (robust mutexes).
+    pub(crate) fn raw_at(&self, offset: usize, size: usize) -> *mut u8 {
+        assert!(
+            offset >= HEADER_LEN
+                && offset
+                    .checked_add(size)
+                    .is_some_and(|e| e <= self.map.len()),
+            "segment layout bug: offset {offset} out of bounds"
+        );
+        // SAFETY: `offset` is within the mapping (checked above).
+        unsafe { self.map.as_ptr().add(offset) }
+    }
+
+    /// Copies `src` into the segment at `offset`; false if out of bounds.
+    pub(crate) fn write(&self, offset: usize, src: &[u8]) -> bool {
+        if offset < HEADER_LEN
+            || offset
+                .checked_add(src.len())
+                .is_none_or(|e| e > self.map.len())
+        {
+            return false;
+        }
+        // SAFETY: the destination range is inside the mapping (checked above)
+        // and cannot overlap `src`, which is ordinary process memory. Other
+        // processes do not touch this range while we own it (the ring's
+        // protocol: bytes between head and tail belong to the publisher).
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.map.as_ptr().add(offset), src.len())
+        };
+        true
+    }
+
+    /// Copies from the segment at `offset` into `dst`; false if out of bounds.
+    pub(crate) fn read(&self, offset: usize, dst: &mut [u8]) -> bool {
+        if offset < HEADER_LEN
+            || offset
+                .checked_add(dst.len())
+                .is_none_or(|e| e > self.map.len())
+        {
+            return false;
+        }
+        // SAFETY: the source range is inside the mapping (checked above) and
+        // `dst` is a distinct, writable buffer of the same length.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.map.as_ptr().add(offset),
+                dst.as_mut_ptr(),
+                dst.len(),
+            )
+        };
+        true
+    }
+}
+
+/// Reads the header with ordinary file I/O, before anything is mapped.
+fn read_header(mut file: &File) -> io::Result<Header> {
+    let mut buf = [0u8; HEADER_LEN];
+    file.read_exact(&mut buf)?;
+    // SAFETY: Header is repr(C), HEADER_LEN bytes, made of integers and byte
+    // arrays only, so any 64 bytes form a valid value; read_unaligned has no
+    // alignment requirement.
+    Ok(unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<Header>()) })
+}
+
+/// The kind recorded in the file at `path`, if it is a finished mproc segment.
+pub(crate) fn peek_kind(path: &Path) -> Option<ObjectKind> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let h = read_header(&file).ok()?;
+    (h.magic == MAGIC && h.version == LAYOUT_VERSION)
+        .then(|| kind_from_code(h.kind))
+        .flatten()
+}
+
+/// Reserves `len` bytes so that a full tmpfs is an error now, not a SIGBUS later.
+fn allocate(fd: &OwnedFd, len: usize) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if len < HEADER_LEN {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "segment too small",
+        ));
+    }
+    let len = libc::off_t::try_from(len)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+    // SAFETY: `fd` is a valid open descriptor owned by the caller.
+    let r = unsafe { libc::posix_fallocate(fd.as_raw_fd(), 0, len) };
+    match r {
+        0 => Ok(()),
+        libc::EOPNOTSUPP | libc::EINVAL => {
+            // SAFETY: as above; ftruncate only sets the size.
+            if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        }
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+fn temp_path(dir: &Path) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    dir.join(format!(
+        ".tmp-{}-{}-{}",
+        std::process::id(),
+        n,
+        sys::now_realtime_ns() % 1_000_000_007
+    ))
+}
+
+/// Removes a temporary file when dropped.
+struct TempGuard(Option<PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The cross-process [`Lock`].
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
+use crate::local::lock::LocalLock;
+pub use crate::local::lock::{Holder, Waiter};
+use crate::local::segment::Place;
+use crate::namespace::Namespace;
+use crate::sys::Acquired;
+use crate::util::{open_or_create_loop, to_deadline};
+
+/// A mutual-exclusion lock shared by processes: Python's
+/// `multiprocessing.Lock`, robust against holders that die.
+///
+/// If the holder is killed (even with `SIGKILL`, at any instruction), the
+/// lock is released by the kernel and the next process to acquire it receives
+/// [`LockError::OwnerDied`], which carries the guard so it can repair the
+/// protected data. The uncontended path makes no system call.
+///
+/// Handles are cheap to clone; every clone refers to the same lock.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = mproc::Namespace::dir(dir.path()).unwrap();
+/// let lock = mproc::Lock::open_or_create_in(&ns, "tickets").unwrap();
+/// {
+///     let _guard = lock.lock().unwrap(); // `with lock:` in Python
+///     assert!(lock.is_locked());
+///     assert!(lock.try_lock().unwrap_err().is_would_block());
+/// } // released here, on every path
+/// assert!(!lock.is_locked());
+/// ```
+#[derive(Clone)]
+pub struct Lock {
+    inner: Arc<LockImpl>,
+}
+
+#[derive(Debug)]
+enum LockImpl {
+    Local(LocalLock),
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("name", &self.name())
+            .field("locked", &self.is_locked())
+            .finish()
+    }
+}
+
+/// The result of the lock family of methods.
+pub type LockResult<'a> = Result<LockGuard<'a>, LockError<LockGuard<'a>>>;
+
+impl Lock {
+    /// Creates an anonymous lock, to hand to child processes.
+    pub fn new() -> Result<Lock, CreateError> {
+        LocalLock::create(Place::Anonymous).map(Lock::local)
+    }
+
+    /// Creates the named lock in the environment's namespace
+    /// ([`Namespace::from_env`]); fails if it exists.
+    pub fn create(name: &str) -> Result<Lock, CreateError> {
+        Lock::create_in(&Namespace::from_env()?, name)
+    }
+
+    /// Creates the named lock in `ns`; fails if it exists.
+    pub fn create_in(ns: &Namespace, name: &str) -> Result<Lock, CreateError> {
+        LocalLock::create(Place::Named(ns, name)).map(Lock::local)
+    }
+
+    /// Opens the existing named lock in the environment's namespace.
+    pub fn open(name: &str) -> Result<Lock, OpenError> {
+        Lock::open_in(&Namespace::from_env()?, name)
+    }
+
+    /// Opens the existing named lock in `ns`.
+    pub fn open_in(ns: &Namespace, name: &str) -> Result<Lock, OpenError> {
+        LocalLock::open(ns, name).map(Lock::local)
+    }
+
+    /// Opens the named lock, creating it if it does not exist.
+    pub fn open_or_create(name: &str) -> Result<Lock, OpenOrCreateError> {
+        let ns = Namespace::from_env().map_err(OpenError::from)?;
+        Lock::open_or_create_in(&ns, name)
+    }
+
+    /// Opens the named lock in `ns`, creating it if it does not exist.
+    pub fn open_or_create_in(ns: &Namespace, name: &str) -> Result<Lock, OpenOrCreateError> {
+        open_or_create_loop(|| Lock::open_in(ns, name), || Lock::create_in(ns, name))
+    }
+
+    fn local(l: LocalLock) -> Lock {
+        Lock {
+            inner: Arc::new(LockImpl::Local(l)),
+        }
+    }
+
+    pub(crate) fn local_impl(&self) -> &LocalLock {
+        match &*self.inner {
+            LockImpl::Local(l) => l,
+        }
+    }
+
+    pub(crate) fn from_local(l: LocalLock) -> Lock {
+        Lock::local(l)
+    }
+
+    /// The lock's name; `None` for an anonymous lock.
+    pub fn name(&self) -> Option<&str> {
+        self.local_impl().segment().name()
+    }
+
+    fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> LockResult<'_> {
+        match self.local_impl().acquire(try_only, deadline) {
+            Ok(Some(how)) => {
+                let guard = LockGuard {
+                    lock: self,
+                    _not_send: PhantomData,
+                };
+                match how {
+                    Acquired::Clean => Ok(guard),
+                    Acquired::OwnerDied => Err(LockError::OwnerDied(OwnerDied::new(guard))),
+                }
+            }
+            Ok(None) => Err(LockError::WouldBlock),
+            Err(e) => Err(LockError::Io(e)),
+        }
+    }
+
+    /// Blocks until the lock is acquired.
+    ///
+    /// Fails with [`LockError::OwnerDied`] (holding the guard) when the
+    /// previous holder died holding the lock.
+    pub fn lock(&self) -> LockResult<'_> {
+        self.acquire(false, None)
+    }
+
+    /// Acquires the lock if it is free, without waiting.
+    pub fn try_lock(&self) -> LockResult<'_> {
+        self.acquire(true, None)
+    }
+
+    /// Waits at most `timeout` for the lock.
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<'_> {
+        self.acquire(false, to_deadline(timeout))
+    }
+
+    /// Waits until `deadline` for the lock.
+    pub fn lock_deadline(&self, deadline: Instant) -> LockResult<'_> {
+        self.acquire(false, Some(deadline))
+    }
+
+    /// Whether some process holds the lock right now.
+    pub fn is_locked(&self) -> bool {
+        self.local_impl().is_locked()
+    }
+
+    /// Who holds the lock, and since when.
+    pub fn holder(&self) -> Option<Holder> {
+        self.local_impl().holder()
+    }
+
+    /// The processes currently waiting for the lock.
+    pub fn waiters(&self) -> Vec<Waiter> {
+        self.local_impl().waiters()
+    }
+}
+
+/// Proof that the lock is held; releases it when dropped.
+///
+/// A guard must be dropped by the thread that acquired the lock, so it is
+/// not `Send`.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard<'a> {
+    lock: &'a Lock,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl LockGuard<'_> {
+    /// Attaches a short text (up to 64 bytes) to this holding, shown by
+    /// [`Lock::holder`] and `mproc lock status`.
+    pub fn set_tag(&self, tag: &str) {
+        self.lock.local_impl().set_tag(tag);
+    }
+
+    /// The lock this guard holds.
+    pub fn lock(&self) -> &Lock {
+        self.lock
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("lock", &self.lock.name())
+            .finish()
+    }
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: a guard exists only after this thread acquired the lock, and
+        // it is neither Send nor Clone, so this is the acquiring thread and the
+        // lock is released exactly once.
+        unsafe { self.lock.local_impl().release() };
+    }
+}

@@ -1,0 +1,709 @@
+//! The cross-process [`Queue`] (typed) and [`ByteQueue`] (raw bytes).
+
+use std::cell::RefCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{CreateError, GetError, OpenError, OpenOrCreateError, PutError, PutErrorKind};
+use crate::local::ring::{Ring, RingError, RingParams};
+use crate::local::segment::Place;
+use crate::namespace::Namespace;
+use crate::util::{open_or_create_loop, to_deadline};
+
+/// The default byte budget of a queue: 1 MiB of records.
+pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
+
+/// How a queue is sized at creation.
+///
+/// ```
+/// let opts = mproc::QueueOptions::new().maxsize(5).max_bytes(32 << 20);
+/// assert_eq!(opts.get_maxsize(), Some(5));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueOptions {
+    maxsize: usize,
+    max_bytes: usize,
+}
+
+impl Default for QueueOptions {
+    fn default() -> Self {
+        QueueOptions {
+            maxsize: 0,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
+
+impl QueueOptions {
+    /// Unbounded in count, [`DEFAULT_MAX_BYTES`] of byte budget.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most `n` messages at once; 0 means no count limit (Python's
+    /// `Queue(maxsize=0)`), leaving only the byte budget.
+    pub fn maxsize(mut self, n: usize) -> Self {
+        self.maxsize = n;
+        self
+    }
+
+    /// Byte budget for the messages in the queue (each costs its length
+    /// rounded up to 8, plus 8). The largest message is `max_bytes - 8`.
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// The count limit, `None` when unbounded.
+    pub fn get_maxsize(&self) -> Option<usize> {
+        (self.maxsize > 0).then_some(self.maxsize)
+    }
+
+    /// The byte budget.
+    pub fn get_max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    fn params(&self) -> Result<RingParams, CreateError> {
+        RingParams::new(self.maxsize, self.max_bytes).map_err(CreateError::InvalidOptions)
+    }
+}
+
+/// Counters of a queue, read in one pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueueStats {
+    /// Messages in the queue.
+    pub len: u64,
+    /// The count limit, `None` when unbounded.
+    pub maxsize: Option<u64>,
+    /// Bytes of records in the queue.
+    pub bytes_used: u64,
+    /// The byte budget.
+    pub max_bytes: u64,
+    /// The largest message accepted, in bytes.
+    pub max_message: u64,
+    /// Whether the queue is closed.
+    pub closed: bool,
+    /// Messages ever put.
+    pub total_put: u64,
+    /// Messages ever taken.
+    pub total_got: u64,
+    /// Tasks not yet marked done (JoinableQueue).
+    pub unfinished: u64,
+    /// Processes blocked in `get`.
+    pub waiting_get: u32,
+    /// Processes blocked in `put`.
+    pub waiting_put: u32,
+}
+
+/// A bounded FIFO of byte messages shared by any number of producer and
+/// consumer processes. [`Queue`] is the typed layer over it.
+///
+/// ```
+/// let q = mproc::ByteQueue::new(2).unwrap();
+/// q.put(b"hello").unwrap();
+/// q.put(b"").unwrap();
+/// assert!(q.try_put(b"x").unwrap_err().is_full());
+/// assert_eq!(q.get().unwrap(), b"hello");
+/// assert_eq!(q.len(), 1);
+/// ```
+#[derive(Clone)]
+pub struct ByteQueue {
+    inner: Arc<QueueImpl>,
+}
+
+#[derive(Debug)]
+enum QueueImpl {
+    Local(Ring),
+}
+
+impl fmt::Debug for ByteQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ByteQueue")
+            .field("name", &self.name())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+fn put_kind(e: RingError) -> PutErrorKind {
+    match e {
+        RingError::WouldBlock => PutErrorKind::Full,
+        RingError::Closed => PutErrorKind::Closed,
+        RingError::TooLarge { size, limit } => PutErrorKind::TooLarge { size, limit },
+        RingError::Damaged(s) => PutErrorKind::Damaged(s),
+        RingError::Io(e) => PutErrorKind::Io(e.kind(), e.to_string()),
+    }
+}
+
+fn get_error(e: RingError) -> GetError {
+    match e {
+        RingError::WouldBlock => GetError::Empty,
+        RingError::Closed => GetError::Closed,
+        RingError::TooLarge { size, limit } => {
+            GetError::Damaged(format!("record of {size} bytes over limit {limit}"))
+        }
+        RingError::Damaged(s) => GetError::Damaged(s),
+        RingError::Io(e) => GetError::Io(e.kind(), e.to_string()),
+    }
+}
+
+impl ByteQueue {
+    /// Creates an anonymous queue holding at most `maxsize` messages (0: no
+    /// count limit), to hand to child processes.
+    pub fn new(maxsize: usize) -> Result<ByteQueue, CreateError> {
+        ByteQueue::with_options(QueueOptions::new().maxsize(maxsize))
+    }
+
+    /// Creates an anonymous queue with the given options.
+    pub fn with_options(opts: QueueOptions) -> Result<ByteQueue, CreateError> {
+        Ring::create(Place::Anonymous, opts.params()?).map(ByteQueue::local)
+    }
+
+    /// Creates the named queue in `ns`; fails if it exists.
+    pub fn create_in(
+        ns: &Namespace,
+        name: &str,
+        opts: QueueOptions,
+    ) -> Result<ByteQueue, CreateError> {
+        Ring::create(Place::Named(ns, name), opts.params()?).map(ByteQueue::local)
+    }
+
+    /// Opens the existing named queue in `ns`.
+    pub fn open_in(ns: &Namespace, name: &str) -> Result<ByteQueue, OpenError> {
+        Ring::open(ns, name).map(ByteQueue::local)
+    }
+
+    /// Opens the named queue in `ns`, creating it with `opts` if missing.
+    pub fn open_or_create_in(
+        ns: &Namespace,
+        name: &str,
+        opts: QueueOptions,
+    ) -> Result<ByteQueue, OpenOrCreateError> {
+        open_or_create_loop(
+            || ByteQueue::open_in(ns, name),
+            || ByteQueue::create_in(ns, name, opts),
+        )
+    }
+
+    fn local(r: Ring) -> ByteQueue {
+        ByteQueue {
+            inner: Arc::new(QueueImpl::Local(r)),
+        }
+    }
+
+    pub(crate) fn from_ring(r: Ring) -> ByteQueue {
+        ByteQueue::local(r)
+    }
+
+    pub(crate) fn ring(&self) -> &Ring {
+        match &*self.inner {
+            QueueImpl::Local(r) => r,
+        }
+    }
+
+    /// The queue's name; `None` for an anonymous queue.
+    pub fn name(&self) -> Option<&str> {
+        self.ring().segment().name()
+    }
+
+    fn put_inner<'m>(
+        &self,
+        msg: &'m [u8],
+        try_only: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), PutError<&'m [u8]>> {
+        match self.ring().put(&[msg], try_only, deadline) {
+            (_, Ok(())) => Ok(()),
+            (_, Err(e)) => Err(PutError::new(msg, put_kind(e))),
+        }
+    }
+
+    /// Puts a message, waiting while the queue is full.
+    pub fn put<'m>(&self, msg: &'m [u8]) -> Result<(), PutError<&'m [u8]>> {
+        self.put_inner(msg, false, None)
+    }
+
+    /// Puts a message if there is room now.
+    pub fn try_put<'m>(&self, msg: &'m [u8]) -> Result<(), PutError<&'m [u8]>> {
+        self.put_inner(msg, true, None)
+    }
+
+    /// Puts a message, waiting at most `timeout` for room.
+    pub fn put_timeout<'m>(
+        &self,
+        msg: &'m [u8],
+        timeout: Duration,
+    ) -> Result<(), PutError<&'m [u8]>> {
+        self.put_inner(msg, false, to_deadline(timeout))
+    }
+
+    /// Puts a message, waiting until `deadline` for room.
+    pub fn put_deadline<'m>(
+        &self,
+        msg: &'m [u8],
+        deadline: Instant,
+    ) -> Result<(), PutError<&'m [u8]>> {
+        self.put_inner(msg, false, Some(deadline))
+    }
+
+    /// Puts every message in order, waiting for room as needed; all that fit
+    /// at once are published together. On error, returns how many were put.
+    pub fn put_many(&self, msgs: &[&[u8]]) -> Result<(), (usize, PutErrorKind)> {
+        self.put_many_deadline(msgs, None)
+    }
+
+    /// [`put_many`](Self::put_many) with a deadline (`None`: wait forever).
+    pub fn put_many_deadline(
+        &self,
+        msgs: &[&[u8]],
+        deadline: Option<Instant>,
+    ) -> Result<(), (usize, PutErrorKind)> {
+        match self.ring().put(msgs, false, deadline) {
+            (_, Ok(())) => Ok(()),
+            (n, Err(e)) => Err((n, put_kind(e))),
+        }
+    }
+
+    fn get_inner(
+        &self,
+        out: &mut Vec<u8>,
+        try_only: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), GetError> {
+        self.ring()
+            .get(1, try_only, deadline, &mut |_| {}, out)
+            .map(|_| ())
+            .map_err(get_error)
+    }
+
+    /// Takes the next message, waiting while the queue is empty.
+    /// [`GetError::Closed`] marks the end of the stream.
+    pub fn get(&self) -> Result<Vec<u8>, GetError> {
+        let mut v = Vec::new();
+        self.get_inner(&mut v, false, None).map(|()| v)
+    }
+
+    /// Takes the next message if there is one now.
+    pub fn try_get(&self) -> Result<Vec<u8>, GetError> {
+        let mut v = Vec::new();
+        self.get_inner(&mut v, true, None).map(|()| v)
+    }
+
+    /// Takes the next message, waiting at most `timeout`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetError> {
+        let mut v = Vec::new();
+        self.get_inner(&mut v, false, to_deadline(timeout))
+            .map(|()| v)
+    }
+
+    /// Takes the next message, waiting until `deadline`.
+    pub fn get_deadline(&self, deadline: Instant) -> Result<Vec<u8>, GetError> {
+        let mut v = Vec::new();
+        self.get_inner(&mut v, false, Some(deadline)).map(|()| v)
+    }
+
+    /// Takes the next message into `out` (reusing its allocation), waiting
+    /// until `deadline` (`None`: forever).
+    pub fn get_into(&self, out: &mut Vec<u8>, deadline: Option<Instant>) -> Result<(), GetError> {
+        self.get_inner(out, false, deadline)
+    }
+
+    /// Takes the next message into `out` if there is one now.
+    pub fn try_get_into(&self, out: &mut Vec<u8>) -> Result<(), GetError> {
+        self.get_inner(out, true, None)
+    }
+
+    /// Takes up to `max` messages at once, waiting until at least one is
+    /// there (or `deadline`), and hands each to `f` in order. Returns how
+    /// many were taken.
+    pub fn get_many_with(
+        &self,
+        max: usize,
+        deadline: Option<Instant>,
+        mut f: impl FnMut(&[u8]),
+    ) -> Result<usize, GetError> {
+        let mut scratch = Vec::new();
+        self.ring()
+            .get(max.max(1), false, deadline, &mut f, &mut scratch)
+            .map_err(get_error)
+    }
+
+    /// A copy of the next message, without taking it.
+    pub fn peek(&self) -> Result<Option<Vec<u8>>, GetError> {
+        let mut v = Vec::new();
+        match self.ring().peek(&mut v) {
+            Ok(true) => Ok(Some(v)),
+            Ok(false) => Ok(None),
+            Err(e) => Err(get_error(e)),
+        }
+    }
+
+    /// Number of messages in the queue, exact at the instant of reading.
+    pub fn len(&self) -> usize {
+        self.ring().len() as usize
+    }
+
+    /// Whether the queue holds no message.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether a put would have to wait now (count or byte budget exhausted).
+    pub fn is_full(&self) -> bool {
+        self.ring().is_full()
+    }
+
+    /// The count limit, `None` when unbounded.
+    pub fn maxsize(&self) -> Option<usize> {
+        let m = self.ring().params().maxsize as usize;
+        (m > 0).then_some(m)
+    }
+
+    /// The largest message this queue accepts, in bytes.
+    pub fn max_message(&self) -> usize {
+        self.ring().params().max_message()
+    }
+
+    /// Closes the queue for every process: puts fail with `Closed` (blocked
+    /// ones too); gets drain what is left, then fail with `Closed`.
+    pub fn close(&self) {
+        // The only failure is a broken lock, which a later put would report.
+        let _ = self.ring().close();
+    }
+
+    /// Whether the queue has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.ring().is_closed()
+    }
+
+    /// Discards every message; returns how many.
+    pub fn purge(&self) -> Result<u64, GetError> {
+        self.ring().purge().map_err(get_error)
+    }
+
+    /// All counters at once.
+    pub fn stats(&self) -> QueueStats {
+        let s = self.ring().stats();
+        let p = self.ring().params();
+        QueueStats {
+            len: s.len,
+            maxsize: (p.maxsize > 0).then_some(p.maxsize),
+            bytes_used: s.bytes_used,
+            max_bytes: p.max_bytes,
+            max_message: p.max_message() as u64,
+            closed: s.closed,
+            total_put: s.total_put,
+            total_got: s.total_got,
+            unfinished: s.total_put.saturating_sub(s.total_done),
+            waiting_get: s.waiting_get,
+            waiting_put: s.waiting_put,
+        }
+    }
+}
+
+thread_local! {
+    static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static DECODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with a reusable per-thread buffer (a fresh one if re-entered).
+fn with_buf<R>(
+    key: &'static std::thread::LocalKey<RefCell<Vec<u8>>>,
+    f: impl FnOnce(&mut Vec<u8>) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => f(&mut buf),
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
+/// Encodes `item` with postcard into `buf`.
+pub(crate) fn encode<T: Serialize>(item: &T, buf: &mut Vec<u8>) -> Result<(), String> {
+    buf.clear();
+    let taken = std::mem::take(buf);
+    match postcard::to_extend(item, taken) {
+        Ok(v) => {
+            *buf = v;
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Decodes a whole message with postcard.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GetError> {
+    postcard::from_bytes(bytes).map_err(|e| GetError::Decode(e.to_string()))
+}
+
+/// A bounded, blocking FIFO of `T` shared by processes: Python's
+/// `multiprocessing.Queue`, with exact `len` and a `close` that ends every
+/// consumer cleanly.
+///
+/// Items are encoded with postcard. Each producer's items arrive in its
+/// order. A killed producer or consumer never leaves the queue torn or locked.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let ns = mproc::Namespace::dir(dir.path()).unwrap();
+/// use mproc::{Queue, QueueOptions};
+/// let q: Queue<String> = Queue::create_in(&ns, "jobs", QueueOptions::new().maxsize(5)).unwrap();
+/// for i in 1..=5 {
+///     q.put(format!("item {i}")).unwrap(); // five puts return at once
+/// }
+/// assert!(q.is_full());
+/// assert!(q.try_put("six".into()).unwrap_err().is_full()); // a sixth would block
+/// q.close();
+/// let drained: Vec<String> = std::iter::from_fn(|| q.get().ok()).collect();
+/// assert_eq!(drained.len(), 5);
+/// assert!(q.get().unwrap_err().is_closed()); // end of stream, no sentinel
+/// ```
+pub struct Queue<T> {
+    bytes: ByteQueue,
+    _marker: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            bytes: self.bytes.clone(),
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.bytes.name())
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// Creates an anonymous queue holding at most `maxsize` items (0: no
+    /// count limit), to hand to child processes.
+    pub fn new(maxsize: usize) -> Result<Queue<T>, CreateError> {
+        ByteQueue::new(maxsize).map(Queue::from_bytes)
+    }
+
+    /// Creates an anonymous queue with the given options.
+    pub fn with_options(opts: QueueOptions) -> Result<Queue<T>, CreateError> {
+        ByteQueue::with_options(opts).map(Queue::from_bytes)
+    }
+
+    /// Creates the named queue in the environment's namespace.
+    pub fn create(name: &str, opts: QueueOptions) -> Result<Queue<T>, CreateError> {
+        Queue::create_in(&Namespace::from_env()?, name, opts)
+    }
+
+    /// Creates the named queue in `ns`; fails if it exists.
+    pub fn create_in(
+        ns: &Namespace,
+        name: &str,
+        opts: QueueOptions,
+    ) -> Result<Queue<T>, CreateError> {
+        ByteQueue::create_in(ns, name, opts).map(Queue::from_bytes)
+    }
+
+    /// Opens the existing named queue in the environment's namespace.
+    pub fn open(name: &str) -> Result<Queue<T>, OpenError> {
+        Queue::open_in(&Namespace::from_env()?, name)
+    }
+
+    /// Opens the existing named queue in `ns`.
+    pub fn open_in(ns: &Namespace, name: &str) -> Result<Queue<T>, OpenError> {
+        ByteQueue::open_in(ns, name).map(Queue::from_bytes)
+    }
+
+    /// Opens the named queue, creating it with `opts` if missing.
+    pub fn open_or_create(name: &str, opts: QueueOptions) -> Result<Queue<T>, OpenOrCreateError> {
+        let ns = Namespace::from_env().map_err(OpenError::from)?;
+        Queue::open_or_create_in(&ns, name, opts)
+    }
+
+    /// Opens the named queue in `ns`, creating it with `opts` if missing.
+    pub fn open_or_create_in(
+        ns: &Namespace,
+        name: &str,
+        opts: QueueOptions,
+    ) -> Result<Queue<T>, OpenOrCreateError> {
+        ByteQueue::open_or_create_in(ns, name, opts).map(Queue::from_bytes)
+    }
+
+    /// Wraps a byte queue; items are encoded with postcard.
+    pub fn from_bytes(bytes: ByteQueue) -> Queue<T> {
+        Queue {
+            bytes,
+            _marker: PhantomData,
+        }
+    }
+
+    /// The underlying byte queue.
+    pub fn as_bytes(&self) -> &ByteQueue {
+        &self.bytes
+    }
+
+    fn put_inner(
+        &self,
+        item: T,
+        try_only: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(), PutError<T>> {
+        let r = with_buf(&ENCODE_BUF, |buf| {
+            encode(&item, buf).map_err(PutErrorKind::Encode)?;
+            self.bytes
+                .put_inner(buf, try_only, deadline)
+                .map_err(|e| e.kind().clone())
+        });
+        r.map_err(|kind| PutError::new(item, kind))
+    }
+
+    /// Puts an item, waiting while the queue is full. A closed queue hands
+    /// the item back with [`PutErrorKind::Closed`].
+    pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_inner(item, false, None)
+    }
+
+    /// Puts an item if there is room now (Python's `put_nowait`).
+    pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+        self.put_inner(item, true, None)
+    }
+
+    /// Puts an item, waiting at most `timeout` for room.
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+        self.put_inner(item, false, to_deadline(timeout))
+    }
+
+    /// Puts an item, waiting until `deadline` for room.
+    pub fn put_deadline(&self, item: T, deadline: Instant) -> Result<(), PutError<T>> {
+        self.put_inner(item, false, Some(deadline))
+    }
+
+    /// Puts every item in order, waiting for room as needed; items that fit
+    /// at once are published together (one wake-up for the batch). On error
+    /// the items not put are handed back.
+    pub fn put_many(&self, items: Vec<T>) -> Result<(), PutError<Vec<T>>> {
+        let mut encoded = Vec::with_capacity(items.len());
+        for item in &items {
+            let mut buf = Vec::new();
+            if let Err(e) = encode(item, &mut buf) {
+                return Err(PutError::new(items, PutErrorKind::Encode(e)));
+            }
+            encoded.push(buf);
+        }
+        let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        match self.bytes.put_many(&slices) {
+            Ok(()) => Ok(()),
+            Err((n, kind)) => Err(PutError::new(items.into_iter().skip(n).collect(), kind)),
+        }
+    }
+
+    fn get_inner(&self, try_only: bool, deadline: Option<Instant>) -> Result<T, GetError> {
+        with_buf(&DECODE_BUF, |buf| {
+            self.bytes.get_inner(buf, try_only, deadline)?;
+            decode(buf)
+        })
+    }
+
+    /// Takes the next item, waiting while the queue is empty.
+    /// [`GetError::Closed`] marks the end of the stream after `close`.
+    pub fn get(&self) -> Result<T, GetError> {
+        self.get_inner(false, None)
+    }
+
+    /// Takes the next item if there is one now (Python's `get_nowait`).
+    pub fn try_get(&self) -> Result<T, GetError> {
+        self.get_inner(true, None)
+    }
+
+    /// Takes the next item, waiting at most `timeout`.
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
+        self.get_inner(false, to_deadline(timeout))
+    }
+
+    /// Takes the next item, waiting until `deadline`.
+    pub fn get_deadline(&self, deadline: Instant) -> Result<T, GetError> {
+        self.get_inner(false, Some(deadline))
+    }
+
+    /// Takes up to `max` items at once, waiting until at least one is there.
+    pub fn get_many(&self, max: usize) -> Result<Vec<T>, GetError> {
+        self.get_many_deadline(max, None)
+    }
+
+    /// [`get_many`](Self::get_many) with a deadline (`None`: wait forever).
+    pub fn get_many_deadline(
+        &self,
+        max: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<T>, GetError> {
+        let mut out = Vec::new();
+        let mut bad = None;
+        self.bytes
+            .get_many_with(max, deadline, |b| match decode(b) {
+                Ok(v) => out.push(v),
+                Err(e) => bad = Some(e),
+            })?;
+        match bad {
+            Some(e) if out.is_empty() => Err(e),
+            _ => Ok(out),
+        }
+    }
+
+    /// A copy of the next item, without taking it.
+    pub fn peek(&self) -> Result<Option<T>, GetError> {
+        match self.bytes.peek()? {
+            Some(b) => decode(&b).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Number of items in the queue, exact at the instant of reading.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the queue holds no item.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Whether a put would have to wait now.
+    pub fn is_full(&self) -> bool {
+        self.bytes.is_full()
+    }
+
+    /// The count limit, `None` when unbounded.
+    pub fn maxsize(&self) -> Option<usize> {
+        self.bytes.maxsize()
+    }
+
+    /// Closes the queue for every process: puts fail with `Closed` (blocked
+    /// ones too); gets drain what is left, then fail with [`GetError::Closed`].
+    pub fn close(&self) {
+        self.bytes.close();
+    }
+
+    /// Whether the queue has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.bytes.is_closed()
+    }
+
+    /// The queue's name; `None` for an anonymous queue.
+    pub fn name(&self) -> Option<&str> {
+        self.bytes.name()
+    }
+
+    /// All counters at once.
+    pub fn stats(&self) -> QueueStats {
+        self.bytes.stats()
+    }
+}
