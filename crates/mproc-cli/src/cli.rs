@@ -1,0 +1,400 @@
+//! The command-line syntax: clap structures (the first parsing stage) and
+//! the value parsers they use. Validation that needs more than one flag
+//! happens in the command modules.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use clap_complete::Shell;
+
+/// Named cross-process locks and queues for every shell and language.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mproc",
+    version,
+    about = "Named cross-process locks and queues for every shell and language",
+    long_about = "Named cross-process locks and queues for every shell and language.\n\n\
+        Objects live in a namespace directory (--dir, MPROC_DIR, default /dev/shm/mproc-UID). \
+        `mproc lock` runs a command while holding a named lock (flock(1) letters); \
+        `mproc queue` moves messages between processes; `mproc demo` shows both at work.",
+    after_help = crate::exit::TABLE,
+    max_term_width = 100
+)]
+pub(crate) struct Cli {
+    /// Namespace directory that holds the named objects.
+    #[arg(long, global = true, env = "MPROC_DIR", value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
+    /// One JSON object on stdout per command (NDJSON for streams); errors as JSON on stderr.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub(crate) verbose: u8,
+    /// Less log output on stderr (-q errors only, -qq nothing).
+    #[arg(short, long, global = true, action = ArgAction::Count, conflicts_with = "verbose")]
+    pub(crate) quiet: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a command while holding a named lock (a superset of flock(1)).
+    Lock(LockCmd),
+    /// Named bounded FIFO queues of byte messages.
+    #[command(subcommand, after_help = crate::exit::TABLE)]
+    Queue(QueueCmd),
+    /// List every object in the namespace.
+    Ls,
+    /// The tutorial's scenarios with real processes.
+    #[command(subcommand)]
+    Demo(DemoCmd),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+    /// One buyer of `demo tickets` (started by the demo).
+    #[command(name = "__ticket-buyer", hide = true)]
+    TicketBuyer(crate::demo::tickets::BuyerArgs),
+    /// One producer of `demo pipeline` (started by the demo).
+    #[command(name = "__pipeline-producer", hide = true)]
+    PipelineProducer(crate::demo::pipeline::ProducerArgs),
+    /// One consumer of `demo pipeline` (started by the demo).
+    #[command(name = "__pipeline-consumer", hide = true)]
+    PipelineConsumer(crate::demo::pipeline::ConsumerArgs),
+}
+
+/// `mproc lock`: either a subcommand (`status`) or a command to run.
+#[derive(Debug, Args)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = crate::exit::TABLE,
+    override_usage = "mproc lock [-n | -w SECS] [-E N] [--tag TEXT] NAME -- CMD [ARGS]...\n       \
+        mproc lock [-n | -w SECS] [-E N] [--tag TEXT] NAME -c 'shell command'\n       \
+        mproc lock status [NAME]..."
+)]
+pub(crate) struct LockCmd {
+    /// `status`.
+    #[command(subcommand)]
+    pub(crate) sub: Option<LockSub>,
+    /// The arguments of the run form.
+    #[command(flatten)]
+    pub(crate) run: LockRunArgs,
+}
+
+/// The lock subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LockSub {
+    /// List locks with their holder and waiters (all locks without NAME).
+    Status {
+        /// Locks to show.
+        names: Vec<String>,
+    },
+}
+
+/// `mproc lock NAME -- CMD`.
+#[derive(Debug, Args)]
+pub(crate) struct LockRunArgs {
+    /// Fail at once (exit 1, or -E) when the lock is held.
+    #[arg(
+        short = 'n',
+        long = "nonblock",
+        visible_alias = "nb",
+        conflicts_with = "wait"
+    )]
+    pub(crate) nonblock: bool,
+    /// Give up after SECS (fractions allowed; 0 = -n; "inf" = wait forever).
+    #[arg(
+        short = 'w',
+        long = "wait",
+        visible_alias = "timeout",
+        value_name = "SECS",
+        value_parser = parse_secs
+    )]
+    pub(crate) wait: Option<Secs>,
+    /// Exit code when the lock is busy or the wait timed out (0..255).
+    #[arg(
+        short = 'E',
+        long = "conflict-exit-code",
+        value_name = "N",
+        default_value_t = crate::exit::BUSY,
+        value_parser = clap::value_parser!(u8)
+    )]
+    pub(crate) conflict_exit_code: u8,
+    /// Text stored with the holding, shown by `mproc lock status` (up to 64 bytes).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) tag: Option<String>,
+    /// Exclusive lock: the default and only mode (accepted for flock(1) compatibility).
+    #[arg(short = 'x', long = "exclusive", visible_short_alias = 'e')]
+    pub(crate) exclusive: bool,
+    /// Run this string with the shell ($SHELL, else /bin/sh) as `sh -c STRING`.
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "STRING",
+        conflicts_with = "cmd"
+    )]
+    pub(crate) shell: Option<OsString>,
+    /// The lock's name.
+    #[arg(value_name = "NAME", required = true)]
+    pub(crate) name: Option<String>,
+    /// The command and its arguments.
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 0..
+    )]
+    pub(crate) cmd: Vec<OsString>,
+}
+
+/// A duration given in seconds; `None` means forever.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Secs(pub(crate) Option<Duration>);
+
+/// Parses `SECS`: a non-negative decimal number, or `inf`.
+pub(crate) fn parse_secs(s: &str) -> Result<Secs, String> {
+    let t = s.trim();
+    if matches!(t, "inf" | "infinity" | "forever") {
+        return Ok(Secs(None));
+    }
+    let v: f64 = t
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() {
+        return Ok(Secs(None));
+    }
+    if v < 0.0 {
+        return Err(format!("{s:?}: seconds may not be negative"));
+    }
+    Duration::try_from_secs_f64(v)
+        .map(|d| Secs(Some(d)))
+        .map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// Parses a byte size: a number with an optional K, M or G suffix (powers of 1024).
+pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let lower = t.to_ascii_lowercase();
+    let lower = lower
+        .strip_suffix("ib")
+        .or_else(|| lower.strip_suffix('b'))
+        .unwrap_or(&lower);
+    let (digits, shift) = match lower.chars().last() {
+        Some('k') => (&lower[..lower.len() - 1], 10),
+        Some('m') => (&lower[..lower.len() - 1], 20),
+        Some('g') => (&lower[..lower.len() - 1], 30),
+        _ => (lower, 0),
+    };
+    let n: usize = digits
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (examples: 4096, 64K, 32M)"))?;
+    n.checked_mul(1usize << shift)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// `mproc queue ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCmd {
+    /// Create a queue.
+    Create {
+        /// The queue's name.
+        name: String,
+        /// At most N messages at once (0 = no count limit).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        maxsize: usize,
+        /// Byte budget of the messages in the queue (K, M, G suffixes).
+        #[arg(long, value_name = "B", value_parser = parse_size)]
+        max_bytes: Option<usize>,
+        /// Succeed if the queue already exists.
+        #[arg(long)]
+        exist_ok: bool,
+    },
+    /// Put messages: each DATA is one message; without DATA, stdin is one message
+    /// (or one per line with --lines, NUL-separated with -0).
+    Put {
+        /// The queue's name.
+        name: String,
+        /// The messages.
+        #[arg(value_name = "DATA")]
+        data: Vec<OsString>,
+        /// Fail at once (exit 1) when the queue is full.
+        #[arg(short = 'n', long = "nonblock", conflicts_with = "timeout")]
+        nonblock: bool,
+        /// Wait at most SECS for room for each message (0 = -n, "inf" = forever).
+        #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs)]
+        timeout: Option<Secs>,
+        /// Read stdin as one message per line (the newline is not part of it).
+        #[arg(long, conflicts_with = "null")]
+        lines: bool,
+        /// Read stdin as NUL-separated messages.
+        #[arg(short = '0', long = "null")]
+        null: bool,
+        /// Create the queue (with default options) if it does not exist.
+        #[arg(long)]
+        create: bool,
+    },
+    /// Take messages and write their bytes to stdout exactly.
+    Get {
+        /// The queue's name.
+        name: String,
+        /// Fail at once (exit 1) when the queue is empty.
+        #[arg(short = 'n', long = "nonblock", conflicts_with = "timeout")]
+        nonblock: bool,
+        /// Wait at most SECS for each message (0 = -n, "inf" = forever).
+        #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs)]
+        timeout: Option<Secs>,
+        /// Take K messages.
+        #[arg(short = 'c', long, value_name = "K", default_value_t = 1,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
+        /// Write a newline after each message.
+        #[arg(long, conflicts_with = "null")]
+        lines: bool,
+        /// Write a NUL after each message.
+        #[arg(short = '0', long = "null")]
+        null: bool,
+    },
+    /// Show the next message without taking it (exit 1 when empty).
+    Peek {
+        /// The queue's name.
+        name: String,
+        /// Write a newline after the message.
+        #[arg(long)]
+        lines: bool,
+    },
+    /// Print the number of messages in the queue.
+    Len {
+        /// The queue's name.
+        name: String,
+    },
+    /// Print the queue's counters as eval-able key=value pairs.
+    Stat {
+        /// The queue's name.
+        name: String,
+    },
+    /// Close the queue: puts fail, gets drain what is left and then exit 3.
+    Close {
+        /// The queue's name.
+        name: String,
+    },
+    /// Discard every message in the queue.
+    Purge {
+        /// The queue's name.
+        name: String,
+    },
+    /// Remove the queue from the namespace.
+    Rm {
+        /// The queues' names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// No error when a queue does not exist.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List every queue.
+    Ls,
+    /// Run CMD once per message, with the message on its stdin, until the queue
+    /// is closed and drained.
+    Consume(ConsumeArgs),
+}
+
+/// `mproc queue consume NAME [-j N] -- CMD [ARGS..]`.
+#[derive(Debug, Args)]
+#[command(override_usage = "mproc queue consume [-j N] [--halt] NAME -- CMD [ARGS]...")]
+pub(crate) struct ConsumeArgs {
+    /// Number of workers (commands running at once).
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) jobs: u32,
+    /// Stop taking messages after the first failing command.
+    #[arg(long)]
+    pub(crate) halt: bool,
+    /// The queue's name.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// The command and its arguments.
+    #[arg(
+        value_name = "CMD",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub(crate) cmd: Vec<OsString>,
+}
+
+/// `mproc demo ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum DemoCmd {
+    /// The ticket grab: buyer processes race for a few tickets in a JSON file.
+    Tickets(crate::demo::tickets::TicketsArgs),
+    /// Producer and consumer processes over a bounded queue.
+    Pipeline(crate::demo::pipeline::PipelineArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn secs() {
+        assert_eq!(
+            parse_secs("0.3"),
+            Ok(Secs(Some(Duration::from_millis(300))))
+        );
+        assert_eq!(parse_secs("0"), Ok(Secs(Some(Duration::ZERO))));
+        assert_eq!(parse_secs("inf"), Ok(Secs(None)));
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("x").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("32MiB"), Ok(32 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn lock_forms_parse() {
+        let c = Cli::try_parse_from(["mproc", "lock", "-n", "db", "--", "echo", "-x"]).unwrap();
+        let Command::Lock(l) = c.command else {
+            panic!("not lock")
+        };
+        assert!(l.sub.is_none());
+        assert!(l.run.nonblock);
+        assert_eq!(l.run.name.as_deref(), Some("db"));
+        assert_eq!(
+            l.run.cmd,
+            vec![OsString::from("echo"), OsString::from("-x")]
+        );
+
+        let c = Cli::try_parse_from(["mproc", "lock", "db", "sh", "-v"]).unwrap();
+        let Command::Lock(l) = c.command else {
+            panic!("not lock")
+        };
+        assert_eq!(l.run.cmd, vec![OsString::from("sh"), OsString::from("-v")]);
+        assert_eq!(c.verbose, 0);
+
+        let c = Cli::try_parse_from(["mproc", "lock", "status", "a", "b"]).unwrap();
+        let Command::Lock(l) = c.command else {
+            panic!("not lock")
+        };
+        assert!(matches!(l.sub, Some(LockSub::Status { names }) if names == ["a", "b"]));
+    }
+}

@@ -1,0 +1,142 @@
+//! `mproc demo`: the tutorial's scenarios with real processes.
+//!
+//! * [`tickets`]: buyer processes race for a few tickets in a JSON file,
+//!   with and without the lock.
+//! * [`pipeline`]: producer and consumer processes over a bounded queue,
+//!   ending with a check that every item arrived exactly once, in order.
+//!
+//! Each demo works in a temporary namespace and re-executes this binary
+//! (hidden subcommands) for every worker process.
+
+use std::path::Path;
+use std::process::{Child, Command};
+
+use crate::cli::DemoCmd;
+use crate::ctx::Ctx;
+use crate::exit::{self, Failure};
+
+pub(crate) mod pipeline;
+pub(crate) mod tickets;
+
+/// Runs `mproc demo ...`.
+pub(crate) fn run(ctx: &Ctx, cmd: DemoCmd) -> anyhow::Result<u8> {
+    match cmd {
+        DemoCmd::Tickets(args) => tickets::run(ctx, &args),
+        DemoCmd::Pipeline(args) => pipeline::run(ctx, &args),
+    }
+}
+
+/// A temporary directory for a demo, holding its namespace and files.
+pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, Failure> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| {
+            exit::from_io(
+                &e,
+                (exit::CANTCREAT, "cannot_create"),
+                "temporary directory",
+            )
+        })
+}
+
+/// A command re-executing this binary in namespace `ns_dir`; the child is
+/// killed if the demo dies.
+pub(crate) fn self_command(ns_dir: &Path) -> Result<Command, Failure> {
+    let exe = std::env::current_exe().map_err(|e| {
+        Failure::new(
+            exit::UNAVAILABLE,
+            "unavailable",
+            format!("cannot find the mproc executable: {e}"),
+        )
+    })?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--dir").arg(ns_dir);
+    die_with_parent(&mut cmd);
+    Ok(cmd)
+}
+
+/// Makes the child receive `SIGKILL` when this process dies.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Child processes that are killed and reaped if still running when this
+/// is dropped (on an error path, for instance).
+#[derive(Debug, Default)]
+pub(crate) struct Children {
+    /// The children, with a label for messages.
+    pub(crate) list: Vec<(String, Child)>,
+}
+
+impl Children {
+    /// Spawns `cmd` as child `label`.
+    pub(crate) fn spawn(&mut self, label: String, cmd: &mut Command) -> Result<usize, Failure> {
+        let child = cmd.spawn().map_err(|e| {
+            Failure::new(
+                exit::UNAVAILABLE,
+                "unavailable",
+                format!("cannot start {label}: {e}"),
+            )
+        })?;
+        self.list.push((label, child));
+        Ok(self.list.len() - 1)
+    }
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for (_, c) in &mut self.list {
+            if let Ok(None) = c.try_wait() {
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A small xorshift generator for the demos' random sleeps.
+#[derive(Debug, Clone)]
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    /// Seeded from the process id and the clock.
+    pub(crate) fn new() -> Rng {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Rng((t ^ (u64::from(std::process::id()) << 32)) | 1)
+    }
+
+    /// A uniform number in `[0, 1)`.
+    pub(crate) fn unit(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

@@ -1,0 +1,406 @@
+//! `mproc lock`: run a command while holding a named lock, and `mproc lock
+//! status`.
+//!
+//! The lock is the library's robust [`Lock`], held by this process's main
+//! thread while the command runs as its child. Three things make the
+//! holding safe:
+//!
+//! * the child gets `PR_SET_PDEATHSIG = SIGKILL`, so it never outlives a
+//!   killed `mproc lock` and never runs unprotected;
+//! * if `mproc lock` is killed (even with `SIGKILL`), the kernel releases
+//!   the robust mutex and the next waiter takes it at once;
+//! * `SIGINT`, `SIGTERM` and `SIGHUP` are forwarded to the child, and the
+//!   lock is released after the child has exited, whatever its status.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Instant;
+
+use mproc::{Lock, LockError, LockGuard, ObjectKind};
+use serde_json::json;
+
+use crate::cli::{LockCmd, LockRunArgs, LockSub};
+use crate::ctx::{self, age, fmt_secs, proc_cmdline, unix_secs, Ctx, Wait};
+use crate::exit::{self, Failure};
+
+/// Runs `mproc lock ...`.
+pub(crate) fn run(ctx: &Ctx, args: LockCmd) -> anyhow::Result<u8> {
+    match args.sub {
+        Some(LockSub::Status { names }) => status(ctx, &names),
+        None => run_locked(ctx, args.run),
+    }
+}
+
+/// The child's pid while it runs; 0 before it is started, -1 after it ended.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+/// `si_code` of a signal the kernel sent itself, such as the terminal's
+/// `SIGINT` on Ctrl-C (which already reached the whole process group).
+const SI_KERNEL: i32 = 0x80;
+
+/// The signals forwarded to the child.
+const FORWARDED: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// Whether `sig` was ignored when this process started (`nohup` ignores
+/// `SIGHUP`, shells ignore `SIGINT` for background jobs): such a signal stays
+/// ignored, here and in the command.
+fn ignored(sig: i32) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one
+    // into `old`, which is plain data.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// The set of [`FORWARDED`] signals that are not ignored.
+fn forwarded_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it fully before
+    // sigaddset reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in FORWARDED {
+            if !ignored(s) {
+                libc::sigaddset(&mut set, s);
+            }
+        }
+        set
+    }
+}
+
+/// Blocks the forwarded signals in this thread (and so in every thread it
+/// starts later) and starts a thread that takes them with `sigwaitinfo`:
+/// before the child runs, a signal ends `mproc` by that signal; while it
+/// runs, the signal is passed on to it.
+fn start_signal_thread() -> io::Result<()> {
+    let set = forwarded_set();
+    // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            // SAFETY: siginfo_t is plain data that sigwaitinfo fills in.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `set` and `info` are valid for the duration of the call.
+            let sig = unsafe { libc::sigwaitinfo(&set, &mut info) };
+            if sig < 0 {
+                continue;
+            }
+            let child = CHILD.load(Ordering::Acquire);
+            if child > 0 {
+                if info.si_code == SI_KERNEL {
+                    tracing::debug!(sig, "signal from the terminal; the command has it too");
+                    continue;
+                }
+                tracing::debug!(sig, child, "forwarding signal");
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(child, sig) };
+            } else if child == 0 {
+                die_by_signal(sig);
+            }
+        })?;
+    Ok(())
+}
+
+/// Ends the process by `sig` with its default action (so the caller's shell
+/// sees "killed by SIGINT", for instance).
+fn die_by_signal(sig: i32) -> ! {
+    // SAFETY: restoring the default action and unblocking the signal in this
+    // thread only touch process signal state; raise then delivers it here.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut one: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut one);
+        libc::sigaddset(&mut one, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+    std::process::exit(128 + sig)
+}
+
+/// The program and arguments to run: `CMD ARGS..`, or `$SHELL -c STRING`.
+fn command_line(args: &LockRunArgs) -> Result<Vec<OsString>, Failure> {
+    if let Some(s) = &args.shell {
+        let shell = std::env::var_os("SHELL")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/bin/sh".into());
+        return Ok(vec![shell, "-c".into(), s.clone()]);
+    }
+    if args.cmd.is_empty() {
+        return Err(Failure::usage(
+            "a command is required: mproc lock NAME -- CMD [ARGS..] or mproc lock NAME -c 'shell command'",
+        ));
+    }
+    Ok(args.cmd.clone())
+}
+
+/// Describes who holds `lock`, for a conflict message.
+fn holder_text(lock: &Lock) -> String {
+    match lock.holder() {
+        Some(h) if h.pid != 0 => {
+            let cmd = proc_cmdline(h.pid).unwrap_or_else(|| "?".into());
+            let tag = h.tag.map(|t| format!(" [{t}]")).unwrap_or_default();
+            format!(
+                "is held by pid {} ({cmd}){tag} for {}",
+                h.pid,
+                fmt_secs(age(h.since))
+            )
+        }
+        Some(_) => "is held (its holder is taking it right now)".into(),
+        None => "was busy".into(),
+    }
+}
+
+/// Acquires `lock` as `wait` says; `None` when it stayed busy.
+fn acquire<'a>(lock: &'a Lock, name: &str, wait: Wait) -> Result<Option<LockGuard<'a>>, Failure> {
+    let r = match wait {
+        Wait::Forever => lock.lock(),
+        Wait::Never => lock.try_lock(),
+        Wait::For(d) => lock.lock_timeout(d),
+    };
+    match r {
+        Ok(g) => Ok(Some(g)),
+        Err(LockError::OwnerDied(o)) => {
+            tracing::warn!(
+                "lock '{name}': its previous holder died while holding it; \
+                 what it protects may be half-updated"
+            );
+            Ok(Some(o.into_inner()))
+        }
+        Err(LockError::WouldBlock) => Ok(None),
+        Err(LockError::Io(e)) => Err(exit::from_io(
+            &e,
+            (exit::SOFTWARE, "internal"),
+            &format!("lock '{name}'"),
+        )),
+        Err(e) => Err(Failure::internal(format!("lock '{name}': {e}"))),
+    }
+}
+
+/// `mproc lock NAME -- CMD`.
+fn run_locked(ctx: &Ctx, args: LockRunArgs) -> anyhow::Result<u8> {
+    let Some(name) = args.name.clone() else {
+        return Err(Failure::usage("the lock's NAME is required").into());
+    };
+    let argv = command_line(&args)?;
+    let wait = Wait::from_flags(args.nonblock, args.wait);
+    start_signal_thread().map_err(|e| Failure::internal(format!("cannot set up signals: {e}")))?;
+
+    let ns = ctx.ns()?;
+    let lock = Lock::open_or_create_in(&ns, &name).map_err(|e| exit::from_open_or_create(&e))?;
+    let started = Instant::now();
+    let Some(guard) = acquire(&lock, &name, wait)? else {
+        let code = args.conflict_exit_code;
+        if ctx.verbosity < 0 {
+            return Ok(code);
+        }
+        let kind = if matches!(wait, Wait::Never) {
+            "busy"
+        } else {
+            "timeout"
+        };
+        let msg = format!("lock '{name}' {}{}", holder_text(&lock), wait.gave_up());
+        return Err(Failure::new(code, kind, msg).into());
+    };
+    if let Some(tag) = &args.tag {
+        guard.set_tag(tag);
+    }
+    tracing::info!(
+        "lock '{name}' acquired after {}",
+        fmt_secs(started.elapsed())
+    );
+
+    let status = spawn_and_wait(&argv);
+    CHILD.store(-1, Ordering::Release);
+    drop(guard);
+    tracing::info!("lock '{name}' released");
+    let status = status?;
+    Ok(exit::child_code(status))
+}
+
+/// Runs the command as a child that dies with this process, and waits for it.
+fn spawn_and_wait(argv: &[OsString]) -> Result<std::process::ExitStatus, Failure> {
+    let (prog, rest) = argv
+        .split_first()
+        .ok_or_else(|| Failure::usage("empty command"))?;
+    let parent = std::process::id();
+    let mut cmd = Command::new(prog);
+    cmd.args(rest);
+    let unblock = forwarded_set();
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (prctl, getppid, pthread_sigmask); it
+    // allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // The parent may have died before prctl: then nobody holds the
+            // lock for us and the command must not run.
+            if libc::getppid() as u32 != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    tracing::info!("executing {:?}", argv);
+    let mut child = cmd.spawn().map_err(|e| {
+        Failure::new(
+            exit::UNAVAILABLE,
+            "unavailable",
+            format!("cannot run '{}': {e}", prog.to_string_lossy()),
+        )
+    })?;
+    CHILD.store(child.id() as i32, Ordering::Release);
+    child
+        .wait()
+        .map_err(|e| Failure::internal(format!("waiting for the command: {e}")))
+}
+
+/// One lock's state, for `status`.
+struct LockRow {
+    /// The lock's name.
+    name: String,
+    /// The lock handle.
+    lock: Lock,
+}
+
+/// `mproc lock status [NAME..]`.
+fn status(ctx: &Ctx, names: &[String]) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let mut rows = Vec::new();
+    if names.is_empty() {
+        let list = ns.list().map_err(|e| {
+            exit::from_io(
+                &e,
+                (exit::SOFTWARE, "internal"),
+                &ns.path().display().to_string(),
+            )
+        })?;
+        for info in list {
+            if info.kind != Some(ObjectKind::Lock) {
+                continue;
+            }
+            // A lock removed since the listing is simply skipped.
+            if let Ok(lock) = Lock::open_in(&ns, &info.name) {
+                rows.push(LockRow {
+                    name: info.name,
+                    lock,
+                });
+            }
+        }
+    } else {
+        for name in names {
+            let lock = Lock::open_in(&ns, name).map_err(|e| exit::from_open(&e))?;
+            rows.push(LockRow {
+                name: name.clone(),
+                lock,
+            });
+        }
+    }
+
+    if ctx.json {
+        let locks: Vec<_> = rows.iter().map(lock_json).collect();
+        ctx::out_json(&json!({"dir": ns.path().display().to_string(), "locks": locks}))?;
+        return Ok(exit::OK);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let holder = r.lock.holder();
+            let waiters = r.lock.waiters();
+            let waiters = if waiters.is_empty() {
+                "-".to_string()
+            } else {
+                let pids: Vec<String> = waiters.iter().map(|w| w.pid.to_string()).collect();
+                format!("{} ({})", waiters.len(), pids.join(" "))
+            };
+            match holder {
+                Some(h) => vec![
+                    r.name.clone(),
+                    "held".into(),
+                    h.pid.to_string(),
+                    fmt_secs(age(h.since)),
+                    proc_cmdline(h.pid).unwrap_or_else(|| "?".into()),
+                    h.tag.unwrap_or_else(|| "-".into()),
+                    waiters,
+                ],
+                None => vec![
+                    r.name.clone(),
+                    "free".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    "-".into(),
+                    waiters,
+                ],
+            }
+        })
+        .collect();
+    ctx::out_table(
+        ctx,
+        &["NAME", "STATE", "PID", "HELD", "COMMAND", "TAG", "WAITERS"],
+        &table,
+    )?;
+    Ok(exit::OK)
+}
+
+/// One lock as JSON.
+fn lock_json(r: &LockRow) -> serde_json::Value {
+    let holder = r.lock.holder().map(|h| {
+        json!({
+            "pid": h.pid,
+            "command": proc_cmdline(h.pid),
+            "since": unix_secs(h.since),
+            "held_s": age(h.since).as_secs_f64(),
+            "tag": h.tag,
+        })
+    });
+    let waiters: Vec<_> = r
+        .lock
+        .waiters()
+        .iter()
+        .map(|w| {
+            json!({
+                "pid": w.pid,
+                "command": proc_cmdline(w.pid),
+                "since": unix_secs(w.since),
+                "waiting_s": age(w.since).as_secs_f64(),
+            })
+        })
+        .collect();
+    json!({"name": r.name, "kind": "lock", "held": holder.is_some(), "holder": holder, "waiters": waiters})
+}
+
+/// A lock's one-line summary for `mproc ls`: state and waiters.
+pub(crate) fn summary(lock: &Lock) -> (String, String) {
+    let state = match lock.holder() {
+        Some(h) => format!("held by {} for {}", h.pid, fmt_secs(age(h.since))),
+        None => "free".into(),
+    };
+    let w = lock.waiters().len();
+    (state, if w == 0 { "-".into() } else { w.to_string() })
+}
+
+/// A lock as JSON, for `mproc ls --json`.
+pub(crate) fn ls_json(name: &str, lock: &Lock) -> serde_json::Value {
+    lock_json(&LockRow {
+        name: name.to_string(),
+        lock: lock.clone(),
+    })
+}

@@ -1,0 +1,87 @@
+//! `mproc ls`: every object in the namespace, with its kind, size or
+//! capacity, and holder or waiters.
+
+use mproc::{ByteQueue, Lock, ObjectKind};
+use serde_json::json;
+
+use crate::ctx::{self, Ctx};
+use crate::exit;
+
+/// Runs `mproc ls`.
+pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let list = ns.list().map_err(|e| {
+        exit::from_io(
+            &e,
+            (exit::SOFTWARE, "internal"),
+            &ns.path().display().to_string(),
+        )
+    })?;
+    let mut rows = Vec::new();
+    let mut objects = Vec::new();
+    for info in list {
+        let name = info.name;
+        match info.kind {
+            Some(ObjectKind::Lock) => {
+                let Ok(lock) = Lock::open_in(&ns, &name) else {
+                    continue;
+                };
+                let (state, waiters) = crate::lock::summary(&lock);
+                rows.push(vec![
+                    name.clone(),
+                    "lock".into(),
+                    "-".into(),
+                    state,
+                    waiters,
+                ]);
+                objects.push(crate::lock::ls_json(&name, &lock));
+            }
+            Some(ObjectKind::Queue) => {
+                let Ok(q) = ByteQueue::open_in(&ns, &name) else {
+                    continue;
+                };
+                let s = q.stats();
+                let size = match s.maxsize {
+                    Some(m) => format!("{}/{m}", s.len),
+                    None => s.len.to_string(),
+                };
+                let state = if s.closed { "closed" } else { "open" };
+                let waiters = if s.waiting_get + s.waiting_put == 0 {
+                    "-".to_string()
+                } else {
+                    format!("get {} put {}", s.waiting_get, s.waiting_put)
+                };
+                rows.push(vec![
+                    name.clone(),
+                    "queue".into(),
+                    size,
+                    state.into(),
+                    waiters,
+                ]);
+                let mut v = crate::queue::stats_json(&name, &s);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("name".into(), json!(name));
+                    o.insert("kind".into(), json!("queue"));
+                    o.remove("queue");
+                }
+                objects.push(v);
+            }
+            _ => {
+                rows.push(vec![
+                    name.clone(),
+                    "?".into(),
+                    "-".into(),
+                    "not a readable mproc object".into(),
+                    "-".into(),
+                ]);
+                objects.push(json!({"name": name, "kind": null}));
+            }
+        }
+    }
+    if ctx.json {
+        ctx::out_json(&json!({"dir": ns.path().display().to_string(), "objects": objects}))?;
+    } else {
+        ctx::out_table(ctx, &["NAME", "KIND", "SIZE", "STATE", "WAITERS"], &rows)?;
+    }
+    Ok(exit::OK)
+}

@@ -1,0 +1,473 @@
+//! `mproc queue ...`: named bounded FIFO queues of byte messages.
+//!
+//! Messages are opaque bytes: what one process puts is exactly what another
+//! gets, so any language can take part through this command.
+
+use std::ffi::OsString;
+use std::io::{self, BufRead, Read};
+use std::os::unix::ffi::OsStrExt;
+
+use mproc::{ByteQueue, GetError, Namespace, ObjectKind, OpenError, QueueOptions, QueueStats};
+use serde_json::json;
+
+use crate::cli::QueueCmd;
+use crate::ctx::{self, Ctx, Wait};
+use crate::exit::{self, Failure};
+
+mod consume;
+
+/// Runs `mproc queue ...`.
+pub(crate) fn run(ctx: &Ctx, cmd: QueueCmd) -> anyhow::Result<u8> {
+    match cmd {
+        QueueCmd::Create {
+            name,
+            maxsize,
+            max_bytes,
+            exist_ok,
+        } => create(ctx, &name, maxsize, max_bytes, exist_ok),
+        QueueCmd::Put {
+            name,
+            data,
+            nonblock,
+            timeout,
+            lines,
+            null,
+            create,
+        } => {
+            let split = if lines {
+                Some(b'\n')
+            } else if null {
+                Some(0)
+            } else {
+                None
+            };
+            put(
+                ctx,
+                &name,
+                &data,
+                Wait::from_flags(nonblock, timeout),
+                split,
+                create,
+            )
+        }
+        QueueCmd::Get {
+            name,
+            nonblock,
+            timeout,
+            count,
+            lines,
+            null,
+        } => {
+            let end = if lines {
+                Some(b'\n')
+            } else if null {
+                Some(0)
+            } else {
+                None
+            };
+            get(ctx, &name, Wait::from_flags(nonblock, timeout), count, end)
+        }
+        QueueCmd::Peek { name, lines } => peek(ctx, &name, lines),
+        QueueCmd::Len { name } => len(ctx, &name),
+        QueueCmd::Stat { name } => stat(ctx, &name),
+        QueueCmd::Close { name } => close(ctx, &name),
+        QueueCmd::Purge { name } => purge(ctx, &name),
+        QueueCmd::Rm { names, force } => rm(ctx, &names, force),
+        QueueCmd::Ls => ls(ctx),
+        QueueCmd::Consume(args) => consume::run(ctx, &args),
+    }
+}
+
+/// Opens the existing queue `name`.
+pub(crate) fn open(ns: &Namespace, name: &str) -> Result<ByteQueue, Failure> {
+    ByteQueue::open_in(ns, name).map_err(|e| exit::from_open(&e))
+}
+
+/// `mproc queue create`.
+fn create(
+    ctx: &Ctx,
+    name: &str,
+    maxsize: usize,
+    max_bytes: Option<usize>,
+    exist_ok: bool,
+) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let mut opts = QueueOptions::new().maxsize(maxsize);
+    if let Some(b) = max_bytes {
+        opts = opts.max_bytes(b);
+    }
+    let created = match ByteQueue::create_in(&ns, name, opts) {
+        Ok(_) => true,
+        Err(mproc::CreateError::AlreadyExists { .. }) if exist_ok => {
+            // It must at least be a queue.
+            open(&ns, name)?;
+            false
+        }
+        Err(e @ mproc::CreateError::AlreadyExists { .. }) => {
+            let f = exit::from_create(&e);
+            return Err(Failure {
+                message: format!(
+                    "queue '{name}' already exists (dir {}); --exist-ok accepts it",
+                    ns.path().display()
+                ),
+                ..f
+            }
+            .into());
+        }
+        Err(e) => return Err(exit::from_create(&e).into()),
+    };
+    tracing::info!(created, "queue '{name}' ready");
+    if ctx.json {
+        ctx::out_json(&json!({"queue": name, "created": created}))?;
+    }
+    Ok(exit::OK)
+}
+
+/// `mproc queue put`: `split` is the stdin separator (`--lines`, `-0`).
+fn put(
+    ctx: &Ctx,
+    name: &str,
+    data: &[OsString],
+    wait: Wait,
+    split: Option<u8>,
+    create: bool,
+) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let q = if create {
+        ByteQueue::open_or_create_in(&ns, name, QueueOptions::new())
+            .map_err(|e| exit::from_open_or_create(&e))?
+    } else {
+        open(&ns, name)?
+    };
+    let mut count: u64 = 0;
+    let mut put_one = |msg: &[u8]| -> Result<(), Failure> {
+        let r = match wait {
+            Wait::Forever => q.put(msg),
+            Wait::Never => q.try_put(msg),
+            Wait::For(d) => q.put_timeout(msg, d),
+        };
+        match r {
+            Ok(()) => {
+                count += 1;
+                Ok(())
+            }
+            Err(e) => {
+                let f = exit::from_put(e.kind(), name, &wait.gave_up());
+                Err(if count > 0 {
+                    let n = count;
+                    Failure {
+                        message: format!("{} ({n} message(s) were put before)", f.message),
+                        ..f
+                    }
+                } else {
+                    f
+                })
+            }
+        }
+    };
+    if !data.is_empty() {
+        for d in data {
+            put_one(d.as_bytes())?;
+        }
+    } else {
+        let stdin = io::stdin();
+        let mut input = stdin.lock();
+        match split {
+            None => {
+                let mut msg = Vec::new();
+                input
+                    .read_to_end(&mut msg)
+                    .map_err(|e| exit::from_io(&e, (exit::SOFTWARE, "internal"), "stdin"))?;
+                put_one(&msg)?;
+            }
+            Some(sep) => {
+                let mut msg = Vec::new();
+                loop {
+                    msg.clear();
+                    let n = input
+                        .read_until(sep, &mut msg)
+                        .map_err(|e| exit::from_io(&e, (exit::SOFTWARE, "internal"), "stdin"))?;
+                    if n == 0 {
+                        break;
+                    }
+                    if msg.last() == Some(&sep) {
+                        msg.pop();
+                    }
+                    put_one(&msg)?;
+                }
+            }
+        }
+    }
+    if ctx.json {
+        ctx::out_json(&json!({"queue": name, "put": count}))?;
+    }
+    Ok(exit::OK)
+}
+
+/// Encodes bytes as standard base64 (with padding).
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A message as JSON: `data` when it is UTF-8, else `data_b64`.
+fn message_json(name: &str, msg: &[u8]) -> serde_json::Value {
+    match std::str::from_utf8(msg) {
+        Ok(s) => json!({"queue": name, "data": s}),
+        Err(_) => json!({"queue": name, "data_b64": base64(msg)}),
+    }
+}
+
+/// Writes one taken message to stdout.
+fn emit(ctx: &Ctx, name: &str, msg: &[u8], end: Option<u8>) -> io::Result<()> {
+    if ctx.json {
+        return ctx::out_json(&message_json(name, msg));
+    }
+    match end {
+        Some(e) => {
+            let mut v = Vec::with_capacity(msg.len() + 1);
+            v.extend_from_slice(msg);
+            v.push(e);
+            ctx::out_bytes(&v)
+        }
+        None => ctx::out_bytes(msg),
+    }
+}
+
+/// `mproc queue get`.
+fn get(ctx: &Ctx, name: &str, wait: Wait, count: u64, end: Option<u8>) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let q = open(&ns, name)?;
+    let mut buf = Vec::new();
+    for _ in 0..count {
+        let r = match wait {
+            Wait::Forever => q.get_into(&mut buf, None),
+            Wait::Never => q.try_get_into(&mut buf),
+            Wait::For(d) => q.get_into(&mut buf, std::time::Instant::now().checked_add(d)),
+        };
+        if let Err(e) = r {
+            return Err(exit::from_get(&e, name, &wait.gave_up()).into());
+        }
+        emit(ctx, name, &buf, end)?;
+    }
+    Ok(exit::OK)
+}
+
+/// `mproc queue peek`.
+fn peek(ctx: &Ctx, name: &str, lines: bool) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let q = open(&ns, name)?;
+    match q.peek() {
+        Ok(Some(msg)) => {
+            emit(ctx, name, &msg, lines.then_some(b'\n'))?;
+            Ok(exit::OK)
+        }
+        Ok(None) => {
+            let e = if q.is_closed() {
+                GetError::Closed
+            } else {
+                GetError::Empty
+            };
+            Err(exit::from_get(&e, name, "").into())
+        }
+        Err(e) => Err(exit::from_get(&e, name, "").into()),
+    }
+}
+
+/// `mproc queue len`.
+fn len(ctx: &Ctx, name: &str) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let q = open(&ns, name)?;
+    let n = q.len();
+    if ctx.json {
+        ctx::out_json(&json!({"queue": name, "len": n}))?;
+    } else {
+        ctx::out_line(&n.to_string())?;
+    }
+    Ok(exit::OK)
+}
+
+/// The counters of a queue as JSON.
+pub(crate) fn stats_json(name: &str, s: &QueueStats) -> serde_json::Value {
+    json!({
+        "queue": name,
+        "size": s.len,
+        "maxsize": s.maxsize.unwrap_or(0),
+        "closed": s.closed,
+        "total_put": s.total_put,
+        "total_got": s.total_got,
+        "waiting_get": s.waiting_get,
+        "waiting_put": s.waiting_put,
+        "bytes": s.bytes_used,
+        "max_bytes": s.max_bytes,
+        "max_message": s.max_message,
+    })
+}
+
+/// The counters of a queue as eval-able `key=value` pairs.
+pub(crate) fn stats_line(s: &QueueStats) -> String {
+    format!(
+        "size={} maxsize={} closed={} total_put={} total_got={} waiting_get={} waiting_put={} \
+         bytes={} max_bytes={} max_message={}",
+        s.len,
+        s.maxsize.unwrap_or(0),
+        u8::from(s.closed),
+        s.total_put,
+        s.total_got,
+        s.waiting_get,
+        s.waiting_put,
+        s.bytes_used,
+        s.max_bytes,
+        s.max_message,
+    )
+}
+
+/// `mproc queue stat`.
+fn stat(ctx: &Ctx, name: &str) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let q = open(&ns, name)?;
+    let s = q.stats();
+    if ctx.json {
+        ctx::out_json(&stats_json(name, &s))?;
+    } else {
+        ctx::out_line(&stats_line(&s))?;
+    }
+    Ok(exit::OK)
+}
+
+/// `mproc queue close`.
+fn close(ctx: &Ctx, name: &str) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let q = open(&ns, name)?;
+    q.close();
+    tracing::info!("queue '{name}' closed with {} message(s) left", q.len());
+    if ctx.json {
+        ctx::out_json(&json!({"queue": name, "closed": true, "size": q.len()}))?;
+    }
+    Ok(exit::OK)
+}
+
+/// `mproc queue purge`.
+fn purge(ctx: &Ctx, name: &str) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let q = open(&ns, name)?;
+    let n = q.purge().map_err(|e| exit::from_get(&e, name, ""))?;
+    if ctx.json {
+        ctx::out_json(&json!({"queue": name, "purged": n}))?;
+    } else if ctx.tty {
+        ctx::out_line(&format!("purged {n} message(s) from '{name}'"))?;
+    } else {
+        ctx::out_line(&n.to_string())?;
+    }
+    Ok(exit::OK)
+}
+
+/// `mproc queue rm`.
+fn rm(ctx: &Ctx, names: &[String], force: bool) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let mut removed = Vec::new();
+    for name in names {
+        // Refuse to remove a lock (or anything that is not a queue) by mistake.
+        match ByteQueue::open_in(&ns, name) {
+            Ok(_) => {}
+            Err(OpenError::NotFound { .. }) if force => continue,
+            Err(e) => return Err(exit::from_open(&e).into()),
+        }
+        match ns.remove(name) {
+            Ok(()) => removed.push(name.clone()),
+            Err(mproc::RemoveError::NotFound { .. }) if force => {}
+            Err(e) => return Err(exit::from_remove(&e).into()),
+        }
+    }
+    if ctx.json {
+        ctx::out_json(&json!({"removed": removed}))?;
+    }
+    Ok(exit::OK)
+}
+
+/// `mproc queue ls`.
+fn ls(ctx: &Ctx) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let list = ns.list().map_err(|e| {
+        exit::from_io(
+            &e,
+            (exit::SOFTWARE, "internal"),
+            &ns.path().display().to_string(),
+        )
+    })?;
+    let mut queues = Vec::new();
+    for info in list {
+        if info.kind != Some(ObjectKind::Queue) {
+            continue;
+        }
+        if let Ok(q) = ByteQueue::open_in(&ns, &info.name) {
+            queues.push((info.name, q.stats()));
+        }
+    }
+    if ctx.json {
+        let v: Vec<_> = queues.iter().map(|(n, s)| stats_json(n, s)).collect();
+        ctx::out_json(&json!({"dir": ns.path().display().to_string(), "queues": v}))?;
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = queues
+        .iter()
+        .map(|(n, s)| {
+            vec![
+                n.clone(),
+                s.len.to_string(),
+                s.maxsize.map_or("-".into(), |m| m.to_string()),
+                s.bytes_used.to_string(),
+                s.total_put.to_string(),
+                s.total_got.to_string(),
+                if s.closed { "closed" } else { "open" }.into(),
+                format!("{}/{}", s.waiting_get, s.waiting_put),
+            ]
+        })
+        .collect();
+    ctx::out_table(
+        ctx,
+        &[
+            "NAME",
+            "SIZE",
+            "MAXSIZE",
+            "BYTES",
+            "PUT",
+            "GOT",
+            "STATE",
+            "WAIT(GET/PUT)",
+        ],
+        &rows,
+    )?;
+    Ok(exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xff, 0xfe]), "//4=");
+    }
+}

@@ -1,0 +1,229 @@
+//! `mproc queue consume NAME [-j N] -- CMD`: the producer-consumer runtime
+//! for shells. N worker threads each take a message, run CMD with the
+//! message on its stdin and wait for it, until the queue is closed and
+//! drained.
+//!
+//! Each command sees `MPROC_QUEUE` (the queue's name), `MPROC_WORKER` (the
+//! worker's number, from 0) and `MPROC_SEQ` (the message's number, from 1)
+//! in its environment.
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use mproc::{ByteQueue, GetError};
+use serde_json::json;
+
+use crate::cli::ConsumeArgs;
+use crate::ctx::{self, fmt_secs, Ctx};
+use crate::exit::{self, Failure};
+
+/// How often a worker re-checks the halt flag while waiting for a message.
+const HALT_POLL: Duration = Duration::from_millis(200);
+
+/// Shared state of the workers.
+struct Shared {
+    /// The queue.
+    queue: ByteQueue,
+    /// Its name.
+    name: String,
+    /// The command.
+    argv: Vec<OsString>,
+    /// Stop after the first failure.
+    halt: bool,
+    /// Set when workers should stop taking messages.
+    stop: AtomicBool,
+    /// Messages taken so far.
+    taken: AtomicU64,
+    /// Commands that failed.
+    failed: AtomicU64,
+    /// The exit code of the first failing command.
+    first_failure: Mutex<Option<u8>>,
+    /// A queue error that ended a worker.
+    error: Mutex<Option<Failure>>,
+}
+
+/// Whether `prog` names a runnable file, directly or through `PATH`.
+fn resolvable(prog: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if prog.as_os_str().as_encoded_bytes().contains(&b'/') {
+        return runnable(prog).then(|| prog.to_path_buf());
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(prog))
+        .find(|p| runnable(p))
+}
+
+/// Runs `mproc queue consume`.
+pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
+    let Some(prog) = args.cmd.first() else {
+        return Err(
+            Failure::usage("a command is required: mproc queue consume NAME -- CMD").into(),
+        );
+    };
+    if resolvable(Path::new(prog)).is_none() {
+        return Err(Failure::new(
+            exit::UNAVAILABLE,
+            "unavailable",
+            format!("cannot run '{}': command not found", prog.to_string_lossy()),
+        )
+        .into());
+    }
+    let ns = ctx.ns()?;
+    let queue = super::open(&ns, &args.name)?;
+    let shared = Shared {
+        queue,
+        name: args.name.clone(),
+        argv: args.cmd.clone(),
+        halt: args.halt,
+        stop: AtomicBool::new(false),
+        taken: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        first_failure: Mutex::new(None),
+        error: Mutex::new(None),
+    };
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for w in 0..args.jobs {
+            let shared = &shared;
+            s.spawn(move || worker(shared, w));
+        }
+    });
+    let taken = shared.taken.load(Ordering::Relaxed);
+    let failed = shared.failed.load(Ordering::Relaxed);
+    let first = shared.first_failure.lock().map(|g| *g).unwrap_or(None);
+    let error = shared.error.lock().ok().and_then(|mut g| g.take());
+    tracing::info!(
+        "queue '{}': {taken} message(s) consumed in {}",
+        args.name,
+        fmt_secs(started.elapsed())
+    );
+    if ctx.json {
+        ctx::out_json(&json!({
+            "queue": args.name,
+            "processed": taken,
+            "failed": failed,
+            "first_failure_status": first,
+            "elapsed_s": started.elapsed().as_secs_f64(),
+        }))?;
+    }
+    if let Some(e) = error {
+        return Err(e.into());
+    }
+    if failed > 0 {
+        ctx::err_line(&format!(
+            "mproc: queue '{}': {failed} of {taken} command(s) failed",
+            args.name
+        ));
+        return Ok(first.unwrap_or(exit::SOFTWARE));
+    }
+    Ok(exit::OK)
+}
+
+/// One worker: take, run, repeat until the queue is closed and drained.
+fn worker(sh: &Shared, w: u32) {
+    let mut msg = Vec::new();
+    loop {
+        if sh.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let deadline = if sh.halt {
+            Instant::now().checked_add(HALT_POLL)
+        } else {
+            None
+        };
+        match sh.queue.get_into(&mut msg, deadline) {
+            Ok(()) => {}
+            Err(GetError::Empty) => continue,
+            Err(GetError::Closed) => return,
+            Err(e) => {
+                if let Ok(mut g) = sh.error.lock() {
+                    g.get_or_insert(exit::from_get(&e, &sh.name, ""));
+                }
+                sh.stop.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+        let seq = sh.taken.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Err(code) = run_one(sh, w, seq, &msg) {
+            sh.failed.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut g) = sh.first_failure.lock() {
+                g.get_or_insert(code);
+            }
+            if sh.halt {
+                sh.stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Runs the command on one message; `Err` holds its exit code on failure.
+fn run_one(sh: &Shared, w: u32, seq: u64, msg: &[u8]) -> Result<(), u8> {
+    let (prog, rest) = sh.argv.split_first().ok_or(exit::USAGE)?;
+    let spawned = Command::new(prog)
+        .args(rest)
+        .env("MPROC_QUEUE", &sh.name)
+        .env("MPROC_WORKER", w.to_string())
+        .env("MPROC_SEQ", seq.to_string())
+        .stdin(Stdio::piped())
+        .spawn();
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            ctx::err_line(&format!(
+                "mproc: queue '{}': cannot run '{}' for message {seq}: {e}",
+                sh.name,
+                prog.to_string_lossy()
+            ));
+            return Err(exit::UNAVAILABLE);
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command that does not read its input is fine.
+        match stdin.write_all(msg) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(e) => tracing::warn!("message {seq}: writing to the command: {e}"),
+        }
+    }
+    let status = match child.wait() {
+        Ok(s) => s,
+        Err(e) => {
+            ctx::err_line(&format!(
+                "mproc: queue '{}': waiting for the command: {e}",
+                sh.name
+            ));
+            return Err(exit::SOFTWARE);
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let code = exit::child_code(status);
+    ctx::err_line(&format!(
+        "mproc: queue '{}': '{}' failed with {} on message {seq} (worker {w})",
+        sh.name,
+        prog.to_string_lossy(),
+        describe(status)
+    ));
+    Err(code)
+}
+
+/// "exit status 3" or "signal 9".
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("signal {s}"),
+        _ => "an unknown status".into(),
+    }
+}
