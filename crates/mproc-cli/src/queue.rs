@@ -261,8 +261,15 @@ fn get(ctx: &Ctx, name: &str, wait: Wait, count: u64, end: Option<u8>) -> anyhow
             Wait::Never => q.try_get_into(&mut buf),
             Wait::For(d) => q.get_into(&mut buf, std::time::Instant::now().checked_add(d)),
         };
-        if let Err(e) = r {
-            return Err(exit::from_get(&e, name, &wait.gave_up()).into());
+        match r {
+            Ok(()) => {}
+            // The end of the stream is not an error: exit 3 quietly, so that
+            // `while msg=$(mproc queue get q); do ..; done` ends cleanly.
+            Err(GetError::Closed) => {
+                tracing::info!("queue '{name}' is closed and drained");
+                return Ok(exit::CLOSED);
+            }
+            Err(e) => return Err(exit::from_get(&e, name, &wait.gave_up()).into()),
         }
         emit(ctx, name, &buf, end)?;
     }

@@ -120,8 +120,8 @@ pub(crate) fn run(ctx: &Ctx, args: &TicketsArgs) -> anyhow::Result<u8> {
     };
     if !ctx.json {
         ctx::out_line(&format!(
-            "{} tickets, {} buyers, {} per step, {}",
-            args.tickets,
+            "{}, {} buyers, {} per step, {}",
+            tickets(i64::from(args.tickets)),
             args.buyers,
             fmt_secs(delay),
             if args.no_lock {
@@ -193,8 +193,9 @@ pub(crate) fn run(ctx: &Ctx, args: &TicketsArgs) -> anyhow::Result<u8> {
         }))?;
     } else {
         ctx::out_line(&format!(
-            "sold {sold} of {} tickets to {} buyers: oversold {oversold}, {left} left in the file",
-            args.tickets, args.buyers
+            "sold {sold} of {} to {} buyers: oversold {oversold}, {left} left in the file",
+            tickets(i64::from(args.tickets)),
+            args.buyers
         ))?;
         ctx::out_line(&format!(
             "elapsed {}, {rate:.1} attempts/s",
