@@ -267,6 +267,22 @@ fn sigkilled_holder_releases_to_the_next_waiter_and_its_command_dies() {
         .success();
 }
 
+/// Restores the default action of the forwarded signals in the child, in
+/// case the test runs with them ignored (a background job, `nohup`).
+fn default_signals(c: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // the async-signal-safe `signal`.
+    unsafe {
+        c.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
+}
+
 #[test]
 fn termination_signals_are_forwarded() {
     let ns = Ns::new();
@@ -283,6 +299,7 @@ fn termination_signals_are_forwarded() {
         let mut c = ns.std_cmd(&["lock", "s", "--", "sh", "-c", &script]);
         c.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped());
+        default_signals(&mut c);
         let mut l = Bg::spawn(&mut c);
         let mut stdout = l.child.stdout.take().unwrap();
         let mut buf = [0u8; 6];
@@ -324,4 +341,39 @@ fn a_signal_while_waiting_ends_mproc_by_that_signal() {
     waiter.signal(libc::SIGTERM);
     let st = waiter.wait();
     assert_eq!(st.signal(), Some(libc::SIGTERM));
+}
+
+#[test]
+fn signals_ignored_at_start_stay_ignored() {
+    use std::io::Read;
+    use std::os::unix::process::CommandExt;
+    let ns = Ns::new();
+    let mut c = ns.std_cmd(&[
+        "lock",
+        "h",
+        "--",
+        "sh",
+        "-c",
+        "echo ready; sleep 0.3; echo done",
+    ]);
+    c.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped());
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // the async-signal-safe `signal`.
+    unsafe {
+        c.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let mut l = Bg::spawn(&mut c);
+    let mut stdout = l.child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    stdout.read_exact(&mut buf).unwrap();
+    l.signal(libc::SIGHUP);
+    let st = l.wait();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert!(st.success(), "{st:?}");
+    assert_eq!(rest, "done\n");
 }

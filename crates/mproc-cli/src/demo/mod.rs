@@ -26,11 +26,18 @@ pub(crate) fn run(ctx: &Ctx, cmd: DemoCmd) -> anyhow::Result<u8> {
     }
 }
 
-/// A temporary directory for a demo, holding its namespace and files.
+/// A temporary directory for a demo, holding its namespace and files: on
+/// tmpfs (`/dev/shm`) where there is one, like the default namespace.
 pub(crate) fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, Failure> {
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
     tempfile::Builder::new()
         .prefix(prefix)
-        .tempdir()
+        .tempdir_in(base)
         .map_err(|e| {
             exit::from_io(
                 &e,
