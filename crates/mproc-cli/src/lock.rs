@@ -16,7 +16,7 @@ use std::ffi::OsString;
 use std::io;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use mproc::{Lock, LockError, LockGuard, ObjectKind};
@@ -25,6 +25,7 @@ use serde_json::json;
 use crate::cli::{LockCmd, LockRunArgs, LockSub};
 use crate::ctx::{self, age, fmt_secs, proc_cmdline, unix_secs, Ctx, Wait};
 use crate::exit::{self, Failure};
+use crate::signals;
 
 /// Runs `mproc lock ...`.
 pub(crate) fn run(ctx: &Ctx, args: LockCmd) -> anyhow::Result<u8> {
@@ -34,95 +35,50 @@ pub(crate) fn run(ctx: &Ctx, args: LockCmd) -> anyhow::Result<u8> {
     }
 }
 
-/// The child's pid while it runs; 0 before it is started, -1 after it ended.
-static CHILD: AtomicI32 = AtomicI32::new(0);
-
-/// `si_code` of a signal the kernel sent itself, such as the terminal's
-/// `SIGINT` on Ctrl-C (which already reached the whole process group).
-const SI_KERNEL: i32 = 0x80;
-
-/// The signals forwarded to the child.
-const FORWARDED: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
-
-/// Whether `sig` was ignored when this process started (`nohup` ignores
-/// `SIGHUP`, shells ignore `SIGINT` for background jobs): such a signal stays
-/// ignored, here and in the command.
-fn ignored(sig: i32) -> bool {
-    // SAFETY: sigaction with a null new action only reads the current one
-    // into `old`, which is plain data.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
-    }
+/// Where `mproc lock` is, for the signal thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the lock: a signal ends `mproc` by that signal.
+    Waiting,
+    /// Starting the command: a signal is kept and sent once it runs.
+    Spawning(Option<i32>),
+    /// The command runs with this pid: signals are forwarded to it.
+    Running(i32),
+    /// The command has ended: signals are ignored while `mproc` exits.
+    Done,
 }
 
-/// The set of [`FORWARDED`] signals that are not ignored.
-fn forwarded_set() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigemptyset initialises it fully before
-    // sigaddset reads it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in FORWARDED {
-            if !ignored(s) {
-                libc::sigaddset(&mut set, s);
-            }
-        }
-        set
-    }
+/// The current [`Phase`].
+static PHASE: Mutex<Phase> = Mutex::new(Phase::Waiting);
+
+/// Locks [`PHASE`] (a panic elsewhere does not stop signal handling).
+fn phase() -> MutexGuard<'static, Phase> {
+    PHASE.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Blocks the forwarded signals in this thread (and so in every thread it
-/// starts later) and starts a thread that takes them with `sigwaitinfo`:
-/// before the child runs, a signal ends `mproc` by that signal; while it
-/// runs, the signal is passed on to it.
-fn start_signal_thread() -> io::Result<()> {
-    let set = forwarded_set();
-    // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || loop {
-            // SAFETY: siginfo_t is plain data that sigwaitinfo fills in.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: `set` and `info` are valid for the duration of the call.
-            let sig = unsafe { libc::sigwaitinfo(&set, &mut info) };
-            if sig < 0 {
-                continue;
+/// Starts the signal thread: before the command runs, a terminating signal
+/// ends `mproc` by that signal; once it runs, the signal is passed on to it
+/// (unless it came from the terminal, which already sent it to the command).
+fn start_signal_thread() -> std::io::Result<()> {
+    signals::start(|sig, code| {
+        let mut p = phase();
+        match *p {
+            Phase::Waiting => {
+                drop(p);
+                signals::die_by_signal(sig);
             }
-            let child = CHILD.load(Ordering::Acquire);
-            if child > 0 {
-                if info.si_code == SI_KERNEL {
-                    tracing::debug!(sig, "signal from the terminal; the command has it too");
-                    continue;
-                }
+            Phase::Spawning(None) => *p = Phase::Spawning(Some(sig)),
+            Phase::Spawning(Some(_)) | Phase::Done => {}
+            Phase::Running(_) if code == signals::SI_KERNEL => {
+                tracing::debug!(sig, "signal from the terminal; the command has it too");
+            }
+            Phase::Running(child) => {
                 tracing::debug!(sig, child, "forwarding signal");
                 // SAFETY: kill has no memory-safety preconditions.
                 unsafe { libc::kill(child, sig) };
-            } else if child == 0 {
-                die_by_signal(sig);
             }
-        })?;
-    Ok(())
-}
-
-/// Ends the process by `sig` with its default action (so the caller's shell
-/// sees "killed by SIGINT", for instance).
-fn die_by_signal(sig: i32) -> ! {
-    // SAFETY: restoring the default action and unblocking the signal in this
-    // thread only touch process signal state; raise then delivers it here.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-        let mut one: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut one);
-        libc::sigaddset(&mut one, sig);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
-        libc::raise(sig);
-    }
-    std::process::exit(128 + sig)
+        }
+    })
 }
 
 /// The program and arguments to run: `CMD ARGS..`, or `$SHELL -c STRING`.
@@ -196,7 +152,12 @@ fn run_locked(ctx: &Ctx, args: LockRunArgs) -> anyhow::Result<u8> {
     let ns = ctx.ns()?;
     let lock = Lock::open_or_create_in(&ns, &name).map_err(|e| exit::from_open_or_create(&e))?;
     let started = Instant::now();
-    let Some(guard) = acquire(&lock, &name, wait)? else {
+    let acquired = acquire(&lock, &name, wait)?;
+    if acquired.is_some() {
+        // From here on the command will run: signals are kept for it.
+        *phase() = Phase::Spawning(None);
+    }
+    let Some(guard) = acquired else {
         let code = args.conflict_exit_code;
         if ctx.verbosity < 0 {
             return Ok(code);
@@ -218,7 +179,7 @@ fn run_locked(ctx: &Ctx, args: LockRunArgs) -> anyhow::Result<u8> {
     );
 
     let status = spawn_and_wait(&argv);
-    CHILD.store(-1, Ordering::Release);
+    *phase() = Phase::Done;
     drop(guard);
     tracing::info!("lock '{name}' released");
     let status = status?;
@@ -233,7 +194,7 @@ fn spawn_and_wait(argv: &[OsString]) -> Result<std::process::ExitStatus, Failure
     let parent = std::process::id();
     let mut cmd = Command::new(prog);
     cmd.args(rest);
-    let unblock = forwarded_set();
+    let unblock = signals::handled_set();
     // SAFETY: the closure runs in the forked child before exec and only calls
     // async-signal-safe functions (prctl, getppid, pthread_sigmask); it
     // allocates nothing.
@@ -259,14 +220,36 @@ fn spawn_and_wait(argv: &[OsString]) -> Result<std::process::ExitStatus, Failure
         });
     }
     tracing::info!("executing {:?}", argv);
-    let mut child = cmd.spawn().map_err(|e| {
-        Failure::new(
-            exit::UNAVAILABLE,
-            "unavailable",
-            format!("cannot run '{}': {e}", prog.to_string_lossy()),
-        )
-    })?;
-    CHILD.store(child.id() as i32, Ordering::Release);
+    let spawned = cmd.spawn();
+    let pending = {
+        let mut p = phase();
+        let pending = match *p {
+            Phase::Spawning(s) => s,
+            _ => None,
+        };
+        *p = match &spawned {
+            Ok(c) => Phase::Running(c.id() as i32),
+            Err(_) => Phase::Done,
+        };
+        pending
+    };
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            if let Some(sig) = pending {
+                signals::die_by_signal(sig);
+            }
+            return Err(Failure::new(
+                exit::UNAVAILABLE,
+                "unavailable",
+                format!("cannot run '{}': {e}", prog.to_string_lossy()),
+            ));
+        }
+    };
+    if let Some(sig) = pending {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(child.id() as i32, sig) };
+    }
     child
         .wait()
         .map_err(|e| Failure::internal(format!("waiting for the command: {e}")))

@@ -19,6 +19,7 @@ mod exit;
 mod lock;
 mod ls;
 mod queue;
+mod signals;
 
 use crate::cli::{Cli, Command};
 use crate::ctx::Ctx;

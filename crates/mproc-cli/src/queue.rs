@@ -13,6 +13,7 @@ use serde_json::json;
 use crate::cli::QueueCmd;
 use crate::ctx::{self, Ctx, Wait};
 use crate::exit::{self, Failure};
+use crate::signals;
 
 mod consume;
 
@@ -140,18 +141,24 @@ fn put(
         open(&ns, name)?
     };
     let mut count: u64 = 0;
+    signals::watch()?;
     let mut put_one = |msg: &[u8]| -> Result<(), Failure> {
-        let r = match wait {
-            Wait::Forever => q.put(msg),
-            Wait::Never => q.try_put(msg),
-            Wait::For(d) => q.put_timeout(msg, d),
-        };
+        let r = signals::sliced(
+            wait,
+            |deadline| match deadline {
+                None => q.try_put(msg),
+                Some(d) => q.put_deadline(msg, d),
+            },
+            |e| e.is_full(),
+        );
         match r {
             Ok(()) => {
                 count += 1;
+                signals::checkpoint();
                 Ok(())
             }
             Err(e) => {
+                signals::checkpoint();
                 let f = exit::from_put(e.kind(), name, &wait.gave_up());
                 Err(if count > 0 {
                     let n = count;
@@ -254,13 +261,20 @@ fn emit(ctx: &Ctx, name: &str, msg: &[u8], end: Option<u8>) -> io::Result<()> {
 fn get(ctx: &Ctx, name: &str, wait: Wait, count: u64, end: Option<u8>) -> anyhow::Result<u8> {
     let ns = ctx.ns()?;
     let q = open(&ns, name)?;
+    signals::watch()?;
     let mut buf = Vec::new();
     for _ in 0..count {
-        let r = match wait {
-            Wait::Forever => q.get_into(&mut buf, None),
-            Wait::Never => q.try_get_into(&mut buf),
-            Wait::For(d) => q.get_into(&mut buf, std::time::Instant::now().checked_add(d)),
-        };
+        let r = signals::sliced(
+            wait,
+            |deadline| match deadline {
+                None => q.try_get_into(&mut buf),
+                Some(_) => q.get_into(&mut buf, deadline),
+            },
+            GetError::is_empty,
+        );
+        if r.is_err() {
+            signals::checkpoint();
+        }
         match r {
             Ok(()) => {}
             // The end of the stream is not an error: exit 3 quietly, so that
@@ -272,6 +286,7 @@ fn get(ctx: &Ctx, name: &str, wait: Wait, count: u64, end: Option<u8>) -> anyhow
             Err(e) => return Err(exit::from_get(&e, name, &wait.gave_up()).into()),
         }
         emit(ctx, name, &buf, end)?;
+        signals::checkpoint();
     }
     Ok(exit::OK)
 }

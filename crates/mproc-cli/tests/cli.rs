@@ -281,3 +281,18 @@ fn broken_pipe_is_success() {
     let st = get.wait();
     assert_eq!(st.code(), Some(0), "a closed stdout is not an error");
 }
+
+#[test]
+fn unexpected_io_failure_is_internal_70() {
+    let ns = Ns::new();
+    ns.cmd().args(["queue", "create", "q"]).assert().success();
+    // Reading a directory as stdin fails with EISDIR.
+    let dir = std::fs::File::open(ns.dir()).unwrap();
+    let out = ns
+        .std_cmd(&["queue", "put", "q"])
+        .stdin(std::process::Stdio::from(dir))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(70));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("mproc: stdin: "));
+}

@@ -155,3 +155,31 @@ fn json_summary() {
     assert_eq!(v["processed"], 2);
     assert_eq!(v["failed"], 0);
 }
+
+#[test]
+fn a_signal_stops_consume_after_the_commands_in_flight() {
+    use std::os::unix::process::ExitStatusExt;
+    let ns = Ns::new();
+    ns.cmd().args(["queue", "create", "q"]).assert().success();
+    let done = ns.file("done");
+    let script = format!(
+        "cat > /dev/null; sleep 0.3; echo finished >> {}",
+        done.display()
+    );
+    let c = ns.spawn(&[
+        "queue", "consume", "-j", "2", "q", "--", "sh", "-c", &script,
+    ]);
+    ns.wait_until("the workers to wait", || {
+        ns.stat_of("q", "waiting_get") == 2
+    });
+    ns.cmd()
+        .args(["queue", "put", "q", "one"])
+        .assert()
+        .success();
+    ns.wait_until("a worker to take it", || ns.stat_of("q", "total_got") == 1);
+    c.signal(libc::SIGTERM);
+    let (st, _) = c.finish();
+    assert_eq!(st.signal(), Some(libc::SIGTERM));
+    assert_eq!(std::fs::read_to_string(&done).unwrap(), "finished\n");
+    assert_eq!(ns.stat_of("q", "waiting_get"), 0);
+}

@@ -267,22 +267,6 @@ fn sigkilled_holder_releases_to_the_next_waiter_and_its_command_dies() {
         .success();
 }
 
-/// Restores the default action of the forwarded signals in the child, in
-/// case the test runs with them ignored (a background job, `nohup`).
-fn default_signals(c: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // the async-signal-safe `signal`.
-    unsafe {
-        c.pre_exec(|| {
-            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-            Ok(())
-        });
-    }
-}
-
 #[test]
 fn termination_signals_are_forwarded() {
     let ns = Ns::new();
@@ -299,7 +283,7 @@ fn termination_signals_are_forwarded() {
         let mut c = ns.std_cmd(&["lock", "s", "--", "sh", "-c", &script]);
         c.stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped());
-        default_signals(&mut c);
+        common::default_signals(&mut c);
         let mut l = Bg::spawn(&mut c);
         let mut stdout = l.child.stdout.take().unwrap();
         let mut buf = [0u8; 6];

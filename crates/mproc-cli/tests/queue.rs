@@ -523,3 +523,30 @@ fn shell_producers_and_consumers_lose_and_duplicate_nothing() {
 fn until_closed(step: &str) -> String {
     format!("while :; do {step} || {{ rc=$?; break; }}; done; test \"$rc\" -eq 3")
 }
+
+#[test]
+fn a_signal_ends_blocked_calls_and_waiter_counts_stay_exact() {
+    use std::os::unix::process::ExitStatusExt;
+    let ns = Ns::new();
+    ns.cmd()
+        .args(["queue", "create", "q", "--maxsize", "1"])
+        .assert()
+        .success();
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let g = ns.spawn(&["queue", "get", "q"]);
+        ns.wait_until("the get to wait", || ns.stat_of("q", "waiting_get") == 1);
+        g.signal(sig);
+        let (st, out) = g.finish();
+        assert_eq!(st.signal(), Some(sig), "ended by the signal");
+        assert!(out.is_empty());
+        assert_eq!(ns.stat_of("q", "waiting_get"), 0);
+    }
+    ns.cmd().args(["queue", "put", "q", "x"]).assert().success();
+    let p = ns.spawn(&["queue", "put", "q", "y"]);
+    ns.wait_until("the put to wait", || ns.stat_of("q", "waiting_put") == 1);
+    p.signal(libc::SIGHUP);
+    let (st, _) = p.finish();
+    assert_eq!(st.signal(), Some(libc::SIGHUP));
+    assert_eq!(ns.stat_of("q", "waiting_put"), 0);
+    assert_eq!(ns.stat_of("q", "size"), 1);
+}

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use mproc::{ByteQueue, GetError};
 use serde_json::json;
@@ -21,9 +21,7 @@ use serde_json::json;
 use crate::cli::ConsumeArgs;
 use crate::ctx::{self, fmt_secs, Ctx};
 use crate::exit::{self, Failure};
-
-/// How often a worker re-checks the halt flag while waiting for a message.
-const HALT_POLL: Duration = Duration::from_millis(200);
+use crate::signals;
 
 /// Shared state of the workers.
 struct Shared {
@@ -91,6 +89,10 @@ pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
         first_failure: Mutex::new(None),
         error: Mutex::new(None),
     };
+    // A terminating signal stops the taking of new messages; the commands
+    // in flight finish, then `mproc` ends by that signal.
+    signals::watch()?;
+    signals::defer_all();
     let started = Instant::now();
     std::thread::scope(|s| {
         for w in 0..args.jobs {
@@ -116,6 +118,9 @@ pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
             "elapsed_s": started.elapsed().as_secs_f64(),
         }))?;
     }
+    if let Some(sig) = signals::pending() {
+        signals::die_by_signal(sig);
+    }
     if let Some(e) = error {
         return Err(e.into());
     }
@@ -133,15 +138,10 @@ pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
 fn worker(sh: &Shared, w: u32) {
     let mut msg = Vec::new();
     loop {
-        if sh.stop.load(Ordering::Relaxed) {
+        if sh.stop.load(Ordering::Relaxed) || signals::pending().is_some() {
             return;
         }
-        let deadline = if sh.halt {
-            Instant::now().checked_add(HALT_POLL)
-        } else {
-            None
-        };
-        match sh.queue.get_into(&mut msg, deadline) {
+        match sh.queue.get_into(&mut msg, signals::slice_deadline(None)) {
             Ok(()) => {}
             Err(GetError::Empty) => continue,
             Err(GetError::Closed) => return,
@@ -169,13 +169,14 @@ fn worker(sh: &Shared, w: u32) {
 /// Runs the command on one message; `Err` holds its exit code on failure.
 fn run_one(sh: &Shared, w: u32, seq: u64, msg: &[u8]) -> Result<(), u8> {
     let (prog, rest) = sh.argv.split_first().ok_or(exit::USAGE)?;
-    let spawned = Command::new(prog)
-        .args(rest)
+    let mut cmd = Command::new(prog);
+    cmd.args(rest)
         .env("MPROC_QUEUE", &sh.name)
         .env("MPROC_WORKER", w.to_string())
         .env("MPROC_SEQ", seq.to_string())
-        .stdin(Stdio::piped())
-        .spawn();
+        .stdin(Stdio::piped());
+    signals::unblock_in_child(&mut cmd);
+    let spawned = cmd.spawn();
     let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {

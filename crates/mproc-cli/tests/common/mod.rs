@@ -57,10 +57,12 @@ impl Ns {
         c
     }
 
-    /// Starts `mproc ARGS` in the background (stdout piped, stdin null).
+    /// Starts `mproc ARGS` in the background (stdout piped, stdin null,
+    /// default signal actions).
     pub(crate) fn spawn(&self, args: &[&str]) -> Bg {
         let mut c = self.std_cmd(args);
         c.stdin(Stdio::null()).stdout(Stdio::piped());
+        default_signals(&mut c);
         Bg::spawn(&mut c)
     }
 
@@ -216,5 +218,21 @@ pub(crate) fn dead(pid: u32) -> bool {
             .rsplit_once(')')
             .and_then(|(_, a)| a.split_whitespace().next())
             .is_some_and(|s| s == "Z" || s == "X"),
+    }
+}
+
+/// Restores the default action of `SIGINT`, `SIGTERM` and `SIGHUP` in the
+/// child, in case the tests run with them ignored (a background job, `nohup`).
+pub(crate) fn default_signals(c: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // the async-signal-safe `signal`.
+    unsafe {
+        c.pre_exec(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+            Ok(())
+        });
     }
 }

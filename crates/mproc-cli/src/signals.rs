@@ -1,0 +1,196 @@
+//! Termination signals (`SIGINT`, `SIGTERM`, `SIGHUP`) for the commands
+//! that block.
+//!
+//! A dedicated thread takes them with `sigwaitinfo`, so they can be acted on
+//! with ordinary code: `mproc lock` forwards them to its command, and the
+//! queue commands finish the library call they are in (its wait is cut into
+//! short slices) before ending by the signal. That way a `get` interrupted
+//! with Ctrl-C leaves the queue's waiter counts exact.
+//!
+//! Signals that were ignored when `mproc` started (`nohup`, background jobs
+//! of a non-interactive shell) stay ignored.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::ctx::Wait;
+
+/// The signals handled here.
+const TERMINATING: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// `si_code` of a signal the kernel sent itself, such as the terminal's
+/// `SIGINT` on Ctrl-C (which reaches the whole foreground process group).
+pub(crate) const SI_KERNEL: i32 = 0x80;
+
+/// Longest slice of a blocking queue wait between two looks at [`PENDING`].
+const SLICE: Duration = Duration::from_millis(100);
+
+/// The first terminating signal received, 0 if none.
+static PENDING: AtomicI32 = AtomicI32::new(0);
+
+/// While set, a received signal is only recorded in [`PENDING`]; the main
+/// code acts on it at its next look. While clear, the process ends at once.
+static DEFER: AtomicBool = AtomicBool::new(false);
+
+/// Whether `sig` was ignored when this process started.
+fn ignored(sig: i32) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current one
+    // into `old`, which is plain data.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+    }
+}
+
+/// The set of terminating signals that are not ignored.
+pub(crate) fn handled_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset initialises it fully before
+    // sigaddset reads it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in TERMINATING {
+            if !ignored(s) {
+                libc::sigaddset(&mut set, s);
+            }
+        }
+        set
+    }
+}
+
+/// Blocks the handled signals in this thread (and so in every thread it
+/// starts later) and starts a thread that passes each one, with its
+/// `si_code`, to `on_signal`.
+///
+/// Call it before starting any other thread.
+pub(crate) fn start(on_signal: impl Fn(i32, i32) + Send + 'static) -> io::Result<()> {
+    let set = handled_set();
+    // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || loop {
+            // SAFETY: siginfo_t is plain data that sigwaitinfo fills in.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `set` and `info` are valid for the duration of the call.
+            let sig = unsafe { libc::sigwaitinfo(&set, &mut info) };
+            if sig > 0 {
+                on_signal(sig, info.si_code);
+            }
+        })?;
+    Ok(())
+}
+
+/// Makes a child start with the handled signals unblocked (a spawned
+/// process inherits the signal mask of the thread that starts it).
+pub(crate) fn unblock_in_child(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let set = handled_set();
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // the async-signal-safe pthread_sigmask on a set computed before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+}
+
+/// Ends the process by `sig` with its default action, so that the caller's
+/// shell sees "killed by SIGINT" (and stops a loop, for instance).
+pub(crate) fn die_by_signal(sig: i32) -> ! {
+    // SAFETY: restoring the default action and unblocking the signal in this
+    // thread only change signal state; raise then delivers it to this thread.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut one: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut one);
+        libc::sigaddset(&mut one, sig);
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+    std::process::exit(128 + sig)
+}
+
+/// Set by [`defer_all`]: [`checkpoint`] leaves [`DEFER`] set.
+static DEFER_ALL: AtomicBool = AtomicBool::new(false);
+
+/// For the queue commands: a signal ends the process at once, except inside
+/// [`sliced`] waits (or after [`defer_all`]), where it is acted on at the
+/// end of the current slice.
+pub(crate) fn watch() -> Result<(), crate::exit::Failure> {
+    start(|sig, _| {
+        let _ = PENDING.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst);
+        if !DEFER.load(Ordering::SeqCst) {
+            die_by_signal(sig);
+        }
+    })
+    .map_err(|e| crate::exit::Failure::internal(format!("cannot set up signals: {e}")))
+}
+
+/// From now on, signals are only recorded: the caller polls [`pending`].
+pub(crate) fn defer_all() {
+    DEFER_ALL.store(true, Ordering::SeqCst);
+    DEFER.store(true, Ordering::SeqCst);
+}
+
+/// The terminating signal received so far, if any.
+pub(crate) fn pending() -> Option<i32> {
+    match PENDING.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// The deadline of the next slice of a wait that ends at `overall`.
+pub(crate) fn slice_deadline(overall: Option<Instant>) -> Option<Instant> {
+    let slice = Instant::now().checked_add(SLICE);
+    match (overall, slice) {
+        (Some(o), Some(s)) => Some(o.min(s)),
+        (o, s) => o.or(s),
+    }
+}
+
+/// Runs a blocking library call as `wait` says, in slices so that a
+/// terminating signal is noticed within [`SLICE`].
+///
+/// `op(None)` must not wait at all; `op(Some(deadline))` waits until the
+/// deadline. `timed_out` tells the "deadline passed" error from the others.
+/// Signals stay deferred when this returns: the caller finishes with what
+/// it got (writes the message it took, for instance), then calls
+/// [`checkpoint`].
+pub(crate) fn sliced<T, E>(
+    wait: Wait,
+    mut op: impl FnMut(Option<Instant>) -> Result<T, E>,
+    timed_out: impl Fn(&E) -> bool,
+) -> Result<T, E> {
+    let overall = match wait {
+        Wait::Never => return op(None),
+        Wait::Forever => None,
+        Wait::For(d) => Instant::now().checked_add(d),
+    };
+    DEFER.store(true, Ordering::SeqCst);
+    loop {
+        let r = op(slice_deadline(overall));
+        let more_time = !matches!(overall, Some(o) if Instant::now() >= o);
+        match &r {
+            Err(e) if timed_out(e) && more_time && pending().is_none() => {}
+            _ => return r,
+        }
+    }
+}
+
+/// Ends the process by the signal received during the last [`sliced`]
+/// call, if any; otherwise signals act at once again.
+pub(crate) fn checkpoint() {
+    if !DEFER_ALL.load(Ordering::SeqCst) {
+        DEFER.store(false, Ordering::SeqCst);
+    }
+    if let Some(sig) = pending() {
+        die_by_signal(sig);
+    }
+}
