@@ -121,8 +121,11 @@ pub(crate) struct Bg {
 }
 
 impl Bg {
-    /// Spawns `cmd`.
+    /// Spawns `cmd` in a process group of its own, so that everything it
+    /// starts can be killed with it.
     pub(crate) fn spawn(cmd: &mut Command) -> Bg {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
         Bg {
             child: cmd.spawn().expect("spawn"),
         }
@@ -179,9 +182,9 @@ impl Bg {
 
 impl Drop for Bg {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
+        // SAFETY: kill has no memory-safety preconditions; the group is the
+        // one this child leads (its members keep the id from being reused).
+        unsafe { libc::kill(-(self.pid() as i32), libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }
