@@ -402,14 +402,6 @@ impl<T> PutError<T> {
     pub fn is_closed(&self) -> bool {
         self.kind == PutErrorKind::Closed
     }
-
-    /// Replaces the carried item.
-    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> PutError<U> {
-        PutError {
-            item: f(self.item),
-            kind: self.kind,
-        }
-    }
 }
 
 impl<T> fmt::Debug for PutError<T> {

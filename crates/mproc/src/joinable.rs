@@ -46,6 +46,13 @@ impl<T> std::fmt::Debug for JoinableQueue<T> {
     }
 }
 
+impl<T> JoinableQueue<T> {
+    /// The plain queue, whatever `T` is.
+    pub(crate) fn inner_queue(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
 impl<T> Deref for JoinableQueue<T> {
     type Target = Queue<T>;
 

@@ -34,11 +34,13 @@
 #![warn(missing_docs)]
 
 mod error;
+mod handle;
 mod joinable;
 mod local;
 mod lock;
 mod name;
 mod namespace;
+mod process;
 mod queue;
 mod sys;
 mod util;
@@ -53,5 +55,6 @@ pub use crate::{
     lock::{Holder, Lock, LockGuard, LockResult, Waiter},
     name::validate_name,
     namespace::{Namespace, ObjectInfo},
+    process::{ExitCode, Process, ProcessBuilder, ProcessError, SpawnError},
     queue::{ByteQueue, Queue, QueueOptions, QueueStats, DEFAULT_MAX_BYTES},
 };

@@ -487,6 +487,13 @@ impl<T> fmt::Debug for Queue<T> {
     }
 }
 
+impl<T> Queue<T> {
+    /// The underlying byte queue, whatever `T` is.
+    pub(crate) fn byte_queue(&self) -> &ByteQueue {
+        &self.bytes
+    }
+}
+
 impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Creates an anonymous queue holding at most `maxsize` items (0: no
     /// count limit), to hand to child processes.

@@ -9,7 +9,7 @@
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -73,7 +73,8 @@ unsafe impl Shared for AtomicU64 {}
 pub(crate) struct Segment {
     map: Mapping,
     fd: OwnedFd,
-    name: Option<String>,
+    /// Namespace directory and name; `None` for an anonymous segment.
+    named: Option<(PathBuf, String)>,
     params: [u64; 4],
 }
 
@@ -139,8 +140,8 @@ impl Segment {
         let seg = Segment {
             map,
             fd,
-            name: match &place {
-                Place::Named(_, n) => Some((*n).to_owned()),
+            named: match &place {
+                Place::Named(ns, n) => Some((ns.path().to_owned(), (*n).to_owned())),
                 Place::Anonymous => None,
             },
             params,
@@ -213,7 +214,9 @@ impl Segment {
                     source,
                 },
             })?;
-        Segment::from_file(file, Some(name), kind, expected_len)
+        let mut seg = Segment::from_file(file, Some(name), kind, expected_len)?;
+        seg.named = Some((ns.path().to_owned(), name.to_owned()));
+        Ok(seg)
     }
 
     /// Adopts an inherited descriptor (an anonymous object handed to a child).
@@ -293,7 +296,7 @@ impl Segment {
         Ok(Segment {
             map,
             fd,
-            name: name.map(str::to_owned),
+            named: None,
             params: header.params,
         })
     }
@@ -305,7 +308,12 @@ impl Segment {
 
     /// The object's name, `None` for an anonymous object.
     pub(crate) fn name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.named.as_ref().map(|(_, n)| n.as_str())
+    }
+
+    /// The namespace directory of a named segment.
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.named.as_ref().map(|(d, _)| d.as_path())
     }
 
     /// The descriptor backing the mapping.
@@ -387,9 +395,12 @@ impl Segment {
 }
 
 /// Reads the header with ordinary file I/O, before anything is mapped.
-fn read_header(mut file: &File) -> io::Result<Header> {
+///
+/// Positional: the descriptor's offset may be shared with other processes.
+fn read_header(file: &File) -> io::Result<Header> {
+    use std::os::unix::fs::FileExt;
     let mut buf = [0u8; HEADER_LEN];
-    file.read_exact(&mut buf)?;
+    file.read_exact_at(&mut buf, 0)?;
     // SAFETY: Header is repr(C), HEADER_LEN bytes, made of integers and byte
     // arrays only, so any 64 bytes form a valid value; read_unaligned has no
     // alignment requirement.

@@ -30,16 +30,6 @@ pub(crate) enum WaitResult {
     TimedOut,
 }
 
-fn monotonic_now() -> libc::timespec {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec and CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts
-}
-
 /// Converts an `Instant` deadline into an absolute timespec on `clock`.
 fn deadline_timespec(deadline: Instant, clock: libc::clockid_t) -> libc::timespec {
     let remaining = deadline.saturating_duration_since(Instant::now());

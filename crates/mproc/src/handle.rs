@@ -1,0 +1,145 @@
+//! Handing objects to other processes: `Serialize`/`Deserialize` for handles.
+//!
+//! A named object travels as its namespace directory and name, and the
+//! receiver opens it. An anonymous object travels as a descriptor number:
+//! [`collect_fds`] records the descriptors a serialisation mentions so that
+//! the process spawner can let exactly those be inherited, and the receiver
+//! adopts a duplicate of the inherited descriptor after checking that it is a
+//! segment of the right kind.
+
+use std::cell::RefCell;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::joinable::JoinableQueue;
+use crate::local::lock::LocalLock;
+use crate::local::ring::Ring;
+use crate::local::segment::Segment;
+use crate::lock::Lock;
+use crate::namespace::Namespace;
+use crate::queue::{ByteQueue, Queue};
+
+/// The wire form of a handle.
+#[derive(Serialize, Deserialize)]
+enum Repr {
+    Named { dir: PathBuf, name: String },
+    Fd(RawFd),
+}
+
+thread_local! {
+    static COLLECTOR: RefCell<Option<Vec<RawFd>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, returning with its result every descriptor that handles
+/// serialised during `f` need the receiving process to inherit.
+pub(crate) fn collect_fds<R>(f: impl FnOnce() -> R) -> (R, Vec<RawFd>) {
+    let outer = COLLECTOR.with(|c| c.borrow_mut().replace(Vec::new()));
+    let r = f();
+    let fds = COLLECTOR.with(|c| std::mem::replace(&mut *c.borrow_mut(), outer));
+    (r, fds.unwrap_or_default())
+}
+
+/// Records a descriptor that must be inherited (no-op outside `collect_fds`).
+pub(crate) fn note_fd(fd: RawFd) {
+    COLLECTOR.with(|c| {
+        if let Some(v) = c.borrow_mut().as_mut() {
+            if !v.contains(&fd) {
+                v.push(fd);
+            }
+        }
+    });
+}
+
+fn repr_of(seg: &Segment) -> Repr {
+    match (seg.dir(), seg.name()) {
+        (Some(dir), Some(name)) => Repr::Named {
+            dir: dir.to_owned(),
+            name: name.to_owned(),
+        },
+        _ => {
+            let fd = seg.fd().as_raw_fd();
+            note_fd(fd);
+            Repr::Fd(fd)
+        }
+    }
+}
+
+/// Duplicates an inherited descriptor so the handle owns its own copy.
+fn adopt_fd<E: serde::de::Error>(fd: RawFd) -> Result<OwnedFd, E> {
+    if fd < 0 {
+        return Err(E::custom("negative descriptor"));
+    }
+    // SAFETY: the descriptor is only borrowed for the duration of the dup
+    // call; if it is not open, fcntl fails with EBADF and we report it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    borrowed
+        .try_clone_to_owned()
+        .map_err(|e| E::custom(format!("descriptor {fd} was not inherited: {e}")))
+}
+
+impl Serialize for Lock {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        repr_of(self.local_impl().segment()).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Lock {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Lock, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Named { dir, name } => {
+                let ns = Namespace::dir(dir).map_err(D::Error::custom)?;
+                Lock::open_in(&ns, &name).map_err(D::Error::custom)
+            }
+            Repr::Fd(fd) => LocalLock::from_fd(adopt_fd(fd)?)
+                .map(Lock::from_local)
+                .map_err(D::Error::custom),
+        }
+    }
+}
+
+impl Serialize for ByteQueue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        repr_of(self.ring().segment()).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteQueue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteQueue, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Named { dir, name } => {
+                let ns = Namespace::dir(dir).map_err(D::Error::custom)?;
+                ByteQueue::open_in(&ns, &name).map_err(D::Error::custom)
+            }
+            Repr::Fd(fd) => Ring::from_fd(adopt_fd(fd)?)
+                .map(ByteQueue::from_ring)
+                .map_err(D::Error::custom),
+        }
+    }
+}
+
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.byte_queue().serialize(s)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Queue<T>, D::Error> {
+        ByteQueue::deserialize(d).map(Queue::from_bytes)
+    }
+}
+
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.inner_queue().byte_queue().serialize(s)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JoinableQueue<T>, D::Error> {
+        Queue::deserialize(d).map(JoinableQueue::from_queue)
+    }
+}

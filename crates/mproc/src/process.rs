@@ -1,0 +1,596 @@
+//! [`Process`]: run a function in a new OS process.
+//!
+//! Spawning re-executes the current binary (safe in a multi-threaded parent:
+//! the child runs `exec` right after `fork`). A constructor in this module,
+//! registered in `.init_array`, runs before `main` in every binary that
+//! links mproc: when the environment marks the process as a spawned child, it
+//! decodes the arguments, calls the requested function, sends the result
+//! (or the panic message) back through a pipe and exits, so `main` never runs
+//! in the child. Functions are named by their offset from this module's entry
+//! point, which is the same in every execution of the same binary.
+//!
+//! Arguments may contain mproc handles ([`Lock`](crate::Lock),
+//! [`Queue`](crate::Queue), …): named ones are reopened by name, anonymous
+//! ones are inherited as descriptors — exactly those, nothing else.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::marker::PhantomData;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::handle::collect_fds;
+use crate::util::to_deadline;
+
+const ENV_CHILD: &str = "MPROC_CHILD";
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExitCode {
+    /// It exited with this status code.
+    Exited(i32),
+    /// It was killed by this signal.
+    Signaled(i32),
+}
+
+impl ExitCode {
+    /// Python's `Process.exitcode`: the code, or minus the signal number.
+    pub fn python(self) -> i32 {
+        match self {
+            ExitCode::Exited(c) => c,
+            ExitCode::Signaled(s) => -s,
+        }
+    }
+
+    /// Whether the process exited with status 0.
+    pub fn success(self) -> bool {
+        self == ExitCode::Exited(0)
+    }
+
+    fn from_std(s: std::process::ExitStatus) -> ExitCode {
+        match (s.code(), s.signal()) {
+            (Some(c), _) => ExitCode::Exited(c),
+            (None, Some(sig)) => ExitCode::Signaled(sig),
+            (None, None) => ExitCode::Exited(-1),
+        }
+    }
+}
+
+impl fmt::Display for ExitCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExitCode::Exited(c) => write!(f, "exit status {c}"),
+            ExitCode::Signaled(s) => write!(f, "killed by signal {s}"),
+        }
+    }
+}
+
+/// Why a spawn failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The arguments could not be encoded.
+    #[error("cannot encode the process arguments: {0}")]
+    Encode(String),
+    /// The process could not be started.
+    #[error("cannot start the process: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Why a process produced no result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// The function panicked; the panic message is inside.
+    #[error("the process panicked: {message}")]
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// The process ended (killed, or exited early) without a result.
+    #[error("the process ended without a result ({0})")]
+    Died(ExitCode),
+    /// The child could not run the function (bad arguments or result).
+    #[error("the process failed: {0}")]
+    Failed(String),
+    /// The deadline passed; the process is still running.
+    #[error("timed out waiting for the process")]
+    Timeout,
+    /// The result was already taken by an earlier `join`.
+    #[error("the process was already joined")]
+    AlreadyJoined,
+    /// Waiting for the process failed.
+    #[error("waiting for the process failed: {0}")]
+    Io(String),
+}
+
+impl ProcessError {
+    /// Whether this is a timeout (the process can be joined again).
+    pub fn is_timeout(&self) -> bool {
+        *self == ProcessError::Timeout
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+enum Outcome {
+    Done(Vec<u8>),
+    Panicked(String),
+    Failed(String),
+}
+
+/// Options for spawning a [`Process`].
+#[derive(Debug, Default)]
+pub struct ProcessBuilder {
+    daemon: bool,
+    name: Option<String>,
+    stdin: Option<Stdio>,
+    stdout: Option<Stdio>,
+    stderr: Option<Stdio>,
+}
+
+impl ProcessBuilder {
+    /// Default options: not a daemon, standard streams inherited.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A daemon child is killed (SIGKILL) when the spawning thread's process
+    /// ends, however it ends, and is killed when its handle is dropped
+    /// (Python's `daemon=True`).
+    ///
+    /// # Platform specific behavior
+    /// Uses `PR_SET_PDEATHSIG`, which fires when the *thread* that spawned
+    /// the child exits; spawn daemons from a long-lived thread.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// A name for the child, visible as `MPROC_PROCESS_NAME` in it and as
+    /// its `argv[0]` in `ps`.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// The child's standard input (inherited by default).
+    pub fn stdin(mut self, s: Stdio) -> Self {
+        self.stdin = Some(s);
+        self
+    }
+
+    /// The child's standard output (inherited by default).
+    pub fn stdout(mut self, s: Stdio) -> Self {
+        self.stdout = Some(s);
+        self
+    }
+
+    /// The child's standard error (inherited by default).
+    pub fn stderr(mut self, s: Stdio) -> Self {
+        self.stderr = Some(s);
+        self
+    }
+
+    /// Runs `f(args)` in a new process.
+    ///
+    /// `f` must be a plain function or a closure that captures nothing;
+    /// everything it needs travels in `args`.
+    pub fn spawn<A, R>(self, args: A, f: fn(A) -> R) -> Result<Process<R>, SpawnError>
+    where
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        let (encoded, fds) = collect_fds(|| postcard::to_allocvec(&args));
+        let encoded = encoded.map_err(|e| SpawnError::Encode(e.to_string()))?;
+        drop(args);
+        let base = entry_address();
+        let tramp = trampoline::<A, R> as fn(usize, &[u8]) -> Result<Vec<u8>, String> as usize;
+        let args_fd = crate::sys::memfd(c"mproc-args")?;
+        {
+            // The duplicate shares the file offset: rewind it for the child.
+            let mut f = File::from(args_fd.try_clone()?);
+            f.write_all(&encoded)?;
+            f.seek(std::io::SeekFrom::Start(0))?;
+        }
+        let (result_r, result_w) = pipe()?;
+        let exe = std::env::current_exe()?;
+        let id = exe_identity(&exe)?;
+        let marker = format!(
+            "1:{id}:{}:{}:{}:{}",
+            tramp.wrapping_sub(base),
+            (f as usize).wrapping_sub(base),
+            args_fd.as_raw_fd(),
+            result_w.as_raw_fd()
+        );
+        let mut cmd = Command::new(&exe);
+        cmd.arg0(OsString::from(
+            self.name.as_deref().unwrap_or("mproc-child"),
+        ))
+        .env(ENV_CHILD, marker);
+        if let Some(n) = &self.name {
+            cmd.env("MPROC_PROCESS_NAME", n);
+        }
+        if let Some(s) = self.stdin {
+            cmd.stdin(s);
+        }
+        if let Some(s) = self.stdout {
+            cmd.stdout(s);
+        }
+        if let Some(s) = self.stderr {
+            cmd.stderr(s);
+        }
+        let mut inherit: Vec<RawFd> = fds;
+        inherit.push(args_fd.as_raw_fd());
+        inherit.push(result_w.as_raw_fd());
+        let daemon = self.daemon;
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the closure runs in the forked child before exec and calls
+        // only async-signal-safe functions (fcntl, prctl, getppid) on plain
+        // integers captured by value; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                for &fd in &inherit {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                        return Err(io::Error::last_os_error());
+                    }
+                }
+                if daemon {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != parent {
+                        return Err(io::Error::new(io::ErrorKind::Other, "parent exited"));
+                    }
+                }
+                Ok(())
+            })
+        };
+        let child = cmd.spawn()?;
+        drop(result_w);
+        drop(args_fd);
+        Ok(Process {
+            pid: child.id(),
+            child: Some(child),
+            result: Some(File::from(result_r)),
+            buf: Vec::new(),
+            status: None,
+            outcome_taken: false,
+            daemon,
+            _marker: PhantomData,
+        })
+    }
+}
+
+/// A function running in another OS process: Python's `multiprocessing.Process`.
+///
+/// ```
+/// use mproc::{Process, Queue};
+///
+/// let q: Queue<String> = Queue::new(0).unwrap();
+/// let mut p = Process::spawn((q.clone(), 21), |(q, n): (Queue<String>, u32)| {
+///     q.put(format!("hello from {}", std::process::id())).unwrap();
+///     n * 2
+/// })
+/// .unwrap();
+/// assert!(q.get().unwrap().starts_with("hello from "));
+/// assert_eq!(p.join().unwrap(), 42);
+/// assert!(p.exit_code().unwrap().success());
+/// ```
+pub struct Process<R> {
+    pid: u32,
+    /// `None` once handed to a reaper thread on drop.
+    child: Option<Child>,
+    result: Option<File>,
+    buf: Vec<u8>,
+    status: Option<ExitCode>,
+    outcome_taken: bool,
+    daemon: bool,
+    _marker: PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for Process<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Process")
+            .field("pid", &self.pid)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+impl<R: Serialize + DeserializeOwned> Process<R> {
+    /// Runs `f(args)` in a new process with default options.
+    pub fn spawn<A: Serialize + DeserializeOwned>(
+        args: A,
+        f: fn(A) -> R,
+    ) -> Result<Process<R>, SpawnError> {
+        ProcessBuilder::new().spawn(args, f)
+    }
+
+    /// Waits for the process to end and returns what `f` returned.
+    pub fn join(&mut self) -> Result<R, ProcessError> {
+        self.join_inner(None)
+    }
+
+    /// Waits at most `timeout`; [`ProcessError::Timeout`] leaves it joinable.
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<R, ProcessError> {
+        self.join_inner(to_deadline(timeout))
+    }
+
+    /// Waits until `deadline`; [`ProcessError::Timeout`] leaves it joinable.
+    pub fn join_deadline(&mut self, deadline: Instant) -> Result<R, ProcessError> {
+        self.join_inner(Some(deadline))
+    }
+
+    fn join_inner(&mut self, deadline: Option<Instant>) -> Result<R, ProcessError> {
+        if self.outcome_taken {
+            return Err(ProcessError::AlreadyJoined);
+        }
+        self.drain_result(deadline)?;
+        let status = match self.status {
+            Some(s) => s,
+            None => {
+                let child = self.child.as_mut().expect("child present until drop");
+                let s =
+                    ExitCode::from_std(child.wait().map_err(|e| ProcessError::Io(e.to_string()))?);
+                self.status = Some(s);
+                s
+            }
+        };
+        self.outcome_taken = true;
+        let buf = std::mem::take(&mut self.buf);
+        if buf.is_empty() {
+            return Err(ProcessError::Died(status));
+        }
+        match postcard::from_bytes::<Outcome>(&buf) {
+            Ok(Outcome::Done(bytes)) => postcard::from_bytes(&bytes)
+                .map_err(|e| ProcessError::Failed(format!("cannot decode the result: {e}"))),
+            Ok(Outcome::Panicked(message)) => Err(ProcessError::Panicked { message }),
+            Ok(Outcome::Failed(m)) => Err(ProcessError::Failed(m)),
+            Err(_) => Err(ProcessError::Died(status)),
+        }
+    }
+}
+
+impl<R> Process<R> {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Reads the result pipe until end of file or `deadline`.
+    fn drain_result(&mut self, deadline: Option<Instant>) -> Result<(), ProcessError> {
+        let Some(file) = self.result.as_mut() else {
+            return Ok(());
+        };
+        let mut chunk = [0u8; 64 * 1024];
+        loop {
+            let timeout_ms = match deadline {
+                None => -1,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    left.as_millis().min(i32::MAX as u128) as i32
+                        + i32::from(left.subsec_nanos() % 1_000_000 != 0)
+                }
+            };
+            let mut pfd = libc::pollfd {
+                fd: file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: `pfd` is one valid pollfd for an open descriptor.
+            let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(ProcessError::Io(e.to_string()));
+            }
+            if r == 0 {
+                return Err(ProcessError::Timeout);
+            }
+            match file.read(&mut chunk) {
+                Ok(0) => {
+                    self.result = None;
+                    return Ok(());
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ProcessError::Io(e.to_string())),
+            }
+        }
+    }
+
+    /// Whether the process is still running (reaps it if it has ended).
+    pub fn is_alive(&mut self) -> bool {
+        self.poll_status().is_none()
+    }
+
+    fn poll_status(&mut self) -> Option<ExitCode> {
+        if self.status.is_none() {
+            if let Some(Ok(Some(s))) = self.child.as_mut().map(Child::try_wait) {
+                self.status = Some(ExitCode::from_std(s));
+            }
+        }
+        self.status
+    }
+
+    /// How the process ended; `None` while it runs.
+    pub fn exit_code(&mut self) -> Option<ExitCode> {
+        self.poll_status()
+    }
+
+    fn signal(&mut self, sig: libc::c_int) -> io::Result<()> {
+        if self.poll_status().is_some() {
+            return Ok(());
+        }
+        // SAFETY: the pid is our unreaped child (checked above), so it cannot
+        // have been reused by another process.
+        if unsafe { libc::kill(self.pid as libc::pid_t, sig) } == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Sends `SIGTERM` (Python's `terminate`).
+    pub fn terminate(&mut self) -> io::Result<()> {
+        self.signal(libc::SIGTERM)
+    }
+
+    /// Sends `SIGKILL` (Python's `kill`).
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.signal(libc::SIGKILL)
+    }
+}
+
+impl<R> Drop for Process<R> {
+    fn drop(&mut self) {
+        if self.poll_status().is_some() {
+            return;
+        }
+        if self.daemon {
+            let _ = self.kill();
+        }
+        if let Some(mut child) = self.child.take() {
+            if self.daemon {
+                let _ = child.wait();
+            } else {
+                // Reap it when it ends so that no zombie stays behind.
+                let _ = std::thread::Builder::new()
+                    .name("mproc-reaper".into())
+                    .spawn(move || child.wait());
+            }
+        }
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are fresh and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn exe_identity(exe: &std::path::Path) -> io::Result<String> {
+    let m = std::fs::metadata(exe)?;
+    Ok(format!("{}.{}.{}", m.dev(), m.ino(), m.mtime()))
+}
+
+/// Decodes the arguments, runs the function, encodes the result.
+fn trampoline<A: DeserializeOwned, R: Serialize>(f: usize, args: &[u8]) -> Result<Vec<u8>, String> {
+    // SAFETY: `f` was computed by `spawn::<A, R>` in the same executable (the
+    // child checks the executable's identity before calling us) from a
+    // `fn(A) -> R`, rebased onto this process's load address; so it is a
+    // valid pointer to a function of exactly this type.
+    let f: fn(A) -> R = unsafe { std::mem::transmute::<usize, fn(A) -> R>(f) };
+    let a: A =
+        postcard::from_bytes(args).map_err(|e| format!("cannot decode the arguments: {e}"))?;
+    let r = f(a);
+    postcard::to_allocvec(&r).map_err(|e| format!("cannot encode the result: {e}"))
+}
+
+fn entry_address() -> usize {
+    // Reading the registration keeps it (and this object) in every binary
+    // that can spawn.
+    std::hint::black_box(CHILD_ENTRY) as usize
+}
+
+#[used]
+#[link_section = ".init_array"]
+static CHILD_ENTRY: extern "C" fn() = child_entry;
+
+/// Runs before `main`: if this process is a spawned child, do its work and exit.
+extern "C" fn child_entry() {
+    let Some(marker) = std::env::var_os(ENV_CHILD) else {
+        return;
+    };
+    std::env::remove_var(ENV_CHILD);
+    let code = run_child(&marker.to_string_lossy());
+    let _ = io::stdout().flush();
+    std::process::exit(code);
+}
+
+fn run_child(marker: &str) -> i32 {
+    let parts: Vec<&str> = marker.split(':').collect();
+    let [version, id, tramp, f, args_fd, result_fd] = parts[..] else {
+        eprintln!("mproc: malformed {ENV_CHILD} marker");
+        return 70;
+    };
+    let parse = |s: &str| s.parse::<usize>().ok();
+    let (Some(tramp), Some(f), Some(args_fd), Some(result_fd)) = (
+        parse(tramp),
+        parse(f),
+        args_fd.parse::<RawFd>().ok(),
+        result_fd.parse::<RawFd>().ok(),
+    ) else {
+        eprintln!("mproc: malformed {ENV_CHILD} marker");
+        return 70;
+    };
+    let same_exe = std::env::current_exe()
+        .and_then(|e| exe_identity(&e))
+        .is_ok_and(|me| me == id);
+    if version != "1" || !same_exe || args_fd < 3 || result_fd < 3 {
+        eprintln!("mproc: {ENV_CHILD} was set for another executable; refusing to run");
+        return 70;
+    }
+    // SAFETY: the spawner passed these two descriptors, inherited, for this
+    // child alone; nothing else in this process owns them.
+    let (args_file, result_file) =
+        unsafe { (File::from_raw_fd(args_fd), File::from_raw_fd(result_fd)) };
+    // Grandchildren must not inherit the result pipe, or the parent would
+    // not see end-of-file when we exit.
+    // SAFETY: fcntl on a descriptor we own.
+    unsafe { libc::fcntl(result_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let mut args = Vec::new();
+    let outcome = match (&args_file).read_to_end(&mut args) {
+        Err(e) => Outcome::Failed(format!("cannot read the arguments: {e}")),
+        Ok(_) => {
+            drop(args_file);
+            let base = entry_address();
+            // SAFETY: the marker was produced by `spawn` in this same
+            // executable (identity checked above) from
+            // `trampoline::<A, R> as fn(usize, &[u8]) -> ..`, rebased here.
+            let tramp: fn(usize, &[u8]) -> Result<Vec<u8>, String> = unsafe {
+                std::mem::transmute::<usize, fn(usize, &[u8]) -> Result<Vec<u8>, String>>(
+                    base.wrapping_add(tramp),
+                )
+            };
+            let f = base.wrapping_add(f);
+            match std::panic::catch_unwind(|| tramp(f, &args)) {
+                Ok(Ok(bytes)) => Outcome::Done(bytes),
+                Ok(Err(m)) => Outcome::Failed(m),
+                Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+            }
+        }
+    };
+    let code = match &outcome {
+        Outcome::Done(_) => 0,
+        Outcome::Panicked(_) => 101,
+        Outcome::Failed(_) => 70,
+    };
+    if let Ok(bytes) = postcard::to_allocvec(&outcome) {
+        let _ = (&result_file).write_all(&bytes);
+    }
+    code
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_owned()
+    }
+}
