@@ -472,4 +472,7 @@ pub enum JoinError {
         /// Tasks not yet marked done when the deadline passed.
         unfinished: u64,
     },
+    /// The backend failed.
+    #[error("join failed: {0}")]
+    Backend(String),
 }

@@ -18,9 +18,9 @@ use crate::joinable::JoinableQueue;
 use crate::local::lock::LocalLock;
 use crate::local::ring::Ring;
 use crate::local::segment::Segment;
-use crate::lock::Lock;
+use crate::lock::{Lock, LockImpl};
 use crate::namespace::Namespace;
-use crate::queue::{ByteQueue, Queue};
+use crate::queue::{ByteQueue, Queue, QueueImpl};
 
 /// The wire form of a handle.
 #[derive(Serialize, Deserialize)]
@@ -82,7 +82,9 @@ fn adopt_fd<E: serde::de::Error>(fd: RawFd) -> Result<OwnedFd, E> {
 
 impl Serialize for Lock {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        repr_of(self.local_impl().segment()).serialize(s)
+        match self.imp() {
+            LockImpl::Local(l) => repr_of(l.segment()).serialize(s),
+        }
     }
 }
 
@@ -102,7 +104,9 @@ impl<'de> Deserialize<'de> for Lock {
 
 impl Serialize for ByteQueue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        repr_of(self.ring().segment()).serialize(s)
+        match self.imp() {
+            QueueImpl::Local(r) => repr_of(r.segment()).serialize(s),
+        }
     }
 }
 

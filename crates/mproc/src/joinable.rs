@@ -120,23 +120,23 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
         self.queue
             .as_bytes()
-            .ring()
+            .backend()
             .task_done()
-            .map_err(|()| TaskDoneError::TooManyCalls)
+            .map_err(|_| TaskDoneError::TooManyCalls)
     }
 
     /// Tasks put but not yet marked done.
     pub fn unfinished(&self) -> u64 {
-        self.queue.as_bytes().ring().unfinished()
+        self.queue.as_bytes().backend().unfinished()
     }
 
     fn join_inner(&self, deadline: Option<Instant>) -> Result<(), JoinError> {
-        if self.queue.as_bytes().ring().join(deadline) {
-            Ok(())
-        } else {
-            Err(JoinError::Timeout {
+        match self.queue.as_bytes().backend().join(deadline) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(JoinError::Timeout {
                 unfinished: self.unfinished(),
-            })
+            }),
+            Err(e) => Err(JoinError::Backend(format!("{e:?}"))),
         }
     }
 

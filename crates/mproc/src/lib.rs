@@ -33,6 +33,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+mod backend;
 mod error;
 mod handle;
 mod joinable;

@@ -5,12 +5,12 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::backend::{Acquired, LockBackend};
+pub use crate::backend::{Holder, Waiter};
 use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
 use crate::local::lock::LocalLock;
-pub use crate::local::lock::{Holder, Waiter};
 use crate::local::segment::Place;
 use crate::namespace::Namespace;
-use crate::sys::Acquired;
 use crate::util::{open_or_create_loop, to_deadline};
 
 /// A mutual-exclusion lock shared by processes: Python's
@@ -39,8 +39,9 @@ pub struct Lock {
     inner: Arc<LockImpl>,
 }
 
+/// The backends a lock can live in.
 #[derive(Debug)]
-enum LockImpl {
+pub(crate) enum LockImpl {
     Local(LocalLock),
 }
 
@@ -100,7 +101,11 @@ impl Lock {
         }
     }
 
-    pub(crate) fn local_impl(&self) -> &LocalLock {
+    pub(crate) fn imp(&self) -> &LockImpl {
+        &self.inner
+    }
+
+    fn backend(&self) -> &dyn LockBackend {
         match &*self.inner {
             LockImpl::Local(l) => l,
         }
@@ -112,11 +117,11 @@ impl Lock {
 
     /// The lock's name; `None` for an anonymous lock.
     pub fn name(&self) -> Option<&str> {
-        self.local_impl().segment().name()
+        self.backend().name()
     }
 
     fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> LockResult<'_> {
-        match self.local_impl().acquire(try_only, deadline) {
+        match self.backend().acquire(try_only, deadline) {
             Ok(Some(how)) => {
                 let guard = LockGuard {
                     lock: self,
@@ -157,17 +162,17 @@ impl Lock {
 
     /// Whether some process holds the lock right now.
     pub fn is_locked(&self) -> bool {
-        self.local_impl().is_locked()
+        self.backend().is_locked()
     }
 
     /// Who holds the lock, and since when.
     pub fn holder(&self) -> Option<Holder> {
-        self.local_impl().holder()
+        self.backend().holder()
     }
 
     /// The processes currently waiting for the lock.
     pub fn waiters(&self) -> Vec<Waiter> {
-        self.local_impl().waiters()
+        self.backend().waiters()
     }
 }
 
@@ -185,7 +190,7 @@ impl LockGuard<'_> {
     /// Attaches a short text (up to 64 bytes) to this holding, shown by
     /// [`Lock::holder`] and `mproc lock status`.
     pub fn set_tag(&self, tag: &str) {
-        self.lock.local_impl().set_tag(tag);
+        self.lock.backend().set_tag(tag);
     }
 
     /// The lock this guard holds.
@@ -207,6 +212,6 @@ impl Drop for LockGuard<'_> {
         // SAFETY: a guard exists only after this thread acquired the lock, and
         // it is neither Send nor Clone, so this is the acquiring thread and the
         // lock is released exactly once.
-        unsafe { self.lock.local_impl().release() };
+        unsafe { self.lock.backend().release() };
     }
 }

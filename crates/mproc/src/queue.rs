@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::backend::{OpError, QueueBackend};
 use crate::error::{CreateError, GetError, OpenError, OpenOrCreateError, PutError, PutErrorKind};
-use crate::local::ring::{Ring, RingError, RingParams};
+use crate::local::ring::{Ring, RingParams};
 use crate::local::segment::Place;
 use crate::namespace::Namespace;
 use crate::util::{open_or_create_loop, to_deadline};
@@ -118,8 +119,9 @@ pub struct ByteQueue {
     inner: Arc<QueueImpl>,
 }
 
+/// The backends a queue can live in.
 #[derive(Debug)]
-enum QueueImpl {
+pub(crate) enum QueueImpl {
     Local(Ring),
 }
 
@@ -132,25 +134,27 @@ impl fmt::Debug for ByteQueue {
     }
 }
 
-fn put_kind(e: RingError) -> PutErrorKind {
+fn put_kind(e: OpError) -> PutErrorKind {
     match e {
-        RingError::WouldBlock => PutErrorKind::Full,
-        RingError::Closed => PutErrorKind::Closed,
-        RingError::TooLarge { size, limit } => PutErrorKind::TooLarge { size, limit },
-        RingError::Damaged(s) => PutErrorKind::Damaged(s),
-        RingError::Io(e) => PutErrorKind::Io(e.kind(), e.to_string()),
+        OpError::WouldBlock => PutErrorKind::Full,
+        OpError::Closed => PutErrorKind::Closed,
+        OpError::TooLarge { size, limit } => PutErrorKind::TooLarge { size, limit },
+        OpError::Damaged(s) => PutErrorKind::Damaged(s),
+        OpError::Io(e) => PutErrorKind::Io(e.kind(), e.to_string()),
+        OpError::NothingOutstanding => PutErrorKind::Damaged("unexpected task state".into()),
     }
 }
 
-fn get_error(e: RingError) -> GetError {
+fn get_error(e: OpError) -> GetError {
     match e {
-        RingError::WouldBlock => GetError::Empty,
-        RingError::Closed => GetError::Closed,
-        RingError::TooLarge { size, limit } => {
+        OpError::WouldBlock => GetError::Empty,
+        OpError::Closed => GetError::Closed,
+        OpError::TooLarge { size, limit } => {
             GetError::Damaged(format!("record of {size} bytes over limit {limit}"))
         }
-        RingError::Damaged(s) => GetError::Damaged(s),
-        RingError::Io(e) => GetError::Io(e.kind(), e.to_string()),
+        OpError::Damaged(s) => GetError::Damaged(s),
+        OpError::Io(e) => GetError::Io(e.kind(), e.to_string()),
+        OpError::NothingOutstanding => GetError::Damaged("unexpected task state".into()),
     }
 }
 
@@ -202,7 +206,11 @@ impl ByteQueue {
         ByteQueue::local(r)
     }
 
-    pub(crate) fn ring(&self) -> &Ring {
+    pub(crate) fn imp(&self) -> &QueueImpl {
+        &self.inner
+    }
+
+    pub(crate) fn backend(&self) -> &dyn QueueBackend {
         match &*self.inner {
             QueueImpl::Local(r) => r,
         }
@@ -210,7 +218,7 @@ impl ByteQueue {
 
     /// The queue's name; `None` for an anonymous queue.
     pub fn name(&self) -> Option<&str> {
-        self.ring().segment().name()
+        self.backend().name()
     }
 
     fn put_inner<'m>(
@@ -219,7 +227,7 @@ impl ByteQueue {
         try_only: bool,
         deadline: Option<Instant>,
     ) -> Result<(), PutError<&'m [u8]>> {
-        match self.ring().put(&[msg], try_only, deadline) {
+        match self.backend().put(&[msg], try_only, deadline) {
             (_, Ok(())) => Ok(()),
             (_, Err(e)) => Err(PutError::new(msg, put_kind(e))),
         }
@@ -265,7 +273,7 @@ impl ByteQueue {
         msgs: &[&[u8]],
         deadline: Option<Instant>,
     ) -> Result<(), (usize, PutErrorKind)> {
-        match self.ring().put(msgs, false, deadline) {
+        match self.backend().put(msgs, false, deadline) {
             (_, Ok(())) => Ok(()),
             (n, Err(e)) => Err((n, put_kind(e))),
         }
@@ -277,7 +285,7 @@ impl ByteQueue {
         try_only: bool,
         deadline: Option<Instant>,
     ) -> Result<(), GetError> {
-        self.ring()
+        self.backend()
             .get(1, try_only, deadline, &mut |_| {}, out)
             .map(|_| ())
             .map_err(get_error)
@@ -330,7 +338,7 @@ impl ByteQueue {
         mut f: impl FnMut(&[u8]),
     ) -> Result<usize, GetError> {
         let mut scratch = Vec::new();
-        self.ring()
+        self.backend()
             .get(max.max(1), false, deadline, &mut f, &mut scratch)
             .map_err(get_error)
     }
@@ -338,7 +346,7 @@ impl ByteQueue {
     /// A copy of the next message, without taking it.
     pub fn peek(&self) -> Result<Option<Vec<u8>>, GetError> {
         let mut v = Vec::new();
-        match self.ring().peek(&mut v) {
+        match self.backend().peek(&mut v) {
             Ok(true) => Ok(Some(v)),
             Ok(false) => Ok(None),
             Err(e) => Err(get_error(e)),
@@ -347,7 +355,7 @@ impl ByteQueue {
 
     /// Number of messages in the queue, exact at the instant of reading.
     pub fn len(&self) -> usize {
-        self.ring().len() as usize
+        self.backend().len() as usize
     }
 
     /// Whether the queue holds no message.
@@ -357,47 +365,47 @@ impl ByteQueue {
 
     /// Whether a put would have to wait now (count or byte budget exhausted).
     pub fn is_full(&self) -> bool {
-        self.ring().is_full()
+        self.backend().is_full()
     }
 
     /// The count limit, `None` when unbounded.
     pub fn maxsize(&self) -> Option<usize> {
-        let m = self.ring().params().maxsize as usize;
+        let m = self.backend().limits().maxsize as usize;
         (m > 0).then_some(m)
     }
 
     /// The largest message this queue accepts, in bytes.
     pub fn max_message(&self) -> usize {
-        self.ring().params().max_message()
+        self.backend().limits().max_message
     }
 
     /// Closes the queue for every process: puts fail with `Closed` (blocked
     /// ones too); gets drain what is left, then fail with `Closed`.
     pub fn close(&self) {
         // The only failure is a broken lock, which a later put would report.
-        let _ = self.ring().close();
+        let _ = self.backend().close();
     }
 
     /// Whether the queue has been closed.
     pub fn is_closed(&self) -> bool {
-        self.ring().is_closed()
+        self.backend().is_closed()
     }
 
     /// Discards every message; returns how many.
     pub fn purge(&self) -> Result<u64, GetError> {
-        self.ring().purge().map_err(get_error)
+        self.backend().purge().map_err(get_error)
     }
 
     /// All counters at once.
     pub fn stats(&self) -> QueueStats {
-        let s = self.ring().stats();
-        let p = self.ring().params();
+        let s = self.backend().counters();
+        let p = self.backend().limits();
         QueueStats {
             len: s.len,
             maxsize: (p.maxsize > 0).then_some(p.maxsize),
             bytes_used: s.bytes_used,
             max_bytes: p.max_bytes,
-            max_message: p.max_message() as u64,
+            max_message: p.max_message as u64,
             closed: s.closed,
             total_put: s.total_put,
             total_got: s.total_got,

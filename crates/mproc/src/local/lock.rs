@@ -18,6 +18,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::backend::{Holder, LockBackend, Waiter};
 use crate::error::{CreateError, ObjectKind, OpenError};
 use crate::local::segment::{Place, Segment};
 use crate::namespace::Namespace;
@@ -36,28 +37,6 @@ const WAITER_SLOTS: usize = 32;
 const SEG_LEN: usize = 1024;
 
 const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= HOLDER_PID - MUTEX_OFF);
-
-/// Who holds a lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Holder {
-    /// Process id of the holder (0 if not yet recorded).
-    pub pid: u32,
-    /// When it acquired the lock.
-    pub since: SystemTime,
-    /// The tag it attached, if any.
-    pub tag: Option<String>,
-}
-
-/// A process waiting for a lock.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Waiter {
-    /// Process id of the waiter.
-    pub pid: u32,
-    /// When it started waiting.
-    pub since: SystemTime,
-}
 
 fn expected_len(_params: &[u64; 4]) -> Result<usize, String> {
     Ok(SEG_LEN)
@@ -102,13 +81,54 @@ impl LocalLock {
         &self.seg
     }
 
+    fn record_holder(&self) {
+        self.seg
+            .at::<AtomicU32>(HOLDER_TID)
+            .store(sys::gettid(), Ordering::Relaxed);
+        self.seg
+            .at::<AtomicU64>(HOLDER_SINCE)
+            .store(sys::now_realtime_ns(), Ordering::Relaxed);
+        self.seg
+            .at::<AtomicU32>(TAG_LEN)
+            .store(0, Ordering::Relaxed);
+        self.seg
+            .at::<AtomicU32>(HOLDER_PID)
+            .store(std::process::id(), Ordering::Release);
+    }
+
+    fn waiter_pid(&self, i: usize) -> &AtomicU32 {
+        self.seg.at::<AtomicU32>(WAITERS_OFF + i * 16)
+    }
+
+    fn register_waiter(&self) -> Option<usize> {
+        let me = std::process::id();
+        for i in 0..WAITER_SLOTS {
+            let slot = self.waiter_pid(i);
+            let cur = slot.load(Ordering::Relaxed);
+            // Take a free slot, or one left behind by a dead waiter.
+            if (cur == 0 || !sys::pid_alive(cur))
+                && slot
+                    .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.seg
+                    .at::<AtomicU64>(WAITERS_OFF + i * 16 + 8)
+                    .store(sys::now_realtime_ns(), Ordering::Relaxed);
+                return Some(i);
+            }
+        }
+        None
+    }
+}
+
+impl LockBackend for LocalLock {
+    fn name(&self) -> Option<&str> {
+        self.seg.name()
+    }
+
     /// Acquires the lock: without waiting if `try_only`, else until `deadline`.
     /// `Ok(None)` means it was not acquired.
-    pub(crate) fn acquire(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<Option<Acquired>> {
+    fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
         if let Some(a) = self.mutex.try_lock()? {
             self.record_holder();
             return Ok(Some(a));
@@ -138,11 +158,7 @@ impl LocalLock {
         Ok(r)
     }
 
-    /// Releases the lock.
-    ///
-    /// # Safety
-    /// The calling thread must hold the lock (acquired through `acquire`).
-    pub(crate) unsafe fn release(&self) {
+    unsafe fn release(&self) {
         self.seg
             .at::<AtomicU32>(HOLDER_PID)
             .store(0, Ordering::Relaxed);
@@ -153,23 +169,8 @@ impl LocalLock {
         unsafe { self.mutex.unlock() };
     }
 
-    fn record_holder(&self) {
-        self.seg
-            .at::<AtomicU32>(HOLDER_TID)
-            .store(sys::gettid(), Ordering::Relaxed);
-        self.seg
-            .at::<AtomicU64>(HOLDER_SINCE)
-            .store(sys::now_realtime_ns(), Ordering::Relaxed);
-        self.seg
-            .at::<AtomicU32>(TAG_LEN)
-            .store(0, Ordering::Relaxed);
-        self.seg
-            .at::<AtomicU32>(HOLDER_PID)
-            .store(std::process::id(), Ordering::Release);
-    }
-
     /// Attaches a tag to the current holding (shown by `holder()`).
-    pub(crate) fn set_tag(&self, tag: &str) {
+    fn set_tag(&self, tag: &str) {
         let mut end = tag.len().min(TAG_MAX);
         while !tag.is_char_boundary(end) {
             end -= 1;
@@ -180,11 +181,11 @@ impl LocalLock {
             .store(end as u32, Ordering::Release);
     }
 
-    pub(crate) fn is_locked(&self) -> bool {
+    fn is_locked(&self) -> bool {
         self.mutex.owner_tid() != 0
     }
 
-    pub(crate) fn holder(&self) -> Option<Holder> {
+    fn holder(&self) -> Option<Holder> {
         let tid = self.mutex.owner_tid();
         if tid == 0 {
             return None;
@@ -213,31 +214,7 @@ impl LocalLock {
         Some(Holder { pid, since, tag })
     }
 
-    fn waiter_pid(&self, i: usize) -> &AtomicU32 {
-        self.seg.at::<AtomicU32>(WAITERS_OFF + i * 16)
-    }
-
-    fn register_waiter(&self) -> Option<usize> {
-        let me = std::process::id();
-        for i in 0..WAITER_SLOTS {
-            let slot = self.waiter_pid(i);
-            let cur = slot.load(Ordering::Relaxed);
-            // Take a free slot, or one left behind by a dead waiter.
-            if (cur == 0 || !sys::pid_alive(cur))
-                && slot
-                    .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            {
-                self.seg
-                    .at::<AtomicU64>(WAITERS_OFF + i * 16 + 8)
-                    .store(sys::now_realtime_ns(), Ordering::Relaxed);
-                return Some(i);
-            }
-        }
-        None
-    }
-
-    pub(crate) fn waiters(&self) -> Vec<Waiter> {
+    fn waiters(&self) -> Vec<Waiter> {
         (0..WAITER_SLOTS)
             .filter_map(|i| {
                 let pid = self.waiter_pid(i).load(Ordering::Acquire);

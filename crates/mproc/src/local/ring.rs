@@ -34,12 +34,12 @@
 //!
 //! Nothing read from the segment is trusted: every length is checked against
 //! the ring's occupancy and limits before use, so a damaged segment yields
-//! [`RingError::Damaged`], never an access outside the mapping.
+//! [`OpError::Damaged`], never an access outside the mapping.
 
-use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
+use crate::backend::{Counters, Limits, OpError, QueueBackend};
 use crate::error::{CreateError, ObjectKind, OpenError};
 use crate::local::segment::{Place, Segment};
 use crate::local::wait::WaitCell;
@@ -67,40 +67,6 @@ pub(crate) const MAX_CAPACITY: usize = 1 << 31;
 pub(crate) const MIN_BYTES: usize = 64;
 
 const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= 64);
-
-/// Failure of a ring operation.
-#[derive(Debug)]
-pub(crate) enum RingError {
-    /// Would block (full for put, empty for get) or the deadline passed.
-    WouldBlock,
-    /// Closed (for get: closed and drained).
-    Closed,
-    /// The message exceeds the limit.
-    TooLarge { size: usize, limit: usize },
-    /// The shared state is inconsistent.
-    Damaged(String),
-    /// A lock operation failed.
-    Io(io::Error),
-}
-
-impl From<io::Error> for RingError {
-    fn from(e: io::Error) -> Self {
-        RingError::Io(e)
-    }
-}
-
-/// A snapshot of the ring's counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RingStats {
-    pub(crate) len: u64,
-    pub(crate) bytes_used: u64,
-    pub(crate) closed: bool,
-    pub(crate) total_put: u64,
-    pub(crate) total_got: u64,
-    pub(crate) total_done: u64,
-    pub(crate) waiting_get: u32,
-    pub(crate) waiting_put: u32,
-}
 
 fn seq(word: u64) -> u32 {
     (word >> 32) as u32
@@ -203,12 +169,12 @@ impl Drop for Held<'_> {
     }
 }
 
-fn acquire(l: &RobustLock, deadline: Option<Instant>) -> Result<Held<'_>, RingError> {
+fn acquire(l: &RobustLock, deadline: Option<Instant>) -> Result<Held<'_>, OpError> {
     // Owner death needs no repair here: all shared state is published by
     // single stores, so whatever the dead process left is consistent.
     match l.lock(deadline)? {
         Some(_) => Ok(Held(l)),
-        None => Err(RingError::WouldBlock),
+        None => Err(OpError::WouldBlock),
     }
 }
 
@@ -261,10 +227,6 @@ impl Ring {
 
     pub(crate) fn segment(&self) -> &Segment {
         &self.seg
-    }
-
-    pub(crate) fn params(&self) -> RingParams {
-        self.params
     }
 
     fn u64_at(&self, off: usize) -> &AtomicU64 {
@@ -328,22 +290,81 @@ impl Ring {
         }
     }
 
+    /// Copies out up to `max` records; the caller holds the get lock.
+    fn take_locked(
+        &self,
+        max: usize,
+        sink: &mut dyn FnMut(&[u8]),
+        scratch: &mut Vec<u8>,
+    ) -> Result<usize, OpError> {
+        let head_word = self.u64_at(HEAD);
+        let head = head_word.load(Ordering::Relaxed);
+        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        let (mut s, mut p) = (seq(head), pos(head));
+        let mut n = 0;
+        while n < max && s != seq(tail) {
+            let len = self.validate_at(s, p, tail)?;
+            scratch.clear();
+            scratch.resize(len, 0);
+            self.read_wrapped(p.wrapping_add(REC_HEADER as u32), scratch);
+            sink(scratch);
+            s = s.wrapping_add(1);
+            p = p.wrapping_add(record_len(len) as u32);
+            n += 1;
+        }
+        if n > 0 {
+            // Publish last: the records are consumed only by this store.
+            head_word.store(pack(s, p), Ordering::Release);
+            let stored = self.u64_at(GOT_TOTAL);
+            stored.store(total(stored.load(Ordering::Relaxed), s), Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+
+    /// Checks the record at (`s`, `p`) against the published tail; returns its length.
+    fn validate_at(&self, s: u32, p: u32, tail: u64) -> Result<usize, OpError> {
+        let used = pos(tail).wrapping_sub(p) as u64;
+        let count = seq(tail).wrapping_sub(s) as u64;
+        if used > self.params.capacity || count > used / REC_HEADER as u64 {
+            return Err(OpError::Damaged(format!(
+                "inconsistent positions: {count} records in {used} bytes (capacity {})",
+                self.params.capacity
+            )));
+        }
+        let mut hdr = [0u8; REC_HEADER];
+        self.read_wrapped(p, &mut hdr);
+        let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
+        if len > self.params.max_message() || record_len(len) as u64 > used {
+            return Err(OpError::Damaged(format!(
+                "record of {len} bytes does not fit the {used} bytes published"
+            )));
+        }
+        Ok(len)
+    }
+
+    fn total_put(&self) -> u64 {
+        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        total(self.u64_at(PUT_TOTAL).load(Ordering::Relaxed), seq(tail))
+    }
+}
+
+impl QueueBackend for Ring {
     /// Puts messages in order; returns how many were put before an error.
     ///
     /// With `try_only`, never waits. Otherwise waits while full until
     /// `deadline` (`None`: forever). All messages of a call that fit are
     /// published with a single store.
-    pub(crate) fn put<'m>(
+    fn put(
         &self,
-        msgs: &[&'m [u8]],
+        msgs: &[&[u8]],
         try_only: bool,
         deadline: Option<Instant>,
-    ) -> (usize, Result<(), RingError>) {
+    ) -> (usize, Result<(), OpError>) {
         let limit = self.params.max_message();
         if let Some(m) = msgs.iter().find(|m| m.len() > limit) {
             return (
                 0,
-                Err(RingError::TooLarge {
+                Err(OpError::TooLarge {
                     size: m.len(),
                     limit,
                 }),
@@ -358,7 +379,7 @@ impl Ring {
                     Err(e) => return (done, Err(e)),
                 };
                 if self.closed() {
-                    return (done, Err(RingError::Closed));
+                    return (done, Err(OpError::Closed));
                 }
                 let tail_word = self.u64_at(TAIL);
                 let tail = tail_word.load(Ordering::Relaxed);
@@ -397,7 +418,7 @@ impl Ring {
             }
             if done < msgs.len() {
                 if try_only {
-                    return (done, Err(RingError::WouldBlock));
+                    return (done, Err(OpError::WouldBlock));
                 }
                 let rec = if done > 0 {
                     record_len(msgs[done].len())
@@ -408,7 +429,7 @@ impl Ring {
                     .cell(NOT_FULL)
                     .wait_until(deadline, || self.closed() || self.has_room(rec));
                 if !ok {
-                    return (done, Err(RingError::WouldBlock));
+                    return (done, Err(OpError::WouldBlock));
                 }
             }
         }
@@ -417,14 +438,14 @@ impl Ring {
 
     /// Takes up to `max` messages (at least one), appending each to `out`
     /// through `sink(out, bytes)`. Returns how many were taken.
-    pub(crate) fn get(
+    fn get(
         &self,
         max: usize,
         try_only: bool,
         deadline: Option<Instant>,
         sink: &mut dyn FnMut(&[u8]),
         scratch: &mut Vec<u8>,
-    ) -> Result<usize, RingError> {
+    ) -> Result<usize, OpError> {
         loop {
             let taken = {
                 let _held = acquire(&self.get_lock, deadline)?;
@@ -438,76 +459,24 @@ impl Ring {
                 // `closed` is set under the put lock, after every earlier put
                 // published its tail; re-check emptiness after seeing it.
                 if !self.non_empty() {
-                    return Err(RingError::Closed);
+                    return Err(OpError::Closed);
                 }
                 continue;
             }
             if try_only {
-                return Err(RingError::WouldBlock);
+                return Err(OpError::WouldBlock);
             }
             let ok = self
                 .cell(NOT_EMPTY)
                 .wait_until(deadline, || self.non_empty() || self.closed());
             if !ok {
-                return Err(RingError::WouldBlock);
+                return Err(OpError::WouldBlock);
             }
         }
     }
 
-    /// Copies out up to `max` records; the caller holds the get lock.
-    fn take_locked(
-        &self,
-        max: usize,
-        sink: &mut dyn FnMut(&[u8]),
-        scratch: &mut Vec<u8>,
-    ) -> Result<usize, RingError> {
-        let head_word = self.u64_at(HEAD);
-        let head = head_word.load(Ordering::Relaxed);
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        let (mut s, mut p) = (seq(head), pos(head));
-        let mut n = 0;
-        while n < max && s != seq(tail) {
-            let len = self.validate_at(s, p, tail)?;
-            scratch.clear();
-            scratch.resize(len, 0);
-            self.read_wrapped(p.wrapping_add(REC_HEADER as u32), scratch);
-            sink(scratch);
-            s = s.wrapping_add(1);
-            p = p.wrapping_add(record_len(len) as u32);
-            n += 1;
-        }
-        if n > 0 {
-            // Publish last: the records are consumed only by this store.
-            head_word.store(pack(s, p), Ordering::Release);
-            let stored = self.u64_at(GOT_TOTAL);
-            stored.store(total(stored.load(Ordering::Relaxed), s), Ordering::Relaxed);
-        }
-        Ok(n)
-    }
-
-    /// Checks the record at (`s`, `p`) against the published tail; returns its length.
-    fn validate_at(&self, s: u32, p: u32, tail: u64) -> Result<usize, RingError> {
-        let used = pos(tail).wrapping_sub(p) as u64;
-        let count = seq(tail).wrapping_sub(s) as u64;
-        if used > self.params.capacity || count > used / REC_HEADER as u64 {
-            return Err(RingError::Damaged(format!(
-                "inconsistent positions: {count} records in {used} bytes (capacity {})",
-                self.params.capacity
-            )));
-        }
-        let mut hdr = [0u8; REC_HEADER];
-        self.read_wrapped(p, &mut hdr);
-        let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) as usize;
-        if len > self.params.max_message() || record_len(len) as u64 > used {
-            return Err(RingError::Damaged(format!(
-                "record of {len} bytes does not fit the {used} bytes published"
-            )));
-        }
-        Ok(len)
-    }
-
     /// Copies the next message without taking it.
-    pub(crate) fn peek(&self, out: &mut Vec<u8>) -> Result<bool, RingError> {
+    fn peek(&self, out: &mut Vec<u8>) -> Result<bool, OpError> {
         let _held = acquire(&self.get_lock, None)?;
         let head = self.u64_at(HEAD).load(Ordering::Relaxed);
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
@@ -522,7 +491,7 @@ impl Ring {
     }
 
     /// Discards every message; returns how many.
-    pub(crate) fn purge(&self) -> Result<u64, RingError> {
+    fn purge(&self) -> Result<u64, OpError> {
         let n = {
             let _held = acquire(&self.get_lock, None)?;
             let head_word = self.u64_at(HEAD);
@@ -546,7 +515,7 @@ impl Ring {
     }
 
     /// Closes the queue: later puts fail; gets drain, then report closed.
-    pub(crate) fn close(&self) -> Result<(), RingError> {
+    fn close(&self) -> Result<(), OpError> {
         {
             let _held = acquire(&self.put_lock, None)?;
             self.seg.at::<AtomicU32>(CLOSED).store(1, Ordering::Release);
@@ -557,7 +526,7 @@ impl Ring {
     }
 
     /// Number of messages in the queue.
-    pub(crate) fn len(&self) -> u64 {
+    fn len(&self) -> u64 {
         // Head first: the tail read afterwards is never behind it.
         let head = self.u64_at(HEAD).load(Ordering::Acquire);
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
@@ -565,20 +534,32 @@ impl Ring {
     }
 
     /// Whether no message of the smallest size could be put now.
-    pub(crate) fn is_full(&self) -> bool {
+    fn is_full(&self) -> bool {
         !self.has_room(REC_HEADER)
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
+    fn is_closed(&self) -> bool {
         self.closed()
     }
 
-    pub(crate) fn stats(&self) -> RingStats {
+    fn name(&self) -> Option<&str> {
+        self.seg.name()
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            maxsize: self.params.maxsize,
+            max_bytes: self.params.max_bytes,
+            max_message: self.params.max_message(),
+        }
+    }
+
+    fn counters(&self) -> Counters {
         let head = self.u64_at(HEAD).load(Ordering::Acquire);
         let got = total(self.u64_at(GOT_TOTAL).load(Ordering::Relaxed), seq(head));
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
         let put = total(self.u64_at(PUT_TOTAL).load(Ordering::Relaxed), seq(tail));
-        RingStats {
+        Counters {
             len: seq(tail).wrapping_sub(seq(head)) as u64,
             bytes_used: pos(tail).wrapping_sub(pos(head)) as u64,
             closed: self.closed(),
@@ -590,18 +571,13 @@ impl Ring {
         }
     }
 
-    fn total_put(&self) -> u64 {
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        total(self.u64_at(PUT_TOTAL).load(Ordering::Relaxed), seq(tail))
-    }
-
     /// Marks one task done (JoinableQueue); fails if none is unfinished.
-    pub(crate) fn task_done(&self) -> Result<(), ()> {
+    fn task_done(&self) -> Result<(), OpError> {
         let done = self.u64_at(DONE_TOTAL);
         let mut cur = done.load(Ordering::Acquire);
         loop {
             if cur >= self.total_put() {
-                return Err(());
+                return Err(OpError::NothingOutstanding);
             }
             match done.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire) {
                 Ok(_) => break,
@@ -615,14 +591,15 @@ impl Ring {
     }
 
     /// Tasks put but not yet marked done.
-    pub(crate) fn unfinished(&self) -> u64 {
+    fn unfinished(&self) -> u64 {
         let done = self.u64_at(DONE_TOTAL).load(Ordering::Acquire);
         self.total_put().saturating_sub(done)
     }
 
     /// Waits until every task put has been marked done; false on timeout.
-    pub(crate) fn join(&self, deadline: Option<Instant>) -> bool {
-        self.cell(ALL_DONE)
-            .wait_until(deadline, || self.unfinished() == 0)
+    fn join(&self, deadline: Option<Instant>) -> Result<bool, OpError> {
+        Ok(self
+            .cell(ALL_DONE)
+            .wait_until(deadline, || self.unfinished() == 0))
     }
 }

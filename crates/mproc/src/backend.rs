@@ -1,0 +1,152 @@
+//! The seam between the public types and the places objects live.
+//!
+//! [`QueueBackend`] and [`LockBackend`] are the operations every backend
+//! provides with the same semantics; the public `Queue`, `Lock` and friends
+//! hold one as a trait object and add typing, method families and errors.
+//! The shared-memory backend (`local`) implements them in its segment types.
+
+use std::fmt;
+use std::io;
+use std::time::Instant;
+
+use std::time::SystemTime;
+
+/// Failure of a queue operation, before it is turned into a public error.
+#[derive(Debug)]
+pub(crate) enum OpError {
+    /// Would block (full for put, empty for get) or the deadline passed.
+    WouldBlock,
+    /// Closed (for get: closed and drained).
+    Closed,
+    /// The message exceeds the limit.
+    TooLarge { size: usize, limit: usize },
+    /// The shared state is inconsistent.
+    Damaged(String),
+    /// More `task_done` / `ack` calls than outstanding tasks.
+    NothingOutstanding,
+    /// The backend failed (a lock, a connection).
+    Io(io::Error),
+}
+
+impl From<io::Error> for OpError {
+    fn from(e: io::Error) -> Self {
+        OpError::Io(e)
+    }
+}
+
+/// A queue's fixed limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Message-count bound; 0 means unbounded.
+    pub(crate) maxsize: u64,
+    /// Byte budget for records.
+    pub(crate) max_bytes: u64,
+    /// The largest message.
+    pub(crate) max_message: usize,
+}
+
+/// A snapshot of a queue's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Counters {
+    pub(crate) len: u64,
+    pub(crate) bytes_used: u64,
+    pub(crate) closed: bool,
+    pub(crate) total_put: u64,
+    pub(crate) total_got: u64,
+    pub(crate) total_done: u64,
+    pub(crate) waiting_get: u32,
+    pub(crate) waiting_put: u32,
+}
+
+/// The operations of a bounded MPMC byte queue.
+pub(crate) trait QueueBackend: Send + Sync + fmt::Debug {
+    /// The name, `None` when anonymous.
+    fn name(&self) -> Option<&str>;
+    /// The fixed limits.
+    fn limits(&self) -> Limits;
+    /// Puts messages in order; returns how many were put before an error.
+    /// With `try_only` never waits, else waits while full until `deadline`.
+    fn put(
+        &self,
+        msgs: &[&[u8]],
+        try_only: bool,
+        deadline: Option<Instant>,
+    ) -> (usize, Result<(), OpError>);
+    /// Takes up to `max` (≥ 1) messages, handing each to `sink`; waits for
+    /// the first unless `try_only`. `scratch` is a reusable buffer.
+    fn get(
+        &self,
+        max: usize,
+        try_only: bool,
+        deadline: Option<Instant>,
+        sink: &mut dyn FnMut(&[u8]),
+        scratch: &mut Vec<u8>,
+    ) -> Result<usize, OpError>;
+    /// Copies the next message without taking it; false when empty.
+    fn peek(&self, out: &mut Vec<u8>) -> Result<bool, OpError>;
+    /// Discards every message; returns how many.
+    fn purge(&self) -> Result<u64, OpError>;
+    /// Closes the queue for every process.
+    fn close(&self) -> Result<(), OpError>;
+    /// Messages in the queue.
+    fn len(&self) -> u64;
+    /// Whether an empty message could not be put now.
+    fn is_full(&self) -> bool;
+    /// Whether the queue is closed.
+    fn is_closed(&self) -> bool;
+    /// All counters.
+    fn counters(&self) -> Counters;
+    /// Marks one task done.
+    fn task_done(&self) -> Result<(), OpError>;
+    /// Tasks put but not marked done.
+    fn unfinished(&self) -> u64;
+    /// Waits until no task is unfinished; false on timeout.
+    fn join(&self, deadline: Option<Instant>) -> Result<bool, OpError>;
+}
+
+/// How a lock was acquired.
+pub(crate) use crate::sys::Acquired;
+
+/// The operations of a cross-process lock.
+pub(crate) trait LockBackend: Send + Sync + fmt::Debug {
+    /// The name, `None` when anonymous.
+    fn name(&self) -> Option<&str>;
+    /// Acquires: without waiting if `try_only`, else until `deadline`.
+    /// `Ok(None)`: not acquired.
+    fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>>;
+    /// Releases a holding acquired by this thread through `acquire`.
+    ///
+    /// # Safety
+    /// The calling thread must hold the lock.
+    unsafe fn release(&self);
+    /// Attaches a tag to the current holding.
+    fn set_tag(&self, tag: &str);
+    /// Whether some process holds the lock.
+    fn is_locked(&self) -> bool;
+    /// The current holder.
+    fn holder(&self) -> Option<Holder>;
+    /// The processes waiting.
+    fn waiters(&self) -> Vec<Waiter>;
+}
+
+/// Who holds a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Holder {
+    /// Process id of the holder (0 if not yet recorded).
+    pub pid: u32,
+    /// When it acquired the lock.
+    pub since: SystemTime,
+    /// The tag it attached, if any.
+    pub tag: Option<String>,
+}
+
+/// A process waiting for a lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Waiter {
+    /// Process id of the waiter.
+    pub pid: u32,
+    /// When it started waiting.
+    pub since: SystemTime,
+}
