@@ -246,7 +246,7 @@ impl ProcessBuilder {
                 if daemon {
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
                     if libc::getppid() != parent {
-                        return Err(io::Error::new(io::ErrorKind::Other, "parent exited"));
+                        return Err(io::Error::other("parent exited"));
                     }
                 }
                 Ok(())

@@ -102,7 +102,7 @@ pub(crate) struct RingParams {
 
 impl RingParams {
     pub(crate) fn new(maxsize: usize, max_bytes: usize) -> Result<RingParams, String> {
-        if max_bytes < MIN_BYTES || max_bytes > MAX_CAPACITY {
+        if !(MIN_BYTES..=MAX_CAPACITY).contains(&max_bytes) {
             return Err(format!(
                 "max_bytes must be between {MIN_BYTES} and {MAX_CAPACITY}, got {max_bytes}"
             ));
