@@ -15,6 +15,7 @@
 //! clears it when the holder dies); the records are for display.
 
 use std::io;
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -45,8 +46,24 @@ fn expected_len(_params: &[u64; 4]) -> Result<usize, String> {
 /// A lock segment.
 #[derive(Debug)]
 pub(crate) struct LocalLock {
-    seg: Segment,
+    /// Dropped by hand: see `Drop`.
+    seg: ManuallyDrop<Segment>,
     mutex: RobustLock,
+}
+
+impl Drop for LocalLock {
+    fn drop(&mut self) {
+        // The kernel releases a dead holder's robust mutex through the
+        // mapping it was locked in. If this process still holds the lock
+        // (its guard was leaked), keep the mapping so that its death still
+        // frees the lock for the next process.
+        let held_here = self.mutex.owner_tid() != 0
+            && self.seg.at::<AtomicU32>(HOLDER_PID).load(Ordering::Acquire) == std::process::id();
+        if !held_here {
+            // SAFETY: `seg` is dropped exactly once, here, and not used after.
+            unsafe { ManuallyDrop::drop(&mut self.seg) };
+        }
+    }
 }
 
 impl LocalLock {
@@ -74,7 +91,10 @@ impl LocalLock {
         // (which lives as long as this handle), and was initialised before the
         // segment was published.
         let mutex = unsafe { RobustLock::from_ptr(raw.cast()) };
-        LocalLock { seg, mutex }
+        LocalLock {
+            seg: ManuallyDrop::new(seg),
+            mutex,
+        }
     }
 
     pub(crate) fn segment(&self) -> &Segment {

@@ -1,0 +1,241 @@
+//! Lock across real processes: CPython's `_TestLock` scenarios, owner death
+//! (the holder SIGKILLed at random instants), timeouts and the records.
+
+mod common;
+
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{assert_about, namespace, timed, JOIN};
+use mproc::{Lock, LockError, Namespace, Process, Queue};
+
+const T: Duration = Duration::from_millis(200);
+
+#[test]
+fn test_lock_acquire_try_release() {
+    let lock = Lock::new().unwrap();
+    assert!(!lock.is_locked());
+    let g = lock.lock().unwrap();
+    assert!(lock.is_locked());
+    assert!(lock.try_lock().unwrap_err().is_would_block());
+    let (r, d) = timed(|| lock.lock_timeout(T));
+    assert!(r.unwrap_err().is_would_block());
+    assert_about(d, T);
+    let h = lock.holder().unwrap();
+    assert_eq!(h.pid, std::process::id());
+    assert!(h.since.elapsed().unwrap() < Duration::from_secs(60));
+    g.set_tag("printing report");
+    assert_eq!(
+        lock.holder().unwrap().tag.as_deref(),
+        Some("printing report")
+    );
+    drop(g);
+    assert!(!lock.is_locked());
+    assert!(lock.holder().is_none());
+    let _again = lock.try_lock().unwrap();
+}
+
+#[test]
+fn guard_releases_on_panic() {
+    let lock = Lock::new().unwrap();
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _g = lock.lock().unwrap();
+        panic!("inside the critical section");
+    }));
+    assert!(r.is_err());
+    assert!(!lock.is_locked());
+}
+
+#[test]
+fn lock_held_across_processes() {
+    let (_d, ns) = namespace();
+    let lock = Lock::create_in(&ns, "shared").unwrap();
+    let g = lock.lock().unwrap();
+    let mut child = Process::spawn(ns.path().to_owned(), |dir: PathBuf| {
+        let lock = Lock::open_in(&Namespace::dir(dir).unwrap(), "shared").unwrap();
+        let busy = lock.try_lock().unwrap_err().is_would_block();
+        let t = Instant::now();
+        let timed_out = lock
+            .lock_timeout(Duration::from_millis(200))
+            .unwrap_err()
+            .is_would_block();
+        let waited = t.elapsed();
+        let t = Instant::now();
+        let _g = lock.lock().unwrap();
+        (
+            busy,
+            timed_out,
+            waited.as_millis() as u64,
+            t.elapsed().as_millis() as u64,
+        )
+    })
+    .unwrap();
+    // While the child waits in lock(), it shows up as a waiter.
+    let t = Instant::now();
+    while lock.waiters().is_empty() && t.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(lock.waiters()[0].pid, child.pid());
+    // The child is in lock_timeout (≤ 200 ms left), then blocks in lock().
+    std::thread::sleep(Duration::from_millis(600));
+    drop(g);
+    let (busy, timed_out, waited, blocked) = child.join_timeout(JOIN).unwrap();
+    assert!(busy && timed_out);
+    assert!(waited >= 100, "lock_timeout returned after {waited} ms");
+    assert!(
+        blocked >= 250,
+        "lock() returned after {blocked} ms while held"
+    );
+}
+
+#[test]
+fn holder_exiting_without_release_is_reported_as_owner_died() {
+    // CPython's test_lock_locked_2processes: the child acquires and exits
+    // without releasing. Python's lock stays locked forever; ours is freed by
+    // the kernel and the next acquirer is told the owner died.
+    let lock = Lock::new().unwrap();
+    let mut child = Process::spawn(lock.clone(), |lock: Lock| {
+        std::mem::forget(lock.lock().unwrap());
+    })
+    .unwrap();
+    child.join_timeout(JOIN).unwrap();
+    assert!(!lock.is_locked());
+    match lock.lock() {
+        Err(LockError::OwnerDied(o)) => {
+            let g = o.into_inner();
+            assert!(lock.is_locked());
+            drop(g);
+        }
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    // Repaired: the next acquisition is clean.
+    drop(lock.lock().unwrap());
+}
+
+#[test]
+fn sigkilled_holder_hands_the_lock_to_the_waiter_at_once() {
+    let lock = Lock::new().unwrap();
+    let ready: Queue<u32> = Queue::new(0).unwrap();
+    let mut holder = Process::spawn(
+        (lock.clone(), ready.clone()),
+        |(lock, ready): (Lock, Queue<u32>)| {
+            let _g = lock.lock().unwrap();
+            ready.put(std::process::id()).unwrap();
+            std::thread::sleep(Duration::from_secs(600));
+        },
+    )
+    .unwrap();
+    assert_eq!(ready.get_timeout(JOIN).unwrap(), holder.pid());
+    assert_eq!(lock.holder().unwrap().pid, holder.pid());
+    let waiter = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            let r = lock.lock_timeout(JOIN);
+            let at = Instant::now();
+            let died = matches!(&r, Err(LockError::OwnerDied(_)));
+            drop(r);
+            (died, at)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let killed_at = Instant::now();
+    holder.kill().unwrap();
+    let (died, acquired_at) = waiter.join().unwrap();
+    assert!(died, "the waiter must be told the owner died");
+    let latency = acquired_at.saturating_duration_since(killed_at);
+    eprintln!("lock handed over {latency:?} after SIGKILL");
+    assert!(matches!(
+        holder.join_timeout(JOIN),
+        Err(mproc::ProcessError::Died(mproc::ExitCode::Signaled(9)))
+    ));
+    assert!(!lock.is_locked());
+}
+
+/// Tiny deterministic PRNG (xorshift) so kill instants vary without a crate.
+fn rng(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+#[test]
+fn mutual_exclusion_survives_holders_killed_at_random_instants() {
+    // Workers loop: lock, check the "inside" marker is clear, set it, work a
+    // little, clear it, unlock. A worker that acquires with OwnerDied clears
+    // the marker its dead predecessor left. Any worker that finds the marker
+    // set without OwnerDied records a violation. Meanwhile we SIGKILL random
+    // workers at random instants (often inside the critical section).
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("inside");
+    let violations = dir.path().join("violations");
+    std::fs::write(&marker, [0u8; 4]).unwrap();
+    std::fs::write(&violations, b"").unwrap();
+    let lock = Lock::new().unwrap();
+    type Args = (Lock, PathBuf, PathBuf);
+    fn worker((lock, marker, violations): Args) -> u64 {
+        let m = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&marker)
+            .unwrap();
+        let mut n = 0u64;
+        loop {
+            let (g, died) = match lock.lock() {
+                Ok(g) => (g, false),
+                Err(LockError::OwnerDied(o)) => (o.into_inner(), true),
+                Err(e) => panic!("{e}"),
+            };
+            let mut cur = [0u8; 4];
+            m.read_exact_at(&mut cur, 0).unwrap();
+            if cur != [0; 4] && !died {
+                use std::io::Write;
+                let mut v = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&violations)
+                    .unwrap();
+                writeln!(v, "{} found marker {:?}", std::process::id(), cur).unwrap();
+            }
+            m.write_all_at(&std::process::id().to_le_bytes(), 0)
+                .unwrap();
+            for _ in 0..200 {
+                std::hint::spin_loop();
+            }
+            m.write_all_at(&[0u8; 4], 0).unwrap();
+            drop(g);
+            n += 1;
+        }
+    }
+    let spawn =
+        || Process::spawn((lock.clone(), marker.clone(), violations.clone()), worker).unwrap();
+    let mut workers: Vec<_> = (0..3).map(|_| spawn()).collect();
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(std::process::id());
+    let mut kills = 0;
+    let end = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_micros(2_000 + rng(&mut seed) % 20_000));
+        let i = (rng(&mut seed) % workers.len() as u64) as usize;
+        workers[i].kill().unwrap();
+        let _ = workers[i].join_timeout(JOIN);
+        workers[i] = spawn();
+        kills += 1;
+    }
+    for w in &mut workers {
+        w.kill().unwrap();
+        let _ = w.join_timeout(JOIN);
+    }
+    let v = std::fs::read_to_string(&violations).unwrap();
+    assert!(
+        v.is_empty(),
+        "mutual exclusion violated after {kills} kills:\n{v}"
+    );
+    // After the last kill the lock is free within a bounded time.
+    let t = Instant::now();
+    match lock.lock_timeout(Duration::from_secs(1)) {
+        Ok(_) | Err(LockError::OwnerDied(_)) => {}
+        Err(e) => panic!("lock wedged after {kills} kills: {e}"),
+    }
+    assert!(t.elapsed() < Duration::from_secs(1));
+    eprintln!("{kills} holders killed; no violation");
+}
