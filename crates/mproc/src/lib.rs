@@ -41,8 +41,11 @@ mod local;
 mod lock;
 mod name;
 mod namespace;
+mod pipe;
+mod pool;
 mod process;
 mod queue;
+mod runtime;
 mod sys;
 mod util;
 
@@ -56,6 +59,15 @@ pub use crate::{
     lock::{Holder, Lock, LockGuard, LockResult, Waiter},
     name::validate_name,
     namespace::{Namespace, ObjectInfo},
+    pipe::{
+        pipe, wait, wait_deadline, Connection, Pipe, PipeError, RecvIntoError, Waitable,
+        DEFAULT_MAX_MESSAGE,
+    },
+    pool::{Pool, PoolError},
     process::{ExitCode, Process, ProcessBuilder, ProcessError, SpawnError},
     queue::{ByteQueue, Queue, QueueOptions, QueueStats, DEFAULT_MAX_BYTES},
+    runtime::{
+        ConsumeFn, ProduceFn, Producer, Runtime, RuntimeError, Summary, WorkerError, WorkerRole,
+        WorkerSummary,
+    },
 };

@@ -203,12 +203,14 @@ impl ProcessBuilder {
         let (result_r, result_w) = pipe()?;
         let exe = std::env::current_exe()?;
         let id = exe_identity(&exe)?;
+        let handles: Vec<String> = fds.iter().map(|fd| fd.to_string()).collect();
         let marker = format!(
-            "1:{id}:{}:{}:{}:{}",
+            "1:{id}:{}:{}:{}:{}:{}",
             tramp.wrapping_sub(base),
             (f as usize).wrapping_sub(base),
             args_fd.as_raw_fd(),
-            result_w.as_raw_fd()
+            result_w.as_raw_fd(),
+            handles.join(",")
         );
         let mut cmd = Command::new(&exe);
         cmd.arg0(OsString::from(
@@ -451,6 +453,16 @@ impl<R> Process<R> {
     }
 }
 
+impl<R> crate::pipe::Waitable for Process<R> {
+    /// Ready once the process has delivered its outcome or ended.
+    fn wait_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        if self.status.is_some() {
+            return None;
+        }
+        self.result.as_ref().map(std::os::fd::AsFd::as_fd)
+    }
+}
+
 impl<R> Drop for Process<R> {
     fn drop(&mut self) {
         if self.poll_status().is_some() {
@@ -500,6 +512,44 @@ fn trampoline<A: DeserializeOwned, R: Serialize>(f: usize, args: &[u8]) -> Resul
     postcard::to_allocvec(&r).map_err(|e| format!("cannot encode the result: {e}"))
 }
 
+/// A function erased for a child: the offsets of its trampoline and of the
+/// function itself, valid in every execution of this binary.
+pub(crate) fn erase<A: DeserializeOwned, R: Serialize>(f: fn(A) -> R) -> (usize, usize) {
+    let base = entry_address();
+    let tramp = trampoline::<A, R> as fn(usize, &[u8]) -> Result<Vec<u8>, String> as usize;
+    (tramp.wrapping_sub(base), (f as usize).wrapping_sub(base))
+}
+
+/// Calls a function erased by [`erase`]: decodes `args`, runs it, encodes
+/// the result.
+///
+/// # Safety
+/// `(tramp, f)` must come from [`erase`] in this same executable (in this
+/// process or in the process that spawned it).
+pub(crate) unsafe fn call_erased(tramp: usize, f: usize, args: &[u8]) -> Result<Vec<u8>, String> {
+    let base = entry_address();
+    // SAFETY: per the contract, `tramp` is the offset of a
+    // `trampoline::<A, R>` instantiation in this executable.
+    let tramp: fn(usize, &[u8]) -> Result<Vec<u8>, String> = unsafe {
+        std::mem::transmute::<usize, fn(usize, &[u8]) -> Result<Vec<u8>, String>>(
+            base.wrapping_add(tramp),
+        )
+    };
+    tramp(base.wrapping_add(f), args)
+}
+
+/// The offset of a function's address in this executable, the same in every
+/// execution of it (see [`fn_address`]).
+pub(crate) fn fn_offset(addr: usize) -> usize {
+    addr.wrapping_sub(entry_address())
+}
+
+/// The address, in this process, of the function at `offset` (from
+/// [`fn_offset`] in this executable).
+pub(crate) fn fn_address(offset: usize) -> usize {
+    entry_address().wrapping_add(offset)
+}
+
 fn entry_address() -> usize {
     // Reading the registration keeps it (and this object) in every binary
     // that can spawn.
@@ -523,7 +573,7 @@ extern "C" fn child_entry() {
 
 fn run_child(marker: &str) -> i32 {
     let parts: Vec<&str> = marker.split(':').collect();
-    let [version, id, tramp, f, args_fd, result_fd] = parts[..] else {
+    let [version, id, tramp, f, args_fd, result_fd, handles] = parts[..] else {
         eprintln!("mproc: malformed {ENV_CHILD} marker");
         return 70;
     };
@@ -544,6 +594,27 @@ fn run_child(marker: &str) -> i32 {
         eprintln!("mproc: {ENV_CHILD} was set for another executable; refusing to run");
         return 70;
     }
+    let handles: Option<Vec<RawFd>> = if handles.is_empty() {
+        Some(Vec::new())
+    } else {
+        handles.split(',').map(|s| s.parse().ok()).collect()
+    };
+    let Some(handles) = handles else {
+        eprintln!("mproc: malformed {ENV_CHILD} marker");
+        return 70;
+    };
+    // The handles' descriptors lost close-on-exec for us; they must not leak
+    // further into processes this one starts.
+    for &fd in &handles {
+        // SAFETY: fcntl on a plain descriptor number; an unknown one fails
+        // with EBADF and is ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    *INHERITED.lock().unwrap_or_else(|p| p.into_inner()) = handles;
+    // Like the Rust runtime does before `main` (which a child never reaches):
+    // writing to a closed pipe is an error, not a fatal signal.
+    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     // SAFETY: the spawner passed these two descriptors, inherited, for this
     // child alone; nothing else in this process owns them.
     let (args_file, result_file) =
@@ -585,7 +656,24 @@ fn run_child(marker: &str) -> i32 {
     code
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+/// Descriptors inherited for the handles in this child's arguments and not
+/// yet adopted.
+static INHERITED: std::sync::Mutex<Vec<RawFd>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether `fd` was inherited for a handle in this process's arguments and
+/// not yet claimed; a `true` hands its ownership to the caller (once).
+pub(crate) fn take_inherited_fd(fd: RawFd) -> bool {
+    let mut v = INHERITED.lock().unwrap_or_else(|p| p.into_inner());
+    match v.iter().position(|&x| x == fd) {
+        Some(i) => {
+            v.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

@@ -1,0 +1,707 @@
+//! [`Pipe`] and [`Connection`]: two connected ends that carry whole messages
+//! between processes (Python's `multiprocessing.Pipe`), and [`wait`] over
+//! several of them (Python's `multiprocessing.connection.wait`).
+//!
+//! An end is one descriptor of a unix-domain `SOCK_STREAM` socket pair. Every
+//! message is framed by its length (4 bytes little-endian; `u32::MAX` escapes
+//! to an 8-byte length), so boundaries are kept, empty messages are real
+//! messages and messages of any size the receiver accepts go through
+//! (a datagram or `SOCK_SEQPACKET` socket would cap them at the socket
+//! buffer). A receiver reads exactly one frame at a time and never reads
+//! ahead, so an end handed to another process after some messages were
+//! received continues exactly where this one stopped.
+//!
+//! Like Python's, a pipe has no cross-process lock: two *processes* reading
+//! (or writing) the same end at once may see interleaved frames. Threads of
+//! one process may share an end: sends and receives are serialised inside it.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::handle::note_fd;
+use crate::util::to_deadline;
+
+/// The largest message a [`Connection`] accepts unless told otherwise
+/// ([`Connection::set_max_message`]): 1 GiB.
+pub const DEFAULT_MAX_MESSAGE: usize = 1 << 30;
+
+const ESCAPE: u32 = u32::MAX;
+
+/// Why a pipe operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PipeError {
+    /// Every copy of the other end is closed (or its processes died) and no
+    /// message is left: Python's `EOFError`. On a send: nobody can read.
+    #[error("the other end of the pipe is closed")]
+    Disconnected,
+    /// No whole message arrived before the deadline (or, for `try_` calls,
+    /// none was there). A partly received message stays buffered in this
+    /// end; the next receive continues it.
+    #[error("timed out waiting for a message")]
+    Timeout,
+    /// A receive on the sending end of a one-way pipe.
+    #[error("the connection is write-only")]
+    WriteOnly,
+    /// A send on the receiving end of a one-way pipe.
+    #[error("the connection is read-only")]
+    ReadOnly,
+    /// The incoming message is longer than this end accepts. The stream
+    /// cannot be resynchronised; the end is unusable for receiving.
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// The announced message length.
+        size: u64,
+        /// The limit ([`Connection::max_message`]).
+        limit: usize,
+    },
+    /// The other end closed in the middle of a message.
+    #[error("the other end closed in the middle of a message")]
+    Truncated,
+    /// The value could not be encoded; nothing was sent.
+    #[error("cannot encode the message: {0}")]
+    Encode(String),
+    /// A whole message was received but is not a valid value of the
+    /// requested type; it has been consumed.
+    #[error("cannot decode the message: {0}")]
+    Decode(String),
+    /// The operating system reported an error.
+    #[error("pipe i/o error: {1}")]
+    Io(io::ErrorKind, String),
+}
+
+impl PipeError {
+    /// Whether the other end is gone (Python's `EOFError`).
+    pub fn is_disconnected(&self) -> bool {
+        *self == PipeError::Disconnected
+    }
+
+    /// Whether no message was there in time.
+    pub fn is_timeout(&self) -> bool {
+        *self == PipeError::Timeout
+    }
+
+    fn io(e: io::Error) -> PipeError {
+        match e.raw_os_error() {
+            Some(libc::EPIPE) | Some(libc::ECONNRESET) => PipeError::Disconnected,
+            _ => PipeError::Io(e.kind(), e.to_string()),
+        }
+    }
+}
+
+/// Creates pipes: [`Pipe::duplex`] (what [`pipe()`] returns) and
+/// [`Pipe::simplex`].
+///
+/// ```
+/// use mproc::{Pipe, Process};
+///
+/// let (parent, child) = Pipe::duplex().unwrap();
+/// let mut p = Process::spawn(child, |c: mproc::Connection| {
+///     let n: u32 = c.recv().unwrap();
+///     c.send(&(n + 1)).unwrap();
+/// })
+/// .unwrap();
+/// // `child` moved into the spawn call and was closed here: once the
+/// // process exits, `parent` sees the end of the stream.
+/// parent.send(&41u32).unwrap();
+/// assert_eq!(parent.recv::<u32>().unwrap(), 42);
+/// p.join().unwrap();
+/// assert!(parent.recv::<u32>().unwrap_err().is_disconnected());
+/// ```
+#[derive(Debug)]
+pub enum Pipe {}
+
+impl Pipe {
+    /// Two ends, each able to send and receive.
+    pub fn duplex() -> Result<(Connection, Connection), PipeError> {
+        let (a, b) = socketpair()?;
+        Ok((
+            Connection::new(a, true, true),
+            Connection::new(b, true, true),
+        ))
+    }
+
+    /// A one-way pipe: `(receiver, sender)`, in Python's order
+    /// (`Pipe(duplex=False)` returns the reader first).
+    pub fn simplex() -> Result<(Connection, Connection), PipeError> {
+        let (r, w) = socketpair()?;
+        // The kernel enforces the direction too. Failure only loses that
+        // second guard; the ends check their own direction anyway.
+        // SAFETY: both descriptors are open sockets we own.
+        unsafe {
+            libc::shutdown(r.as_raw_fd(), libc::SHUT_WR);
+            libc::shutdown(w.as_raw_fd(), libc::SHUT_RD);
+        }
+        Ok((
+            Connection::new(r, true, false),
+            Connection::new(w, false, true),
+        ))
+    }
+}
+
+/// A duplex pipe: Python's `multiprocessing.Pipe()`. See [`Pipe`].
+pub fn pipe() -> Result<(Connection, Connection), PipeError> {
+    Pipe::duplex()
+}
+
+/// The receive state of an end: the frame being read.
+#[derive(Default)]
+struct Rx {
+    header: [u8; 12],
+    header_len: usize,
+    body: Vec<u8>,
+    body_len: usize,
+    /// The length, once the header is complete.
+    want: Option<usize>,
+    /// Set when the stream can no longer be trusted.
+    broken: Option<PipeError>,
+}
+
+/// One end of a [`Pipe`]: Python's `multiprocessing.connection.Connection`.
+///
+/// Closing is dropping. An end passed to [`Process::spawn`](crate::Process)
+/// is inherited by exactly that child; drop the parent's copy afterwards,
+/// or the other end never sees [`PipeError::Disconnected`] when the child
+/// exits.
+pub struct Connection {
+    fd: OwnedFd,
+    readable: bool,
+    writable: bool,
+    max_message: usize,
+    rx: Mutex<Rx>,
+    tx: Mutex<()>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("readable", &self.readable)
+            .field("writable", &self.writable)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Connection {
+    fn new(fd: OwnedFd, readable: bool, writable: bool) -> Connection {
+        Connection {
+            fd,
+            readable,
+            writable,
+            max_message: DEFAULT_MAX_MESSAGE,
+            rx: Mutex::new(Rx::default()),
+            tx: Mutex::new(()),
+        }
+    }
+
+    /// Whether this end can receive.
+    pub fn is_readable(&self) -> bool {
+        self.readable
+    }
+
+    /// Whether this end can send.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The largest message this end accepts.
+    pub fn max_message(&self) -> usize {
+        self.max_message
+    }
+
+    /// Sets the largest message this end accepts (Python's `maxlength`); a
+    /// longer one fails with [`PipeError::TooLarge`]. It bounds what a peer
+    /// can make this process allocate.
+    pub fn set_max_message(&mut self, limit: usize) {
+        self.max_message = limit;
+    }
+
+    // ------------------------------------------------------------- sending
+
+    /// Sends one value, encoded with postcard.
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), PipeError> {
+        let bytes = postcard::to_allocvec(value).map_err(|e| PipeError::Encode(e.to_string()))?;
+        self.send_bytes(&bytes)
+    }
+
+    /// Sends one message of raw bytes (possibly empty). It blocks while the
+    /// socket buffer is full, until the receiver makes room.
+    pub fn send_bytes(&self, msg: &[u8]) -> Result<(), PipeError> {
+        if !self.writable {
+            return Err(PipeError::ReadOnly);
+        }
+        let mut header = [0u8; 12];
+        let header = match u32::try_from(msg.len()) {
+            Ok(n) if n != ESCAPE => {
+                header[..4].copy_from_slice(&n.to_le_bytes());
+                &header[..4]
+            }
+            _ => {
+                header[..4].copy_from_slice(&ESCAPE.to_le_bytes());
+                header[4..].copy_from_slice(&(msg.len() as u64).to_le_bytes());
+                &header[..]
+            }
+        };
+        let _g = lock(&self.tx);
+        let (mut h, mut m) = (header, msg);
+        while !h.is_empty() || !m.is_empty() {
+            let iov = [
+                libc::iovec {
+                    iov_base: h.as_ptr() as *mut libc::c_void,
+                    iov_len: h.len(),
+                },
+                libc::iovec {
+                    iov_base: m.as_ptr() as *mut libc::c_void,
+                    iov_len: m.len(),
+                },
+            ];
+            // SAFETY: an all-zero msghdr is valid (no name, no control data).
+            let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
+            mh.msg_iov = iov.as_ptr() as *mut libc::iovec;
+            mh.msg_iovlen = 2;
+            // SAFETY: `mh` points at two iovecs over live, readable buffers
+            // of the stated lengths; the descriptor is an open socket.
+            let n = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &mh, libc::MSG_NOSIGNAL) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.raw_os_error() {
+                    Some(libc::EINTR) => continue,
+                    Some(libc::EAGAIN) => {
+                        // Someone made the socket non-blocking: wait for room.
+                        poll_fd(self.fd.as_fd(), libc::POLLOUT, None).map_err(PipeError::io)?;
+                        continue;
+                    }
+                    _ => return Err(PipeError::io(e)),
+                }
+            }
+            let mut n = n as usize;
+            let from_h = n.min(h.len());
+            h = &h[from_h..];
+            n -= from_h;
+            m = &m[n..];
+        }
+        Ok(())
+    }
+
+    // ----------------------------------------------------------- receiving
+
+    /// Receives one value, waiting as long as it takes.
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T, PipeError> {
+        decode(self.recv_inner(None)?)
+    }
+
+    /// Receives one value if a whole one can be had without waiting.
+    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<T, PipeError> {
+        decode(self.recv_inner(Some(Instant::now()))?)
+    }
+
+    /// Receives one value, waiting at most `timeout`.
+    pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, PipeError> {
+        decode(self.recv_inner(to_deadline(timeout))?)
+    }
+
+    /// Receives one value, waiting until `deadline`.
+    pub fn recv_deadline<T: DeserializeOwned>(&self, deadline: Instant) -> Result<T, PipeError> {
+        decode(self.recv_inner(Some(deadline))?)
+    }
+
+    /// Receives one message of raw bytes, waiting as long as it takes.
+    pub fn recv_bytes(&self) -> Result<Vec<u8>, PipeError> {
+        self.recv_inner(None)
+    }
+
+    /// Receives one message of raw bytes if a whole one can be had without
+    /// waiting.
+    pub fn try_recv_bytes(&self) -> Result<Vec<u8>, PipeError> {
+        self.recv_inner(Some(Instant::now()))
+    }
+
+    /// Receives one message of raw bytes, waiting at most `timeout`.
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, PipeError> {
+        self.recv_inner(to_deadline(timeout))
+    }
+
+    /// Receives one message of raw bytes, waiting until `deadline`.
+    pub fn recv_bytes_deadline(&self, deadline: Instant) -> Result<Vec<u8>, PipeError> {
+        self.recv_inner(Some(deadline))
+    }
+
+    /// Receives one message into `buf` (Python's `recv_bytes_into`) and
+    /// returns its length. A message longer than `buf` is returned whole in
+    /// `Err` (Python's `BufferTooShort`), consumed.
+    pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize, RecvIntoError> {
+        let msg = self.recv_inner(None).map_err(RecvIntoError::Pipe)?;
+        match buf.get_mut(..msg.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(&msg);
+                Ok(msg.len())
+            }
+            None => Err(RecvIntoError::BufferTooShort(msg)),
+        }
+    }
+
+    fn recv_inner(&self, deadline: Option<Instant>) -> Result<Vec<u8>, PipeError> {
+        if !self.readable {
+            return Err(PipeError::WriteOnly);
+        }
+        let mut rx = lock(&self.rx);
+        if let Some(e) = &rx.broken {
+            return Err(e.clone());
+        }
+        let r = self.read_frame(&mut rx, deadline);
+        if let Err(e) = &r {
+            if matches!(
+                e,
+                PipeError::TooLarge { .. } | PipeError::Truncated | PipeError::Io(..)
+            ) {
+                rx.broken = Some(e.clone());
+            }
+        }
+        r
+    }
+
+    fn read_frame(&self, rx: &mut Rx, deadline: Option<Instant>) -> Result<Vec<u8>, PipeError> {
+        let want = loop {
+            if let Some(w) = rx.want {
+                break w;
+            }
+            let need = if rx.header_len >= 4
+                && u32::from_le_bytes([rx.header[0], rx.header[1], rx.header[2], rx.header[3]])
+                    == ESCAPE
+            {
+                12
+            } else {
+                4
+            };
+            if rx.header_len == need {
+                let size = if need == 4 {
+                    u64::from(u32::from_le_bytes([
+                        rx.header[0],
+                        rx.header[1],
+                        rx.header[2],
+                        rx.header[3],
+                    ]))
+                } else {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&rx.header[4..12]);
+                    u64::from_le_bytes(b)
+                };
+                if size > self.max_message as u64 {
+                    return Err(PipeError::TooLarge {
+                        size,
+                        limit: self.max_message,
+                    });
+                }
+                rx.want = Some(size as usize);
+                continue;
+            }
+            let start = rx.header_len;
+            let n = self.read_some(&mut rx.header[start..need], deadline)?;
+            if n == 0 {
+                return Err(if start == 0 {
+                    PipeError::Disconnected
+                } else {
+                    PipeError::Truncated
+                });
+            }
+            rx.header_len += n;
+        };
+        while rx.body_len < want {
+            if rx.body.len() == rx.body_len {
+                // Grow with the data actually arriving, not with the length
+                // the peer announced.
+                let target = want.min(rx.body_len.saturating_mul(2).max(64 * 1024));
+                rx.body.resize(target, 0);
+            }
+            let (start, end) = (rx.body_len, rx.body.len());
+            let n = self.read_some(&mut rx.body[start..end], deadline)?;
+            if n == 0 {
+                return Err(PipeError::Truncated);
+            }
+            rx.body_len += n;
+        }
+        let mut body = std::mem::take(&mut rx.body);
+        body.truncate(want);
+        rx.header_len = 0;
+        rx.body_len = 0;
+        rx.want = None;
+        Ok(body)
+    }
+
+    /// Reads at least one byte (0 means end of stream) or times out.
+    fn read_some(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize, PipeError> {
+        let fd = self.fd.as_raw_fd();
+        let flags = if deadline.is_some() {
+            libc::MSG_DONTWAIT
+        } else {
+            0
+        };
+        loop {
+            // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::EINTR) => {}
+                Some(libc::EAGAIN) => {
+                    if !poll_fd(self.fd.as_fd(), libc::POLLIN, deadline).map_err(PipeError::io)? {
+                        return Err(PipeError::Timeout);
+                    }
+                }
+                Some(libc::ECONNRESET) => return Ok(0),
+                _ => return Err(PipeError::io(e)),
+            }
+        }
+    }
+
+    /// Whether a message (or the end of the stream) is ready to be received,
+    /// waiting at most `timeout` (Python's `poll`; `Duration::ZERO` does not
+    /// wait). It never consumes anything, so it is safe on an end shared
+    /// with another process.
+    pub fn poll(&self, timeout: Duration) -> Result<bool, PipeError> {
+        self.poll_inner(to_deadline(timeout))
+    }
+
+    /// Like [`poll`](Self::poll), waiting until `deadline`.
+    pub fn poll_deadline(&self, deadline: Instant) -> Result<bool, PipeError> {
+        self.poll_inner(Some(deadline))
+    }
+
+    fn poll_inner(&self, deadline: Option<Instant>) -> Result<bool, PipeError> {
+        if !self.readable {
+            return Err(PipeError::WriteOnly);
+        }
+        if let Some(e) = &lock(&self.rx).broken {
+            return Err(e.clone());
+        }
+        poll_fd(self.fd.as_fd(), libc::POLLIN, deadline).map_err(PipeError::io)
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: Vec<u8>) -> Result<T, PipeError> {
+    postcard::from_bytes(&bytes).map_err(|e| PipeError::Decode(e.to_string()))
+}
+
+/// Why [`Connection::recv_bytes_into`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecvIntoError {
+    /// The message did not fit; here it is (consumed from the pipe).
+    #[error("the buffer is too short for a message of {} bytes", .0.len())]
+    BufferTooShort(Vec<u8>),
+    /// Receiving failed.
+    #[error(transparent)]
+    Pipe(PipeError),
+}
+
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Waits for `fd` to report `events` (or hang-up/error) until `deadline`.
+fn poll_fd(
+    fd: BorrowedFd<'_>,
+    events: libc::c_short,
+    deadline: Option<Instant>,
+) -> io::Result<bool> {
+    let mut pfd = [libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    }];
+    Ok(poll_many(&mut pfd, deadline)? > 0)
+}
+
+/// `poll(2)` until something is ready or `deadline`, retrying on `EINTR`.
+pub(crate) fn poll_many(fds: &mut [libc::pollfd], deadline: Option<Instant>) -> io::Result<usize> {
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up so that a wait never ends before the deadline.
+                let ms = left.as_nanos().div_ceil(1_000_000);
+                ms.min(i32::MAX as u128) as i32
+            }
+        };
+        // SAFETY: `fds` is a valid, writable slice of pollfd structures.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+        if r >= 0 {
+            if r == 0 && deadline.is_some_and(|d| Instant::now() < d) {
+                continue;
+            }
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn socketpair() -> Result<(OwnedFd, OwnedFd), PipeError> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints for socketpair to fill.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    if r != 0 {
+        return Err(PipeError::io(io::Error::last_os_error()));
+    }
+    // SAFETY: socketpair succeeded: both descriptors are fresh and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+// ------------------------------------------------------------------ wait
+
+/// Something [`wait`] can watch: a [`Connection`] (ready when a message or
+/// the end of the stream can be received) or a [`Process`](crate::Process)
+/// (ready when it has ended, Python's `Process.sentinel`).
+pub trait Waitable {
+    /// The descriptor that becomes readable when the object is ready, or
+    /// `None` when it is ready already.
+    fn wait_fd(&self) -> Option<BorrowedFd<'_>>;
+}
+
+impl Waitable for Connection {
+    fn wait_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.fd.as_fd())
+    }
+}
+
+/// Waits until at least one of `objects` is ready or `timeout` passes
+/// (`None`: no limit), and returns the indices of the ready ones, in order;
+/// empty on timeout. Python's `multiprocessing.connection.wait`.
+///
+/// ```
+/// use std::time::Duration;
+/// let (a, b) = mproc::pipe().unwrap();
+/// let (c, d) = mproc::pipe().unwrap();
+/// assert!(mproc::wait(&[&a, &c], Some(Duration::ZERO)).unwrap().is_empty());
+/// d.send(&1u8).unwrap();
+/// assert_eq!(mproc::wait(&[&a, &c], None).unwrap(), vec![1]);
+/// # drop(b);
+/// ```
+pub fn wait(objects: &[&dyn Waitable], timeout: Option<Duration>) -> io::Result<Vec<usize>> {
+    wait_deadline(objects, timeout.and_then(to_deadline))
+}
+
+/// Like [`wait`], with a deadline instead of a timeout (`None`: no limit).
+pub fn wait_deadline(
+    objects: &[&dyn Waitable],
+    deadline: Option<Instant>,
+) -> io::Result<Vec<usize>> {
+    let mut fds = Vec::with_capacity(objects.len());
+    let mut ready = Vec::new();
+    for (i, o) in objects.iter().enumerate() {
+        match o.wait_fd() {
+            Some(fd) => fds.push(libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }),
+            None => ready.push(i),
+        }
+    }
+    if !ready.is_empty() {
+        return Ok(ready);
+    }
+    if objects.is_empty() {
+        return Ok(ready);
+    }
+    poll_many(&mut fds, deadline)?;
+    Ok(fds
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .map(|(i, _)| i)
+        .collect())
+}
+
+// ---------------------------------------------------- passing to children
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    fd: RawFd,
+    readable: bool,
+    writable: bool,
+}
+
+impl Serialize for Connection {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let fd = self.fd.as_raw_fd();
+        note_fd(fd);
+        Wire {
+            fd,
+            readable: self.readable,
+            writable: self.writable,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Connection {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Connection, D::Error> {
+        let w = Wire::deserialize(d)?;
+        if w.fd < 0 {
+            return Err(D::Error::custom("negative descriptor"));
+        }
+        let fd = if crate::process::take_inherited_fd(w.fd) {
+            // SAFETY: the spawner listed this descriptor as inherited for
+            // this process, and `take_inherited_fd` hands each one out once,
+            // so nothing else owns it.
+            unsafe { OwnedFd::from_raw_fd(w.fd) }
+        } else {
+            // SAFETY: borrowed only for the duplication; an invalid number
+            // makes fcntl fail with EBADF, which is reported.
+            unsafe { BorrowedFd::borrow_raw(w.fd) }
+                .try_clone_to_owned()
+                .map_err(|e| D::Error::custom(format!("descriptor {} not inherited: {e}", w.fd)))?
+        };
+        if !is_stream_socket(fd.as_fd()) {
+            return Err(D::Error::custom(format!(
+                "descriptor {} is not a pipe end",
+                w.fd
+            )));
+        }
+        Ok(Connection::new(fd, w.readable, w.writable))
+    }
+}
+
+fn is_stream_socket(fd: BorrowedFd<'_>) -> bool {
+    let get = |opt| {
+        let mut v: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: `v` and `len` are valid for getsockopt to write an int.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        (r == 0).then_some(v)
+    };
+    get(libc::SO_TYPE) == Some(libc::SOCK_STREAM) && get(libc::SO_DOMAIN) == Some(libc::AF_UNIX)
+}
