@@ -56,6 +56,9 @@ pub(crate) struct Counters {
     pub(crate) total_done: u64,
     pub(crate) waiting_get: u32,
     pub(crate) waiting_put: u32,
+    pub(crate) leased: u64,
+    pub(crate) requeued: u64,
+    pub(crate) dead_lettered: u64,
 }
 
 /// The operations of a bounded MPMC byte queue.
@@ -102,6 +105,51 @@ pub(crate) trait QueueBackend: Send + Sync + fmt::Debug {
     fn unfinished(&self) -> u64;
     /// Waits until no task is unfinished; false on timeout.
     fn join(&self, deadline: Option<Instant>) -> Result<bool, OpError>;
+    /// Takes one message under a lease held by this process.
+    fn get_leased(
+        &self,
+        try_only: bool,
+        deadline: Option<Instant>,
+        out: &mut Vec<u8>,
+    ) -> Result<Receipt, OpError>;
+    /// Acknowledges a lease; `NothingOutstanding` if it is not (or no longer) held.
+    fn ack(&self, receipt: &Receipt) -> Result<(), OpError>;
+    /// Puts the items leased by dead consumers back; returns how many.
+    fn reclaim(&self) -> Result<u64, OpError>;
+    /// Deliveries after which an item is dead-lettered (0: never).
+    fn max_deliveries(&self) -> u32;
+    /// Counts an item taken out of circulation after too many deliveries.
+    fn note_dead_lettered(&self);
+}
+
+/// Proof of a leased delivery, to acknowledge it with `ack`.
+///
+/// Receipts can be sent to other processes (they are `Serialize`), but only
+/// the process that took the lease can acknowledge it: a lease dies with its
+/// holder, and its item is delivered again.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Receipt {
+    pub(crate) deliveries: u32,
+    pub(crate) token: ReceiptToken,
+}
+
+impl Receipt {
+    /// How many times this item has been delivered, this time included.
+    pub fn deliveries(&self) -> u32 {
+        self.deliveries
+    }
+}
+
+/// Backend-specific identification of a leased record.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) enum ReceiptToken {
+    /// Shared memory: the record's sequence and position, the owner slot and pid.
+    Local {
+        seq: u32,
+        pos: u32,
+        slot: u32,
+        pid: u32,
+    },
 }
 
 /// How a lock was acquired.

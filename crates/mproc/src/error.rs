@@ -38,6 +38,20 @@ pub enum ObjectKind {
     Lock,
     /// A [`Queue`](crate::Queue) or [`JoinableQueue`](crate::JoinableQueue).
     Queue,
+    /// An [`RLock`](crate::RLock).
+    RLock,
+    /// A [`Semaphore`](crate::Semaphore) or [`BoundedSemaphore`](crate::BoundedSemaphore).
+    Semaphore,
+    /// An [`Event`](crate::Event).
+    Event,
+    /// A [`Condition`](crate::Condition).
+    Condition,
+    /// A [`Barrier`](crate::Barrier).
+    Barrier,
+    /// A [`Value`](crate::Value).
+    Value,
+    /// An [`Array`](crate::Array).
+    Array,
 }
 
 impl ObjectKind {
@@ -46,6 +60,13 @@ impl ObjectKind {
         match self {
             ObjectKind::Lock => "lock",
             ObjectKind::Queue => "queue",
+            ObjectKind::RLock => "rlock",
+            ObjectKind::Semaphore => "semaphore",
+            ObjectKind::Event => "event",
+            ObjectKind::Condition => "condition",
+            ObjectKind::Barrier => "barrier",
+            ObjectKind::Value => "value",
+            ObjectKind::Array => "array",
         }
     }
 }
@@ -475,4 +496,20 @@ pub enum JoinError {
     /// The backend failed.
     #[error("join failed: {0}")]
     Backend(String),
+}
+
+/// Why an `ack` failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AckError {
+    /// The lease is not held (any more): already acknowledged, taken by
+    /// another process, or given back after its holder was considered dead.
+    #[error("the lease is not held: already acknowledged, or not taken by this process")]
+    NotHeld,
+    /// The queue's shared state is damaged.
+    #[error("the queue is damaged: {0}")]
+    Damaged(String),
+    /// The backend failed.
+    #[error("queue backend error: {1}")]
+    Io(io::ErrorKind, String),
 }

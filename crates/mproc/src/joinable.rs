@@ -125,6 +125,13 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
             .map_err(|_| TaskDoneError::TooManyCalls)
     }
 
+    /// Acknowledges a leased task and marks it done in one step.
+    pub fn ack_done(&self, receipt: &crate::Receipt) -> Result<(), crate::AckError> {
+        self.queue.ack(receipt)?;
+        let _ = self.task_done();
+        Ok(())
+    }
+
     /// Tasks put but not yet marked done.
     pub fn unfinished(&self) -> u64 {
         self.queue.as_bytes().backend().unfinished()

@@ -50,9 +50,10 @@ mod sys;
 mod util;
 
 pub use crate::{
+    backend::Receipt,
     error::{
-        CreateError, GetError, JoinError, LockError, NameError, NamespaceError, ObjectKind,
-        OpenError, OpenOrCreateError, OwnerDied, PutError, PutErrorKind, RemoveError,
+        AckError, CreateError, GetError, JoinError, LockError, NameError, NamespaceError,
+        ObjectKind, OpenError, OpenOrCreateError, OwnerDied, PutError, PutErrorKind, RemoveError,
         TaskDoneError,
     },
     joinable::JoinableQueue,
@@ -65,7 +66,7 @@ pub use crate::{
     },
     pool::{Pool, PoolError},
     process::{ExitCode, Process, ProcessBuilder, ProcessError, SpawnError},
-    queue::{ByteQueue, Queue, QueueOptions, QueueStats, DEFAULT_MAX_BYTES},
+    queue::{ByteQueue, Leased, Queue, QueueOptions, QueueStats, DEFAULT_MAX_BYTES},
     runtime::{
         ConsumeFn, ProduceFn, Producer, Runtime, RuntimeError, Summary, WorkerError, WorkerRole,
         WorkerSummary,

@@ -9,8 +9,11 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::backend::Receipt;
 use crate::backend::{OpError, QueueBackend};
-use crate::error::{CreateError, GetError, OpenError, OpenOrCreateError, PutError, PutErrorKind};
+use crate::error::{
+    AckError, CreateError, GetError, OpenError, OpenOrCreateError, PutError, PutErrorKind,
+};
 use crate::local::ring::{Ring, RingParams};
 use crate::local::segment::Place;
 use crate::namespace::Namespace;
@@ -29,6 +32,7 @@ pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
 pub struct QueueOptions {
     maxsize: usize,
     max_bytes: usize,
+    max_deliveries: u32,
 }
 
 impl Default for QueueOptions {
@@ -36,6 +40,7 @@ impl Default for QueueOptions {
         QueueOptions {
             maxsize: 0,
             max_bytes: DEFAULT_MAX_BYTES,
+            max_deliveries: 0,
         }
     }
 }
@@ -60,6 +65,16 @@ impl QueueOptions {
         self
     }
 
+    /// With leased gets, an item delivered more than `n` times (its
+    /// consumers kept dying) is moved to the dead-letter queue
+    /// `<name>.dlq` beside a named queue (counted and dropped for an
+    /// anonymous one) instead of being delivered again. 0 (the default):
+    /// no limit.
+    pub fn max_deliveries(mut self, n: u32) -> Self {
+        self.max_deliveries = n;
+        self
+    }
+
     /// The count limit, `None` when unbounded.
     pub fn get_maxsize(&self) -> Option<usize> {
         (self.maxsize > 0).then_some(self.maxsize)
@@ -71,7 +86,16 @@ impl QueueOptions {
     }
 
     fn params(&self) -> Result<RingParams, CreateError> {
-        RingParams::new(self.maxsize, self.max_bytes).map_err(CreateError::InvalidOptions)
+        let mut p =
+            RingParams::new(self.maxsize, self.max_bytes).map_err(CreateError::InvalidOptions)?;
+        if self.max_deliveries > 0xff_ffff {
+            return Err(CreateError::InvalidOptions(format!(
+                "max_deliveries must be at most {}, got {}",
+                0xff_ffff, self.max_deliveries
+            )));
+        }
+        p.max_deliveries = self.max_deliveries;
+        Ok(p)
     }
 }
 
@@ -101,6 +125,13 @@ pub struct QueueStats {
     pub waiting_get: u32,
     /// Processes blocked in `put`.
     pub waiting_put: u32,
+    /// Items delivered under a lease and not yet acknowledged.
+    pub leased: u64,
+    /// Items given back after their consumer died, waiting for redelivery
+    /// (included in `len`).
+    pub requeued: u64,
+    /// Items taken out of circulation after too many deliveries.
+    pub dead_lettered: u64,
 }
 
 /// A bounded FIFO of byte messages shared by any number of producer and
@@ -343,6 +374,91 @@ impl ByteQueue {
             .map_err(get_error)
     }
 
+    fn get_leased_inner(
+        &self,
+        try_only: bool,
+        deadline: Option<Instant>,
+    ) -> Result<(Vec<u8>, Receipt), GetError> {
+        let mut out = Vec::new();
+        loop {
+            let receipt = self
+                .backend()
+                .get_leased(try_only, deadline, &mut out)
+                .map_err(get_error)?;
+            let limit = self.backend().max_deliveries();
+            if limit == 0 || receipt.deliveries <= limit {
+                return Ok((out, receipt));
+            }
+            // Delivered too often: every consumer that took it died.
+            self.dead_letter(&out);
+            self.backend().note_dead_lettered();
+            let _ = self.backend().ack(&receipt);
+        }
+    }
+
+    /// Moves an item to `<name>.dlq` beside a named queue.
+    fn dead_letter(&self, item: &[u8]) {
+        let QueueImpl::Local(ring) = &*self.inner;
+        let (Some(dir), Some(name)) = (ring.segment().dir(), ring.segment().name()) else {
+            return;
+        };
+        let dlq_name = format!("{name}.dlq");
+        if let Ok(ns) = Namespace::dir(dir) {
+            let opts = QueueOptions::new().max_bytes(self.backend().limits().max_bytes as usize);
+            if let Ok(dlq) = ByteQueue::open_or_create_in(&ns, &dlq_name, opts) {
+                let _ = dlq.try_put(item);
+            }
+        }
+    }
+
+    /// Takes the next message under a lease, waiting while the queue is
+    /// empty: if this process dies before [`ack`](Self::ack), the message
+    /// is delivered again (at-least-once), ahead of newer ones.
+    ///
+    /// ```
+    /// let q = mproc::ByteQueue::new(0).unwrap();
+    /// q.put(b"job").unwrap();
+    /// let (job, receipt) = q.get_leased().unwrap();
+    /// assert_eq!(job, b"job");
+    /// assert_eq!(q.stats().leased, 1);
+    /// q.ack(&receipt).unwrap();
+    /// assert_eq!(q.stats().leased, 0);
+    /// ```
+    pub fn get_leased(&self) -> Result<(Vec<u8>, Receipt), GetError> {
+        self.get_leased_inner(false, None)
+    }
+
+    /// Takes the next message under a lease if there is one now.
+    pub fn try_get_leased(&self) -> Result<(Vec<u8>, Receipt), GetError> {
+        self.get_leased_inner(true, None)
+    }
+
+    /// Takes the next message under a lease, waiting at most `timeout`.
+    pub fn get_leased_timeout(&self, timeout: Duration) -> Result<(Vec<u8>, Receipt), GetError> {
+        self.get_leased_inner(false, to_deadline(timeout))
+    }
+
+    /// Takes the next message under a lease, waiting until `deadline`.
+    pub fn get_leased_deadline(&self, deadline: Instant) -> Result<(Vec<u8>, Receipt), GetError> {
+        self.get_leased_inner(false, Some(deadline))
+    }
+
+    /// Acknowledges a leased message: it is done and will not be delivered again.
+    pub fn ack(&self, receipt: &Receipt) -> Result<(), AckError> {
+        self.backend().ack(receipt).map_err(|e| match e {
+            OpError::NothingOutstanding => AckError::NotHeld,
+            OpError::Damaged(s) => AckError::Damaged(s),
+            OpError::Io(e) => AckError::Io(e.kind(), e.to_string()),
+            other => AckError::Damaged(format!("{other:?}")),
+        })
+    }
+
+    /// Gives back, now, the messages leased by consumers that have died
+    /// (gets do this by themselves every few milliseconds); returns how many.
+    pub fn reclaim(&self) -> Result<u64, GetError> {
+        self.backend().reclaim().map_err(get_error)
+    }
+
     /// A copy of the next message, without taking it.
     pub fn peek(&self) -> Result<Option<Vec<u8>>, GetError> {
         let mut v = Vec::new();
@@ -412,6 +528,9 @@ impl ByteQueue {
             unfinished: s.total_put.saturating_sub(s.total_done),
             waiting_get: s.waiting_get,
             waiting_put: s.waiting_put,
+            leased: s.leased,
+            requeued: s.requeued,
+            dead_lettered: s.dead_lettered,
         }
     }
 }
@@ -673,6 +792,48 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         }
     }
 
+    fn get_leased_typed(
+        &self,
+        try_only: bool,
+        deadline: Option<Instant>,
+    ) -> Result<Leased<T>, GetError> {
+        let (bytes, receipt) = self.bytes.get_leased_inner(try_only, deadline)?;
+        match decode(&bytes) {
+            Ok(item) => Ok(Leased { item, receipt }),
+            Err(e) => {
+                // An undecodable item would come back forever: settle it.
+                let _ = self.bytes.ack(&receipt);
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes the next item under a lease (at-least-once): if this process
+    /// dies before acknowledging it, the item is delivered again.
+    pub fn get_leased(&self) -> Result<Leased<T>, GetError> {
+        self.get_leased_typed(false, None)
+    }
+
+    /// Takes the next item under a lease if there is one now.
+    pub fn try_get_leased(&self) -> Result<Leased<T>, GetError> {
+        self.get_leased_typed(true, None)
+    }
+
+    /// Takes the next item under a lease, waiting at most `timeout`.
+    pub fn get_leased_timeout(&self, timeout: Duration) -> Result<Leased<T>, GetError> {
+        self.get_leased_typed(false, to_deadline(timeout))
+    }
+
+    /// Takes the next item under a lease, waiting until `deadline`.
+    pub fn get_leased_deadline(&self, deadline: Instant) -> Result<Leased<T>, GetError> {
+        self.get_leased_typed(false, Some(deadline))
+    }
+
+    /// Acknowledges a leased item.
+    pub fn ack(&self, receipt: &Receipt) -> Result<(), AckError> {
+        self.bytes.ack(receipt)
+    }
+
     /// A copy of the next item, without taking it.
     pub fn peek(&self) -> Result<Option<T>, GetError> {
         match self.bytes.peek()? {
@@ -720,5 +881,21 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// All counters at once.
     pub fn stats(&self) -> QueueStats {
         self.bytes.stats()
+    }
+}
+
+/// An item taken under a lease, with the receipt that acknowledges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased<T> {
+    /// The item.
+    pub item: T,
+    /// The receipt for [`Queue::ack`].
+    pub receipt: Receipt,
+}
+
+impl<T> Leased<T> {
+    /// How many times the item has been delivered, this time included.
+    pub fn deliveries(&self) -> u32 {
+        self.receipt.deliveries()
     }
 }

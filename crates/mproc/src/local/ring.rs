@@ -9,15 +9,34 @@
 //!    208  put_total  u64 (lags tail; see `total`)      ─┘
 //!    256  get lock   (robust mutex; serialises consumers)
 //!    320  head       u64 = got_seq << 32 | got_pos     ─┐ consumer's cache lines
-//!    328  got_total  u64                               ─┘
+//!    328  got_total  u64                                │
+//!    336  cursor     u64 = next record to deliver       │ (head ≤ cursor ≤ tail)
+//!    344  leased     u32, requeued u32 (derived; recounted on reclaim)
+//!    352  last reclaim u64, dead-lettered u64          ─┘
 //!    384  not_empty  wait cell {seq, waiters}
 //!    448  not_full   wait cell {seq, waiters}
 //!    512  done_total u64   (JoinableQueue task_done count)
 //!    520  all_done   wait cell {seq, waiters}
+//!    576  lease owners: 28 × {pid u32, pad u32, start time u64}
 //!   1024  ring bytes (capacity, a power of two)
 //! ```
-//! A record is `[len u32][reserved u32][payload, padded to 8 bytes]`; it may
-//! wrap around the end of the ring. Positions are byte counters modulo 2^32
+//! A record is `[len u32][meta u32][payload, padded to 8 bytes]`; it may
+//! wrap around the end of the ring. `meta` holds the record's state (fresh,
+//! delivered under a lease, acknowledged, requeued), the lease owner's slot
+//! and the delivery count.
+//!
+//! ## Leases (at-least-once delivery)
+//! Records between `head` and `cursor` have been delivered but still occupy
+//! their space: a plain `get` marks its records acknowledged at once, a
+//! leased get marks its record delivered to its owner slot. `head` advances
+//! over the acknowledged prefix only. A consumer that dies holding a lease is
+//! found by the next get (or a waiting consumer, which wakes every
+//! `LEASE_SLICE` while leases are outstanding): its records are marked
+//! requeued and are delivered again before any fresh record, with their
+//! delivery count increased. Every state change is a single store of the
+//! meta word, and the counters `leased`/`requeued` are recounted from the
+//! states on each reclaim, so a kill at any instruction leaves a state that
+//! the next reclaim makes exact. Positions are byte counters modulo 2^32
 //! (the capacity is at most 2^31) and sequence numbers count records modulo
 //! 2^32, so `len = put_seq - got_seq` and `used = put_pos - got_pos` are exact
 //! with wrapping arithmetic.
@@ -39,7 +58,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::backend::{Counters, Limits, OpError, QueueBackend};
+use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptToken};
 use crate::error::{CreateError, ObjectKind, OpenError};
 use crate::local::segment::{Place, Segment};
 use crate::local::wait::WaitCell;
@@ -53,11 +72,46 @@ const PUT_TOTAL: usize = 208;
 const GET_LOCK: usize = 256;
 const HEAD: usize = 320;
 const GOT_TOTAL: usize = 328;
+const CURSOR: usize = 336;
+const LEASED: usize = 344;
+const REQUEUED: usize = 348;
+const LAST_RECLAIM: usize = 352;
+const DEAD_LETTERED: usize = 360;
 const NOT_EMPTY: usize = 384;
 const NOT_FULL: usize = 448;
 const DONE_TOTAL: usize = 512;
 const ALL_DONE: usize = 520;
+const OWNERS: usize = 576;
+/// Processes that may hold leases at once.
+pub(crate) const OWNER_SLOTS: usize = 28;
 const RING: usize = 1024;
+const _: () = assert!(OWNERS + OWNER_SLOTS * 16 <= RING);
+
+/// Record states (low two bits of the record's meta word).
+const FRESH: u32 = 0;
+const DELIVERED: u32 = 1;
+const ACKED: u32 = 2;
+const REQUEUED_STATE: u32 = 3;
+/// How often (at most) gets look for leases of dead consumers, and how long
+/// a waiting consumer sleeps at most while leases are outstanding.
+const RECLAIM_EVERY_NS: u64 = 20_000_000;
+const LEASE_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
+
+fn meta(state: u32, owner: u32, deliveries: u32) -> u32 {
+    state | (owner << 2) | (deliveries.min(0xff_ffff) << 8)
+}
+
+fn meta_state(m: u32) -> u32 {
+    m & 3
+}
+
+fn meta_owner(m: u32) -> u32 {
+    (m >> 2) & 0x3f
+}
+
+fn meta_deliveries(m: u32) -> u32 {
+    m >> 8
+}
 
 /// Bytes of a record header.
 pub(crate) const REC_HEADER: usize = 8;
@@ -90,7 +144,7 @@ fn total(stored: u64, seq: u32) -> u64 {
     stored.wrapping_add(u64::from(seq.wrapping_sub(stored as u32)))
 }
 
-/// Checked parameters of a ring: `[maxsize, max_bytes, capacity, 0]`.
+/// Checked parameters of a ring: `[maxsize, max_bytes, capacity, max_deliveries]`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RingParams {
     /// Message-count bound; 0 means unbounded.
@@ -98,6 +152,8 @@ pub(crate) struct RingParams {
     /// Byte budget for records (headers included).
     pub(crate) max_bytes: u64,
     capacity: u64,
+    /// Deliveries after which a leased item is dead-lettered (0: never).
+    pub(crate) max_deliveries: u32,
 }
 
 impl RingParams {
@@ -117,6 +173,7 @@ impl RingParams {
             maxsize: maxsize as u64,
             max_bytes: max_bytes as u64,
             capacity: max_bytes.next_power_of_two() as u64,
+            max_deliveries: 0,
         })
     }
 
@@ -125,14 +182,22 @@ impl RingParams {
             usize::try_from(p[0]).map_err(|e| e.to_string())?,
             usize::try_from(p[1]).map_err(|e| e.to_string())?,
         )?;
-        if r.capacity != p[2] || p[3] != 0 {
+        if r.capacity != p[2] || p[3] > 0xff_ffff {
             return Err(format!("inconsistent ring parameters {p:?}"));
         }
-        Ok(r)
+        Ok(RingParams {
+            max_deliveries: p[3] as u32,
+            ..r
+        })
     }
 
     fn raw(&self) -> [u64; 4] {
-        [self.maxsize, self.max_bytes, self.capacity, 0]
+        [
+            self.maxsize,
+            self.max_bytes,
+            self.capacity,
+            u64::from(self.max_deliveries),
+        ]
     }
 
     fn seg_len(&self) -> usize {
@@ -154,6 +219,8 @@ fn expected_len(p: &[u64; 4]) -> Result<usize, String> {
 pub(crate) struct Ring {
     seg: Segment,
     params: RingParams,
+    /// This process's lease-owner slot (`u32::MAX` until claimed).
+    my_slot: AtomicU32,
     put_lock: RobustLock,
     get_lock: RobustLock,
 }
@@ -220,6 +287,7 @@ impl Ring {
         Ring {
             seg,
             params,
+            my_slot: AtomicU32::new(u32::MAX),
             put_lock,
             get_lock,
         }
@@ -263,9 +331,23 @@ impl Ring {
     }
 
     fn non_empty(&self) -> bool {
-        let head = self.u64_at(HEAD).load(Ordering::Acquire);
+        let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        seq(head) != seq(tail)
+        seq(cursor) != seq(tail) || self.u32_at(REQUEUED).load(Ordering::Acquire) > 0
+    }
+
+    fn u32_at(&self, off: usize) -> &AtomicU32 {
+        self.seg.at(off)
+    }
+
+    fn read_meta(&self, p: u32) -> u32 {
+        let mut m = [0u8; 4];
+        self.read_wrapped(p.wrapping_add(4), &mut m);
+        u32::from_le_bytes(m)
+    }
+
+    fn write_meta(&self, p: u32, m: u32) {
+        self.write_wrapped(p.wrapping_add(4), &m.to_le_bytes());
     }
 
     /// Writes `data` into the ring at byte position `at`, wrapping.
@@ -290,33 +372,342 @@ impl Ring {
         }
     }
 
-    /// Copies out up to `max` records; the caller holds the get lock.
+    /// Delivers up to `max` records, requeued ones first; the caller holds
+    /// the get lock. With `lease = Some(slot)` the (single) record is leased
+    /// to that owner slot and its receipt returned through `receipt`.
     fn take_locked(
         &self,
         max: usize,
         sink: &mut dyn FnMut(&[u8]),
         scratch: &mut Vec<u8>,
+        lease: Option<u32>,
+        receipt: &mut Option<(u32, u32, u32)>,
     ) -> Result<usize, OpError> {
-        let head_word = self.u64_at(HEAD);
-        let head = head_word.load(Ordering::Relaxed);
+        let head = self.u64_at(HEAD).load(Ordering::Relaxed);
+        let cursor_word = self.u64_at(CURSOR);
+        let cursor = cursor_word.load(Ordering::Relaxed);
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        let (mut s, mut p) = (seq(head), pos(head));
         let mut n = 0;
+        // Requeued records (from dead consumers) go first: they are older.
+        if self.u32_at(REQUEUED).load(Ordering::Relaxed) > 0 {
+            let (mut s, mut p) = (seq(head), pos(head));
+            while n < max && s != seq(cursor) {
+                let len = self.validate_at(s, p, tail)?;
+                let m = self.read_meta(p);
+                if meta_state(m) == REQUEUED_STATE {
+                    self.deliver(p, len, scratch, sink);
+                    let d = meta_deliveries(m) + 1;
+                    self.write_meta(
+                        p,
+                        lease.map_or(meta(ACKED, 0, d), |o| meta(DELIVERED, o, d)),
+                    );
+                    self.u32_at(REQUEUED).fetch_sub(1, Ordering::Relaxed);
+                    if lease.is_some() {
+                        self.u32_at(LEASED).fetch_add(1, Ordering::Relaxed);
+                        *receipt = Some((s, p, d));
+                    }
+                    n += 1;
+                }
+                s = s.wrapping_add(1);
+                p = p.wrapping_add(record_len(len) as u32);
+            }
+        }
+        let (mut s, mut p) = (seq(cursor), pos(cursor));
         while n < max && s != seq(tail) {
             let len = self.validate_at(s, p, tail)?;
-            scratch.clear();
-            scratch.resize(len, 0);
-            self.read_wrapped(p.wrapping_add(REC_HEADER as u32), scratch);
-            sink(scratch);
+            self.deliver(p, len, scratch, sink);
+            self.write_meta(
+                p,
+                lease.map_or(meta(ACKED, 0, 1), |o| meta(DELIVERED, o, 1)),
+            );
+            if lease.is_some() {
+                self.u32_at(LEASED).fetch_add(1, Ordering::Relaxed);
+                *receipt = Some((s, p, 1));
+            }
             s = s.wrapping_add(1);
             p = p.wrapping_add(record_len(len) as u32);
             n += 1;
         }
-        if n > 0 {
-            // Publish last: the records are consumed only by this store.
-            head_word.store(pack(s, p), Ordering::Release);
+        if s != seq(cursor) {
+            // Publish: the records are delivered by this store.
+            cursor_word.store(pack(s, p), Ordering::Release);
             let stored = self.u64_at(GOT_TOTAL);
             stored.store(total(stored.load(Ordering::Relaxed), s), Ordering::Relaxed);
+            if head == cursor && lease.is_none() {
+                // Nothing was outstanding and everything taken is
+                // acknowledged: the free space starts at the new cursor.
+                self.u64_at(HEAD).store(pack(s, p), Ordering::Release);
+                return Ok(n);
+            }
+        }
+        if n > 0 {
+            self.advance_head()?;
+        }
+        Ok(n)
+    }
+
+    fn deliver(&self, p: u32, len: usize, scratch: &mut Vec<u8>, sink: &mut dyn FnMut(&[u8])) {
+        scratch.clear();
+        scratch.resize(len, 0);
+        self.read_wrapped(p.wrapping_add(REC_HEADER as u32), scratch);
+        sink(scratch);
+    }
+
+    /// Moves `head` over the acknowledged records at the front; the caller
+    /// holds the get lock. Returns whether it moved.
+    fn advance_head(&self) -> Result<bool, OpError> {
+        let head_word = self.u64_at(HEAD);
+        let head = head_word.load(Ordering::Relaxed);
+        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        let (mut s, mut p) = (seq(head), pos(head));
+        while s != seq(cursor) {
+            let len = self.validate_at(s, p, tail)?;
+            if meta_state(self.read_meta(p)) != ACKED {
+                break;
+            }
+            s = s.wrapping_add(1);
+            p = p.wrapping_add(record_len(len) as u32);
+        }
+        if s == seq(head) {
+            return Ok(false);
+        }
+        head_word.store(pack(s, p), Ordering::Release);
+        Ok(true)
+    }
+
+    /// Requeues the leases of dead owners and recounts `leased`/`requeued`;
+    /// the caller holds the get lock. Returns how many were requeued.
+    fn reclaim_locked(&self) -> Result<u64, OpError> {
+        self.u64_at(LAST_RECLAIM)
+            .store(sys::now_realtime_ns(), Ordering::Relaxed);
+        let mut alive = [None::<bool>; OWNER_SLOTS];
+        let head = self.u64_at(HEAD).load(Ordering::Relaxed);
+        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        let (mut s, mut p) = (seq(head), pos(head));
+        let (mut leased, mut requeued, mut moved) = (0u32, 0u32, 0u64);
+        while s != seq(cursor) {
+            let len = self.validate_at(s, p, tail)?;
+            let m = self.read_meta(p);
+            match meta_state(m) {
+                DELIVERED => {
+                    let o = meta_owner(m) as usize;
+                    let ok = *alive
+                        .get_mut(o)
+                        .map(|a| a.get_or_insert_with(|| self.owner_alive(o)))
+                        .unwrap_or(&mut false);
+                    if ok {
+                        leased += 1;
+                    } else {
+                        self.write_meta(p, meta(REQUEUED_STATE, 0, meta_deliveries(m)));
+                        requeued += 1;
+                        moved += 1;
+                    }
+                }
+                REQUEUED_STATE => requeued += 1,
+                _ => {}
+            }
+            s = s.wrapping_add(1);
+            p = p.wrapping_add(record_len(len) as u32);
+        }
+        self.u32_at(LEASED).store(leased, Ordering::Relaxed);
+        self.u32_at(REQUEUED).store(requeued, Ordering::Release);
+        for (o, a) in alive.iter().enumerate() {
+            if *a == Some(false) {
+                self.seg
+                    .at::<AtomicU32>(OWNERS + o * 16)
+                    .store(0, Ordering::Release);
+            }
+        }
+        Ok(moved)
+    }
+
+    fn owner_alive(&self, slot: usize) -> bool {
+        let pid = self
+            .seg
+            .at::<AtomicU32>(OWNERS + slot * 16)
+            .load(Ordering::Acquire);
+        let start = self.u64_at(OWNERS + slot * 16 + 8).load(Ordering::Relaxed);
+        pid != 0 && sys::pid_alive(pid) && sys::start_time(pid).is_none_or(|t| t == start)
+    }
+
+    /// This process's owner slot, claimed on first use.
+    fn owner_slot(&self) -> Result<u32, OpError> {
+        let me = std::process::id();
+        let cached = self.my_slot.load(Ordering::Relaxed);
+        if (cached as usize) < OWNER_SLOTS
+            && self
+                .seg
+                .at::<AtomicU32>(OWNERS + cached as usize * 16)
+                .load(Ordering::Acquire)
+                == me
+        {
+            return Ok(cached);
+        }
+        let start = sys::start_time(me).unwrap_or(0);
+        for o in 0..OWNER_SLOTS {
+            let slot = self.seg.at::<AtomicU32>(OWNERS + o * 16);
+            if slot.load(Ordering::Acquire) == me {
+                self.my_slot.store(o as u32, Ordering::Relaxed);
+                return Ok(o as u32);
+            }
+        }
+        for o in 0..OWNER_SLOTS {
+            let slot = self.seg.at::<AtomicU32>(OWNERS + o * 16);
+            // Slots of dead owners are freed by reclaim (under the get
+            // lock, which our caller holds), so a free slot is 0.
+            if slot.load(Ordering::Acquire) == 0 {
+                self.u64_at(OWNERS + o * 16 + 8)
+                    .store(start, Ordering::Relaxed);
+                slot.store(me, Ordering::Release);
+                self.my_slot.store(o as u32, Ordering::Relaxed);
+                return Ok(o as u32);
+            }
+        }
+        Err(OpError::Io(std::io::Error::other(format!(
+            "more than {OWNER_SLOTS} processes hold leases on this queue"
+        ))))
+    }
+
+    fn maybe_reclaim_locked(&self) -> Result<(), OpError> {
+        if self.u32_at(LEASED).load(Ordering::Relaxed) > 0 {
+            let last = self.u64_at(LAST_RECLAIM).load(Ordering::Relaxed);
+            if sys::now_realtime_ns().saturating_sub(last) >= RECLAIM_EVERY_NS
+                && self.reclaim_locked()? > 0
+            {
+                self.cell(NOT_EMPTY).wake_all();
+            }
+        }
+        Ok(())
+    }
+
+    /// The shared get path: plain (`lease = false`) or leased.
+    #[allow(clippy::too_many_arguments)]
+    fn get_core(
+        &self,
+        max: usize,
+        try_only: bool,
+        deadline: Option<Instant>,
+        sink: &mut dyn FnMut(&[u8]),
+        scratch: &mut Vec<u8>,
+        lease: bool,
+        receipt: &mut Option<(u32, u32, u32)>,
+    ) -> Result<(usize, u32), OpError> {
+        loop {
+            let (taken, slot) = {
+                let _held = acquire(&self.get_lock, deadline)?;
+                self.maybe_reclaim_locked()?;
+                let slot = if lease {
+                    Some(self.owner_slot()?)
+                } else {
+                    None
+                };
+                let n = self.take_locked(max, sink, scratch, slot, receipt)?;
+                (n, slot.unwrap_or(0))
+            };
+            if taken > 0 {
+                self.cell(NOT_FULL).wake_all();
+                return Ok((taken, slot));
+            }
+            if self.closed() && self.u32_at(LEASED).load(Ordering::Acquire) == 0 {
+                // `closed` is set under the put lock, after every earlier put
+                // published its tail; re-check emptiness after seeing it.
+                if !self.non_empty() {
+                    return Err(OpError::Closed);
+                }
+                continue;
+            }
+            if try_only {
+                return Err(OpError::WouldBlock);
+            }
+            // While leases are outstanding, wake now and then to notice a
+            // dead consumer whose items must be delivered again.
+            let slice = if self.u32_at(LEASED).load(Ordering::Relaxed) > 0 {
+                let s = Instant::now() + LEASE_SLICE;
+                Some(deadline.map_or(s, |d| d.min(s)))
+            } else {
+                deadline
+            };
+            let ready = self
+                .cell(NOT_EMPTY)
+                .wait_until(slice, || self.non_empty() || self.closed());
+            if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(OpError::WouldBlock);
+            }
+        }
+    }
+
+    /// Takes one record under a lease for this process.
+    fn lease_get(
+        &self,
+        try_only: bool,
+        deadline: Option<Instant>,
+        out: &mut Vec<u8>,
+    ) -> Result<(u32, u32, u32, u32), OpError> {
+        let mut receipt = None;
+        let (_, slot) =
+            self.get_core(1, try_only, deadline, &mut |_| {}, out, true, &mut receipt)?;
+        let (s, p, d) = receipt.ok_or_else(|| OpError::Damaged("lease without a record".into()))?;
+        Ok((s, p, slot, d))
+    }
+
+    /// Acknowledges the lease on record (`s`, `p`) held by `slot`.
+    fn lease_ack(&self, s: u32, p: u32, slot: u32, pid: u32) -> Result<(), OpError> {
+        let moved = {
+            let _held = acquire(&self.get_lock, None)?;
+            if slot as usize >= OWNER_SLOTS
+                || self
+                    .seg
+                    .at::<AtomicU32>(OWNERS + slot as usize * 16)
+                    .load(Ordering::Acquire)
+                    != pid
+            {
+                return Err(OpError::NothingOutstanding);
+            }
+            let head = self.u64_at(HEAD).load(Ordering::Relaxed);
+            let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+            let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+            // Find the record by walking from head, so that a stale or forged
+            // receipt can never make us write outside a record header.
+            let (mut rs, mut rp) = (seq(head), pos(head));
+            loop {
+                if rs == seq(cursor) {
+                    return Err(OpError::NothingOutstanding);
+                }
+                let len = self.validate_at(rs, rp, tail)?;
+                if rs == s {
+                    break;
+                }
+                rs = rs.wrapping_add(1);
+                rp = rp.wrapping_add(record_len(len) as u32);
+            }
+            let m = self.read_meta(rp);
+            if rp != p || meta_state(m) != DELIVERED || meta_owner(m) != slot {
+                return Err(OpError::NothingOutstanding);
+            }
+            self.write_meta(rp, meta(ACKED, 0, meta_deliveries(m)));
+            let leased = self.u32_at(LEASED);
+            leased.store(
+                leased.load(Ordering::Relaxed).saturating_sub(1),
+                Ordering::Relaxed,
+            );
+            self.advance_head()?
+        };
+        if moved {
+            self.cell(NOT_FULL).wake_all();
+        }
+        Ok(())
+    }
+
+    /// Requeues the leases of dead consumers now; returns how many.
+    fn lease_reclaim(&self) -> Result<u64, OpError> {
+        let n = {
+            let _held = acquire(&self.get_lock, None)?;
+            self.reclaim_locked()?
+        };
+        if n > 0 {
+            self.cell(NOT_EMPTY).wake_all();
         }
         Ok(n)
     }
@@ -400,6 +791,7 @@ impl QueueBackend for Ring {
                     }
                     let mut hdr = [0u8; REC_HEADER];
                     hdr[..4].copy_from_slice(&(msg.len() as u32).to_le_bytes());
+                    hdr[4..].copy_from_slice(&meta(FRESH, 0, 0).to_le_bytes());
                     self.write_wrapped(p, &hdr);
                     self.write_wrapped(p.wrapping_add(REC_HEADER as u32), msg);
                     s = s.wrapping_add(1);
@@ -436,8 +828,7 @@ impl QueueBackend for Ring {
         (done, Ok(()))
     }
 
-    /// Takes up to `max` messages (at least one), appending each to `out`
-    /// through `sink(out, bytes)`. Returns how many were taken.
+    /// Takes up to `max` messages (at least one), handing each to `sink`.
     fn get(
         &self,
         max: usize,
@@ -446,47 +837,38 @@ impl QueueBackend for Ring {
         sink: &mut dyn FnMut(&[u8]),
         scratch: &mut Vec<u8>,
     ) -> Result<usize, OpError> {
-        loop {
-            let taken = {
-                let _held = acquire(&self.get_lock, deadline)?;
-                self.take_locked(max, sink, scratch)?
-            };
-            if taken > 0 {
-                self.cell(NOT_FULL).wake_all();
-                return Ok(taken);
-            }
-            if self.closed() {
-                // `closed` is set under the put lock, after every earlier put
-                // published its tail; re-check emptiness after seeing it.
-                if !self.non_empty() {
-                    return Err(OpError::Closed);
-                }
-                continue;
-            }
-            if try_only {
-                return Err(OpError::WouldBlock);
-            }
-            let ok = self
-                .cell(NOT_EMPTY)
-                .wait_until(deadline, || self.non_empty() || self.closed());
-            if !ok {
-                return Err(OpError::WouldBlock);
-            }
-        }
+        let mut none = None;
+        self.get_core(max, try_only, deadline, sink, scratch, false, &mut none)
+            .map(|(n, _)| n)
     }
 
     /// Copies the next message without taking it.
     fn peek(&self, out: &mut Vec<u8>) -> Result<bool, OpError> {
         let _held = acquire(&self.get_lock, None)?;
         let head = self.u64_at(HEAD).load(Ordering::Relaxed);
+        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        if seq(head) == seq(tail) {
+        let (mut s, mut p) = (seq(head), pos(head));
+        if self.u32_at(REQUEUED).load(Ordering::Relaxed) > 0 {
+            while s != seq(cursor) {
+                let len = self.validate_at(s, p, tail)?;
+                if meta_state(self.read_meta(p)) == REQUEUED_STATE {
+                    break;
+                }
+                s = s.wrapping_add(1);
+                p = p.wrapping_add(record_len(len) as u32);
+            }
+        }
+        if s == seq(cursor) {
+            (s, p) = (seq(cursor), pos(cursor));
+        }
+        if s == seq(tail) {
             return Ok(false);
         }
-        let len = self.validate_at(seq(head), pos(head), tail)?;
+        let len = self.validate_at(s, p, tail)?;
         out.clear();
         out.resize(len, 0);
-        self.read_wrapped(pos(head).wrapping_add(REC_HEADER as u32), out);
+        self.read_wrapped(p.wrapping_add(REC_HEADER as u32), out);
         Ok(true)
     }
 
@@ -494,16 +876,40 @@ impl QueueBackend for Ring {
     fn purge(&self) -> Result<u64, OpError> {
         let n = {
             let _held = acquire(&self.get_lock, None)?;
-            let head_word = self.u64_at(HEAD);
-            let head = head_word.load(Ordering::Relaxed);
+            let head = self.u64_at(HEAD).load(Ordering::Relaxed);
+            let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
             let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-            head_word.store(tail, Ordering::Release);
+            // Requeued records are dropped too; leased ones stay leased.
+            let mut dropped = 0u64;
+            let (mut s, mut p) = (seq(head), pos(head));
+            while s != seq(cursor) {
+                let len = self.validate_at(s, p, tail)?;
+                let m = self.read_meta(p);
+                if meta_state(m) == REQUEUED_STATE {
+                    self.write_meta(p, meta(ACKED, 0, meta_deliveries(m)));
+                    dropped += 1;
+                }
+                s = s.wrapping_add(1);
+                p = p.wrapping_add(record_len(len) as u32);
+            }
+            self.u32_at(REQUEUED).store(0, Ordering::Relaxed);
+            // Mark the undelivered records acknowledged, then deliver them
+            // all with one store of the cursor.
+            let (mut s, mut p) = (seq(cursor), pos(cursor));
+            while s != seq(tail) {
+                let len = self.validate_at(s, p, tail)?;
+                self.write_meta(p, meta(ACKED, 0, 0));
+                s = s.wrapping_add(1);
+                p = p.wrapping_add(record_len(len) as u32);
+            }
+            self.u64_at(CURSOR).store(tail, Ordering::Release);
             let stored = self.u64_at(GOT_TOTAL);
             stored.store(
                 total(stored.load(Ordering::Relaxed), seq(tail)),
                 Ordering::Relaxed,
             );
-            let n = seq(tail).wrapping_sub(seq(head)) as u64;
+            self.advance_head()?;
+            let n = seq(tail).wrapping_sub(seq(cursor)) as u64 + dropped;
             // Purged items will never be processed: count them as done so
             // that `join` does not wait for them.
             self.u64_at(DONE_TOTAL).fetch_add(n, Ordering::AcqRel);
@@ -527,10 +933,11 @@ impl QueueBackend for Ring {
 
     /// Number of messages in the queue.
     fn len(&self) -> u64 {
-        // Head first: the tail read afterwards is never behind it.
-        let head = self.u64_at(HEAD).load(Ordering::Acquire);
+        // Cursor first: the tail read afterwards is never behind it.
+        let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
+        let requeued = self.u32_at(REQUEUED).load(Ordering::Acquire);
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        seq(tail).wrapping_sub(seq(head)) as u64
+        seq(tail).wrapping_sub(seq(cursor)) as u64 + u64::from(requeued)
     }
 
     /// Whether no message of the smallest size could be put now.
@@ -556,11 +963,16 @@ impl QueueBackend for Ring {
 
     fn counters(&self) -> Counters {
         let head = self.u64_at(HEAD).load(Ordering::Acquire);
-        let got = total(self.u64_at(GOT_TOTAL).load(Ordering::Relaxed), seq(head));
+        let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
+        let got = total(self.u64_at(GOT_TOTAL).load(Ordering::Relaxed), seq(cursor));
+        let requeued = u64::from(self.u32_at(REQUEUED).load(Ordering::Acquire));
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
         let put = total(self.u64_at(PUT_TOTAL).load(Ordering::Relaxed), seq(tail));
         Counters {
-            len: seq(tail).wrapping_sub(seq(head)) as u64,
+            len: seq(tail).wrapping_sub(seq(cursor)) as u64 + requeued,
+            leased: u64::from(self.u32_at(LEASED).load(Ordering::Acquire)),
+            requeued,
+            dead_lettered: self.u64_at(DEAD_LETTERED).load(Ordering::Relaxed),
             bytes_used: pos(tail).wrapping_sub(pos(head)) as u64,
             closed: self.closed(),
             total_put: put,
@@ -601,5 +1013,48 @@ impl QueueBackend for Ring {
         Ok(self
             .cell(ALL_DONE)
             .wait_until(deadline, || self.unfinished() == 0))
+    }
+
+    fn get_leased(
+        &self,
+        try_only: bool,
+        deadline: Option<Instant>,
+        out: &mut Vec<u8>,
+    ) -> Result<Receipt, OpError> {
+        let (seq, pos, slot, deliveries) = self.lease_get(try_only, deadline, out)?;
+        Ok(Receipt {
+            deliveries,
+            token: ReceiptToken::Local {
+                seq,
+                pos,
+                slot,
+                pid: std::process::id(),
+            },
+        })
+    }
+
+    fn ack(&self, receipt: &Receipt) -> Result<(), OpError> {
+        match receipt.token {
+            ReceiptToken::Local {
+                seq,
+                pos,
+                slot,
+                pid,
+            } => self.lease_ack(seq, pos, slot, pid),
+            #[allow(unreachable_patterns)]
+            _ => Err(OpError::NothingOutstanding),
+        }
+    }
+
+    fn reclaim(&self) -> Result<u64, OpError> {
+        self.lease_reclaim()
+    }
+
+    fn max_deliveries(&self) -> u32 {
+        self.params.max_deliveries
+    }
+
+    fn note_dead_lettered(&self) {
+        self.u64_at(DEAD_LETTERED).fetch_add(1, Ordering::Relaxed);
     }
 }

@@ -122,6 +122,16 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// The start time of process `pid` (clock ticks since boot, field 22 of
+/// `/proc/PID/stat`): with the pid, it names a process uniquely.
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: skip past
+    // the last ')'; field 3 is then the first.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+}
+
 /// Creates an anonymous memory file (close-on-exec) for an unnamed object.
 pub(crate) fn memfd(name: &CStr) -> io::Result<OwnedFd> {
     // SAFETY: `name` is a valid NUL-terminated string; flags are valid.
@@ -326,5 +336,64 @@ fn check(r: libc::c_int) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::from_raw_os_error(r))
+    }
+}
+
+/// Bit of a robust futex word: some thread sleeps on it (see `futex(2)`).
+pub(crate) const FUTEX_WAITERS: u32 = 0x8000_0000;
+/// Bit of a robust futex word: its owner died holding it.
+pub(crate) const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+
+/// Sleeps until one of `words` no longer holds its expected value, a wake-up
+/// reaches one of them, or `deadline` passes (`futex_waitv(2)`, Linux 5.16+).
+///
+/// At most 128 words. Returns at once if any word already differs.
+pub(crate) fn futex_waitv(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -> WaitResult {
+    #[repr(C)]
+    struct FutexWaitv {
+        val: u64,
+        uaddr: u64,
+        flags: u32,
+        reserved: u32,
+    }
+    /// `FUTEX2_SIZE_U32`, shared (no `FUTEX2_PRIVATE`).
+    const FUTEX2_SIZE_U32: u32 = 0x02;
+    if let Some(d) = deadline {
+        if Instant::now() >= d {
+            return WaitResult::TimedOut;
+        }
+    }
+    let list: Vec<FutexWaitv> = words
+        .iter()
+        .take(128)
+        .map(|(w, v)| FutexWaitv {
+            val: u64::from(*v),
+            uaddr: w.as_ptr() as u64,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+        })
+        .collect();
+    let ts = deadline.map(|d| deadline_timespec(d, libc::CLOCK_MONOTONIC));
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `list` is a valid array of `list.len()` futex_waitv records
+    // whose addresses are live, aligned 32-bit atomics borrowed for the call;
+    // `ts_ptr` is null or points to `ts`, which outlives the call. The kernel
+    // only reads the words.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            list.as_ptr(),
+            list.len() as libc::c_uint,
+            0 as libc::c_uint,
+            ts_ptr,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
+        WaitResult::TimedOut
+    } else {
+        WaitResult::Woken
     }
 }
