@@ -112,8 +112,9 @@ pub(crate) trait QueueBackend: Send + Sync + fmt::Debug {
         deadline: Option<Instant>,
         out: &mut Vec<u8>,
     ) -> Result<Receipt, OpError>;
-    /// Acknowledges a lease; `NothingOutstanding` if it is not (or no longer) held.
-    fn ack(&self, receipt: &Receipt) -> Result<(), OpError>;
+    /// Acknowledges a lease, or with `requeue` gives its item back for
+    /// another delivery; `NothingOutstanding` if it is not (or no longer) held.
+    fn settle(&self, receipt: &Receipt, requeue: bool) -> Result<(), OpError>;
     /// Puts the items leased by dead consumers back; returns how many.
     fn reclaim(&self) -> Result<u64, OpError>;
     /// Deliveries after which an item is dead-lettered (0: never).

@@ -154,6 +154,8 @@ pub struct ByteQueue {
 #[derive(Debug)]
 pub(crate) enum QueueImpl {
     Local(Ring),
+    #[cfg(feature = "redis")]
+    Redis(crate::redis::queue::RedisQueue),
 }
 
 impl fmt::Debug for ByteQueue {
@@ -207,11 +209,31 @@ impl ByteQueue {
         name: &str,
         opts: QueueOptions,
     ) -> Result<ByteQueue, CreateError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = ns.remote() {
+            let p = opts.params()?;
+            return crate::redis::queue::RedisQueue::create(
+                r,
+                name,
+                p.maxsize,
+                p.max_bytes,
+                p.max_message(),
+            )
+            .map(|q| ByteQueue {
+                inner: Arc::new(QueueImpl::Redis(q)),
+            });
+        }
         Ring::create(Place::Named(ns, name), opts.params()?).map(ByteQueue::local)
     }
 
     /// Opens the existing named queue in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<ByteQueue, OpenError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = ns.remote() {
+            return crate::redis::queue::RedisQueue::open(r, name).map(|q| ByteQueue {
+                inner: Arc::new(QueueImpl::Redis(q)),
+            });
+        }
         Ring::open(ns, name).map(ByteQueue::local)
     }
 
@@ -244,6 +266,8 @@ impl ByteQueue {
     pub(crate) fn backend(&self) -> &dyn QueueBackend {
         match &*self.inner {
             QueueImpl::Local(r) => r,
+            #[cfg(feature = "redis")]
+            QueueImpl::Redis(r) => r,
         }
     }
 
@@ -392,7 +416,7 @@ impl ByteQueue {
             // Delivered too often: every consumer that took it died.
             self.dead_letter(&out);
             self.backend().note_dead_lettered();
-            let _ = self.backend().ack(&receipt);
+            let _ = self.backend().settle(&receipt, false);
         }
     }
 
@@ -445,12 +469,24 @@ impl ByteQueue {
 
     /// Acknowledges a leased message: it is done and will not be delivered again.
     pub fn ack(&self, receipt: &Receipt) -> Result<(), AckError> {
-        self.backend().ack(receipt).map_err(|e| match e {
-            OpError::NothingOutstanding => AckError::NotHeld,
-            OpError::Damaged(s) => AckError::Damaged(s),
-            OpError::Io(e) => AckError::Io(e.kind(), e.to_string()),
-            other => AckError::Damaged(format!("{other:?}")),
-        })
+        self.settle(receipt, false)
+    }
+
+    /// Gives a leased message back without processing it: it is delivered
+    /// again (to any consumer) before newer messages, its delivery count kept.
+    pub fn nack(&self, receipt: &Receipt) -> Result<(), AckError> {
+        self.settle(receipt, true)
+    }
+
+    fn settle(&self, receipt: &Receipt, requeue: bool) -> Result<(), AckError> {
+        self.backend()
+            .settle(receipt, requeue)
+            .map_err(|e| match e {
+                OpError::NothingOutstanding => AckError::NotHeld,
+                OpError::Damaged(s) => AckError::Damaged(s),
+                OpError::Io(e) => AckError::Io(e.kind(), e.to_string()),
+                other => AckError::Damaged(format!("{other:?}")),
+            })
     }
 
     /// Gives back, now, the messages leased by consumers that have died
@@ -832,6 +868,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Acknowledges a leased item.
     pub fn ack(&self, receipt: &Receipt) -> Result<(), AckError> {
         self.bytes.ack(receipt)
+    }
+
+    /// Gives a leased item back for another delivery.
+    pub fn nack(&self, receipt: &Receipt) -> Result<(), AckError> {
+        self.bytes.nack(receipt)
     }
 
     /// A copy of the next item, without taking it.

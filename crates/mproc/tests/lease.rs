@@ -153,3 +153,18 @@ fn close_waits_for_outstanding_leases_before_ending_the_stream() {
         GetError::Closed
     );
 }
+
+#[test]
+fn nack_gives_an_item_back_first_with_its_count() {
+    let q: Queue<u32> = Queue::new(0).unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    let l = q.get_leased().unwrap();
+    q.nack(&l.receipt).unwrap();
+    assert_eq!(q.nack(&l.receipt).unwrap_err(), AckError::NotHeld);
+    assert_eq!(q.len(), 2);
+    let again = q.get_leased().unwrap();
+    assert_eq!((again.item, again.deliveries()), (1, 2));
+    q.ack(&again.receipt).unwrap();
+    assert_eq!(q.get().unwrap(), 2);
+}

@@ -652,8 +652,16 @@ impl Ring {
         Ok((s, p, slot, d))
     }
 
-    /// Acknowledges the lease on record (`s`, `p`) held by `slot`.
-    fn lease_ack(&self, s: u32, p: u32, slot: u32, pid: u32) -> Result<(), OpError> {
+    /// Settles the lease on record (`s`, `p`) held by `slot`: acknowledged,
+    /// or (`requeue`) given back for another delivery.
+    fn lease_settle(
+        &self,
+        s: u32,
+        p: u32,
+        slot: u32,
+        pid: u32,
+        requeue: bool,
+    ) -> Result<(), OpError> {
         let moved = {
             let _held = acquire(&self.get_lock, None)?;
             if slot as usize >= OWNER_SLOTS
@@ -686,14 +694,23 @@ impl Ring {
             if rp != p || meta_state(m) != DELIVERED || meta_owner(m) != slot {
                 return Err(OpError::NothingOutstanding);
             }
-            self.write_meta(rp, meta(ACKED, 0, meta_deliveries(m)));
             let leased = self.u32_at(LEASED);
             leased.store(
                 leased.load(Ordering::Relaxed).saturating_sub(1),
                 Ordering::Relaxed,
             );
-            self.advance_head()?
+            if requeue {
+                self.write_meta(rp, meta(REQUEUED_STATE, 0, meta_deliveries(m)));
+                self.u32_at(REQUEUED).fetch_add(1, Ordering::Release);
+                false
+            } else {
+                self.write_meta(rp, meta(ACKED, 0, meta_deliveries(m)));
+                self.advance_head()?
+            }
         };
+        if requeue {
+            self.cell(NOT_EMPTY).wake_all();
+        }
         if moved {
             self.cell(NOT_FULL).wake_all();
         }
@@ -1033,14 +1050,14 @@ impl QueueBackend for Ring {
         })
     }
 
-    fn ack(&self, receipt: &Receipt) -> Result<(), OpError> {
+    fn settle(&self, receipt: &Receipt, requeue: bool) -> Result<(), OpError> {
         match receipt.token {
             ReceiptToken::Local {
                 seq,
                 pos,
                 slot,
                 pid,
-            } => self.lease_ack(seq, pos, slot, pid),
+            } => self.lease_settle(seq, pos, slot, pid, requeue),
             #[allow(unreachable_patterns)]
             _ => Err(OpError::NothingOutstanding),
         }
