@@ -1,0 +1,129 @@
+//! Fencing: the lock's grant number and writes refused to a holder whose
+//! lease was lost.
+//!
+//! A lock on a server is a lease: a holder that stalls (a long pause, a
+//! stopped process, a partition) past its lease loses the lock to the next
+//! acquirer without knowing it. Every grant carries a fencing token that
+//! only increases ([`LockGuard::fence`]); a *fenced cell* is an integer kept
+//! beside the lock whose writes check, atomically with the write, that the
+//! writer still holds the lease ([`LockGuard::fenced_add`]). A stale holder's
+//! write is refused with [`FenceError::LeaseLost`].
+//!
+//! Locks in a directory namespace cannot be lost while their process lives
+//! (the kernel releases them only when it dies), so they have no fencing
+//! token and no cells.
+
+use std::io;
+
+use crate::lock::{Lock, LockGuard, LockImpl};
+use crate::name::validate_name;
+
+/// Why a fenced operation was not done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FenceError {
+    /// The lease was lost: another process may hold the lock now. Nothing
+    /// was written.
+    #[error("the lock's lease was lost (another process may hold it); the write was refused")]
+    LeaseLost,
+    /// Fenced cells exist only for locks on a server (`redis://` namespaces).
+    #[error("fenced cells need a lock on a server (a redis:// namespace)")]
+    Unsupported,
+    /// The cell name is invalid.
+    #[error("invalid cell name: {0}")]
+    InvalidName(String),
+    /// The server failed.
+    #[error("lock backend error: {1}")]
+    Io(io::ErrorKind, String),
+}
+
+#[cfg(feature = "redis")]
+fn fail(e: crate::redis::lock::FenceFail) -> FenceError {
+    match e {
+        crate::redis::lock::FenceFail::Lost => FenceError::LeaseLost,
+        crate::redis::lock::FenceFail::Io(e) => FenceError::Io(e.kind(), e.to_string()),
+    }
+}
+
+fn check_name(cell: &str) -> Result<(), FenceError> {
+    validate_name(cell).map_err(|e| FenceError::InvalidName(e.to_string()))
+}
+
+impl LockGuard<'_> {
+    /// The fencing token of this holding: it increases with every grant of
+    /// the lock, so a resource that remembers the highest token it has seen
+    /// can refuse writes from older holders. `None` for a lock in a
+    /// directory namespace.
+    pub fn fence(&self) -> Option<u64> {
+        match self.lock().imp() {
+            LockImpl::Local(_) => None,
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(l) => l.fence(),
+        }
+    }
+
+    /// Checks with the server that this holding's lease is still valid.
+    /// Always `Ok` for a lock in a directory namespace.
+    pub fn check(&self) -> Result<(), FenceError> {
+        match self.lock().imp() {
+            LockImpl::Local(_) => Ok(()),
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(l) => match l.lease_lost() {
+                Ok(false) => Ok(()),
+                Ok(true) => Err(FenceError::LeaseLost),
+                Err(e) => Err(FenceError::Io(e.kind(), e.to_string())),
+            },
+        }
+    }
+
+    /// Adds `delta` to the fenced cell `cell` (a name like an object's),
+    /// unless the result would be below `floor`: `Ok(Some(new value))`, or
+    /// `Ok(None)` when the floor refused it. The ownership check and the
+    /// write are one atomic step on the server, so a holder whose lease was
+    /// lost gets [`FenceError::LeaseLost`] and writes nothing.
+    ///
+    /// Selling a ticket: `guard.fenced_add("tickets", -1, 0)`.
+    pub fn fenced_add(
+        &self,
+        cell: &str,
+        delta: i64,
+        floor: i64,
+    ) -> Result<Option<i64>, FenceError> {
+        check_name(cell)?;
+        let _ = (delta, floor);
+        match self.lock().imp() {
+            LockImpl::Local(_) => Err(FenceError::Unsupported),
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(l) => l
+                .fenced(cell, delta, floor, false)
+                .map(Result::ok)
+                .map_err(fail),
+        }
+    }
+
+    /// Sets the fenced cell `cell` to `value`, if this holding's lease is
+    /// still valid.
+    pub fn fenced_set(&self, cell: &str, value: i64) -> Result<(), FenceError> {
+        check_name(cell)?;
+        let _ = value;
+        match self.lock().imp() {
+            LockImpl::Local(_) => Err(FenceError::Unsupported),
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(l) => l.fenced(cell, value, 0, true).map(|_| ()).map_err(fail),
+        }
+    }
+}
+
+impl Lock {
+    /// Reads the fenced cell `cell` (0 if never written); no holding needed.
+    pub fn fenced_get(&self, cell: &str) -> Result<i64, FenceError> {
+        check_name(cell)?;
+        match self.imp() {
+            LockImpl::Local(_) => Err(FenceError::Unsupported),
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(l) => l
+                .cell(cell)
+                .map_err(|e| FenceError::Io(e.kind(), e.to_string())),
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The Redis backend: named objects on a Redis (or Valkey) server, so that
+//! processes on several machines share them.
+//!
+//! * `mod`   — the server ([`Remote`], from a `redis://` / `rediss://` URL),
+//!   its connection pool, key naming and namespace operations.
+//! * `queue` — [`RedisQueue`](queue::RedisQueue): lists, `BLMOVE` into a
+//!   per-consumer processing list, Lua scripts for bounded put, close, ack and
+//!   reclaim.
+//! * `lock`  — [`RedisLock`](lock::RedisLock): a lease with a random token,
+//!   a monotonic fencing counter and automatic renewal.
+//!
+//! Every key of one object shares the hash tag `{PREFIX:NAME}`, so each
+//! script and blocking command touches a single cluster slot.
+
+pub(crate) mod lock;
+pub(crate) mod queue;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use redis::{Client, Connection, RedisError};
+
+use crate::error::{NamespaceError, ObjectKind, RemoveError};
+use crate::name::validate_name;
+use crate::namespace::ObjectInfo;
+
+/// The default key prefix.
+const DEFAULT_PREFIX: &str = "mproc";
+/// Default time a single server round trip may take.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default lock lease.
+const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+/// Default consumer heartbeat lease.
+const DEFAULT_CONSUMER_LEASE: Duration = Duration::from_secs(10);
+/// The longest a blocking server command is asked to block in one slice.
+pub(crate) const MAX_SLICE: Duration = Duration::from_secs(2);
+
+/// A Redis server and the settings taken from its URL.
+///
+/// URL form: `redis://[user:password@]host[:port][/db][?options]` or
+/// `rediss://...` for TLS. Options (all optional):
+/// `prefix=NAME` (key prefix, default `mproc`), `timeout=SECS` (one round
+/// trip, default 10), `lease=SECS` (lock lease, default 10),
+/// `consumer_lease=SECS` (consumer heartbeat lease, default 10).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Remote {
+    /// The URL as given (with its password).
+    url: String,
+    /// The URL handed to the client: without our options.
+    server_url: String,
+    pub(crate) prefix: String,
+    pub(crate) timeout: Duration,
+    pub(crate) lease: Duration,
+    pub(crate) consumer_lease: Duration,
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Remote")
+            .field("url", &redact(&self.url))
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `url` names a Redis server.
+pub(crate) fn is_redis_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    lower.starts_with("redis://") || lower.starts_with("rediss://")
+}
+
+/// The URL with any password replaced by `***`, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return url.to_owned();
+    };
+    let creds = &rest[..at];
+    let user = creds.split(':').next().unwrap_or("");
+    format!("{}{user}:***{}", &url[..scheme_end + 3], &rest[at..])
+}
+
+fn parse_secs(key: &str, v: &str, url: &str) -> Result<Duration, NamespaceError> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| {
+            NamespaceError::UnsupportedUrl(format!(
+                "{}: {key}={v:?} is not a positive number of seconds",
+                redact(url)
+            ))
+        })
+}
+
+impl Remote {
+    /// Parses a `redis://` or `rediss://` URL.
+    pub(crate) fn parse(url: &str) -> Result<Remote, NamespaceError> {
+        let bad = |why: &str| NamespaceError::UnsupportedUrl(format!("{}: {why}", redact(url)));
+        if !is_redis_url(url) {
+            return Err(bad("not a redis:// or rediss:// URL"));
+        }
+        let (base, query) = match url.split_once('?') {
+            Some((b, q)) => (b, q),
+            None => (url, ""),
+        };
+        let mut r = Remote {
+            url: url.to_owned(),
+            server_url: base.to_owned(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeout: DEFAULT_TIMEOUT,
+            lease: DEFAULT_LEASE,
+            consumer_lease: DEFAULT_CONSUMER_LEASE,
+        };
+        let mut passed = Vec::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            match k {
+                "prefix" => {
+                    validate_name(v).map_err(|e| bad(&format!("prefix: {e}")))?;
+                    r.prefix = v.to_owned();
+                }
+                "timeout" => r.timeout = parse_secs(k, v, url)?,
+                "lease" => r.lease = parse_secs(k, v, url)?,
+                "consumer_lease" => r.consumer_lease = parse_secs(k, v, url)?,
+                _ => passed.push(pair),
+            }
+        }
+        if !passed.is_empty() {
+            r.server_url = format!("{base}?{}", passed.join("&"));
+        }
+        // Check the address now, so a typo is reported where the URL is given.
+        Client::open(r.server_url.as_str()).map_err(|e| bad(&e.to_string()))?;
+        Ok(r)
+    }
+
+    /// The URL as given, password included (for handing to child processes).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL without its password, for messages.
+    pub(crate) fn display(&self) -> String {
+        redact(&self.url)
+    }
+
+    /// The hash tag shared by every key of object `name`.
+    pub(crate) fn tag(&self, name: &str) -> String {
+        format!("{{{}:{}}}", self.prefix, name)
+    }
+
+    /// The connection pool of this server (shared by every handle of the process).
+    pub(crate) fn pool(&self) -> io::Result<Arc<Pool>> {
+        static POOLS: OnceLock<Mutex<HashMap<String, Weak<Pool>>>> = OnceLock::new();
+        let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut map = pools.lock().unwrap_or_else(|p| p.into_inner());
+        let key = format!("{}\u{0}{:?}", self.server_url, self.timeout);
+        if let Some(p) = map.get(&key).and_then(Weak::upgrade) {
+            return Ok(p);
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        let client = Client::open(self.server_url.as_str())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let pool = Arc::new(Pool {
+            client,
+            idle: Mutex::new(Vec::new()),
+            timeout: self.timeout,
+            display: self.display(),
+        });
+        map.insert(key, Arc::downgrade(&pool));
+        Ok(pool)
+    }
+
+    /// Every object under this prefix, sorted by name.
+    pub(crate) fn list(&self) -> io::Result<Vec<ObjectInfo>> {
+        let pool = self.pool()?;
+        let pattern = format!("{{{}:*}}:meta", self.prefix);
+        let keys: Vec<String> = pool.run(|c| {
+            let mut out = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)?;
+                out.extend(batch);
+                if next == 0 {
+                    return Ok(out);
+                }
+                cursor = next;
+            }
+        })?;
+        let head = format!("{{{}:", self.prefix);
+        let mut out = Vec::new();
+        for k in keys {
+            let Some(name) = k.strip_prefix(&head).and_then(|r| r.strip_suffix("}:meta")) else {
+                continue;
+            };
+            if validate_name(name).is_err() {
+                continue;
+            }
+            let kind: Option<String> =
+                pool.run(|c| redis::cmd("HGET").arg(&k).arg("kind").query(c))?;
+            out.push(ObjectInfo {
+                name: name.to_owned(),
+                kind: kind.as_deref().and_then(kind_of),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Removes every key of object `name`.
+    pub(crate) fn remove(&self, name: &str) -> Result<(), RemoveError> {
+        validate_name(name)?;
+        let io_err = |source| RemoveError::Io {
+            name: name.to_owned(),
+            source,
+        };
+        let pool = self.pool().map_err(io_err)?;
+        let tag = self.tag(name);
+        let meta = format!("{tag}:meta");
+        let exists: bool = pool
+            .run(|c| redis::cmd("EXISTS").arg(&meta).query(c))
+            .map_err(io_err)?;
+        if !exists {
+            return Err(RemoveError::NotFound {
+                name: name.to_owned(),
+                dir: self.display(),
+            });
+        }
+        // The meta key first: opens fail from now on.
+        let pattern = format!("{tag}:*");
+        pool.run(|c| {
+            redis::cmd("DEL").arg(&meta).exec(c)?;
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)?;
+                if !batch.is_empty() {
+                    redis::cmd("UNLINK").arg(&batch).exec(c)?;
+                }
+                if next == 0 {
+                    return Ok(());
+                }
+                cursor = next;
+            }
+        })
+        .map_err(io_err)
+    }
+}
+
+/// The object kind recorded in a meta hash.
+pub(crate) fn kind_of(s: &str) -> Option<ObjectKind> {
+    match s {
+        "lock" => Some(ObjectKind::Lock),
+        "queue" => Some(ObjectKind::Queue),
+        _ => None,
+    }
+}
+
+/// Connections to one server, reused across calls.
+///
+/// Each call takes a connection for its whole duration, so a blocking
+/// command never shares its connection; a connection that failed is dropped
+/// and the next call opens a new one (reconnecting after a server restart).
+pub(crate) struct Pool {
+    client: Client,
+    idle: Mutex<Vec<Connection>>,
+    timeout: Duration,
+    display: String,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("server", &self.display)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Idle connections kept per pool.
+const MAX_IDLE: usize = 16;
+
+impl Pool {
+    fn take(&self, block: Option<Duration>) -> Result<Connection, RedisError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let c = match idle {
+            Some(c) => c,
+            None => self.client.get_connection_with_timeout(self.timeout)?,
+        };
+        // A blocking command may take its block time plus one round trip.
+        let read = block.map_or(self.timeout, |b| b + self.timeout);
+        c.set_read_timeout(Some(read))?;
+        c.set_write_timeout(Some(self.timeout))?;
+        Ok(c)
+    }
+
+    fn give_back(&self, c: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(c);
+        }
+    }
+
+    /// Runs `f` on a pooled connection.
+    pub(crate) fn run<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, RedisError>,
+    ) -> io::Result<R> {
+        self.run_blocking(None, f)
+    }
+
+    /// Runs `f`, which may block on the server for up to `block`.
+    pub(crate) fn run_blocking<R>(
+        &self,
+        block: Option<Duration>,
+        f: impl FnOnce(&mut Connection) -> Result<R, RedisError>,
+    ) -> io::Result<R> {
+        let mut c = self.take(block).map_err(|e| self.io_error(&e))?;
+        match f(&mut c) {
+            Ok(r) => {
+                self.give_back(c);
+                Ok(r)
+            }
+            Err(e) => {
+                // A server-side error (a script error, a wrong type) leaves
+                // the connection usable; anything else does not.
+                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                    drop(c);
+                } else {
+                    self.give_back(c);
+                }
+                Err(self.io_error(&e))
+            }
+        }
+    }
+
+    /// A clear I/O error naming the server.
+    pub(crate) fn io_error(&self, e: &RedisError) -> io::Error {
+        let kind = if e.is_timeout() {
+            io::ErrorKind::TimedOut
+        } else if e.is_connection_refusal() {
+            io::ErrorKind::ConnectionRefused
+        } else if e.is_connection_dropped() {
+            io::ErrorKind::ConnectionReset
+        } else if e.is_io_error() {
+            io::ErrorKind::BrokenPipe
+        } else {
+            io::ErrorKind::Other
+        };
+        io::Error::new(kind, format!("redis server {}: {e}", self.display))
+    }
+}
+
+/// A random hex token of 16 bytes, suffixed with the process id.
+pub(crate) fn token() -> String {
+    let mut buf = [0u8; 16];
+    let mut filled = 0;
+    while filled < buf.len() {
+        // SAFETY: the pointer and length describe the unfilled tail of `buf`,
+        // which stays alive and exclusively borrowed for the call.
+        let r =
+            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
+        if r > 0 {
+            filled += r as usize;
+        } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // No entropy source: fall back to the clock and a counter, still
+            // unique per process start.
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            buf.copy_from_slice(&t.to_le_bytes());
+            break;
+        }
+    }
+    let mut s = String::with_capacity(48);
+    for b in buf {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s.push('-');
+    s.push_str(&std::process::id().to_string());
+    s
+}
+
+/// Seconds as the fractional number blocking commands take (never 0, which
+/// would mean forever).
+pub(crate) fn block_secs(d: Duration) -> f64 {
+    d.as_secs_f64().max(0.001)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let r = Remote::parse("redis://u:secret@127.0.0.1:6390/2?prefix=t1&timeout=0.5&lease=3")
+            .unwrap();
+        assert_eq!(r.prefix, "t1");
+        assert_eq!(r.timeout, Duration::from_millis(500));
+        assert_eq!(r.lease, Duration::from_secs(3));
+        assert_eq!(r.server_url, "redis://u:secret@127.0.0.1:6390/2");
+        assert!(!format!("{r:?}").contains("secret"));
+        assert_eq!(
+            r.display(),
+            "redis://u:***@127.0.0.1:6390/2?prefix=t1&timeout=0.5&lease=3"
+        );
+        assert_eq!(r.tag("jobs"), "{t1:jobs}");
+        assert!(Remote::parse("redis://h/?prefix=a/b").is_err());
+        assert!(Remote::parse("redis://h/?lease=-1").is_err());
+        assert!(Remote::parse("http://h/").is_err());
+        assert!(Remote::parse("rediss://h:6380/").is_ok());
+    }
+
+    #[test]
+    fn tokens_differ() {
+        assert_ne!(token(), token());
+    }
+}

@@ -1,0 +1,1197 @@
+//! The queue on Redis: the reliable-queue pattern on lists.
+//!
+//! ## Keys (all under the hash tag `{PREFIX:NAME}`)
+//! ```text
+//! :meta         hash    kind=queue, maxsize, max_bytes, closed
+//! :ready        list    ready elements, FIFO (RPUSH at the tail, taken from the head)
+//! :proc:<cid>   list    elements consumer <cid> has taken and not completed
+//! :hb:<cid>     string  consumer liveness, with a PX lease refreshed every lease/3
+//! :consumers    set     registered consumer ids
+//! :seq          counter message ids = messages ever put
+//! :got          counter messages ever taken
+//! :unfinished   counter put − task_done (JoinableQueue)
+//! :joined       list    holds "J" exactly when unfinished == 0
+//! :space        list    ≤ 1 token: "room was made", wakes one blocked producer
+//! :deliveries   hash    element → times it was taken back from a dead consumer
+//! :dead         list    elements given up on after max_deliveries
+//! ```
+//! An element is `D<id>:<payload>` (the unique id makes `LREM` exact), or
+//! the one-byte end-of-stream marker `E`, appended by `close` and kept at the
+//! tail: a consumer that takes it puts it back, so every consumer sees it.
+//!
+//! ## Delivery
+//! `get` moves elements from `ready` into the consumer's processing list
+//! atomically (`BLMOVE`, or `LMOVE` in a script for batches); they stay there
+//! until the same handle's next `get` (or `task_done`, or drop) completes
+//! them. A consumer whose heartbeat lease expires is presumed dead: any live
+//! consumer's heartbeat thread moves its processing list back to the head of
+//! `ready`, counting deliveries; after `max_deliveries` the element goes to
+//! `:dead` instead. Delivery is therefore at-least-once.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use redis::Script;
+
+use super::{block_secs, token, Pool, Remote, MAX_SLICE};
+use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptToken};
+use crate::error::{CreateError, ObjectKind, OpenError};
+use crate::name::validate_name;
+
+/// Messages per put script call.
+const PUT_BATCH: usize = 512;
+/// Longest wait of a blocked producer before it checks for room again.
+const PUT_SLICE: Duration = Duration::from_millis(100);
+
+/// The end-of-stream marker.
+const EOF: &[u8] = b"E";
+
+macro_rules! script {
+    ($name:ident, $src:expr) => {
+        fn $name() -> &'static Script {
+            static S: OnceLock<Script> = OnceLock::new();
+            S.get_or_init(|| Script::new($src))
+        }
+    };
+}
+
+// KEYS meta joined unfinished ready   ARGV maxsize max_bytes max_deliveries
+script!(
+    create_script,
+    r"
+local k = redis.call('HGET', KEYS[1], 'kind')
+if k then return k end
+redis.call('HSET', KEYS[1], 'kind', 'queue', 'maxsize', ARGV[1], 'max_bytes', ARGV[2],
+           'max_deliveries', ARGV[3], 'closed', '0')
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
+redis.call('RPUSH', KEYS[2], 'J')
+return 'created'
+"
+);
+
+// KEYS meta ready seq unfinished joined   ARGV maxsize msg...
+// → n put (≥ 0), -1 closed, -2 the queue is gone
+script!(
+    put_script,
+    r"
+local m = redis.call('HMGET', KEYS[1], 'kind', 'closed')
+if m[1] ~= 'queue' then return -2 end
+if m[2] == '1' then return -1 end
+local max = tonumber(ARGV[1])
+local n = #ARGV - 1
+if max > 0 then
+  local room = max - redis.call('LLEN', KEYS[2])
+  if room < n then n = room end
+  if n <= 0 then return 0 end
+end
+local first = redis.call('INCRBY', KEYS[3], n) - n
+local frames = {}
+for i = 1, n do frames[i] = 'D' .. (first + i) .. ':' .. ARGV[i + 1] end
+redis.call('RPUSH', KEYS[2], unpack(frames))
+if redis.call('INCRBY', KEYS[4], n) == n then redis.call('DEL', KEYS[5]) end
+return n
+"
+);
+
+// KEYS ready proc got space deliveries   ARGV max wake already prev...
+// Completes the previous elements, then takes up to max more without
+// blocking. → the elements, or {'E'} when only the end marker is left.
+script!(
+    take_script,
+    r"
+for i = 4, #ARGV do
+  if redis.call('LREM', KEYS[2], -1, ARGV[i]) > 0 then redis.call('HDEL', KEYS[5], ARGV[i]) end
+end
+local out = {}
+local max = tonumber(ARGV[1])
+while #out < max do
+  local head = redis.call('LINDEX', KEYS[1], 0)
+  if not head then break end
+  if head == 'E' then
+    if #out == 0 and ARGV[3] == '0' then return {'E'} end
+    break
+  end
+  redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+  out[#out + 1] = head
+end
+local n = #out + tonumber(ARGV[3])
+if n > 0 then
+  redis.call('INCRBY', KEYS[3], n)
+  if ARGV[2] == '1' then redis.call('DEL', KEYS[4]); redis.call('RPUSH', KEYS[4], '1') end
+end
+return out
+"
+);
+
+// KEYS ready proc — the end marker was taken by BLMOVE: put it back.
+script!(
+    restore_eof_script,
+    r"
+redis.call('LREM', KEYS[2], -1, 'E')
+if redis.call('LINDEX', KEYS[1], -1) ~= 'E' then redis.call('RPUSH', KEYS[1], 'E') end
+return 1
+"
+);
+
+// KEYS proc unfinished joined deliveries   ARGV [element]
+// → unfinished left, -1 element already taken back (its redelivery will
+// count), -2 nothing outstanding
+script!(
+    task_done_script,
+    r"
+if ARGV[1] then
+  if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return -1 end
+  redis.call('HDEL', KEYS[4], ARGV[1])
+end
+local n = tonumber(redis.call('GET', KEYS[2]) or '0')
+if n <= 0 then return -2 end
+n = redis.call('DECR', KEYS[2])
+if n == 0 then redis.call('DEL', KEYS[3]); redis.call('RPUSH', KEYS[3], 'J') end
+return n
+"
+);
+
+// KEYS meta ready space → 1 closed now, 0 already closed, -2 gone
+script!(
+    close_script,
+    r"
+local m = redis.call('HMGET', KEYS[1], 'kind', 'closed')
+if m[1] ~= 'queue' then return -2 end
+if m[2] == '1' then return 0 end
+redis.call('HSET', KEYS[1], 'closed', '1')
+redis.call('RPUSH', KEYS[2], 'E')
+redis.call('DEL', KEYS[3])
+redis.call('RPUSH', KEYS[3], '1')
+return 1
+"
+);
+
+// KEYS ready meta unfinished joined space → messages discarded
+script!(
+    purge_script,
+    r"
+local n = redis.call('LLEN', KEYS[1])
+local eof = n > 0 and redis.call('LINDEX', KEYS[1], -1) == 'E'
+if eof then n = n - 1 end
+redis.call('DEL', KEYS[1])
+if eof then redis.call('RPUSH', KEYS[1], 'E') end
+if n > 0 then
+  local u = tonumber(redis.call('GET', KEYS[3]) or '0') - n
+  if u <= 0 then
+    redis.call('SET', KEYS[3], 0); redis.call('DEL', KEYS[4]); redis.call('RPUSH', KEYS[4], 'J')
+  else
+    redis.call('SET', KEYS[3], u)
+  end
+  redis.call('DEL', KEYS[5]); redis.call('RPUSH', KEYS[5], '1')
+end
+return n
+"
+);
+
+// KEYS ready → messages in the queue
+script!(
+    len_script,
+    r"
+local n = redis.call('LLEN', KEYS[1])
+if n > 0 and redis.call('LINDEX', KEYS[1], -1) == 'E' then n = n - 1 end
+return n
+"
+);
+
+// KEYS ready meta seq got unfinished dead requeued consumers
+// → {len, closed, put, got, unfinished, dead, requeued, leased}
+script!(
+    counters_script,
+    r"
+local n = redis.call('LLEN', KEYS[1])
+if n > 0 and redis.call('LINDEX', KEYS[1], -1) == 'E' then n = n - 1 end
+local c = 0
+if redis.call('HGET', KEYS[2], 'closed') == '1' then c = 1 end
+local leased = 0
+local tag = string.sub(KEYS[1], 1, #KEYS[1] - 5)
+for _, cid in ipairs(redis.call('SMEMBERS', KEYS[8])) do
+  leased = leased + redis.call('LLEN', tag .. 'proc:' .. cid)
+end
+local function num(k) return tonumber(redis.call('GET', k) or '0') end
+return {n, c, num(KEYS[3]), num(KEYS[4]), num(KEYS[5]), redis.call('LLEN', KEYS[6]), num(KEYS[7]), leased}
+"
+);
+
+// KEYS proc ready deliveries dead unfinished joined requeued
+// ARGV element requeue max_deliveries
+// → 0 acknowledged, 1 given back, 2 given up on, -1 not held
+script!(
+    settle_script,
+    r"
+if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return -1 end
+if ARGV[2] ~= '1' then
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  return 0
+end
+local d = redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+if tonumber(ARGV[3]) > 0 and d >= tonumber(ARGV[3]) then
+  redis.call('RPUSH', KEYS[4], ARGV[1])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+  local u = redis.call('DECR', KEYS[5])
+  if u <= 0 then redis.call('SET', KEYS[5], 0); redis.call('DEL', KEYS[6]); redis.call('RPUSH', KEYS[6], 'J') end
+  return 2
+end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('INCR', KEYS[7])
+return 1
+"
+);
+
+// KEYS hb proc ready consumers deliveries dead unfinished joined requeued
+// ARGV cid max_deliveries force → elements taken back (0 if still alive)
+script!(
+    reclaim_script,
+    r"
+local force = ARGV[3] == '1'
+if not force and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local n = 0
+while true do
+  local v = redis.call('RPOP', KEYS[2])
+  if not v then break end
+  if v == 'E' then
+    if redis.call('LINDEX', KEYS[3], -1) ~= 'E' then redis.call('RPUSH', KEYS[3], 'E') end
+  else
+    local d = 0
+    if not force then d = redis.call('HINCRBY', KEYS[5], v, 1) end
+    if not force and tonumber(ARGV[2]) > 0 and d >= tonumber(ARGV[2]) then
+      redis.call('RPUSH', KEYS[6], v)
+      redis.call('HDEL', KEYS[5], v)
+      local u = redis.call('DECR', KEYS[7])
+      if u <= 0 then redis.call('SET', KEYS[7], 0); redis.call('DEL', KEYS[8]); redis.call('RPUSH', KEYS[8], 'J') end
+    else
+      redis.call('LPUSH', KEYS[3], v)
+      if not force then redis.call('INCR', KEYS[9]) end
+    end
+    n = n + 1
+  end
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[4], ARGV[1])
+return n
+"
+);
+
+/// The key names of one queue.
+#[derive(Debug)]
+struct Keys {
+    tag: String,
+    meta: String,
+    ready: String,
+    seq: String,
+    got: String,
+    unfinished: String,
+    joined: String,
+    space: String,
+    consumers: String,
+    deliveries: String,
+    dead: String,
+    requeued: String,
+}
+
+impl Keys {
+    fn new(tag: String) -> Keys {
+        let k = |s: &str| format!("{tag}:{s}");
+        Keys {
+            meta: k("meta"),
+            ready: k("ready"),
+            seq: k("seq"),
+            got: k("got"),
+            unfinished: k("unfinished"),
+            joined: k("joined"),
+            space: k("space"),
+            consumers: k("consumers"),
+            deliveries: k("deliveries"),
+            dead: k("dead"),
+            requeued: k("requeued"),
+            tag,
+        }
+    }
+
+    fn proc(&self, cid: &str) -> String {
+        format!("{}:proc:{cid}", self.tag)
+    }
+
+    fn hb(&self, cid: &str) -> String {
+        format!("{}:hb:{cid}", self.tag)
+    }
+}
+
+/// Runs the reclaim script for `cid`; returns how many elements it moved.
+fn reclaim(
+    pool: &Pool,
+    keys: &Keys,
+    cid: &str,
+    max_deliveries: u32,
+    force: bool,
+) -> io::Result<i64> {
+    pool.run(|c| {
+        reclaim_script()
+            .key(keys.hb(cid))
+            .key(keys.proc(cid))
+            .key(&keys.ready)
+            .key(&keys.consumers)
+            .key(&keys.deliveries)
+            .key(&keys.dead)
+            .key(&keys.unfinished)
+            .key(&keys.joined)
+            .key(&keys.requeued)
+            .arg(cid)
+            .arg(max_deliveries)
+            .arg(u8::from(force))
+            .invoke(c)
+    })
+}
+
+/// Takes back the elements of every registered consumer whose heartbeat
+/// expired.
+fn sweep(pool: &Pool, keys: &Keys, me: &str, max_deliveries: u32) -> io::Result<i64> {
+    let members: Vec<String> =
+        pool.run(|c| redis::cmd("SMEMBERS").arg(&keys.consumers).query(c))?;
+    let mut n = 0;
+    for cid in members.iter().filter(|c| c.as_str() != me) {
+        n += reclaim(pool, keys, cid, max_deliveries, false)?;
+    }
+    Ok(n)
+}
+
+/// Stops a heartbeat thread.
+#[derive(Debug, Default)]
+struct Stop {
+    stopped: Mutex<bool>,
+    cv: Condvar,
+}
+
+/// This handle's registration as a consumer.
+#[derive(Debug)]
+struct Consumer {
+    cid: String,
+    proc: String,
+    stop: Arc<Stop>,
+}
+
+/// A queue on a Redis server.
+pub(crate) struct RedisQueue {
+    name: String,
+    url: String,
+    pool: Arc<Pool>,
+    keys: Arc<Keys>,
+    limits: Limits,
+    consumer_lease: Duration,
+    max_deliveries: u32,
+    server: String,
+    consumer: Mutex<Option<Consumer>>,
+    /// Elements taken by this handle and not yet completed, oldest first.
+    pending: Mutex<VecDeque<Vec<u8>>>,
+}
+
+impl fmt::Debug for RedisQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisQueue")
+            .field("name", &self.name)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+fn create_io(name: &str) -> impl Fn(io::Error) -> CreateError + '_ {
+    move |source| CreateError::Io {
+        name: name.to_owned(),
+        source,
+    }
+}
+
+fn open_io(name: &str) -> impl Fn(io::Error) -> OpenError + '_ {
+    move |source| OpenError::Io {
+        name: name.to_owned(),
+        source,
+    }
+}
+
+/// The payload of a data element `D<id>:<payload>`.
+fn payload(elem: &[u8]) -> Result<&[u8], OpError> {
+    if elem.first() == Some(&b'D') {
+        if let Some(colon) = elem.iter().position(|&b| b == b':') {
+            return Ok(&elem[colon + 1..]);
+        }
+    }
+    Err(OpError::Damaged(format!(
+        "unexpected element of {} bytes in the queue",
+        elem.len()
+    )))
+}
+
+impl RedisQueue {
+    /// Creates queue `name`; fails if an object of that name exists.
+    pub(crate) fn create(
+        remote: &Remote,
+        name: &str,
+        maxsize: u64,
+        max_bytes: u64,
+        max_message: usize,
+        max_deliveries: u32,
+    ) -> Result<RedisQueue, CreateError> {
+        validate_name(name)?;
+        let pool = remote.pool().map_err(create_io(name))?;
+        let keys = Keys::new(remote.tag(name));
+        let r: String = pool
+            .run(|c| {
+                create_script()
+                    .key(&keys.meta)
+                    .key(&keys.joined)
+                    .key(&keys.unfinished)
+                    .key(&keys.ready)
+                    .arg(maxsize)
+                    .arg(max_bytes)
+                    .arg(max_deliveries)
+                    .invoke(c)
+            })
+            .map_err(create_io(name))?;
+        if r != "created" {
+            return Err(CreateError::AlreadyExists {
+                name: name.to_owned(),
+                dir: remote.display(),
+            });
+        }
+        let limits = Limits {
+            maxsize,
+            max_bytes,
+            max_message,
+        };
+        Ok(RedisQueue::with(remote, name, pool, keys, limits, max_deliveries))
+    }
+
+    /// Opens the existing queue `name`.
+    pub(crate) fn open(remote: &Remote, name: &str) -> Result<RedisQueue, OpenError> {
+        validate_name(name)?;
+        let pool = remote.pool().map_err(open_io(name))?;
+        let keys = Keys::new(remote.tag(name));
+        type Meta = (Option<String>, Option<u64>, Option<u64>, Option<u32>);
+        let (kind, maxsize, max_bytes, max_deliveries): Meta = pool
+            .run(|c| {
+                redis::cmd("HMGET")
+                    .arg(&keys.meta)
+                    .arg("kind")
+                    .arg("maxsize")
+                    .arg("max_bytes")
+                    .arg("max_deliveries")
+                    .query(c)
+            })
+            .map_err(open_io(name))?;
+        match kind.as_deref() {
+            None => {
+                return Err(OpenError::NotFound {
+                    kind: ObjectKind::Queue,
+                    name: name.to_owned(),
+                    dir: remote.display(),
+                })
+            }
+            Some("queue") => {}
+            Some(other) => {
+                return Err(match super::kind_of(other) {
+                    Some(found) => OpenError::WrongKind {
+                        name: name.to_owned(),
+                        expected: ObjectKind::Queue,
+                        found,
+                    },
+                    None => OpenError::Damaged {
+                        name: name.to_owned(),
+                        reason: format!("unknown kind {other:?}"),
+                    },
+                })
+            }
+        }
+        let (Some(maxsize), Some(max_bytes)) = (maxsize, max_bytes) else {
+            return Err(OpenError::Damaged {
+                name: name.to_owned(),
+                reason: "queue settings missing".into(),
+            });
+        };
+        let max_message = crate::local::ring::RingParams::new(
+            usize::try_from(maxsize).unwrap_or(usize::MAX),
+            usize::try_from(max_bytes).unwrap_or(usize::MAX),
+        )
+        .map(|p| p.max_message())
+        .map_err(|reason| OpenError::Damaged {
+            name: name.to_owned(),
+            reason,
+        })?;
+        let limits = Limits {
+            maxsize,
+            max_bytes,
+            max_message,
+        };
+        Ok(RedisQueue::with(
+            remote,
+            name,
+            pool,
+            keys,
+            limits,
+            max_deliveries.unwrap_or(0),
+        ))
+    }
+
+    fn with(
+        remote: &Remote,
+        name: &str,
+        pool: Arc<Pool>,
+        keys: Keys,
+        limits: Limits,
+        max_deliveries: u32,
+    ) -> Self {
+        RedisQueue {
+            name: name.to_owned(),
+            url: remote.url().to_owned(),
+            pool,
+            keys: Arc::new(keys),
+            limits,
+            consumer_lease: remote.consumer_lease,
+            max_deliveries,
+            server: remote.display(),
+            consumer: Mutex::new(None),
+            pending: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn gone(&self) -> OpError {
+        OpError::Damaged(format!(
+            "queue '{}' no longer exists on {} (removed, or lost in a server restart)",
+            self.name, self.server
+        ))
+    }
+
+    /// Registers this handle as a consumer (once) and returns its
+    /// processing list; starts the heartbeat thread.
+    fn consumer(&self) -> Result<String, OpError> {
+        let mut slot = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.proc.clone());
+        }
+        let cid = token();
+        let lease_ms = self.consumer_lease.as_millis().max(1) as u64;
+        let hb = self.keys.hb(&cid);
+        self.pool.run(|c| {
+            redis::pipe()
+                .cmd("SET")
+                .arg(&hb)
+                .arg(1)
+                .arg("PX")
+                .arg(lease_ms)
+                .ignore()
+                .cmd("SADD")
+                .arg(&self.keys.consumers)
+                .arg(&cid)
+                .ignore()
+                .exec(c)
+        })?;
+        let stop = Arc::new(Stop::default());
+        let (pool, keys, stop2, cid2) = (
+            Arc::clone(&self.pool),
+            Arc::clone(&self.keys),
+            Arc::clone(&stop),
+            cid.clone(),
+        );
+        let (lease, max_deliveries) = (self.consumer_lease, self.max_deliveries);
+        thread::Builder::new()
+            .name("mproc-redis-heartbeat".into())
+            .spawn(move || heartbeat(&pool, &keys, &cid2, lease, max_deliveries, &stop2))
+            .map_err(OpError::Io)?;
+        let proc = self.keys.proc(&cid);
+        *slot = Some(Consumer {
+            cid,
+            proc: proc.clone(),
+            stop,
+        });
+        Ok(proc)
+    }
+
+    /// Runs the take script: completes `prev`, takes up to `max`.
+    fn take(
+        &self,
+        proc: &str,
+        max: usize,
+        already: bool,
+        prev: &VecDeque<Vec<u8>>,
+    ) -> io::Result<Vec<Vec<u8>>> {
+        let wake = self.limits.maxsize > 0;
+        self.pool.run(|c| {
+            let mut inv = take_script().prepare_invoke();
+            inv.key(&self.keys.ready)
+                .key(proc)
+                .key(&self.keys.got)
+                .key(&self.keys.space)
+                .key(&self.keys.deliveries)
+                .arg(max)
+                .arg(u8::from(wake))
+                .arg(u8::from(already));
+            for p in prev {
+                inv.arg(p.as_slice());
+            }
+            inv.invoke(c)
+        })
+    }
+
+    /// Hands the taken elements to `sink` and records them as pending.
+    fn deliver(
+        &self,
+        elems: Vec<Vec<u8>>,
+        sink: &mut dyn FnMut(&[u8]),
+        scratch: &mut Vec<u8>,
+    ) -> Result<usize, OpError> {
+        let n = elems.len();
+        let mut bad = None;
+        for e in &elems {
+            match payload(e) {
+                Ok(p) => {
+                    scratch.clear();
+                    scratch.extend_from_slice(p);
+                    sink(scratch);
+                }
+                Err(e) => bad = Some(e),
+            }
+        }
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(elems);
+        match bad {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+
+    fn take_pending(&self) -> VecDeque<Vec<u8>> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn restore_pending(&self, prev: VecDeque<Vec<u8>>) {
+        let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let newer = std::mem::replace(&mut *p, prev);
+        p.extend(newer);
+    }
+
+    /// Takes up to `max` elements into this handle's processing list,
+    /// first completing its previous ones when `complete`; waits for the
+    /// first unless `try_only`. Returns the processing list and the elements.
+    fn take_elems(
+        &self,
+        max: usize,
+        try_only: bool,
+        deadline: Option<Instant>,
+        complete: bool,
+    ) -> Result<(String, Vec<Vec<u8>>), OpError> {
+        let max = max.max(1);
+        let proc = self.consumer()?;
+        let prev = if complete {
+            self.take_pending()
+        } else {
+            VecDeque::new()
+        };
+        let got = match self.take(&proc, max, false, &prev) {
+            Ok(g) => g,
+            Err(e) => {
+                self.restore_pending(prev);
+                return Err(OpError::Io(e));
+            }
+        };
+        if got.len() == 1 && got[0] == EOF {
+            return Err(OpError::Closed);
+        }
+        if !got.is_empty() {
+            return Ok((proc, got));
+        }
+        if try_only {
+            return Err(OpError::WouldBlock);
+        }
+        loop {
+            let slice = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(MAX_SLICE),
+                    _ => return Err(OpError::WouldBlock),
+                },
+                None => MAX_SLICE,
+            };
+            let first: Option<Vec<u8>> = self.pool.run_blocking(Some(slice), |c| {
+                redis::cmd("BLMOVE")
+                    .arg(&self.keys.ready)
+                    .arg(&proc)
+                    .arg("LEFT")
+                    .arg("RIGHT")
+                    .arg(block_secs(slice))
+                    .query(c)
+            })?;
+            let Some(first) = first else { continue };
+            if first == EOF {
+                self.pool.run(|c| {
+                    restore_eof_script()
+                        .key(&self.keys.ready)
+                        .key(&proc)
+                        .invoke::<i64>(c)
+                })?;
+                return Err(OpError::Closed);
+            }
+            // Count it, wake a producer and take more without blocking. If
+            // this fails, the element stays in the processing list and is
+            // completed or taken back like any other.
+            let mut all = vec![first];
+            if let Ok(more) = self.take(&proc, max - 1, true, &VecDeque::new()) {
+                all.extend(more.into_iter().filter(|e| e != EOF));
+            }
+            return Ok((proc, all));
+        }
+    }
+
+    /// The namespace URL (with its password, for handing to children).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The queue's name.
+    pub(crate) fn object_name(&self) -> &str {
+        &self.name
+    }
+
+    /// The elements given up on after too many deliveries.
+    pub(crate) fn dead_letters(&self) -> io::Result<Vec<Vec<u8>>> {
+        let raw: Vec<Vec<u8>> = self.pool.run(|c| {
+            redis::cmd("LRANGE")
+                .arg(&self.keys.dead)
+                .arg(0)
+                .arg(-1)
+                .query(c)
+        })?;
+        Ok(raw
+            .iter()
+            .filter_map(|e| payload(e).ok().map(<[u8]>::to_vec))
+            .collect())
+    }
+}
+
+/// The heartbeat thread: refreshes this consumer's lease and takes back the
+/// elements of consumers whose lease expired.
+fn heartbeat(
+    pool: &Pool,
+    keys: &Keys,
+    cid: &str,
+    lease: Duration,
+    max_deliveries: u32,
+    stop: &Stop,
+) {
+    let every = lease / 3;
+    let lease_ms = lease.as_millis().max(1) as u64;
+    let hb = keys.hb(cid);
+    loop {
+        {
+            let stopped = stop.stopped.lock().unwrap_or_else(|p| p.into_inner());
+            let (stopped, _) = stop
+                .cv
+                .wait_timeout_while(stopped, every, |s| !*s)
+                .unwrap_or_else(|p| p.into_inner());
+            if *stopped {
+                return;
+            }
+        }
+        // Failures are retried at the next beat; a consumer that cannot
+        // reach the server for a whole lease is treated as dead by the others.
+        let _ = pool.run(|c| {
+            redis::pipe()
+                .cmd("SET")
+                .arg(&hb)
+                .arg(1)
+                .arg("PX")
+                .arg(lease_ms)
+                .ignore()
+                .cmd("SADD")
+                .arg(&keys.consumers)
+                .arg(cid)
+                .ignore()
+                .exec(c)
+        });
+        let _ = sweep(pool, keys, cid, max_deliveries);
+    }
+}
+
+impl Drop for RedisQueue {
+    fn drop(&mut self) {
+        let Some(c) = self
+            .consumer
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        *c.stop.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        c.stop.cv.notify_all();
+        // Best effort: complete what this handle took, hand back anything
+        // else in its processing list, and deregister. If the server is
+        // unreachable the others take the elements back after the lease.
+        let prev = self.take_pending();
+        if !prev.is_empty() {
+            let _ = self.take(&c.proc, 0, false, &prev);
+        }
+        let _ = reclaim(&self.pool, &self.keys, &c.cid, self.max_deliveries, true);
+    }
+}
+
+impl QueueBackend for RedisQueue {
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+
+    fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    fn put(
+        &self,
+        msgs: &[&[u8]],
+        try_only: bool,
+        deadline: Option<Instant>,
+    ) -> (usize, Result<(), OpError>) {
+        let limit = self.limits.max_message;
+        if let Some(m) = msgs.iter().find(|m| m.len() > limit) {
+            return (
+                0,
+                Err(OpError::TooLarge {
+                    size: m.len(),
+                    limit,
+                }),
+            );
+        }
+        let mut done = 0;
+        while done < msgs.len() {
+            let batch = &msgs[done..msgs.len().min(done + PUT_BATCH)];
+            let r: io::Result<i64> = self.pool.run(|c| {
+                let mut inv = put_script().prepare_invoke();
+                inv.key(&self.keys.meta)
+                    .key(&self.keys.ready)
+                    .key(&self.keys.seq)
+                    .key(&self.keys.unfinished)
+                    .key(&self.keys.joined)
+                    .arg(self.limits.maxsize);
+                for m in batch {
+                    inv.arg(*m);
+                }
+                inv.invoke(c)
+            });
+            let n = match r {
+                Ok(-1) => return (done, Err(OpError::Closed)),
+                Ok(n) if n < 0 => return (done, Err(self.gone())),
+                Ok(n) => n as usize,
+                Err(e) => return (done, Err(OpError::Io(e))),
+            };
+            done += n;
+            if n > 0 || done == msgs.len() {
+                continue;
+            }
+            if try_only {
+                return (done, Err(OpError::WouldBlock));
+            }
+            let slice = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(PUT_SLICE),
+                    _ => return (done, Err(OpError::WouldBlock)),
+                },
+                None => PUT_SLICE,
+            };
+            // Wait for a consumer's "room was made" token, or the slice.
+            let r: io::Result<Option<(String, String)>> =
+                self.pool.run_blocking(Some(slice), |c| {
+                    redis::cmd("BLPOP")
+                        .arg(&self.keys.space)
+                        .arg(block_secs(slice))
+                        .query(c)
+                });
+            if let Err(e) = r {
+                return (done, Err(OpError::Io(e)));
+            }
+        }
+        (done, Ok(()))
+    }
+
+    fn get(
+        &self,
+        max: usize,
+        try_only: bool,
+        deadline: Option<Instant>,
+        sink: &mut dyn FnMut(&[u8]),
+        scratch: &mut Vec<u8>,
+    ) -> Result<usize, OpError> {
+        let (_, elems) = self.take_elems(max, try_only, deadline, true)?;
+        self.deliver(elems, sink, scratch)
+    }
+
+    fn peek(&self, out: &mut Vec<u8>) -> Result<bool, OpError> {
+        let head: Option<Vec<u8>> = self
+            .pool
+            .run(|c| redis::cmd("LINDEX").arg(&self.keys.ready).arg(0).query(c))?;
+        match head {
+            Some(e) if e != EOF => {
+                out.clear();
+                out.extend_from_slice(payload(&e)?);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn purge(&self) -> Result<u64, OpError> {
+        let n: i64 = self.pool.run(|c| {
+            purge_script()
+                .key(&self.keys.ready)
+                .key(&self.keys.meta)
+                .key(&self.keys.unfinished)
+                .key(&self.keys.joined)
+                .key(&self.keys.space)
+                .invoke(c)
+        })?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn close(&self) -> Result<(), OpError> {
+        let r: i64 = self.pool.run(|c| {
+            close_script()
+                .key(&self.keys.meta)
+                .key(&self.keys.ready)
+                .key(&self.keys.space)
+                .invoke(c)
+        })?;
+        if r < 0 {
+            return Err(self.gone());
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.pool
+            .run(|c| len_script().key(&self.keys.ready).invoke::<u64>(c))
+            .unwrap_or(0)
+    }
+
+    fn is_full(&self) -> bool {
+        self.limits.maxsize > 0 && self.len() >= self.limits.maxsize
+    }
+
+    fn is_closed(&self) -> bool {
+        self.pool
+            .run(|c| {
+                redis::cmd("HGET")
+                    .arg(&self.keys.meta)
+                    .arg("closed")
+                    .query::<Option<String>>(c)
+            })
+            .ok()
+            .flatten()
+            .as_deref()
+            == Some("1")
+    }
+
+    fn counters(&self) -> Counters {
+        let r: io::Result<Vec<u64>> = self.pool.run(|c| {
+            counters_script()
+                .key(&self.keys.ready)
+                .key(&self.keys.meta)
+                .key(&self.keys.seq)
+                .key(&self.keys.got)
+                .key(&self.keys.unfinished)
+                .key(&self.keys.dead)
+                .key(&self.keys.requeued)
+                .key(&self.keys.consumers)
+                .invoke(c)
+        });
+        match r.as_deref() {
+            Ok(&[len, closed, put, got, unfinished, dead, requeued, leased]) => Counters {
+                len,
+                bytes_used: 0,
+                closed: closed == 1,
+                total_put: put,
+                total_got: got,
+                total_done: put.saturating_sub(unfinished),
+                waiting_get: 0,
+                waiting_put: 0,
+                leased,
+                requeued,
+                dead_lettered: dead,
+            },
+            _ => Counters::default(),
+        }
+    }
+
+    fn task_done(&self) -> Result<(), OpError> {
+        let elem = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front();
+        let proc = self
+            .consumer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.proc.clone())
+            .unwrap_or_else(|| self.keys.proc("none"));
+        let r: io::Result<i64> = self.pool.run(|c| {
+            let mut inv = task_done_script().prepare_invoke();
+            inv.key(&proc)
+                .key(&self.keys.unfinished)
+                .key(&self.keys.joined)
+                .key(&self.keys.deliveries);
+            if let Some(e) = &elem {
+                inv.arg(e.as_slice());
+            }
+            inv.invoke(c)
+        });
+        match r {
+            Ok(-2) => Err(OpError::NothingOutstanding),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if let Some(e) = elem {
+                    self.pending
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push_front(e);
+                }
+                Err(OpError::Io(e))
+            }
+        }
+    }
+
+    fn unfinished(&self) -> u64 {
+        self.pool
+            .run(|c| {
+                redis::cmd("GET")
+                    .arg(&self.keys.unfinished)
+                    .query::<Option<u64>>(c)
+            })
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+    }
+
+    fn join(&self, deadline: Option<Instant>) -> Result<bool, OpError> {
+        loop {
+            let slice = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(MAX_SLICE),
+                    _ => return Ok(false),
+                },
+                None => MAX_SLICE,
+            };
+            // Rotating the list onto itself leaves the token for every joiner.
+            let r: Option<Vec<u8>> = self.pool.run_blocking(Some(slice), |c| {
+                redis::cmd("BLMOVE")
+                    .arg(&self.keys.joined)
+                    .arg(&self.keys.joined)
+                    .arg("LEFT")
+                    .arg("LEFT")
+                    .arg(block_secs(slice))
+                    .query(c)
+            })?;
+            if r.is_some() {
+                return Ok(true);
+            }
+        }
+    }
+
+    fn get_leased(
+        &self,
+        try_only: bool,
+        deadline: Option<Instant>,
+        out: &mut Vec<u8>,
+    ) -> Result<Receipt, OpError> {
+        let (proc, mut elems) = self.take_elems(1, try_only, deadline, false)?;
+        // A batch of one: `take_elems` returns at least one element.
+        let Some(elem) = elems.pop() else {
+            return Err(OpError::WouldBlock);
+        };
+        out.clear();
+        out.extend_from_slice(payload(&elem)?);
+        let failed: Option<u32> = self
+            .pool
+            .run(|c| {
+                redis::cmd("HGET")
+                    .arg(&self.keys.deliveries)
+                    .arg(elem.as_slice())
+                    .query(c)
+            })
+            .unwrap_or(None);
+        Ok(Receipt {
+            deliveries: failed.unwrap_or(0).saturating_add(1),
+            token: ReceiptToken::Redis { elem, proc },
+        })
+    }
+
+    fn settle(&self, receipt: &Receipt, requeue: bool) -> Result<(), OpError> {
+        #[allow(unreachable_patterns)]
+        let ReceiptToken::Redis { elem, proc } = &receipt.token
+        else {
+            return Err(OpError::NothingOutstanding);
+        };
+        if !proc.starts_with(&self.keys.tag) {
+            return Err(OpError::NothingOutstanding);
+        }
+        let r: i64 = self.pool.run(|c| {
+            settle_script()
+                .key(proc)
+                .key(&self.keys.ready)
+                .key(&self.keys.deliveries)
+                .key(&self.keys.dead)
+                .key(&self.keys.unfinished)
+                .key(&self.keys.joined)
+                .key(&self.keys.requeued)
+                .arg(elem.as_slice())
+                .arg(u8::from(requeue))
+                .arg(self.max_deliveries)
+                .invoke(c)
+        })?;
+        if r < 0 {
+            return Err(OpError::NothingOutstanding);
+        }
+        Ok(())
+    }
+
+    fn reclaim(&self) -> Result<u64, OpError> {
+        let me = self
+            .consumer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.cid.clone())
+            .unwrap_or_default();
+        let n = sweep(&self.pool, &self.keys, &me, self.max_deliveries)?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn max_deliveries(&self) -> u32 {
+        // Items are set aside on the server (the `:dead` list) when taken
+        // back for the last time, so the caller never has to.
+        0
+    }
+
+    fn note_dead_lettered(&self) {}
+}
+
+impl crate::queue::ByteQueue {
+    /// The messages set aside on the server after `max_deliveries`
+    /// deliveries to consumers that died (oldest first). Only queues in a
+    /// `redis://` namespace keep them here; for the others this is empty
+    /// (their dead letters go to the queue `<name>.dlq`).
+    pub fn dead_letters(&self) -> Result<Vec<Vec<u8>>, crate::error::GetError> {
+        match self.imp() {
+            crate::queue::QueueImpl::Redis(q) => q
+                .dead_letters()
+                .map_err(|e| crate::error::GetError::Io(e.kind(), e.to_string())),
+            #[allow(unreachable_patterns)]
+            _ => Ok(Vec::new()),
+        }
+    }
+}
