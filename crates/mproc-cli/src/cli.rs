@@ -317,6 +317,12 @@ pub(crate) struct ConsumeArgs {
     /// Stop taking messages after the first failing command.
     #[arg(long)]
     pub(crate) halt: bool,
+    /// Run a message's command at most N times: a failed message is given
+    /// back for another try until then (a message whose consumer dies is
+    /// always delivered again).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) tries: u32,
     /// The queue's name.
     #[arg(value_name = "NAME")]
     pub(crate) name: String,

@@ -33,6 +33,8 @@ struct Shared {
     argv: Vec<OsString>,
     /// Stop after the first failure.
     halt: bool,
+    /// Deliveries of one message before a failure is final.
+    tries: u32,
     /// Set when workers should stop taking messages.
     stop: AtomicBool,
     /// Messages taken so far.
@@ -83,6 +85,7 @@ pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
         name: args.name.clone(),
         argv: args.cmd.clone(),
         halt: args.halt,
+        tries: args.tries,
         stop: AtomicBool::new(false),
         taken: AtomicU64::new(0),
         failed: AtomicU64::new(0),
@@ -136,13 +139,19 @@ pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
 
 /// One worker: take, run, repeat until the queue is closed and drained.
 fn worker(sh: &Shared, w: u32) {
-    let mut msg = Vec::new();
+    let mut msg;
     loop {
         if sh.stop.load(Ordering::Relaxed) || signals::pending().is_some() {
             return;
         }
-        match sh.queue.get_into(&mut msg, signals::slice_deadline(None)) {
-            Ok(()) => {}
+        // Leased: if this process dies while the command runs, the message
+        // is delivered again to another consumer.
+        let deadline = signals::slice_deadline(None).unwrap_or_else(Instant::now);
+        let receipt = match sh.queue.get_leased_deadline(deadline) {
+            Ok((m, r)) => {
+                msg = m;
+                r
+            }
             Err(GetError::Empty) => continue,
             Err(GetError::Closed) => return,
             Err(e) => {
@@ -152,9 +161,22 @@ fn worker(sh: &Shared, w: u32) {
                 sh.stop.store(true, Ordering::Relaxed);
                 return;
             }
-        }
+        };
         let seq = sh.taken.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Err(code) = run_one(sh, w, seq, &msg) {
+        let outcome = run_one(sh, w, seq, &msg);
+        let retry = outcome.is_err() && receipt.deliveries() < sh.tries;
+        let settled = if retry {
+            sh.queue.nack(&receipt)
+        } else {
+            sh.queue.ack(&receipt)
+        };
+        if let Err(e) = settled {
+            tracing::warn!("message {seq}: {e}");
+        }
+        if retry {
+            continue;
+        }
+        if let Err(code) = outcome {
             sh.failed.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut g) = sh.first_failure.lock() {
                 g.get_or_insert(code);
