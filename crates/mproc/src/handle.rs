@@ -24,7 +24,7 @@ use crate::queue::{ByteQueue, Queue, QueueImpl};
 
 /// The wire form of a handle.
 #[derive(Serialize, Deserialize)]
-enum Repr {
+pub(crate) enum Repr {
     Named { dir: PathBuf, name: String },
     Fd(RawFd),
 }
@@ -53,7 +53,7 @@ pub(crate) fn note_fd(fd: RawFd) {
     });
 }
 
-fn repr_of(seg: &Segment) -> Repr {
+pub(crate) fn repr_of(seg: &Segment) -> Repr {
     match (seg.dir(), seg.name()) {
         (Some(dir), Some(name)) => Repr::Named {
             dir: dir.to_owned(),
@@ -68,7 +68,7 @@ fn repr_of(seg: &Segment) -> Repr {
 }
 
 /// Duplicates an inherited descriptor so the handle owns its own copy.
-fn adopt_fd<E: serde::de::Error>(fd: RawFd) -> Result<OwnedFd, E> {
+pub(crate) fn adopt_fd<E: serde::de::Error>(fd: RawFd) -> Result<OwnedFd, E> {
     if fd < 0 {
         return Err(E::custom("negative descriptor"));
     }

@@ -46,6 +46,7 @@ mod pool;
 mod process;
 mod queue;
 mod runtime;
+mod sync;
 mod sys;
 mod util;
 
@@ -67,6 +68,15 @@ pub use crate::{
     pool::{Pool, PoolError},
     process::{ExitCode, Process, ProcessBuilder, ProcessError, SpawnError},
     queue::{ByteQueue, Leased, Queue, QueueOptions, QueueStats, DEFAULT_MAX_BYTES},
+    sync::{
+        barrier::Barrier,
+        condition::{Condition, ConditionGuard, ConditionLockResult},
+        event::Event,
+        rlock::{RLock, RLockGuard, RLockResult},
+        semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard},
+        value::{Array, Pod, Value, ValueGuard, ValueInfo, ValueLockResult},
+        BarrierError, ConditionError, NotOwner, SemaphoreError,
+    },
     runtime::{
         ConsumeFn, ProduceFn, Producer, Runtime, RuntimeError, Summary, WorkerError, WorkerRole,
         WorkerSummary,

@@ -5,8 +5,12 @@
 //! * `wait`    — futex-based waiting on sequence words, with a bounded spin.
 //! * `lock`    — the robust lock and its holder/waiter records.
 //! * `ring`    — the bounded MPMC byte ring behind `Queue`.
+//! * `sem`     — the counting semaphore and its holder slots.
+//! * `watch`   — participant slots whose death wakes the others.
 
 pub(crate) mod lock;
 pub(crate) mod ring;
 pub(crate) mod segment;
+pub(crate) mod sem;
 pub(crate) mod wait;
+pub(crate) mod watch;

@@ -1,0 +1,325 @@
+//! The counting semaphore in a segment, with its holder slots.
+//!
+//! ```text
+//! offset  size  field
+//!     64    48  state mutex (pthread, process-shared, robust)
+//!    112     4  value   units free now
+//!    116     4  total   units in existence: value + units held in slots
+//!    128     4  seq     } wait cell: bumped when value grows
+//!    132     4  waiters }
+//!    192  4096  64 holder slots (see `watch`), payload = units held
+//! ```
+//!
+//! Parameters: `[initial value, maximum (0 = unbounded), 0, 0]`.
+//!
+//! Every change happens under the state mutex, and `total` and the slot
+//! payloads are the truth: a process killed inside the critical section
+//! leaves the mutex `EOWNERDEAD`, and the next locker recomputes
+//! `value = total - Σ payloads`. Units held through a guard live in the
+//! holder's slot; when the holder dies, the next process that finds no free
+//! unit returns them to `value` (waiters are woken by the death itself).
+
+use std::io;
+use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::time::Instant;
+
+use crate::error::{CreateError, ObjectKind, OpenError};
+use crate::local::segment::{Place, Segment};
+use crate::local::watch::{SlotState, Slots};
+use crate::namespace::Namespace;
+use crate::sys::{self, futex_wake, Acquired, RobustLock, WaitResult};
+
+const MUTEX: usize = 64;
+const VALUE: usize = 112;
+const TOTAL: usize = 116;
+const SEQ: usize = 128;
+const WAITERS: usize = 132;
+const SLOTS_OFF: usize = 192;
+/// Holder slots: units held through guards by at most this many holders at
+/// once are tracked (and returned if the holder dies).
+pub(crate) const SLOTS: usize = 64;
+const SEG_LEN: usize = SLOTS_OFF + Slots::len_for(SLOTS);
+
+/// Largest value a semaphore may hold.
+pub(crate) const VALUE_MAX: u32 = i32::MAX as u32;
+
+fn expected_len(p: &[u64; 4]) -> Result<usize, String> {
+    if p[0] > u64::from(VALUE_MAX) || p[1] > u64::from(VALUE_MAX) {
+        return Err("semaphore value out of range".into());
+    }
+    Ok(SEG_LEN)
+}
+
+/// Why a release was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReleaseRefused {
+    /// It would exceed the bound.
+    Bound(u32),
+}
+
+/// A semaphore segment.
+#[derive(Debug)]
+pub(crate) struct LocalSem {
+    seg: Segment,
+    mutex: RobustLock,
+}
+
+/// The state lock, held.
+struct StateGuard<'a>(&'a LocalSem);
+
+impl Drop for StateGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: a StateGuard exists only while this thread holds the mutex.
+        unsafe { self.0.mutex.unlock() };
+    }
+}
+
+impl LocalSem {
+    pub(crate) fn create(place: Place<'_>, value: u32, max: u32) -> Result<LocalSem, CreateError> {
+        if value > VALUE_MAX || (max != 0 && value > max) {
+            return Err(CreateError::InvalidOptions(format!(
+                "initial value {value} exceeds the maximum {}",
+                if max == 0 { VALUE_MAX } else { max }
+            )));
+        }
+        let params = [u64::from(value), u64::from(max), 0, 0];
+        let seg = Segment::create(place, ObjectKind::Semaphore, SEG_LEN, params, |seg| {
+            let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
+            // SAFETY: aligned, in-bounds slot of a segment nobody else sees yet.
+            unsafe { RobustLock::from_ptr(raw.cast()).init()? };
+            Slots::new(seg, SLOTS_OFF, SLOTS).init()?;
+            seg.at::<AtomicU32>(VALUE).store(value, Ordering::Relaxed);
+            seg.at::<AtomicU32>(TOTAL).store(value, Ordering::Relaxed);
+            Ok(())
+        })?;
+        Ok(LocalSem::from_segment(seg))
+    }
+
+    pub(crate) fn open(ns: &Namespace, name: &str) -> Result<LocalSem, OpenError> {
+        Segment::open(ns, name, ObjectKind::Semaphore, expected_len).map(LocalSem::from_segment)
+    }
+
+    pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<LocalSem, OpenError> {
+        Segment::from_fd(fd, ObjectKind::Semaphore, expected_len).map(LocalSem::from_segment)
+    }
+
+    fn from_segment(seg: Segment) -> LocalSem {
+        let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
+        // SAFETY: aligned, inside the mapping owned by `seg` (which lives as
+        // long as this value), initialised before the segment was published.
+        let mutex = unsafe { RobustLock::from_ptr(raw.cast()) };
+        LocalSem { seg, mutex }
+    }
+
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// The bound (0 = unbounded).
+    pub(crate) fn max(&self) -> u32 {
+        self.seg.params()[1] as u32
+    }
+
+    fn slots(&self) -> Slots<'_> {
+        Slots::new(&self.seg, SLOTS_OFF, SLOTS)
+    }
+
+    fn value_word(&self) -> &AtomicU32 {
+        self.seg.at::<AtomicU32>(VALUE)
+    }
+
+    fn total_word(&self) -> &AtomicU32 {
+        self.seg.at::<AtomicU32>(TOTAL)
+    }
+
+    /// Units free right now.
+    pub(crate) fn value(&self) -> u32 {
+        self.value_word().load(Ordering::Acquire)
+    }
+
+    /// Processes holding units through guards, with their units; dead ones
+    /// whose units are not yet returned are marked.
+    pub(crate) fn holders(&self) -> Vec<(u32, u32, bool)> {
+        let s = self.slots();
+        (0..SLOTS)
+            .filter_map(|i| match s.state(i) {
+                SlotState::Free => None,
+                SlotState::Live(pid) => Some((pid, s.payload(i).load(Ordering::Relaxed), true)),
+                SlotState::Dead(pid) => Some((pid, s.payload(i).load(Ordering::Relaxed), false)),
+            })
+            .filter(|h| h.1 > 0)
+            .collect()
+    }
+
+    /// Processes asleep in an acquire.
+    pub(crate) fn waiting(&self) -> u32 {
+        self.seg.at::<AtomicU32>(WAITERS).load(Ordering::Relaxed)
+    }
+
+    fn lock_state(&self) -> io::Result<StateGuard<'_>> {
+        match self.mutex.lock(None)? {
+            Some(Acquired::Clean) => Ok(StateGuard(self)),
+            Some(Acquired::OwnerDied) => {
+                let g = StateGuard(self);
+                self.repair();
+                Ok(g)
+            }
+            None => Err(io::Error::other("semaphore state lock not acquired")),
+        }
+    }
+
+    /// Recomputes `value` from the truth (state lock held).
+    fn repair(&self) {
+        let s = self.slots();
+        let held: u64 = (0..SLOTS)
+            .map(|i| u64::from(s.payload(i).load(Ordering::Relaxed)))
+            .sum();
+        let total = u64::from(self.total_word().load(Ordering::Relaxed));
+        self.value_word()
+            .store(total.saturating_sub(held) as u32, Ordering::Release);
+    }
+
+    /// Returns the units of dead holders (state lock held); whether any.
+    fn reap_dead(&self) -> io::Result<bool> {
+        let s = self.slots();
+        let mut any = false;
+        for i in 0..SLOTS {
+            if let SlotState::Dead(_) = s.state(i) {
+                any |= s.reap(i, |units| {
+                    self.value_word().fetch_add(units, Ordering::AcqRel);
+                })?;
+            }
+        }
+        Ok(any)
+    }
+
+    fn wake(&self) {
+        fence(Ordering::SeqCst);
+        if self.seg.at::<AtomicU32>(WAITERS).load(Ordering::Relaxed) > 0 {
+            let seq = self.seg.at::<AtomicU32>(SEQ);
+            seq.fetch_add(1, Ordering::Release);
+            futex_wake(seq, i32::MAX);
+        }
+    }
+
+    /// One attempt (state lock taken inside). `slot`: the holder slot the
+    /// unit goes to, `None` for a raw acquire.
+    fn attempt(&self, slot: Option<usize>) -> io::Result<bool> {
+        let _g = self.lock_state()?;
+        if self.value() == 0 && !self.reap_dead()? {
+            return Ok(false);
+        }
+        let v = self.value();
+        if v == 0 {
+            return Ok(false);
+        }
+        match slot {
+            None => {
+                self.total_word().fetch_sub(1, Ordering::AcqRel);
+                self.value_word().store(v - 1, Ordering::Release);
+            }
+            Some(i) => {
+                self.value_word().store(v - 1, Ordering::Release);
+                self.slots().payload(i).fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Takes a unit: without waiting if `try_only`, else until `deadline`.
+    /// With `slot`, the unit is held in that (claimed) holder slot.
+    pub(crate) fn acquire(
+        &self,
+        slot: Option<usize>,
+        try_only: bool,
+        deadline: Option<Instant>,
+    ) -> io::Result<bool> {
+        if self.value() > 0 && self.attempt(slot)? {
+            return Ok(true);
+        }
+        if try_only {
+            return self.attempt(slot);
+        }
+        for _ in 0..64 {
+            std::hint::spin_loop();
+            if self.value() > 0 && self.attempt(slot)? {
+                return Ok(true);
+            }
+        }
+        let seq = self.seg.at::<AtomicU32>(SEQ);
+        let waiters = self.seg.at::<AtomicU32>(WAITERS);
+        loop {
+            waiters.fetch_add(1, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let seen = seq.load(Ordering::SeqCst);
+            let got = self.attempt(slot);
+            let r = match got {
+                Ok(false) => self.slots().sleep(seq, seen, slot, deadline),
+                _ => WaitResult::Woken,
+            };
+            waiters.fetch_sub(1, Ordering::SeqCst);
+            if got? {
+                return Ok(true);
+            }
+            if r == WaitResult::TimedOut {
+                return self.attempt(slot);
+            }
+        }
+    }
+
+    /// Adds a unit (a raw release); refused above the bound.
+    pub(crate) fn release(&self) -> io::Result<Result<(), ReleaseRefused>> {
+        {
+            let _g = self.lock_state()?;
+            let total = self.total_word().load(Ordering::Acquire);
+            let max = match self.max() {
+                0 => VALUE_MAX,
+                m => m,
+            };
+            if total >= max {
+                return Ok(Err(ReleaseRefused::Bound(max)));
+            }
+            self.total_word().store(total + 1, Ordering::Release);
+            self.value_word().fetch_add(1, Ordering::AcqRel);
+        }
+        self.wake();
+        Ok(Ok(()))
+    }
+
+    /// Claims a holder slot for a guard; `None` when all are taken.
+    pub(crate) fn claim_slot(&self) -> io::Result<Option<usize>> {
+        self.slots().claim(0)
+    }
+
+    /// Returns the unit held in slot `i` (if any) and leaves the slot.
+    ///
+    /// # Safety
+    /// The calling thread must have claimed slot `i` and not left it yet.
+    pub(crate) unsafe fn release_slot(&self, i: usize) -> io::Result<()> {
+        let s = self.slots();
+        let had = {
+            let _g = self.lock_state()?;
+            let units = s.payload(i).swap(0, Ordering::AcqRel);
+            self.value_word().fetch_add(units, Ordering::AcqRel);
+            units
+        };
+        // SAFETY: forwarded from this function's contract.
+        unsafe { s.leave(i) };
+        if had > 0 {
+            self.wake();
+        }
+        Ok(())
+    }
+
+    /// Returns the units of dead holders now; how many holders were reaped.
+    pub(crate) fn reap(&self) -> io::Result<bool> {
+        let r = {
+            let _g = self.lock_state()?;
+            self.reap_dead()?
+        };
+        if r {
+            self.wake();
+        }
+        Ok(r)
+    }
+}

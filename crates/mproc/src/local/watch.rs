@@ -1,0 +1,248 @@
+//! Participant slots: noticing, without polling, that a process died while
+//! it held a semaphore unit or waited at a barrier.
+//!
+//! A slot is a robust process-shared mutex plus a pid and one `u32` of
+//! payload. A participant claims a free slot and *locks its mutex* for as
+//! long as it takes part (holds a unit, waits at the barrier). If its thread
+//! dies, the kernel walks the thread's robust list and sets
+//! `FUTEX_OWNER_DIED` in the slot's mutex word, and — if the word carries
+//! `FUTEX_WAITERS` — wakes one sleeper on it.
+//!
+//! A watcher therefore sets `FUTEX_WAITERS` on every occupied slot's word
+//! and sleeps with `futex_waitv` on those words *and* the object's own
+//! sequence word: it wakes on an ordinary state change or on a death, never
+//! on a timer.
+//!
+//! ```text
+//! slot (64 bytes)
+//!      0    48  pthread_mutex_t (process-shared, robust)
+//!     48     4  pid   (0 = free)
+//!     52     4  payload (units held, ...)
+//! ```
+//!
+//! Lifecycle: claim = CAS pid 0 → me, then lock the mutex; leave = unlock,
+//! then pid = 0. A dead participant's slot keeps its pid until a reaper
+//! (holding the object's state lock) takes the mutex (`EOWNERDEAD`), moves
+//! the payload back, unlocks and frees it.
+
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use crate::local::segment::Segment;
+use crate::sys::{self, Acquired, RobustLock, WaitResult, FUTEX_OWNER_DIED, FUTEX_WAITERS};
+
+/// Bytes per slot.
+pub(crate) const SLOT_LEN: usize = 64;
+const PID: usize = 48;
+const PAYLOAD: usize = 52;
+const TID_MASK: u32 = 0x3fff_ffff;
+
+const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= PID);
+
+/// A table of `n` slots at offset `off` of a segment.
+#[derive(Clone, Copy)]
+pub(crate) struct Slots<'a> {
+    seg: &'a Segment,
+    off: usize,
+    n: usize,
+}
+
+/// What a look at a slot found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    /// Nobody.
+    Free,
+    /// A live participant.
+    Live(u32),
+    /// Its participant died; the payload is still there.
+    Dead(u32),
+}
+
+impl<'a> Slots<'a> {
+    /// The table of `n` slots at `off`.
+    pub(crate) fn new(seg: &'a Segment, off: usize, n: usize) -> Slots<'a> {
+        Slots { seg, off, n }
+    }
+
+    /// Bytes the table takes.
+    pub(crate) const fn len_for(n: usize) -> usize {
+        n * SLOT_LEN
+    }
+
+    fn base(&self, i: usize) -> usize {
+        self.off + i * SLOT_LEN
+    }
+
+    fn mutex(&self, i: usize) -> RobustLock {
+        let raw = self
+            .seg
+            .raw_at(self.base(i), std::mem::size_of::<sys::RawRobustMutex>());
+        // SAFETY: the slot is aligned (64-byte slots at a 64-aligned offset),
+        // inside the mapping that `self.seg` keeps alive, and its mutex was
+        // initialised by `init` before the segment was published.
+        unsafe { RobustLock::from_ptr(raw.cast()) }
+    }
+
+    fn word(&self, i: usize) -> &'a AtomicU32 {
+        self.seg.at::<AtomicU32>(self.base(i))
+    }
+
+    /// The slot's pid word.
+    pub(crate) fn pid(&self, i: usize) -> &'a AtomicU32 {
+        self.seg.at::<AtomicU32>(self.base(i) + PID)
+    }
+
+    /// The slot's payload word.
+    pub(crate) fn payload(&self, i: usize) -> &'a AtomicU32 {
+        self.seg.at::<AtomicU32>(self.base(i) + PAYLOAD)
+    }
+
+    /// Initialises every mutex (segment not yet published).
+    pub(crate) fn init(&self) -> io::Result<()> {
+        for i in 0..self.n {
+            // SAFETY: the segment is not visible to anyone else yet.
+            unsafe { self.mutex(i).init()? };
+        }
+        Ok(())
+    }
+
+    /// Claims a free slot for the calling thread and locks its mutex;
+    /// `None` when every slot is taken.
+    pub(crate) fn claim(&self, payload: u32) -> io::Result<Option<usize>> {
+        let me = std::process::id();
+        for i in 0..self.n {
+            let pid = self.pid(i);
+            if pid.load(Ordering::Relaxed) != 0
+                || pid
+                    .compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            self.payload(i).store(payload, Ordering::Relaxed);
+            // A reaper may hold the mutex for an instant (it looked while the
+            // pid was set but the mutex not yet taken): wait for it.
+            match self.mutex(i).lock(None) {
+                Ok(Some(_)) => return Ok(Some(i)),
+                Ok(None) => {
+                    pid.store(0, Ordering::Release);
+                    return Err(io::Error::other("slot mutex not acquired"));
+                }
+                Err(e) => {
+                    pid.store(0, Ordering::Release);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Leaves slot `i`, claimed by this thread.
+    ///
+    /// # Safety
+    /// The calling thread must have claimed slot `i` and not left it yet.
+    pub(crate) unsafe fn leave(&self, i: usize) {
+        self.payload(i).store(0, Ordering::Relaxed);
+        // SAFETY: this thread holds the slot's mutex (function contract).
+        unsafe { self.mutex(i).unlock() };
+        self.pid(i).store(0, Ordering::Release);
+    }
+
+    /// Looks at slot `i` without changing it.
+    pub(crate) fn state(&self, i: usize) -> SlotState {
+        let pid = self.pid(i).load(Ordering::Acquire);
+        if pid == 0 {
+            return SlotState::Free;
+        }
+        let w = self.word(i).load(Ordering::Acquire);
+        if w & FUTEX_OWNER_DIED != 0 || (w & TID_MASK == 0 && !sys::pid_alive(pid)) {
+            SlotState::Dead(pid)
+        } else {
+            SlotState::Live(pid)
+        }
+    }
+
+    /// If slot `i`'s participant is dead, takes the slot, calls `reap` with
+    /// its payload, and frees it. Returns whether it reaped.
+    ///
+    /// Call with the object's state lock held, so that `reap` can move the
+    /// payload back consistently.
+    pub(crate) fn reap(&self, i: usize, reap: impl FnOnce(u32)) -> io::Result<bool> {
+        let pid = self.pid(i).load(Ordering::Acquire);
+        if pid == 0 {
+            return Ok(false);
+        }
+        let m = self.mutex(i);
+        match m.try_lock()? {
+            None => Ok(false),
+            Some(Acquired::OwnerDied) => {
+                reap(self.payload(i).swap(0, Ordering::AcqRel));
+                // SAFETY: try_lock just acquired it for this thread.
+                unsafe { m.unlock() };
+                self.pid(i).store(0, Ordering::Release);
+                Ok(true)
+            }
+            Some(Acquired::Clean) => {
+                // Free mutex with a pid: a participant between its pid and
+                // its lock (alive), or one killed right there (no payload
+                // moved yet, since payloads move only under the mutex).
+                let dead = !sys::pid_alive(pid) && self.pid(i).load(Ordering::Acquire) == pid;
+                if dead {
+                    reap(self.payload(i).swap(0, Ordering::AcqRel));
+                }
+                // SAFETY: try_lock just acquired it for this thread.
+                unsafe { m.unlock() };
+                if dead {
+                    let _ =
+                        self.pid(i)
+                            .compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed);
+                }
+                Ok(dead)
+            }
+        }
+    }
+
+    /// Sleeps until `seq` moves away from `seen`, a watched participant dies,
+    /// or `deadline` passes. Watches every occupied slot except `skip`.
+    ///
+    /// Returns `TimedOut` only when the deadline passed; any other return
+    /// means "look again" (possibly spurious).
+    pub(crate) fn sleep(
+        &self,
+        seq: &AtomicU32,
+        seen: u32,
+        skip: Option<usize>,
+        deadline: Option<Instant>,
+    ) -> WaitResult {
+        let mut words: Vec<(&AtomicU32, u32)> = Vec::with_capacity(self.n + 1);
+        words.push((seq, seen));
+        for i in 0..self.n {
+            if Some(i) == skip || words.len() >= 128 {
+                continue;
+            }
+            match self.state(i) {
+                SlotState::Free => {}
+                SlotState::Dead(_) => return WaitResult::Woken,
+                SlotState::Live(_) => {
+                    let w = self.word(i);
+                    let cur = w.load(Ordering::Acquire);
+                    if cur & TID_MASK == 0 {
+                        // Between claim and lock: nothing to watch yet.
+                        continue;
+                    }
+                    let want = cur | FUTEX_WAITERS;
+                    if cur != want
+                        && w.compare_exchange(cur, want, Ordering::AcqRel, Ordering::Relaxed)
+                            .is_err()
+                    {
+                        // It changed under us: look again.
+                        return WaitResult::Woken;
+                    }
+                    words.push((w, want));
+                }
+            }
+        }
+        sys::futex_waitv(&words, deadline)
+    }
+}

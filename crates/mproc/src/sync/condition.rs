@@ -1,0 +1,406 @@
+//! The cross-process [`Condition`]: a robust lock plus exact wake-ups.
+//!
+//! ```text
+//! offset  size  field
+//!     64    48  pthread_mutex_t (process-shared, robust): the condition's lock
+//!    112     8  next ticket (written under the lock)
+//!    128  2048  128 waiter slots {state u32, pid u32, ticket u64}
+//! ```
+//!
+//! A waiter, holding the lock, takes a free slot (state FREE → WAITING, with
+//! its pid and the next ticket), releases the lock and sleeps on its own
+//! slot's state word. `notify(n)` (under the lock) moves the `n` oldest
+//! WAITING slots of live processes to NOTIFIED and wakes each; a waiter
+//! whose deadline passes moves its slot WAITING → FREE itself. Both are
+//! compare-and-swaps on one word, so a notification is either delivered to
+//! a waiter or never made: `notify(n)` wakes exactly `min(n, waiting)`
+//! processes. Slots of dead waiters are freed by whoever meets them.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::error::{CreateError, LockError, ObjectKind, OpenError, OpenOrCreateError, OwnerDied};
+use crate::local::segment::{Place, Segment};
+use crate::namespace::Namespace;
+use crate::sync::ConditionError;
+use crate::sys::{self, futex_wait, futex_wake, Acquired, RobustLock, WaitResult};
+use crate::util::{open_or_create_loop, to_deadline};
+
+const MUTEX: usize = 64;
+const TICKET: usize = 112;
+const SLOTS_OFF: usize = 128;
+const SLOT_LEN: usize = 16;
+/// Processes that may wait on one condition at once.
+const SLOTS: usize = 128;
+const SEG_LEN: usize = SLOTS_OFF + SLOTS * SLOT_LEN;
+
+const FREE: u32 = 0;
+const WAITING: u32 = 1;
+const NOTIFIED: u32 = 2;
+
+fn expected_len(_: &[u64; 4]) -> Result<usize, String> {
+    Ok(SEG_LEN)
+}
+
+/// A condition variable shared by processes, with its own robust lock:
+/// Python's `multiprocessing.Condition`.
+///
+/// [`lock`](Condition::lock) returns a [`ConditionGuard`]; waiting and
+/// notifying are methods of the guard, so they can only be called with the
+/// lock held (Python checks this at run time). `wait` releases the lock
+/// while asleep and takes it back before returning. `notify(n)` wakes
+/// exactly `n` waiters (the longest-waiting first) if that many wait.
+///
+/// ```
+/// use std::time::Duration;
+/// let c = mproc::Condition::new().unwrap();
+/// let mut g = c.lock().unwrap();
+/// assert_eq!(g.notify(1), 0); // nobody waits
+/// assert!(!g.wait_timeout(Duration::from_millis(20)).unwrap()); // not notified
+/// ```
+#[derive(Clone)]
+pub struct Condition {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    seg: Segment,
+    mutex: RobustLock,
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condition")
+            .field("name", &self.name())
+            .field("waiting", &self.waiting())
+            .finish()
+    }
+}
+
+/// The result of the `lock` family of [`Condition`].
+pub type ConditionLockResult<'a> = Result<ConditionGuard<'a>, LockError<ConditionGuard<'a>>>;
+
+impl Condition {
+    /// Creates an anonymous condition.
+    pub fn new() -> Result<Condition, CreateError> {
+        Condition::make(Place::Anonymous)
+    }
+
+    /// Creates the named condition in the environment's namespace.
+    pub fn create(name: &str) -> Result<Condition, CreateError> {
+        Condition::create_in(&Namespace::from_env()?, name)
+    }
+
+    /// Creates the named condition in `ns`; fails if it exists.
+    pub fn create_in(ns: &Namespace, name: &str) -> Result<Condition, CreateError> {
+        Condition::make(Place::Named(ns, name))
+    }
+
+    /// Opens the existing named condition in the environment's namespace.
+    pub fn open(name: &str) -> Result<Condition, OpenError> {
+        Condition::open_in(&Namespace::from_env()?, name)
+    }
+
+    /// Opens the existing named condition in `ns`.
+    pub fn open_in(ns: &Namespace, name: &str) -> Result<Condition, OpenError> {
+        Segment::open(ns, name, ObjectKind::Condition, expected_len).map(Condition::wrap)
+    }
+
+    /// Opens the named condition, creating it if it does not exist.
+    pub fn open_or_create(name: &str) -> Result<Condition, OpenOrCreateError> {
+        let ns = Namespace::from_env().map_err(OpenError::from)?;
+        Condition::open_or_create_in(&ns, name)
+    }
+
+    /// Opens the named condition in `ns`, creating it if it does not exist.
+    pub fn open_or_create_in(ns: &Namespace, name: &str) -> Result<Condition, OpenOrCreateError> {
+        open_or_create_loop(
+            || Condition::open_in(ns, name),
+            || Condition::create_in(ns, name),
+        )
+    }
+
+    fn make(place: Place<'_>) -> Result<Condition, CreateError> {
+        Segment::create(place, ObjectKind::Condition, SEG_LEN, [0; 4], |seg| {
+            let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
+            // SAFETY: aligned, in-bounds slot of a segment nobody else sees yet.
+            unsafe { RobustLock::from_ptr(raw.cast()).init() }
+        })
+        .map(Condition::wrap)
+    }
+
+    pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Condition, OpenError> {
+        Segment::from_fd(fd, ObjectKind::Condition, expected_len).map(Condition::wrap)
+    }
+
+    fn wrap(seg: Segment) -> Condition {
+        let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
+        // SAFETY: aligned, inside the mapping owned by `seg` (kept alive by
+        // the same `Inner`), initialised before the segment was published.
+        let mutex = unsafe { RobustLock::from_ptr(raw.cast()) };
+        Condition {
+            inner: Arc::new(Inner { seg, mutex }),
+        }
+    }
+
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.inner.seg
+    }
+
+    /// The name; `None` when anonymous.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.seg.name()
+    }
+
+    fn state(&self, i: usize) -> &AtomicU32 {
+        self.inner.seg.at::<AtomicU32>(SLOTS_OFF + i * SLOT_LEN)
+    }
+
+    fn pid(&self, i: usize) -> &AtomicU32 {
+        self.inner.seg.at::<AtomicU32>(SLOTS_OFF + i * SLOT_LEN + 4)
+    }
+
+    fn ticket(&self, i: usize) -> &AtomicU64 {
+        self.inner.seg.at::<AtomicU64>(SLOTS_OFF + i * SLOT_LEN + 8)
+    }
+
+    /// Processes waiting right now (not yet notified).
+    pub fn waiting(&self) -> u32 {
+        (0..SLOTS)
+            .filter(|&i| {
+                self.state(i).load(Ordering::Acquire) == WAITING
+                    && sys::pid_alive(self.pid(i).load(Ordering::Relaxed))
+            })
+            .count() as u32
+    }
+
+    /// Whether some process holds the condition's lock.
+    pub fn is_locked(&self) -> bool {
+        self.inner.mutex.owner_tid() != 0
+    }
+
+    fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> ConditionLockResult<'_> {
+        let m = &self.inner.mutex;
+        let r = match m.try_lock() {
+            Ok(None) if !try_only => m.lock(deadline),
+            other => other,
+        };
+        let g = || ConditionGuard {
+            cond: self,
+            _not_send: PhantomData,
+        };
+        match r {
+            Ok(Some(Acquired::Clean)) => Ok(g()),
+            Ok(Some(Acquired::OwnerDied)) => Err(LockError::OwnerDied(OwnerDied::new(g()))),
+            Ok(None) => Err(LockError::WouldBlock),
+            Err(e) => Err(LockError::Io(e)),
+        }
+    }
+
+    /// Takes the condition's lock, waiting as long as it takes.
+    pub fn lock(&self) -> ConditionLockResult<'_> {
+        self.acquire(false, None)
+    }
+
+    /// Takes the condition's lock if it is free.
+    pub fn try_lock(&self) -> ConditionLockResult<'_> {
+        self.acquire(true, None)
+    }
+
+    /// Waits at most `timeout` for the condition's lock.
+    pub fn lock_timeout(&self, timeout: Duration) -> ConditionLockResult<'_> {
+        self.acquire(false, to_deadline(timeout))
+    }
+
+    /// Waits until `deadline` for the condition's lock.
+    pub fn lock_deadline(&self, deadline: Instant) -> ConditionLockResult<'_> {
+        self.acquire(false, Some(deadline))
+    }
+}
+
+/// The condition's lock, held; waiting and notifying happen through it.
+/// Released when dropped. Not `Send`.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct ConditionGuard<'a> {
+    cond: &'a Condition,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl fmt::Debug for ConditionGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConditionGuard")
+            .field("condition", &self.cond.name())
+            .finish()
+    }
+}
+
+impl Drop for ConditionGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: a guard exists only while this thread holds the mutex.
+        unsafe { self.cond.inner.mutex.unlock() };
+    }
+}
+
+impl<'a> ConditionGuard<'a> {
+    /// The condition this guard holds the lock of.
+    pub fn condition(&self) -> &'a Condition {
+        self.cond
+    }
+
+    /// Takes a free slot (lock held).
+    fn claim(&self) -> Option<usize> {
+        let c = self.cond;
+        for i in 0..SLOTS {
+            let st = c.state(i);
+            let mut s = st.load(Ordering::Acquire);
+            if s == NOTIFIED && !sys::pid_alive(c.pid(i).load(Ordering::Relaxed)) {
+                // Notified, then died before seeing it.
+                if st
+                    .compare_exchange(NOTIFIED, FREE, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    s = FREE;
+                }
+            }
+            if s != FREE {
+                continue;
+            }
+            let t = c.inner.seg.at::<AtomicU64>(TICKET);
+            let ticket = t.load(Ordering::Relaxed);
+            t.store(ticket.wrapping_add(1), Ordering::Relaxed);
+            c.ticket(i).store(ticket, Ordering::Relaxed);
+            c.pid(i).store(std::process::id(), Ordering::Relaxed);
+            if st
+                .compare_exchange(FREE, WAITING, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn wait_inner(&mut self, deadline: Option<Instant>) -> Result<bool, ConditionError> {
+        let c = self.cond;
+        let i = self.claim().ok_or(ConditionError::TooManyWaiters(SLOTS))?;
+        let st = c.state(i);
+        // SAFETY: this guard proves the thread holds the mutex; it is taken
+        // back below before the guard is used again.
+        unsafe { c.inner.mutex.unlock() };
+        let notified = loop {
+            if st.load(Ordering::Acquire) != WAITING {
+                break true;
+            }
+            if futex_wait(st, WAITING, deadline) == WaitResult::TimedOut
+                && st
+                    .compare_exchange(WAITING, FREE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                break false;
+            }
+        };
+        if notified {
+            st.store(FREE, Ordering::Release);
+        }
+        match c.inner.mutex.lock(None) {
+            Ok(Some(Acquired::Clean)) => Ok(notified),
+            Ok(Some(Acquired::OwnerDied)) => Err(ConditionError::OwnerDied),
+            Ok(None) => Err(ConditionError::Io(std::io::Error::other(
+                "condition lock not taken back",
+            ))),
+            Err(e) => {
+                // Without the lock the guard must not unlock it on drop: the
+                // only way out is to keep it held, which failed; report it.
+                Err(ConditionError::Io(e))
+            }
+        }
+    }
+
+    /// Releases the lock, sleeps until notified, and takes the lock back.
+    pub fn wait(&mut self) -> Result<(), ConditionError> {
+        self.wait_inner(None).map(|_| ())
+    }
+
+    /// Like [`wait`](ConditionGuard::wait), for at most `timeout`; returns
+    /// whether it was notified (Python's `wait(timeout)`).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<bool, ConditionError> {
+        self.wait_inner(to_deadline(timeout))
+    }
+
+    /// Like [`wait`](ConditionGuard::wait), until `deadline`; returns
+    /// whether it was notified.
+    pub fn wait_deadline(&mut self, deadline: Instant) -> Result<bool, ConditionError> {
+        self.wait_inner(Some(deadline))
+    }
+
+    /// Waits until `pred()` is true (checked with the lock held), or until
+    /// `deadline`; returns the last value of `pred()` (Python's `wait_for`).
+    pub fn wait_for_deadline(
+        &mut self,
+        mut pred: impl FnMut() -> bool,
+        deadline: Option<Instant>,
+    ) -> Result<bool, ConditionError> {
+        loop {
+            if pred() {
+                return Ok(true);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            self.wait_inner(deadline)?;
+        }
+    }
+
+    /// Waits until `pred()` is true (Python's `wait_for(pred)`).
+    pub fn wait_for(&mut self, pred: impl FnMut() -> bool) -> Result<(), ConditionError> {
+        self.wait_for_deadline(pred, None).map(|_| ())
+    }
+
+    /// Waits at most `timeout` for `pred()`; returns its last value
+    /// (Python's `wait_for(pred, timeout)`).
+    pub fn wait_for_timeout(
+        &mut self,
+        pred: impl FnMut() -> bool,
+        timeout: Duration,
+    ) -> Result<bool, ConditionError> {
+        self.wait_for_deadline(pred, to_deadline(timeout))
+    }
+
+    /// Wakes up to `n` waiters, the longest-waiting first; returns how many.
+    pub fn notify(&mut self, n: usize) -> usize {
+        let c = self.cond;
+        let mut waiting: Vec<(u64, usize)> = (0..SLOTS)
+            .filter(|&i| c.state(i).load(Ordering::Acquire) == WAITING)
+            .map(|i| (c.ticket(i).load(Ordering::Relaxed), i))
+            .collect();
+        waiting.sort_unstable();
+        let mut woken = 0;
+        for (_, i) in waiting {
+            if woken == n {
+                break;
+            }
+            let st = c.state(i);
+            if !sys::pid_alive(c.pid(i).load(Ordering::Relaxed)) {
+                let _ = st.compare_exchange(WAITING, FREE, Ordering::AcqRel, Ordering::Relaxed);
+                continue;
+            }
+            if st
+                .compare_exchange(WAITING, NOTIFIED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                futex_wake(st, 1);
+                woken += 1;
+            }
+        }
+        woken
+    }
+
+    /// Wakes every waiter; returns how many.
+    pub fn notify_all(&mut self) -> usize {
+        self.notify(usize::MAX)
+    }
+}
