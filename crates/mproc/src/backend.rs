@@ -151,6 +151,9 @@ pub(crate) enum ReceiptToken {
         slot: u32,
         pid: u32,
     },
+    /// Redis: the element and the processing list it sits in.
+    #[cfg(feature = "redis")]
+    Redis { elem: Vec<u8>, proc: String },
 }
 
 /// How a lock was acquired.

@@ -105,7 +105,9 @@ pub enum NamespaceError {
     #[error("namespace path {0} is not a directory")]
     NotADirectory(PathBuf),
     /// The URL's scheme is not supported by this build.
-    #[error("unsupported namespace URL {0:?} (supported: a directory path)")]
+    #[error(
+        "unsupported namespace URL {0} (supported: a directory path, file://, redis://, rediss://)"
+    )]
     UnsupportedUrl(String),
     /// The directory could not be created or inspected.
     #[error("namespace directory {dir}: {source}")]

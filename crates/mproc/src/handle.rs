@@ -25,8 +25,17 @@ use crate::queue::{ByteQueue, Queue, QueueImpl};
 /// The wire form of a handle.
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Repr {
-    Named { dir: PathBuf, name: String },
+    Named {
+        dir: PathBuf,
+        name: String,
+    },
     Fd(RawFd),
+    /// An object on a server: the namespace URL and the name.
+    #[cfg(feature = "redis")]
+    Remote {
+        url: String,
+        name: String,
+    },
 }
 
 thread_local! {
@@ -80,10 +89,32 @@ pub(crate) fn adopt_fd<E: serde::de::Error>(fd: RawFd) -> Result<OwnedFd, E> {
         .map_err(|e| E::custom(format!("descriptor {fd} was not inherited: {e}")))
 }
 
+#[cfg(feature = "redis")]
+impl crate::redis::lock::RedisLock {
+    fn repr(&self) -> Repr {
+        Repr::Remote {
+            url: self.url().to_owned(),
+            name: self.object_name().to_owned(),
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl crate::redis::queue::RedisQueue {
+    fn repr(&self) -> Repr {
+        Repr::Remote {
+            url: self.url().to_owned(),
+            name: self.object_name().to_owned(),
+        }
+    }
+}
+
 impl Serialize for Lock {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.imp() {
             LockImpl::Local(l) => repr_of(l.segment()).serialize(s),
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(l) => l.repr().serialize(s),
         }
     }
 }
@@ -98,6 +129,11 @@ impl<'de> Deserialize<'de> for Lock {
             Repr::Fd(fd) => LocalLock::from_fd(adopt_fd(fd)?)
                 .map(Lock::from_local)
                 .map_err(D::Error::custom),
+            #[cfg(feature = "redis")]
+            Repr::Remote { url, name } => {
+                let ns = Namespace::from_url(&url).map_err(D::Error::custom)?;
+                Lock::open_in(&ns, &name).map_err(D::Error::custom)
+            }
         }
     }
 }
@@ -106,6 +142,8 @@ impl Serialize for ByteQueue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.imp() {
             QueueImpl::Local(r) => repr_of(r.segment()).serialize(s),
+            #[cfg(feature = "redis")]
+            QueueImpl::Redis(q) => q.repr().serialize(s),
         }
     }
 }
@@ -120,6 +158,11 @@ impl<'de> Deserialize<'de> for ByteQueue {
             Repr::Fd(fd) => Ring::from_fd(adopt_fd(fd)?)
                 .map(ByteQueue::from_ring)
                 .map_err(D::Error::custom),
+            #[cfg(feature = "redis")]
+            Repr::Remote { url, name } => {
+                let ns = Namespace::from_url(&url).map_err(D::Error::custom)?;
+                ByteQueue::open_in(&ns, &name).map_err(D::Error::custom)
+            }
         }
     }
 }

@@ -35,6 +35,7 @@
 
 mod backend;
 mod error;
+mod fence;
 mod handle;
 mod joinable;
 mod local;
@@ -45,6 +46,8 @@ mod pipe;
 mod pool;
 mod process;
 mod queue;
+#[cfg(feature = "redis")]
+mod redis;
 mod runtime;
 mod sync;
 mod sys;
@@ -57,6 +60,7 @@ pub use crate::{
         ObjectKind, OpenError, OpenOrCreateError, OwnerDied, PutError, PutErrorKind, RemoveError,
         TaskDoneError,
     },
+    fence::FenceError,
     joinable::JoinableQueue,
     lock::{Holder, Lock, LockGuard, LockResult, Waiter},
     name::validate_name,

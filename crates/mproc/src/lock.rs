@@ -43,6 +43,8 @@ pub struct Lock {
 #[derive(Debug)]
 pub(crate) enum LockImpl {
     Local(LocalLock),
+    #[cfg(feature = "redis")]
+    Redis(crate::redis::lock::RedisLock),
 }
 
 impl fmt::Debug for Lock {
@@ -71,6 +73,10 @@ impl Lock {
 
     /// Creates the named lock in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str) -> Result<Lock, CreateError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = ns.remote() {
+            return crate::redis::lock::RedisLock::create(r, name).map(Lock::from_impl);
+        }
         LocalLock::create(Place::Named(ns, name)).map(Lock::local)
     }
 
@@ -81,6 +87,10 @@ impl Lock {
 
     /// Opens the existing named lock in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Lock, OpenError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = ns.remote() {
+            return crate::redis::lock::RedisLock::open(r, name).map(Lock::from_impl);
+        }
         LocalLock::open(ns, name).map(Lock::local)
     }
 
@@ -101,6 +111,13 @@ impl Lock {
         }
     }
 
+    #[cfg(feature = "redis")]
+    fn from_impl(l: crate::redis::lock::RedisLock) -> Lock {
+        Lock {
+            inner: Arc::new(LockImpl::Redis(l)),
+        }
+    }
+
     pub(crate) fn imp(&self) -> &LockImpl {
         &self.inner
     }
@@ -108,6 +125,8 @@ impl Lock {
     fn backend(&self) -> &dyn LockBackend {
         match &*self.inner {
             LockImpl::Local(l) => l,
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(l) => l,
         }
     }
 

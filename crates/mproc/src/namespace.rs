@@ -25,6 +25,9 @@ use crate::name::validate_name;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
     dir: PathBuf,
+    /// The server, for a namespace opened from a `redis://` URL.
+    #[cfg(feature = "redis")]
+    remote: Option<crate::redis::Remote>,
 }
 
 /// One entry of [`Namespace::list`].
@@ -38,13 +41,76 @@ pub struct ObjectInfo {
 }
 
 impl Namespace {
-    /// The namespace chosen by the environment: `MPROC_DIR` if set, else the
-    /// per-user default directory ([`Namespace::default_dir`]).
+    /// The namespace chosen by the environment: `MPROC_URL` if set (see
+    /// [`Namespace::from_url`]), else `MPROC_DIR` if set, else the per-user
+    /// default directory ([`Namespace::default_dir`]).
     pub fn from_env() -> Result<Namespace, NamespaceError> {
+        if let Some(url) = std::env::var_os("MPROC_URL").filter(|u| !u.is_empty()) {
+            let url = url
+                .into_string()
+                .map_err(|u| NamespaceError::UnsupportedUrl(u.to_string_lossy().into_owned()))?;
+            return Namespace::from_url(&url);
+        }
         match std::env::var_os("MPROC_DIR") {
             Some(d) if !d.is_empty() => Namespace::dir(PathBuf::from(d)),
             _ => Namespace::dir(Namespace::default_dir()),
         }
+    }
+
+    /// A namespace from a URL: `redis://[user:password@]host[:port][/db]`
+    /// or `rediss://…` (TLS) for objects on a Redis or Valkey server (with
+    /// the `redis` feature), `file:///path` or a plain path for a directory.
+    ///
+    /// Redis URLs take options after `?`: `prefix=NAME` (key prefix, default
+    /// `mproc`; every key of object N is under the hash tag `{NAME:N}`),
+    /// `timeout=SECS` (one server round trip, default 10), `lease=SECS`
+    /// (lock lease, renewed while held, default 10), `consumer_lease=SECS`
+    /// (a silent consumer's items are redelivered after this, default 10).
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let url = format!("file://{}", dir.path().display());
+    /// let ns = mproc::Namespace::from_url(&url).unwrap();
+    /// assert_eq!(ns.path(), dir.path());
+    /// assert!(!ns.is_remote());
+    /// ```
+    pub fn from_url(url: &str) -> Result<Namespace, NamespaceError> {
+        let lower = url.to_ascii_lowercase();
+        if let Some(path) = url.strip_prefix("file://") {
+            return Namespace::dir(PathBuf::from(path));
+        }
+        if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+            #[cfg(feature = "redis")]
+            {
+                let remote = crate::redis::Remote::parse(url)?;
+                return Ok(Namespace {
+                    dir: PathBuf::new(),
+                    remote: Some(remote),
+                });
+            }
+            #[cfg(not(feature = "redis"))]
+            return Err(NamespaceError::UnsupportedUrl(format!(
+                "{url}: this build of mproc has no Redis support (feature \"redis\")"
+            )));
+        }
+        if url.contains("://") {
+            return Err(NamespaceError::UnsupportedUrl(url.to_owned()));
+        }
+        Namespace::dir(PathBuf::from(url))
+    }
+
+    /// Whether objects of this namespace live on a server (a `redis://` URL).
+    pub fn is_remote(&self) -> bool {
+        #[cfg(feature = "redis")]
+        return self.remote.is_some();
+        #[cfg(not(feature = "redis"))]
+        false
+    }
+
+    /// The server of a namespace opened from a `redis://` URL.
+    #[cfg(feature = "redis")]
+    pub(crate) fn remote(&self) -> Option<&crate::redis::Remote> {
+        self.remote.as_ref()
     }
 
     /// The per-user default: `/dev/shm/mproc-<uid>` (tmpfs), or
@@ -92,16 +158,24 @@ impl Namespace {
         if mode & 0o022 != 0 {
             return Err(NamespaceError::Insecure { dir, mode });
         }
-        Ok(Namespace { dir })
+        Ok(Namespace {
+            dir,
+            #[cfg(feature = "redis")]
+            remote: None,
+        })
     }
 
-    /// The directory of this namespace.
+    /// The directory of this namespace (empty for a server namespace).
     pub fn path(&self) -> &Path {
         &self.dir
     }
 
     /// Every object in the namespace, sorted by name.
     pub fn list(&self) -> io::Result<Vec<ObjectInfo>> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.remote {
+            return r.list();
+        }
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;
@@ -121,6 +195,10 @@ impl Namespace {
     /// Removes a named object. Processes that have it open keep using it;
     /// later opens of the name fail (or find a new object of that name).
     pub fn remove(&self, name: &str) -> Result<(), RemoveError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.remote {
+            return r.remove(name);
+        }
         validate_name(name)?;
         match fs::remove_file(self.dir.join(name)) {
             Ok(()) => Ok(()),
@@ -137,6 +215,10 @@ impl Namespace {
 
     /// The directory, for messages.
     pub(crate) fn display(&self) -> String {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.remote {
+            return r.display();
+        }
         self.dir.display().to_string()
     }
 }

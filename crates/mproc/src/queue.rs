@@ -218,6 +218,7 @@ impl ByteQueue {
                 p.maxsize,
                 p.max_bytes,
                 p.max_message(),
+                p.max_deliveries,
             )
             .map(|q| ByteQueue {
                 inner: Arc::new(QueueImpl::Redis(q)),
@@ -422,7 +423,11 @@ impl ByteQueue {
 
     /// Moves an item to `<name>.dlq` beside a named queue.
     fn dead_letter(&self, item: &[u8]) {
-        let QueueImpl::Local(ring) = &*self.inner;
+        #[allow(irrefutable_let_patterns)]
+        let QueueImpl::Local(ring) = &*self.inner
+        else {
+            return;
+        };
         let (Some(dir), Some(name)) = (ring.segment().dir(), ring.segment().name()) else {
             return;
         };

@@ -170,7 +170,7 @@ return 1
 "
 );
 
-// KEYS ready meta unfinished joined space → messages discarded
+// KEYS ready meta unfinished joined space got → messages discarded (counted as taken)
 script!(
     purge_script,
     r"
@@ -180,6 +180,7 @@ if eof then n = n - 1 end
 redis.call('DEL', KEYS[1])
 if eof then redis.call('RPUSH', KEYS[1], 'E') end
 if n > 0 then
+  redis.call('INCRBY', KEYS[6], n)
   local u = tonumber(redis.call('GET', KEYS[3]) or '0') - n
   if u <= 0 then
     redis.call('SET', KEYS[3], 0); redis.call('DEL', KEYS[4]); redis.call('RPUSH', KEYS[4], 'J')
@@ -952,6 +953,7 @@ impl QueueBackend for RedisQueue {
                 .key(&self.keys.unfinished)
                 .key(&self.keys.joined)
                 .key(&self.keys.space)
+                .key(&self.keys.got)
                 .invoke(c)
         })?;
         Ok(n.max(0) as u64)
