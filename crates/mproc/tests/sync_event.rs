@@ -50,7 +50,12 @@ fn test_event() {
 fn test_event_set_releases_every_waiter() {
     let e = Event::new().unwrap();
     let mut children: Vec<_> = (0..5)
-        .map(|_| Process::spawn(e.clone(), |e: Event| e.wait_timeout(Duration::from_secs(30))).unwrap())
+        .map(|_| {
+            Process::spawn(e.clone(), |e: Event| {
+                e.wait_timeout(Duration::from_secs(30))
+            })
+            .unwrap()
+        })
         .collect();
     let deadline = std::time::Instant::now() + JOIN;
     while e.waiting() < 5 && std::time::Instant::now() < deadline {

@@ -72,15 +72,16 @@ fn test_rlock_other_process_blocks_and_cannot_release() {
 fn test_rlock_owner_killed_next_acquirer_told() {
     let l = RLock::new().unwrap();
     let ready = Event::new().unwrap();
-    let mut child = Process::<()>::spawn((l.clone(), ready.clone()), |(l, ready): (RLock, Event)| {
-        l.acquire().unwrap();
-        l.acquire().unwrap();
-        ready.set();
-        loop {
-            std::thread::park();
-        }
-    })
-    .unwrap();
+    let mut child =
+        Process::<()>::spawn((l.clone(), ready.clone()), |(l, ready): (RLock, Event)| {
+            l.acquire().unwrap();
+            l.acquire().unwrap();
+            ready.set();
+            loop {
+                std::thread::park();
+            }
+        })
+        .unwrap();
     assert!(ready.wait_timeout(JOIN));
     assert!(l.is_locked() && !l.is_owned());
     child.kill().unwrap();
@@ -88,7 +89,11 @@ fn test_rlock_owner_killed_next_acquirer_told() {
     let (r, d) = timed(|| l.acquire_timeout(JOIN));
     assert!(matches!(r, Err(LockError::OwnerDied(_))), "{r:?}");
     assert!(d < Duration::from_secs(5));
-    assert_eq!(l.count(), 1, "the dead owner's recursion does not carry over");
+    assert_eq!(
+        l.count(),
+        1,
+        "the dead owner's recursion does not carry over"
+    );
     l.release().unwrap();
     assert!(!l.is_locked());
     l.acquire().unwrap();

@@ -114,13 +114,16 @@ fn test_at_most_n_holders_at_once() {
 fn test_killed_holder_unit_returned_to_waiter() {
     let s = Semaphore::new(1).unwrap();
     let ready = Event::new().unwrap();
-    let mut child = Process::<()>::spawn((s.clone(), ready.clone()), |(s, ready): (Semaphore, Event)| {
-        let _g = s.hold().unwrap();
-        ready.set();
-        loop {
-            std::thread::park();
-        }
-    })
+    let mut child = Process::<()>::spawn(
+        (s.clone(), ready.clone()),
+        |(s, ready): (Semaphore, Event)| {
+            let _g = s.hold().unwrap();
+            ready.set();
+            loop {
+                std::thread::park();
+            }
+        },
+    )
     .unwrap();
     assert!(ready.wait_timeout(JOIN));
     assert_eq!(s.value(), 0);
@@ -140,7 +143,11 @@ fn test_killed_holder_unit_returned_to_waiter() {
     let (ok, waited) = waiter.join().unwrap();
     assert!(ok, "the waiter got the dead holder's unit");
     assert!(waited >= Duration::from_millis(250));
-    assert_eq!(s.value(), 1, "the unit is back once the waiter dropped its guard");
+    assert_eq!(
+        s.value(),
+        1,
+        "the unit is back once the waiter dropped its guard"
+    );
     assert!(s.holders().is_empty());
 }
 
@@ -149,13 +156,16 @@ fn test_killed_holder_unit_returned_on_next_look() {
     // Nobody waits when the holder dies: the next acquirer finds the unit.
     let s = Semaphore::new(1).unwrap();
     let ready = Event::new().unwrap();
-    let mut child = Process::<()>::spawn((s.clone(), ready.clone()), |(s, ready): (Semaphore, Event)| {
-        let _g = s.hold().unwrap();
-        ready.set();
-        loop {
-            std::thread::park();
-        }
-    })
+    let mut child = Process::<()>::spawn(
+        (s.clone(), ready.clone()),
+        |(s, ready): (Semaphore, Event)| {
+            let _g = s.hold().unwrap();
+            ready.set();
+            loop {
+                std::thread::park();
+            }
+        },
+    )
     .unwrap();
     assert!(ready.wait_timeout(JOIN));
     child.kill().unwrap();

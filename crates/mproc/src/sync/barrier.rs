@@ -330,6 +330,11 @@ impl Barrier {
             }
             (g, idx)
         };
+        // The parties already asleep watch the slots they saw; wake them to
+        // watch this one too.
+        if slot.is_some() && idx > 0 {
+            self.wake();
+        }
         let seq = self.word(SEQ);
         let waiters = self.word(WAITERS);
         let outcome = |this: &Barrier| -> Option<Result<u32, BarrierError>> {
