@@ -58,6 +58,12 @@ pub(crate) enum Command {
         /// The shell.
         shell: Shell,
     },
+    /// Kill random producers, consumers and lock users for a while, then
+    /// check that nothing was lost, duplicated or wedged.
+    Torture(crate::torture::TortureArgs),
+    /// One worker of `torture` (started by it).
+    #[command(name = "__torture-worker", hide = true)]
+    TortureWorker(crate::torture::WorkerArgs),
     /// One buyer of `demo tickets` (started by the demo).
     #[command(name = "__ticket-buyer", hide = true)]
     TicketBuyer(crate::demo::tickets::BuyerArgs),
@@ -67,6 +73,11 @@ pub(crate) enum Command {
     /// One consumer of `demo pipeline` (started by the demo).
     #[command(name = "__pipeline-consumer", hide = true)]
     PipelineConsumer(crate::demo::pipeline::ConsumerArgs),
+    /// Measure queues and locks on this machine (and Python's Queue, if python3 is there).
+    Bench(crate::bench::BenchArgs),
+    /// One worker process of `bench` (started by it).
+    #[command(name = "__bench-worker", hide = true)]
+    BenchWorker(crate::bench::WorkerArgs),
 }
 
 /// `mproc lock`: either a subcommand (`status`) or a command to run.

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 
+mod bench;
 mod cli;
 mod completions;
 mod ctx;
@@ -20,6 +21,7 @@ mod lock;
 mod ls;
 mod queue;
 mod signals;
+mod torture;
 
 use crate::cli::{Cli, Command};
 use crate::ctx::Ctx;
@@ -53,9 +55,13 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Ls => ls::run(&ctx)?,
         Command::Demo(cmd) => demo::run(&ctx, cmd)?,
         Command::Completions { shell } => completions::run(shell)?,
+        Command::Torture(args) => torture::run(&ctx, &args)?,
+        Command::TortureWorker(args) => torture::worker(&ctx, &args)?,
         Command::TicketBuyer(args) => demo::tickets::buyer(&ctx, &args)?,
         Command::PipelineProducer(args) => demo::pipeline::producer(&ctx, &args)?,
         Command::PipelineConsumer(args) => demo::pipeline::consumer(&ctx, &args)?,
+        Command::Bench(args) => bench::run(&ctx, &args)?,
+        Command::BenchWorker(args) => bench::worker(&ctx, &args)?,
     };
     Ok(ExitCode::from(code))
 }
