@@ -297,17 +297,25 @@ impl fmt::Debug for Pool {
 const MAX_IDLE: usize = 16;
 
 impl Pool {
-    fn take(&self, block: Option<Duration>) -> Result<Connection, RedisError> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let c = match idle {
-            Some(c) => c,
-            None => self.client.get_connection_with_timeout(self.timeout)?,
+    /// A connection: an idle one unless `fresh`; true when it was idle.
+    fn take(&self, block: Option<Duration>, fresh: bool) -> Result<(Connection, bool), RedisError> {
+        let idle = if fresh {
+            None
+        } else {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
+        };
+        let (c, was_idle) = match idle {
+            Some(c) => (c, true),
+            None => (
+                self.client.get_connection_with_timeout(self.timeout)?,
+                false,
+            ),
         };
         // A blocking command may take its block time plus one round trip.
         let read = block.map_or(self.timeout, |b| b + self.timeout);
         c.set_read_timeout(Some(read))?;
         c.set_write_timeout(Some(self.timeout))?;
-        Ok(c)
+        Ok((c, was_idle))
     }
 
     fn give_back(&self, c: Connection) {
@@ -320,32 +328,44 @@ impl Pool {
     /// Runs `f` on a pooled connection.
     pub(crate) fn run<R>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<R, RedisError>,
+        f: impl FnMut(&mut Connection) -> Result<R, RedisError>,
     ) -> io::Result<R> {
         self.run_blocking(None, f)
     }
 
     /// Runs `f`, which may block on the server for up to `block`.
+    ///
+    /// An idle connection found closed (the server restarted, or closed it)
+    /// is replaced by a new one and `f` runs once more on it; any other
+    /// failure is returned as it is.
     pub(crate) fn run_blocking<R>(
         &self,
         block: Option<Duration>,
-        f: impl FnOnce(&mut Connection) -> Result<R, RedisError>,
+        mut f: impl FnMut(&mut Connection) -> Result<R, RedisError>,
     ) -> io::Result<R> {
-        let mut c = self.take(block).map_err(|e| self.io_error(&e))?;
-        match f(&mut c) {
-            Ok(r) => {
-                self.give_back(c);
-                Ok(r)
-            }
-            Err(e) => {
-                // A server-side error (a script error, a wrong type) leaves
-                // the connection usable; anything else does not.
-                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
-                    drop(c);
-                } else {
+        let mut fresh = false;
+        loop {
+            let (mut c, was_idle) = self.take(block, fresh).map_err(|e| self.io_error(&e))?;
+            match f(&mut c) {
+                Ok(r) => {
                     self.give_back(c);
+                    return Ok(r);
                 }
-                Err(self.io_error(&e))
+                Err(e) => {
+                    // A server-side error (a script error, a wrong type)
+                    // leaves the connection usable; anything else does not.
+                    if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
+                        drop(c);
+                        let closed = e.is_connection_dropped() && !e.is_timeout();
+                        if was_idle && closed && !fresh {
+                            fresh = true;
+                            continue;
+                        }
+                    } else {
+                        self.give_back(c);
+                    }
+                    return Err(self.io_error(&e));
+                }
             }
         }
     }

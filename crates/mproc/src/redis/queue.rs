@@ -467,7 +467,14 @@ impl RedisQueue {
             max_bytes,
             max_message,
         };
-        Ok(RedisQueue::with(remote, name, pool, keys, limits, max_deliveries))
+        Ok(RedisQueue::with(
+            remote,
+            name,
+            pool,
+            keys,
+            limits,
+            max_deliveries,
+        ))
     }
 
     /// Opens the existing queue `name`.

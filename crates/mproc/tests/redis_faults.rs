@@ -1,0 +1,399 @@
+//! Faults of the Redis backend, each against a private `redis-server` that
+//! the test starts (and stops) on a free loopback port: a server restart
+//! mid-run, a paused server, a consumer killed mid-item, a lock holder
+//! stalled past its lease, poison items set aside.
+//!
+//! They run when `MPROC_TEST_REDIS_URL` is set (the sign that Redis is
+//! installed, see `.ci/redis.sh`); otherwise they print that they were
+//! skipped, unless `MPROC_REQUIRE_REDIS=1`, which makes that a failure.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use std::io;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{timed, JOIN};
+use mproc::{
+    ByteQueue, FenceError, GetError, JoinableQueue, Lock, LockError, Namespace, Process,
+    PutErrorKind, Queue, QueueOptions,
+};
+
+/// A redis-server of this test, killed when dropped.
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+fn enabled() -> bool {
+    let required = std::env::var("MPROC_REQUIRE_REDIS").is_ok_and(|v| v == "1");
+    let have = std::env::var("MPROC_TEST_REDIS_URL").is_ok_and(|u| !u.is_empty());
+    if !have {
+        assert!(
+            !required,
+            "MPROC_REQUIRE_REDIS=1 but MPROC_TEST_REDIS_URL is not set"
+        );
+        eprintln!("skipped: MPROC_TEST_REDIS_URL is not set (no Redis server for this test)");
+    }
+    have
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn cli(port: u16, args: &[&str]) -> io::Result<String> {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stderr(Stdio::null())
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+impl Server {
+    fn start(extra: &[&str]) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("mproc-redis-fault-")
+            .tempdir()
+            .unwrap();
+        let mut s = Server {
+            child: None,
+            port: 0,
+            dir,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        for _ in 0..20 {
+            s.port = free_port();
+            if s.spawn() {
+                return s;
+            }
+        }
+        panic!("could not start redis-server");
+    }
+
+    /// Starts the server on `self.port`; true once it answers.
+    fn spawn(&mut self) -> bool {
+        let dir: &Path = self.dir.path();
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--dir"])
+            .arg(dir)
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        self.child = Some(child);
+        for _ in 0..100 {
+            if cli(self.port, &["ping"]).is_ok_and(|r| r == "PONG") {
+                return true;
+            }
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill();
+        false
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        assert!(self.spawn(), "redis-server did not restart");
+    }
+
+    fn url(&self, options: &str) -> String {
+        format!("redis://127.0.0.1:{}/?{options}", self.port)
+    }
+
+    fn ns(&self, options: &str) -> Namespace {
+        Namespace::from_url(&self.url(options)).unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn is_io<T>(r: &Result<T, GetError>) -> bool {
+    matches!(r, Err(GetError::Io(..)))
+}
+
+#[test]
+fn server_restart_fails_cleanly_then_reconnects() {
+    if !enabled() {
+        return;
+    }
+    // Persistence on, so the queue survives the restart.
+    let mut srv = Server::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let ns = srv.ns("timeout=2");
+    let q: Queue<u32> = Queue::create_in(&ns, "jobs", QueueOptions::new().maxsize(10)).unwrap();
+    let lock = Lock::create_in(&ns, "l").unwrap();
+    for i in 0..3 {
+        q.put(i).unwrap();
+    }
+    // A consumer blocked in get when the server goes away.
+    let blocked = {
+        let q: Queue<u32> = Queue::open_in(&ns, "jobs").unwrap();
+        let e: Queue<u32> = Queue::create_in(&ns, "empty", QueueOptions::new()).unwrap();
+        drop(q);
+        std::thread::spawn(move || timed(|| e.get_timeout(Duration::from_secs(60))))
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    srv.kill();
+    let (r, _) = blocked.join().unwrap();
+    assert!(
+        is_io(&r),
+        "a blocked get must fail with an I/O error, got {r:?}"
+    );
+
+    let e = q.try_put(9).unwrap_err();
+    assert!(matches!(e.kind(), PutErrorKind::Io(..)), "{:?}", e.kind());
+    assert!(
+        e.to_string().contains("127.0.0.1"),
+        "the error names the server: {e}"
+    );
+    assert!(is_io(&q.get_timeout(Duration::from_secs(5))));
+    assert!(matches!(
+        lock.lock_timeout(Duration::from_secs(5)),
+        Err(LockError::Io(_))
+    ));
+
+    srv.restart();
+    // New connections are made on the next calls; the data was kept.
+    assert_eq!(q.get_timeout(Duration::from_secs(10)).unwrap(), 0);
+    q.put(3).unwrap();
+    assert_eq!(q.len(), 3);
+    drop(lock.lock_timeout(Duration::from_secs(10)).unwrap());
+}
+
+#[test]
+fn restart_without_persistence_reports_the_lost_queue() {
+    if !enabled() {
+        return;
+    }
+    let mut srv = Server::start(&["--appendonly", "no"]);
+    let ns = srv.ns("timeout=2");
+    let q = ByteQueue::create_in(&ns, "gone", QueueOptions::new()).unwrap();
+    q.put(b"x").unwrap();
+    srv.restart();
+    let e = q.put(b"y").unwrap_err();
+    assert!(
+        matches!(e.kind(), PutErrorKind::Damaged(m) if m.contains("no longer exists")),
+        "{:?}",
+        e.kind()
+    );
+}
+
+#[test]
+fn paused_server_times_out_with_a_clear_error() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start(&[]);
+    let ns = srv.ns("timeout=0.5");
+    let q = ByteQueue::create_in(&ns, "paused", QueueOptions::new()).unwrap();
+    q.put(b"a").unwrap();
+    assert_eq!(
+        cli(srv.port, &["client", "pause", "2500", "all"]).unwrap(),
+        "OK"
+    );
+    let (r, d) = timed(|| q.try_put(b"b"));
+    let e = r.unwrap_err();
+    match e.kind() {
+        PutErrorKind::Io(kind, msg) => {
+            assert_eq!(*kind, io::ErrorKind::TimedOut, "{msg}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(d >= Duration::from_millis(400), "gave up after {d:?}");
+    let (r, _) = timed(|| q.try_get());
+    assert!(is_io(&r), "{r:?}");
+    // After the pause, the same handle works again.
+    std::thread::sleep(Duration::from_millis(2500));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match q.try_put(b"c") {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "never recovered: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // "b" may or may not have been applied when the pause ended.
+    assert_eq!(q.get().unwrap(), b"a");
+}
+
+#[test]
+fn consumer_killed_mid_item_has_its_item_redelivered() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start(&[]);
+    let ns = srv.ns("consumer_lease=1");
+    let q: JoinableQueue<u32> = JoinableQueue::create_in(&ns, "work", QueueOptions::new()).unwrap();
+    let gate: Queue<u32> = Queue::create_in(&ns, "gate", QueueOptions::new()).unwrap();
+    for i in 0..5 {
+        q.put(i).unwrap();
+    }
+    // A plain get: the item stays leased to the consumer until it comes
+    // back for more or calls task_done.
+    let mut child = Process::spawn(
+        (q.clone(), gate.clone()),
+        |(q, g): (JoinableQueue<u32>, Queue<u32>)| -> () {
+            let item = q.get().unwrap();
+            g.put(item).unwrap();
+            std::thread::sleep(Duration::from_secs(600));
+        },
+    )
+    .unwrap();
+    let taken = gate.get_timeout(JOIN).unwrap();
+    assert_eq!(taken, 0);
+    let killed_at = Instant::now();
+    child.kill().unwrap();
+    let _ = child.join_timeout(JOIN);
+    assert_eq!(q.len(), 4);
+
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        let item = q.get_timeout(JOIN).unwrap();
+        seen.push(item);
+        q.task_done().unwrap();
+    }
+    seen.sort_unstable();
+    assert_eq!(
+        seen,
+        vec![0, 1, 2, 3, 4],
+        "every item, the killed one's included"
+    );
+    assert!(
+        killed_at.elapsed() >= Duration::from_millis(500),
+        "redelivered before the lease could expire"
+    );
+    q.join_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(q.unfinished(), 0);
+    assert!(q.stats().requeued >= 1);
+}
+
+#[test]
+fn poison_item_is_set_aside_after_max_deliveries() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start(&[]);
+    let ns = srv.ns("consumer_lease=0.5");
+    let q: JoinableQueue<String> =
+        JoinableQueue::create_in(&ns, "poison", QueueOptions::new().max_deliveries(2)).unwrap();
+    q.put("poison".into()).unwrap();
+    for round in 0..2 {
+        let mut child = Process::spawn(q.clone(), |q: JoinableQueue<String>| -> () {
+            let item = q.get_timeout(Duration::from_secs(30)).unwrap();
+            assert_eq!(item, "poison");
+            // Crash while handling it: no destructor runs.
+            std::process::exit(3);
+        })
+        .unwrap();
+        let _ = child.join_timeout(JOIN);
+        if round == 0 {
+            // Wait for the redelivery before the next consumer starts.
+            let deadline = Instant::now() + JOIN;
+            while q.len() == 0 {
+                let _ = q.as_bytes().reclaim();
+                assert!(Instant::now() < deadline, "never redelivered");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    let deadline = Instant::now() + JOIN;
+    loop {
+        let _ = q.as_bytes().reclaim();
+        if !q.as_bytes().dead_letters().unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never set aside");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dead = q.as_bytes().dead_letters().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert!(q.is_empty());
+    assert_eq!(q.stats().dead_lettered, 1);
+    // A set-aside item is not waited for.
+    q.join_timeout(Duration::from_secs(10)).unwrap();
+}
+
+fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child.
+    let r = unsafe { libc::kill(pid as libc::pid_t, sig) };
+    assert_eq!(r, 0, "kill({pid}, {sig}): {}", io::Error::last_os_error());
+}
+
+#[test]
+fn stalled_lock_holder_loses_its_lease_and_its_fenced_write_is_refused() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start(&[]);
+    let ns = srv.ns("lease=1");
+    let lock = Lock::create_in(&ns, "tickets-lock").unwrap();
+    {
+        let g = lock.lock().unwrap();
+        g.fenced_set("tickets", 10).unwrap();
+    }
+    let gate: Queue<u64> = Queue::create_in(&ns, "gate", QueueOptions::new()).unwrap();
+    let mut child = Process::spawn(
+        (lock.clone(), gate.clone()),
+        |(l, g): (Lock, Queue<u64>)| {
+            let guard = l.lock().unwrap();
+            g.put(guard.fence().unwrap()).unwrap();
+            // The whole process is stopped (SIGSTOP) during this sleep.
+            std::thread::sleep(Duration::from_millis(2000));
+            let write = match guard.fenced_add("tickets", -1, 0) {
+                Err(FenceError::LeaseLost) => "refused".to_string(),
+                other => format!("{other:?}"),
+            };
+            let check = matches!(guard.check(), Err(FenceError::LeaseLost));
+            (write, check)
+        },
+    )
+    .unwrap();
+    let child_fence = gate.get_timeout(JOIN).unwrap();
+    signal(child.pid(), libc::SIGSTOP);
+    let stopped_at = Instant::now();
+    // The lease runs out while the holder is stopped; the next acquirer is
+    // told the previous holder never released.
+    let guard = match lock.lock_timeout(JOIN) {
+        Err(LockError::OwnerDied(o)) => o.into_inner(),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    };
+    assert!(stopped_at.elapsed() >= Duration::from_millis(500));
+    let my_fence = guard.fence().unwrap();
+    assert!(my_fence > child_fence, "fencing tokens only increase");
+    assert_eq!(guard.fenced_add("tickets", -1, 0).unwrap(), Some(9));
+    signal(child.pid(), libc::SIGCONT);
+    let (write, check) = child.join_timeout(JOIN).unwrap();
+    assert_eq!(write, "refused", "the stale holder's write");
+    assert!(check, "the stale holder is told its lease was lost");
+    assert_eq!(lock.fenced_get("tickets").unwrap(), 9);
+    guard.check().unwrap();
+    drop(guard);
+    assert!(!lock.is_locked());
+    let _: PathBuf = srv.dir.path().to_path_buf();
+}
