@@ -224,7 +224,10 @@ fn maxsize_holds_under_concurrent_producers(env: &Env) {
     }
     assert_eq!(q.try_get().unwrap_err(), GetError::Empty);
     let s = q.stats();
-    assert_eq!((s.total_put, s.total_got), (u64::from(P * N), u64::from(P * N)));
+    assert_eq!(
+        (s.total_put, s.total_got),
+        (u64::from(P * N), u64::from(P * N))
+    );
 }
 
 fn close_ends_every_consumer_after_the_backlog(env: &Env) {
@@ -277,7 +280,10 @@ fn close_wakes_a_blocked_producer(env: &Env) {
     q.close();
     let (r, d) = timed(|| child.join_timeout(JOIN).unwrap());
     assert_eq!(r, "closed");
-    assert!(d < Duration::from_secs(20), "the producer stayed blocked {d:?}");
+    assert!(
+        d < Duration::from_secs(20),
+        "the producer stayed blocked {d:?}"
+    );
     // The backlog is still delivered, then the end of the stream.
     assert_eq!(q.get().unwrap(), 1);
     assert_eq!(q.get().unwrap_err(), GetError::Closed);
@@ -332,7 +338,10 @@ fn peek_purge_and_stats(env: &Env) {
     assert!(q.is_empty());
     let s = q.stats();
     // Purged messages count as taken.
-    assert_eq!((s.len, s.total_put, s.total_got, s.closed), (0, 3, 3, false));
+    assert_eq!(
+        (s.len, s.total_put, s.total_got, s.closed),
+        (0, 3, 3, false)
+    );
     assert_eq!(s.unfinished, 2, "purged messages are not waited for");
     let too_big = vec![0u8; q.max_message() + 1];
     assert!(matches!(
@@ -359,7 +368,10 @@ fn batches_keep_order(env: &Env) {
     })
     .unwrap();
     b.put_many((0..100).collect()).unwrap();
-    assert_eq!(child.join_timeout(JOIN).unwrap(), (0..100).collect::<Vec<_>>());
+    assert_eq!(
+        child.join_timeout(JOIN).unwrap(),
+        (0..100).collect::<Vec<_>>()
+    );
 }
 
 fn names_kinds_and_listing(env: &Env) {
@@ -414,7 +426,11 @@ fn names_kinds_and_listing(env: &Env) {
 
 /// Reads, sleeps, writes: loses updates unless serialised.
 fn sell_one(file: &PathBuf) -> bool {
-    let left: i64 = std::fs::read_to_string(file).unwrap().trim().parse().unwrap();
+    let left: i64 = std::fs::read_to_string(file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(2));
     if left <= 0 {
         return false;
@@ -430,18 +446,21 @@ fn lock_exclusion_sells_no_ticket_twice(env: &Env) {
     std::fs::write(&file, TICKETS.to_string()).unwrap();
     let mut buyers: Vec<_> = (0..6)
         .map(|_| {
-            Process::spawn((lock.clone(), file.clone()), |(lock, file): (Lock, PathBuf)| {
-                let mut sold = 0u32;
-                loop {
-                    let g = lock.lock().unwrap_or_else(|e| e.into_guard().unwrap());
-                    let ok = sell_one(&file);
-                    drop(g);
-                    if !ok {
-                        return sold;
+            Process::spawn(
+                (lock.clone(), file.clone()),
+                |(lock, file): (Lock, PathBuf)| {
+                    let mut sold = 0u32;
+                    loop {
+                        let g = lock.lock().unwrap_or_else(|e| e.into_guard().unwrap());
+                        let ok = sell_one(&file);
+                        drop(g);
+                        if !ok {
+                            return sold;
+                        }
+                        sold += 1;
                     }
-                    sold += 1;
-                }
-            })
+                },
+            )
             .unwrap()
         })
         .collect();
@@ -509,11 +528,14 @@ fn leased_item_of_a_killed_consumer_is_redelivered(env: &Env) {
     let gate: Queue<u8> = Queue::create_in(&env.ns, "gate", opts(0)).unwrap();
     q.put(b"job-1").unwrap();
     q.put(b"job-2").unwrap();
-    let mut child = Process::spawn((q.clone(), gate.clone()), |(q, g): (ByteQueue, Queue<u8>)| {
-        let (_job, _receipt) = q.get_leased().unwrap();
-        g.put(1).unwrap();
-        std::thread::sleep(Duration::from_secs(600));
-    })
+    let mut child = Process::spawn(
+        (q.clone(), gate.clone()),
+        |(q, g): (ByteQueue, Queue<u8>)| {
+            let (_job, _receipt) = q.get_leased().unwrap();
+            g.put(1).unwrap();
+            std::thread::sleep(Duration::from_secs(600));
+        },
+    )
     .unwrap();
     assert_eq!(gate.get_timeout(JOIN).unwrap(), 1);
     child.kill().unwrap();
@@ -534,7 +556,11 @@ fn leased_item_of_a_killed_consumer_is_redelivered(env: &Env) {
         assert!(Instant::now() < deadline, "job-1 was never redelivered");
     };
     assert_eq!(job, b"job-1");
-    assert!(receipt.deliveries() >= 2, "deliveries {}", receipt.deliveries());
+    assert!(
+        receipt.deliveries() >= 2,
+        "deliveries {}",
+        receipt.deliveries()
+    );
     q.ack(&receipt).unwrap();
     assert!(q.ack(&receipt).is_err(), "a receipt settles once");
     let _ = env.redis;
