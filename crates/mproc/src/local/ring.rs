@@ -513,11 +513,12 @@ impl Ring {
         }
         self.u32_at(LEASED).store(leased, Ordering::Relaxed);
         self.u32_at(REQUEUED).store(requeued, Ordering::Release);
+        // Free the slots of every dead owner (their leases were requeued
+        // above), including owners that died holding no lease.
         for (o, a) in alive.iter().enumerate() {
-            if *a == Some(false) {
-                self.seg
-                    .at::<AtomicU32>(OWNERS + o * 16)
-                    .store(0, Ordering::Release);
+            let slot = self.seg.at::<AtomicU32>(OWNERS + o * 16);
+            if slot.load(Ordering::Acquire) != 0 && !a.unwrap_or_else(|| self.owner_alive(o)) {
+                slot.store(0, Ordering::Release);
             }
         }
         Ok(moved)
@@ -553,16 +554,22 @@ impl Ring {
                 return Ok(o as u32);
             }
         }
-        for o in 0..OWNER_SLOTS {
-            let slot = self.seg.at::<AtomicU32>(OWNERS + o * 16);
-            // Slots of dead owners are freed by reclaim (under the get
-            // lock, which our caller holds), so a free slot is 0.
-            if slot.load(Ordering::Acquire) == 0 {
-                self.u64_at(OWNERS + o * 16 + 8)
-                    .store(start, Ordering::Relaxed);
-                slot.store(me, Ordering::Release);
-                self.my_slot.store(o as u32, Ordering::Relaxed);
-                return Ok(o as u32);
+        for attempt in 0..2 {
+            if attempt == 1 {
+                // All taken: free the slots of owners that have died.
+                self.reclaim_locked()?;
+            }
+            for o in 0..OWNER_SLOTS {
+                let slot = self.seg.at::<AtomicU32>(OWNERS + o * 16);
+                // Slots of dead owners are freed by reclaim (under the get
+                // lock, which our caller holds), so a free slot is 0.
+                if slot.load(Ordering::Acquire) == 0 {
+                    self.u64_at(OWNERS + o * 16 + 8)
+                        .store(start, Ordering::Relaxed);
+                    slot.store(me, Ordering::Release);
+                    self.my_slot.store(o as u32, Ordering::Relaxed);
+                    return Ok(o as u32);
+                }
             }
         }
         Err(OpError::Io(std::io::Error::other(format!(
