@@ -54,6 +54,10 @@ pub(crate) struct TortureArgs {
     /// Lock-user processes.
     #[arg(long, default_value_t = 2)]
     pub(crate) lockers: u32,
+    /// Pause of producers and lock users between operations, in
+    /// microseconds (keeps the ledgers of long runs small).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) pace_us: u64,
 }
 
 /// `mproc __torture-worker`: one worker (started by `mproc torture`).
@@ -65,6 +69,9 @@ pub(crate) struct WorkerArgs {
     pub(crate) id: u64,
     /// The run's directory (ledgers, counter, stop flag).
     pub(crate) run_dir: PathBuf,
+    /// Pause between operations, in microseconds.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) pace_us: u64,
 }
 
 fn fail(what: impl std::fmt::Display) -> Failure {
@@ -84,6 +91,12 @@ fn ledger(dir: &Path, role: &str, id: u64) -> Result<File, Failure> {
         .map_err(fail)
 }
 
+fn pace(us: u64) {
+    if us > 0 {
+        std::thread::sleep(Duration::from_micros(us));
+    }
+}
+
 /// Runs one worker until told to stop (or killed).
 pub(crate) fn worker(ctx: &Ctx, args: &WorkerArgs) -> anyhow::Result<u8> {
     let ns = ctx.ns()?;
@@ -95,6 +108,7 @@ pub(crate) fn worker(ctx: &Ctx, args: &WorkerArgs) -> anyhow::Result<u8> {
             let q = ByteQueue::open_in(&ns, QUEUE).map_err(|e| exit::from_open(&e))?;
             for i in 0u64.. {
                 let item = format!("{}:{i}", args.id);
+                pace(args.pace_us);
                 match q.put(item.as_bytes()) {
                     Ok(()) => note(&mut log, &format!("P {item}\n"))?,
                     Err(e) if e.is_closed() => break,
@@ -128,6 +142,7 @@ pub(crate) fn worker(ctx: &Ctx, args: &WorkerArgs) -> anyhow::Result<u8> {
                 .open(args.run_dir.join("counter"))
                 .map_err(fail)?;
             while !stop.exists() {
+                pace(args.pace_us);
                 let guard = match lock.lock() {
                     Ok(g) => g,
                     Err(LockError::OwnerDied(o)) => o.into_inner(),
@@ -158,6 +173,7 @@ struct Harness {
     ns_dir: PathBuf,
     dir: PathBuf,
     next_id: u64,
+    pace_us: u64,
     workers: Vec<Running>,
 }
 
@@ -170,6 +186,8 @@ impl Harness {
             .arg(role)
             .arg(id.to_string())
             .arg(&self.dir)
+            .arg("--pace-us")
+            .arg(self.pace_us.to_string())
             .stdin(std::process::Stdio::null());
         let child = cmd.spawn().map_err(|e| {
             Failure::new(
@@ -272,6 +290,7 @@ pub(crate) fn run(ctx: &Ctx, args: &TortureArgs) -> anyhow::Result<u8> {
         ns_dir,
         dir: dir.clone(),
         next_id: 0,
+        pace_us: args.pace_us,
         workers: Vec::new(),
     };
     let roles: Vec<&'static str> = std::iter::repeat_n("producer", args.producers as usize)
