@@ -48,6 +48,11 @@ pub(crate) enum Command {
     /// Named bounded FIFO queues of byte messages.
     #[command(subcommand, after_help = crate::exit::TABLE)]
     Queue(QueueCmd),
+    /// Run a command holding one of N units of a named semaphore (like GNU sem).
+    Sem(crate::sem::SemArgs),
+    /// Named events: set, clear, wait, status.
+    #[command(subcommand)]
+    Event(crate::event::EventCmd),
     /// List every object in the namespace.
     Ls,
     /// The tutorial's scenarios with real processes.

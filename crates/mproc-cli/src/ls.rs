@@ -66,6 +66,12 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
                 }
                 objects.push(v);
             }
+            Some(kind) if crate::sync_ls::handles(kind) => {
+                if let Some((row, obj)) = crate::sync_ls::describe(&ns, &name, kind) {
+                    rows.push(row);
+                    objects.push(obj);
+                }
+            }
             _ => {
                 rows.push(vec![
                     name.clone(),

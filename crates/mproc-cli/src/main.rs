@@ -16,11 +16,14 @@ mod cli;
 mod completions;
 mod ctx;
 mod demo;
+mod event;
 mod exit;
 mod lock;
 mod ls;
 mod queue;
+mod sem;
 mod signals;
+mod sync_ls;
 mod torture;
 
 use crate::cli::{Cli, Command};
@@ -52,6 +55,8 @@ fn run() -> anyhow::Result<ExitCode> {
     let code = match cli.command {
         Command::Lock(args) => lock::run(&ctx, args)?,
         Command::Queue(cmd) => queue::run(&ctx, cmd)?,
+        Command::Sem(args) => sem::run(&ctx, &args)?,
+        Command::Event(cmd) => event::run(&ctx, cmd)?,
         Command::Ls => ls::run(&ctx)?,
         Command::Demo(cmd) => demo::run(&ctx, cmd)?,
         Command::Completions { shell } => completions::run(shell)?,

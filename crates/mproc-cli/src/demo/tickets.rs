@@ -8,14 +8,20 @@
 //! `--no-lock` several buyers read the same count and oversell.
 //!
 //! Sales are counted from the buyers' exit statuses, not from the file.
+//!
+//! `--store shm` keeps the count in a shared [`mproc::Value`] instead, and
+//! buys under the value's own robust lock (Python's
+//! `multiprocessing.Value('i', 3)` with `get_lock()`); `--store both` runs
+//! the file store and then the shared-memory store and compares their
+//! attempts per second (use `--delay 0` to see the store's own cost).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use clap::Args;
-use mproc::{Lock, LockError};
+use clap::{Args, ValueEnum};
+use mproc::{Lock, LockError, Value};
 use serde_json::json;
 
 use crate::cli::{parse_secs, Secs};
@@ -29,6 +35,21 @@ const BOUGHT: i32 = 0;
 const SOLD_OUT: i32 = 10;
 /// The lock's name in the demo's namespace.
 const LOCK_NAME: &str = "ticket-lock";
+/// The shared value's name in the demo's namespace (`--store shm`).
+const VALUE_NAME: &str = "tickets";
+/// The shared array where each buyer records how many tickets it bought.
+const SALES_NAME: &str = "sales";
+
+/// Where the ticket count lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Store {
+    /// A JSON file, bought under a named Lock.
+    File,
+    /// A shared Value<i64>, bought under its built-in lock.
+    Shm,
+    /// The file store, then the shared-memory store, compared.
+    Both,
+}
 
 /// `mproc demo tickets`.
 #[derive(Debug, Args)]
@@ -45,6 +66,12 @@ pub(crate) struct TicketsArgs {
     /// Buy without the lock, to watch the overselling.
     #[arg(long)]
     no_lock: bool,
+    /// Where the count lives: a JSON file, a shared Value, or both in turn.
+    #[arg(long, value_enum, default_value_t = Store::File)]
+    store: Store,
+    /// Purchase attempts per buyer (above 1, only totals are printed).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    attempts: u32,
 }
 
 /// One buyer (hidden `__ticket-buyer` subcommand).
@@ -54,14 +81,26 @@ pub(crate) struct BuyerArgs {
     #[arg(long)]
     name: String,
     /// The ticket file.
-    #[arg(long)]
-    file: PathBuf,
+    #[arg(long, required_unless_present = "value")]
+    file: Option<PathBuf>,
+    /// The shared value holding the count (instead of a file).
+    #[arg(long, conflicts_with = "file")]
+    value: Option<String>,
     /// Seconds each step sleeps.
     #[arg(long, value_parser = parse_secs)]
     delay: Secs,
     /// The lock to buy under; none with `--no-lock`.
     #[arg(long)]
     lock: Option<String>,
+    /// With `--value`: read and write the count without the value's lock.
+    #[arg(long, requires = "value")]
+    no_value_lock: bool,
+    /// Purchase attempts.
+    #[arg(long, default_value_t = 1)]
+    attempts: u32,
+    /// This buyer's slot in the shared sales array.
+    #[arg(long)]
+    index: Option<usize>,
 }
 
 /// Reads the ticket count.
@@ -107,27 +146,69 @@ fn delay_of(d: Secs) -> Result<Duration, Failure> {
 
 /// Runs the demo.
 pub(crate) fn run(ctx: &Ctx, args: &TicketsArgs) -> anyhow::Result<u8> {
+    match args.store {
+        Store::Both => {
+            let file = run_store(ctx, args, Store::File)?;
+            let shm = run_store(ctx, args, Store::Shm)?;
+            if ctx.json {
+                ctx::out_json(&json!({
+                    "compare": {"file_attempts_per_s": file, "shm_attempts_per_s": shm,
+                                "shm_over_file": shm / file.max(1e-9)}
+                }))?;
+            } else {
+                ctx::out_line(&format!(
+                    "attempts/s: file {file:.1}, shm {shm:.1} (shm {:.2}x the file store)",
+                    shm / file.max(1e-9)
+                ))?;
+            }
+        }
+        store => {
+            run_store(ctx, args, store)?;
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Runs the demo once with the count in `store`; returns the attempts per second.
+fn run_store(ctx: &Ctx, args: &TicketsArgs, store: Store) -> anyhow::Result<f64> {
     let delay = delay_of(args.delay)?;
     let tmp = temp_dir("mproc-demo-tickets-")?;
     let ns_dir = tmp.path().join("ns");
     let ns = mproc::Namespace::dir(&ns_dir).map_err(|e| exit::from_namespace(&e))?;
     let file = tmp.path().join("ticket");
-    write_count(&file, i64::from(args.tickets), "main")?;
-    let _lock = if args.no_lock {
+    let shm = store == Store::Shm;
+    let value = if shm {
+        Some(
+            Value::<i64>::create_in(&ns, VALUE_NAME, i64::from(args.tickets), true)
+                .map_err(|e| exit::from_create(&e))?,
+        )
+    } else {
+        write_count(&file, i64::from(args.tickets), "main")?;
+        None
+    };
+    let sales =
+        mproc::Array::<u64>::create_in(&ns, SALES_NAME, &vec![0; args.buyers as usize], true)
+            .map_err(|e| exit::from_create(&e))?;
+    let _lock = if args.no_lock || shm {
         None
     } else {
         Some(Lock::create_in(&ns, LOCK_NAME).map_err(|e| exit::from_create(&e))?)
     };
     if !ctx.json {
         ctx::out_line(&format!(
-            "{}, {} buyers, {} per step, {}",
+            "{}, {} buyers, {} per step, {}, {}",
             tickets(i64::from(args.tickets)),
             args.buyers,
             fmt_secs(delay),
-            if args.no_lock {
-                "no lock"
+            if shm {
+                "count in a shared Value"
             } else {
-                "buying under the lock"
+                "count in a JSON file"
+            },
+            match (args.no_lock, shm) {
+                (true, _) => "no lock",
+                (false, false) => "buying under the lock",
+                (false, true) => "buying under the value's lock",
             }
         ))?;
     }
@@ -138,10 +219,17 @@ pub(crate) fn run(ctx: &Ctx, args: &TicketsArgs) -> anyhow::Result<u8> {
         let mut cmd = self_command(&ns_dir)?;
         cmd.arg("__ticket-buyer")
             .arg("--name")
-            .arg(format!("alex{k}"))
-            .arg("--file")
-            .arg(&file)
-            .arg("--delay")
+            .arg(format!("alex{k}"));
+        if shm {
+            cmd.arg("--value").arg(VALUE_NAME);
+        } else {
+            cmd.arg("--file").arg(&file);
+        }
+        cmd.arg("--index")
+            .arg(k.to_string())
+            .arg("--attempts")
+            .arg(args.attempts.to_string());
+        cmd.arg("--delay")
             .arg(delay.as_secs_f64().to_string())
             .stdin(Stdio::piped())
             .stdout(if ctx.json {
@@ -149,8 +237,11 @@ pub(crate) fn run(ctx: &Ctx, args: &TicketsArgs) -> anyhow::Result<u8> {
             } else {
                 Stdio::inherit()
             });
-        if !args.no_lock {
+        if !args.no_lock && !shm {
             cmd.arg("--lock").arg(LOCK_NAME);
+        }
+        if args.no_lock && shm {
+            cmd.arg("--no-value-lock");
         }
         let i = children.spawn(format!("buyer alex{k}"), &mut cmd)?;
         if let Some(stdin) = children.list[i].1.stdin.take() {
@@ -163,12 +254,10 @@ pub(crate) fn run(ctx: &Ctx, args: &TicketsArgs) -> anyhow::Result<u8> {
         let _ = s.write_all(b"go");
     }
 
-    let mut sold: u64 = 0;
     let mut failures = Vec::new();
     for (label, child) in &mut children.list {
         match child.wait() {
-            Ok(st) if st.code() == Some(BOUGHT) => sold += 1,
-            Ok(st) if st.code() == Some(SOLD_OUT) => {}
+            Ok(st) if st.code() == Some(BOUGHT) || st.code() == Some(SOLD_OUT) => {}
             Ok(st) => failures.push(format!("{label} failed ({st})")),
             Err(e) => failures.push(format!("{label}: {e}")),
         }
@@ -177,9 +266,14 @@ pub(crate) fn run(ctx: &Ctx, args: &TicketsArgs) -> anyhow::Result<u8> {
     if !failures.is_empty() {
         return Err(Failure::internal(failures.join("; ")).into());
     }
-    let left = read_count(&file)?;
+    let sold: u64 = sales.to_vec().iter().sum();
+    let attempts = u64::from(args.buyers) * u64::from(args.attempts);
+    let left = match &value {
+        Some(v) => v.get(),
+        None => read_count(&file)?,
+    };
     let oversold = sold.saturating_sub(u64::from(args.tickets));
-    let rate = f64::from(args.buyers) / elapsed.as_secs_f64().max(1e-9);
+    let rate = attempts as f64 / elapsed.as_secs_f64().max(1e-9);
     if ctx.json {
         ctx::out_json(&json!({
             "buyers": args.buyers,
@@ -188,17 +282,20 @@ pub(crate) fn run(ctx: &Ctx, args: &TicketsArgs) -> anyhow::Result<u8> {
             "oversold": oversold,
             "left": left,
             "elapsed_s": elapsed.as_secs_f64(),
+            "attempts": attempts,
             "attempts_per_s": rate,
             "lock": !args.no_lock,
+            "store": if shm { "shm" } else { "file" },
         }))?;
     } else {
         ctx::out_line(&format!(
-            "sold {sold} of {} to {} buyers: oversold {oversold}, {left} left in the file",
+            "sold {sold} of {} to {} buyers: oversold {oversold}, {left} left in the {}",
             tickets(i64::from(args.tickets)),
-            args.buyers
+            args.buyers,
+            if shm { "shared value" } else { "file" }
         ))?;
         ctx::out_line(&format!(
-            "elapsed {}, {rate:.1} attempts/s",
+            "elapsed {}, {attempts} attempts, {rate:.1} attempts/s",
             fmt_secs(elapsed)
         ))?;
         if oversold > 0 {
@@ -208,7 +305,7 @@ pub(crate) fn run(ctx: &Ctx, args: &TicketsArgs) -> anyhow::Result<u8> {
             )?;
         }
     }
-    Ok(exit::OK)
+    Ok(rate)
 }
 
 /// "1 ticket", "3 tickets".
@@ -234,41 +331,104 @@ pub(crate) fn buyer(ctx: &Ctx, args: &BuyerArgs) -> anyhow::Result<u8> {
         Some(name) => Some(Lock::open_in(&ctx.ns()?, name).map_err(|e| exit::from_open(&e))?),
         None => None,
     };
+    let value = match &args.value {
+        Some(name) => {
+            Some(Value::<i64>::open_in(&ctx.ns()?, name).map_err(|e| exit::from_open(&e))?)
+        }
+        None => None,
+    };
+    let sales = match args.index {
+        Some(_) => Some(
+            mproc::Array::<u64>::open_in(&ctx.ns()?, SALES_NAME)
+                .map_err(|e| exit::from_open(&e))?,
+        ),
+        None => None,
+    };
+    let chatty = args.attempts <= 1;
     // Wait for the start signal (or EOF).
     let mut go = [0u8; 1];
     let _ = std::io::stdin().read(&mut go);
 
     let name = &args.name;
-    let seen = read_count(&args.file)?;
+    let seen = match (&value, &args.file) {
+        (Some(v), _) => v.get(),
+        (None, Some(f)) => read_count(f)?,
+        (None, None) => return Err(Failure::usage("--file or --value is required").into()),
+    };
     step(delay);
-    ctx::out_line(&format!("{name}: {} left", tickets(seen)))?;
+    if chatty {
+        ctx::out_line(&format!("{name}: {} left", tickets(seen)))?;
+    }
+    let mut bought_n: u64 = 0;
+    for _ in 0..args.attempts.max(1) {
+        if purchase(args, value.as_ref(), lock.as_ref(), chatty)? {
+            bought_n += 1;
+        }
+    }
+    if let (Some(i), Some(sales)) = (args.index, &sales) {
+        sales.set(i, bought_n);
+    }
+    Ok(if bought_n > 0 { BOUGHT } else { SOLD_OUT } as u8)
+}
 
-    let bought = match &lock {
-        Some(l) => {
+/// One purchase attempt; whether it bought a ticket.
+fn purchase(
+    args: &BuyerArgs,
+    value: Option<&Value<i64>>,
+    lock: Option<&Lock>,
+    chatty: bool,
+) -> anyhow::Result<bool> {
+    let name = &args.name;
+    let delay = delay_of(args.delay)?;
+    let bought = match (value, &args.file, lock) {
+        (Some(v), _, _) if args.no_value_lock => {
+            let mut count = v.get();
+            let bought = take(name, &mut count, delay, chatty)?;
+            v.set(count);
+            bought
+        }
+        (Some(v), _, _) => {
+            let mut guard = match v.get_lock() {
+                Ok(g) => g,
+                Err(LockError::OwnerDied(o)) => o.into_inner(),
+                Err(e) => return Err(Failure::internal(format!("value lock: {e}")).into()),
+            };
+            take(name, &mut guard, delay, chatty)?
+        }
+        (None, Some(file), Some(l)) => {
             let _guard = match l.lock() {
                 Ok(g) => g,
                 Err(LockError::OwnerDied(o)) => o.into_inner(),
                 Err(e) => return Err(Failure::internal(format!("lock: {e}")).into()),
             };
-            buy(args, delay)?
+            buy(file, name, delay, chatty)?
         }
-        None => buy(args, delay)?,
+        (None, Some(file), None) => buy(file, name, delay, chatty)?,
+        (None, None, _) => return Err(Failure::usage("--file or --value is required").into()),
     };
-    Ok(if bought { BOUGHT } else { SOLD_OUT } as u8)
+    Ok(bought)
 }
 
-/// The purchase: read, sleep, take a ticket if one is left, sleep, write back.
-fn buy(args: &BuyerArgs, delay: Duration) -> anyhow::Result<bool> {
-    let name = &args.name;
-    let mut count = read_count(&args.file)?;
+/// The purchase on a count already read: sleep, take a ticket if one is
+/// left, sleep (the caller writes the count back).
+fn take(name: &str, count: &mut i64, delay: Duration, chatty: bool) -> anyhow::Result<bool> {
     step(delay);
-    let bought = count > 0;
-    if bought {
-        ctx::out_line(&format!("{name} sees {}", tickets(count)))?;
-        count -= 1;
+    let bought = *count > 0;
+    if bought && chatty {
+        ctx::out_line(&format!("{name} sees {}", tickets(*count)))?;
+        *count -= 1;
         ctx::out_line(&format!("{name} bought a ticket"))?;
+    } else if bought {
+        *count -= 1;
     }
     step(delay);
-    write_count(&args.file, count, name)?;
+    Ok(bought)
+}
+
+/// The purchase from the file: read, take, write back.
+fn buy(file: &Path, name: &str, delay: Duration, chatty: bool) -> anyhow::Result<bool> {
+    let mut count = read_count(file)?;
+    let bought = take(name, &mut count, delay, chatty)?;
+    write_count(file, count, name)?;
     Ok(bought)
 }
