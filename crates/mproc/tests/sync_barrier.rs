@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{namespace, timed, JOIN};
-use mproc::{Array, Barrier, BarrierError, Process};
+use mproc::{Array, Barrier, BarrierError, Process, Value};
 
 const N: usize = 5;
 
@@ -163,4 +163,35 @@ fn test_killed_waiter_breaks_the_barrier() {
     });
     assert!(d < Duration::from_secs(5), "noticed at once, took {d:?}");
     assert!(b.is_broken());
+}
+
+#[test]
+fn test_action_runs_exactly_once_per_round() {
+    let b = Barrier::new(N as u32).unwrap();
+    let runs = Value::<i64>::with_lock(0).unwrap();
+    let mut kids: Vec<_> = (0..N)
+        .map(|_| {
+            Process::spawn(
+                (b.clone(), runs.clone()),
+                |(b, runs): (Barrier, Value<i64>)| {
+                    let mut seen = Vec::new();
+                    for _ in 0..3 {
+                        b.wait_with(Some(Duration::from_secs(50)), || {
+                            runs.update(|n| n + 1);
+                        })
+                        .unwrap();
+                        // The round's action ran before anyone was released.
+                        seen.push(runs.get());
+                    }
+                    seen
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    for p in &mut kids {
+        let seen = p.join_timeout(JOIN).unwrap();
+        assert!(seen[0] >= 1 && seen[1] >= 2 && seen[2] >= 3, "{seen:?}");
+    }
+    assert_eq!(runs.get(), 3);
 }

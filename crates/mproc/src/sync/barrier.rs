@@ -292,10 +292,14 @@ impl Barrier {
         Ok(broke)
     }
 
-    fn wait_inner(&self, deadline: Option<Instant>) -> Result<u32, BarrierError> {
+    fn wait_inner(
+        &self,
+        deadline: Option<Instant>,
+        action: Option<&mut dyn FnMut()>,
+    ) -> Result<u32, BarrierError> {
         let s = self.slots();
         let slot = s.claim(NOT_YET)?;
-        let r = self.wait_in_slot(slot, deadline);
+        let r = self.wait_in_slot(slot, deadline, action);
         if let Some(i) = slot {
             // SAFETY: claimed above by this thread, left exactly once.
             unsafe { s.leave(i) };
@@ -307,6 +311,7 @@ impl Barrier {
         &self,
         slot: Option<usize>,
         deadline: Option<Instant>,
+        action: Option<&mut dyn FnMut()>,
     ) -> Result<u32, BarrierError> {
         let parties = self.parties();
         let (g, idx) = {
@@ -317,6 +322,17 @@ impl Barrier {
             let idx = self.word(COUNT).load(Ordering::Relaxed);
             let g = self.word(GENERATION).load(Ordering::Relaxed);
             if idx + 1 >= parties {
+                if let Some(f) = action {
+                    // Python runs the action in the last party to arrive,
+                    // before anyone is released; if it fails, the barrier breaks.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                    if let Err(payload) = r {
+                        self.word(BROKEN).store(1, Ordering::Release);
+                        drop(_st);
+                        self.wake();
+                        std::panic::resume_unwind(payload);
+                    }
+                }
                 self.word(COUNT).store(0, Ordering::Relaxed);
                 self.word(GENERATION)
                     .store(g.wrapping_add(1), Ordering::Release);
@@ -383,19 +399,34 @@ impl Barrier {
 
     /// Waits for the other parties; returns this party's arrival index.
     pub fn wait(&self) -> Result<u32, BarrierError> {
-        self.wait_inner(None)
+        self.wait_inner(None, None)
+    }
+
+    /// Like [`wait_timeout`](Barrier::wait_timeout) (`None`: no limit), and
+    /// if this party is the last to arrive, runs `action` before any party
+    /// is released — Python's `Barrier(parties, action)`: the action runs
+    /// exactly once per round, in one of the parties. Pass the same action
+    /// in every party. If it panics, the barrier breaks and the panic goes
+    /// on in the caller.
+    pub fn wait_with(
+        &self,
+        timeout: Option<Duration>,
+        mut action: impl FnMut(),
+    ) -> Result<u32, BarrierError> {
+        let deadline = timeout.and_then(to_deadline);
+        self.wait_inner(deadline, Some(&mut action))
     }
 
     /// Waits at most `timeout`; if the round is not complete by then, the
     /// barrier breaks (Python's `wait(timeout)`).
     pub fn wait_timeout(&self, timeout: Duration) -> Result<u32, BarrierError> {
-        self.wait_inner(to_deadline(timeout))
+        self.wait_inner(to_deadline(timeout), None)
     }
 
     /// Waits until `deadline`; if the round is not complete by then, the
     /// barrier breaks.
     pub fn wait_deadline(&self, deadline: Instant) -> Result<u32, BarrierError> {
-        self.wait_inner(Some(deadline))
+        self.wait_inner(Some(deadline), None)
     }
 }
 
