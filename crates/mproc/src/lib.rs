@@ -9,6 +9,10 @@
 //! * [`Queue`] / [`ByteQueue`] — bounded MPMC FIFO, blocking with timeouts,
 //!   exact `len`, and a [`close`](Queue::close) that ends every consumer.
 //! * [`JoinableQueue`] — `task_done` / `join`.
+//! * [`RLock`], [`Semaphore`] / [`BoundedSemaphore`], [`Event`],
+//!   [`Condition`], [`Barrier`], and shared [`Value`] / [`Array`] of
+//!   [`Pod`] data with a robust lock. A semaphore unit held through a guard
+//!   comes back, and a barrier breaks, when a participant is killed.
 //!
 //! Objects are named (in a [`Namespace`], a private directory on tmpfs by
 //! default, `MPROC_DIR` to override) or anonymous (`Lock::new`,
@@ -72,6 +76,10 @@ pub use crate::{
     pool::{Pool, PoolError},
     process::{ExitCode, Process, ProcessBuilder, ProcessError, SpawnError},
     queue::{ByteQueue, Leased, Queue, QueueOptions, QueueStats, DEFAULT_MAX_BYTES},
+    runtime::{
+        ConsumeFn, ProduceFn, Producer, Runtime, RuntimeError, Summary, WorkerError, WorkerRole,
+        WorkerSummary,
+    },
     sync::{
         barrier::Barrier,
         condition::{Condition, ConditionGuard, ConditionLockResult},
@@ -81,8 +89,9 @@ pub use crate::{
         value::{Array, Pod, Value, ValueGuard, ValueInfo, ValueLockResult},
         BarrierError, ConditionError, NotOwner, SemaphoreError,
     },
-    runtime::{
-        ConsumeFn, ProduceFn, Producer, Runtime, RuntimeError, Summary, WorkerError, WorkerRole,
-        WorkerSummary,
-    },
 };
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
