@@ -95,7 +95,7 @@ impl Server {
             .expect("redis-server is installed");
         self.child = Some(child);
         for _ in 0..100 {
-            if cli(self.port, &["ping"]).is_ok_and(|r| r == "PONG") {
+            if cli(self.port, &["ping"]).is_ok_and(|r| r == "PONG" || r.contains("NOAUTH")) {
                 return true;
             }
             if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
@@ -315,7 +315,7 @@ fn poison_item_is_set_aside_after_max_deliveries() {
         if round == 0 {
             // Wait for the redelivery before the next consumer starts.
             let deadline = Instant::now() + JOIN;
-            while q.len() == 0 {
+            while q.is_empty() {
                 let _ = q.as_bytes().reclaim();
                 assert!(Instant::now() < deadline, "never redelivered");
                 std::thread::sleep(Duration::from_millis(100));
@@ -396,4 +396,104 @@ fn stalled_lock_holder_loses_its_lease_and_its_fenced_write_is_refused() {
     drop(guard);
     assert!(!lock.is_locked());
     let _: PathBuf = srv.dir.path().to_path_buf();
+}
+
+#[test]
+fn password_in_the_url() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start(&["--requirepass", "s3cret"]);
+    let ns = Namespace::from_url(&format!(
+        "redis://:s3cret@127.0.0.1:{}/2?prefix=pw",
+        srv.port
+    ))
+    .unwrap();
+    let q: Queue<String> = Queue::create_in(&ns, "q", QueueOptions::new()).unwrap();
+    q.put("with a password".into()).unwrap();
+    assert_eq!(q.get().unwrap(), "with a password");
+    let wrong = Namespace::from_url(&format!("redis://:nope@127.0.0.1:{}/2", srv.port)).unwrap();
+    let e = Queue::<String>::open_in(&wrong, "q").unwrap_err();
+    assert!(
+        !e.to_string().contains("nope"),
+        "the password is not shown: {e}"
+    );
+    assert!(!format!("{wrong:?}").contains("nope"), "nor in Debug");
+}
+
+/// `rediss://` against a TLS-only server with a self-signed certificate
+/// (`#insecure`: no certificate check), password included.
+#[cfg(feature = "redis-tls")]
+#[test]
+fn tls_url() {
+    if !enabled() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-keyout"])
+        .arg(dir.path().join("key.pem"))
+        .arg("-out")
+        .arg(dir.path().join("cert.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is installed")
+        .success();
+    assert!(ok, "cannot make a certificate");
+    let cert = dir.path().join("cert.pem").display().to_string();
+    let key = dir.path().join("key.pem").display().to_string();
+    let mut srv = Server::start(&[]);
+    // Same data directory and port, now TLS only.
+    srv.kill();
+    srv.args = [
+        "--tls-port",
+        &srv.port.to_string(),
+        "--tls-cert-file",
+        &cert,
+        "--tls-key-file",
+        &key,
+        "--tls-ca-cert-file",
+        &cert,
+        "--tls-auth-clients",
+        "no",
+        "--requirepass",
+        "s3cret",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let port = srv.port;
+    // `spawn` pings without TLS: start it by hand and wait for TLS answers.
+    let child = Command::new("redis-server")
+        .args(["--port", "0", "--bind", "127.0.0.1", "--save", "", "--dir"])
+        .arg(srv.dir.path())
+        .args(&srv.args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    srv.child = Some(child);
+    let ns = Namespace::from_url(&format!(
+        "rediss://:s3cret@127.0.0.1:{port}/?prefix=tls&timeout=2#insecure"
+    ))
+    .unwrap();
+    let deadline = Instant::now() + JOIN;
+    let q: Queue<u32> = loop {
+        match Queue::open_or_create_in(&ns, "q", QueueOptions::new().maxsize(2)) {
+            Ok(q) => break q,
+            Err(e) => assert!(Instant::now() < deadline, "{e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let lock = Lock::open_or_create_in(&ns, "l").unwrap();
+    let g = lock.lock().unwrap();
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    assert!(q.try_put(3).unwrap_err().is_full());
+    drop(g);
+    assert_eq!((q.get().unwrap(), q.get().unwrap()), (1, 2));
 }

@@ -106,13 +106,23 @@ impl Remote {
         if !is_redis_url(url) {
             return Err(bad("not a redis:// or rediss:// URL"));
         }
-        let (base, query) = match url.split_once('?') {
+        if url.to_ascii_lowercase().starts_with("rediss://") && !cfg!(feature = "redis-tls") {
+            return Err(bad(
+                "rediss:// (TLS) needs mproc built with the \"redis-tls\" feature",
+            ));
+        }
+        // `#insecure` (skip certificate checks) is the client's: keep it last.
+        let (rest, fragment) = match url.split_once('#') {
+            Some((r, f)) => (r, format!("#{f}")),
+            None => (url, String::new()),
+        };
+        let (base, query) = match rest.split_once('?') {
             Some((b, q)) => (b, q),
-            None => (url, ""),
+            None => (rest, ""),
         };
         let mut r = Remote {
             url: url.to_owned(),
-            server_url: base.to_owned(),
+            server_url: format!("{base}{fragment}"),
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             lease: DEFAULT_LEASE,
@@ -133,7 +143,7 @@ impl Remote {
             }
         }
         if !passed.is_empty() {
-            r.server_url = format!("{base}?{}", passed.join("&"));
+            r.server_url = format!("{base}?{}{fragment}", passed.join("&"));
         }
         // Check the address now, so a typo is reported where the URL is given.
         Client::open(r.server_url.as_str()).map_err(|e| bad(&e.to_string()))?;
@@ -445,7 +455,10 @@ mod tests {
         assert!(Remote::parse("redis://h/?prefix=a/b").is_err());
         assert!(Remote::parse("redis://h/?lease=-1").is_err());
         assert!(Remote::parse("http://h/").is_err());
-        assert!(Remote::parse("rediss://h:6380/").is_ok());
+        assert_eq!(
+            Remote::parse("rediss://h:6380/?prefix=p#insecure").is_ok(),
+            cfg!(feature = "redis-tls")
+        );
     }
 
     #[test]
