@@ -18,6 +18,7 @@
 //!      0    48  pthread_mutex_t (process-shared, robust)
 //!     48     4  pid   (0 = free)
 //!     52     4  payload (units held, ...)
+//!     56     8  aux (a ticket, ...)
 //! ```
 //!
 //! Lifecycle: claim = CAS pid 0 → me, then lock the mutex; leave = unlock,
@@ -26,7 +27,7 @@
 //! the payload back, unlocks and frees it.
 
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::local::segment::Segment;
@@ -36,6 +37,7 @@ use crate::sys::{self, Acquired, RobustLock, WaitResult, FUTEX_OWNER_DIED, FUTEX
 pub(crate) const SLOT_LEN: usize = 64;
 const PID: usize = 48;
 const PAYLOAD: usize = 52;
+const AUX: usize = 56;
 const TID_MASK: u32 = 0x3fff_ffff;
 
 const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= PID);
@@ -96,6 +98,11 @@ impl<'a> Slots<'a> {
     /// The slot's payload word.
     pub(crate) fn payload(&self, i: usize) -> &'a AtomicU32 {
         self.seg.at::<AtomicU32>(self.base(i) + PAYLOAD)
+    }
+
+    /// The slot's auxiliary word.
+    pub(crate) fn aux(&self, i: usize) -> &'a AtomicU64 {
+        self.seg.at::<AtomicU64>(self.base(i) + AUX)
     }
 
     /// Initialises every mutex (segment not yet published).

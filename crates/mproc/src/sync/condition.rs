@@ -4,26 +4,28 @@
 //! offset  size  field
 //!     64    48  pthread_mutex_t (process-shared, robust): the condition's lock
 //!    112     8  next ticket (written under the lock)
-//!    128  2048  128 waiter slots {state u32, pid u32, ticket u64}
+//!    192  4096  64 waiter slots (see `watch`): payload = state, aux = ticket
 //! ```
 //!
-//! A waiter, holding the lock, takes a free slot (state FREE → WAITING, with
-//! its pid and the next ticket), releases the lock and sleeps on its own
-//! slot's state word. `notify(n)` (under the lock) moves the `n` oldest
-//! WAITING slots of live processes to NOTIFIED and wakes each; a waiter
-//! whose deadline passes moves its slot WAITING → FREE itself. Both are
-//! compare-and-swaps on one word, so a notification is either delivered to
-//! a waiter or never made: `notify(n)` wakes exactly `min(n, waiting)`
-//! processes. Slots of dead waiters are freed by whoever meets them.
+//! A waiter, holding the lock, claims a slot (locking the slot's robust
+//! mutex, state WAITING, the next ticket), releases the lock and sleeps on
+//! its slot's state word. `notify(n)` (under the lock) moves the `n` oldest
+//! WAITING slots to NOTIFIED and wakes each; a waiter whose deadline passes
+//! moves its own slot WAITING → 0. Both are compare-and-swaps on one word,
+//! so a notification is either delivered to a waiter or never made:
+//! `notify(n)` wakes exactly `min(n, waiting)` processes. A waiter that
+//! dies leaves its slot mutex marked by the kernel, so `notify` skips and
+//! frees it (no pid guessing: zombies and reused pids cannot fool it).
 
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{CreateError, LockError, ObjectKind, OpenError, OpenOrCreateError, OwnerDied};
 use crate::local::segment::{Place, Segment};
+use crate::local::watch::{SlotState, Slots};
 use crate::namespace::Namespace;
 use crate::sync::ConditionError;
 use crate::sys::{self, futex_wait, futex_wake, Acquired, RobustLock, WaitResult};
@@ -31,13 +33,12 @@ use crate::util::{open_or_create_loop, to_deadline};
 
 const MUTEX: usize = 64;
 const TICKET: usize = 112;
-const SLOTS_OFF: usize = 128;
-const SLOT_LEN: usize = 16;
-/// Processes that may wait on one condition at once.
-const SLOTS: usize = 128;
-const SEG_LEN: usize = SLOTS_OFF + SLOTS * SLOT_LEN;
+const SLOTS_OFF: usize = 192;
+/// Threads that may wait on one condition at once.
+const SLOTS: usize = 64;
+const SEG_LEN: usize = SLOTS_OFF + Slots::len_for(SLOTS);
 
-const FREE: u32 = 0;
+const GONE: u32 = 0;
 const WAITING: u32 = 1;
 const NOTIFIED: u32 = 2;
 
@@ -128,7 +129,8 @@ impl Condition {
         Segment::create(place, ObjectKind::Condition, SEG_LEN, [0; 4], |seg| {
             let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
             // SAFETY: aligned, in-bounds slot of a segment nobody else sees yet.
-            unsafe { RobustLock::from_ptr(raw.cast()).init() }
+            unsafe { RobustLock::from_ptr(raw.cast()).init()? };
+            Slots::new(seg, SLOTS_OFF, SLOTS).init()
         })
         .map(Condition::wrap)
     }
@@ -156,24 +158,17 @@ impl Condition {
         self.inner.seg.name()
     }
 
-    fn state(&self, i: usize) -> &AtomicU32 {
-        self.inner.seg.at::<AtomicU32>(SLOTS_OFF + i * SLOT_LEN)
-    }
-
-    fn pid(&self, i: usize) -> &AtomicU32 {
-        self.inner.seg.at::<AtomicU32>(SLOTS_OFF + i * SLOT_LEN + 4)
-    }
-
-    fn ticket(&self, i: usize) -> &AtomicU64 {
-        self.inner.seg.at::<AtomicU64>(SLOTS_OFF + i * SLOT_LEN + 8)
+    fn slots(&self) -> Slots<'_> {
+        Slots::new(&self.inner.seg, SLOTS_OFF, SLOTS)
     }
 
     /// Processes waiting right now (not yet notified).
     pub fn waiting(&self) -> u32 {
+        let s = self.slots();
         (0..SLOTS)
             .filter(|&i| {
-                self.state(i).load(Ordering::Acquire) == WAITING
-                    && sys::pid_alive(self.pid(i).load(Ordering::Relaxed))
+                matches!(s.state(i), SlotState::Live(_))
+                    && s.payload(i).load(Ordering::Acquire) == WAITING
             })
             .count() as u32
     }
@@ -251,43 +246,34 @@ impl<'a> ConditionGuard<'a> {
         self.cond
     }
 
-    /// Takes a free slot (lock held).
-    fn claim(&self) -> Option<usize> {
+    /// Claims a slot for this thread, WAITING with the next ticket (lock held).
+    fn claim(&self) -> Result<Option<usize>, ConditionError> {
         let c = self.cond;
-        for i in 0..SLOTS {
-            let st = c.state(i);
-            let mut s = st.load(Ordering::Acquire);
-            if s == NOTIFIED && !sys::pid_alive(c.pid(i).load(Ordering::Relaxed)) {
-                // Notified, then died before seeing it.
-                if st
-                    .compare_exchange(NOTIFIED, FREE, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    s = FREE;
+        let s = c.slots();
+        let mut slot = s.claim(WAITING)?;
+        if slot.is_none() {
+            // Free the slots of dead waiters and try again.
+            for i in 0..SLOTS {
+                if let SlotState::Dead(_) = s.state(i) {
+                    s.reap(i, |_| {})?;
                 }
             }
-            if s != FREE {
-                continue;
-            }
+            slot = s.claim(WAITING)?;
+        }
+        if let Some(i) = slot {
             let t = c.inner.seg.at::<AtomicU64>(TICKET);
             let ticket = t.load(Ordering::Relaxed);
             t.store(ticket.wrapping_add(1), Ordering::Relaxed);
-            c.ticket(i).store(ticket, Ordering::Relaxed);
-            c.pid(i).store(std::process::id(), Ordering::Relaxed);
-            if st
-                .compare_exchange(FREE, WAITING, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                return Some(i);
-            }
+            s.aux(i).store(ticket, Ordering::Relaxed);
         }
-        None
+        Ok(slot)
     }
 
     fn wait_inner(&mut self, deadline: Option<Instant>) -> Result<bool, ConditionError> {
         let c = self.cond;
-        let i = self.claim().ok_or(ConditionError::TooManyWaiters(SLOTS))?;
-        let st = c.state(i);
+        let i = self.claim()?.ok_or(ConditionError::TooManyWaiters(SLOTS))?;
+        let slots = c.slots();
+        let st = slots.payload(i);
         // SAFETY: this guard proves the thread holds the mutex; it is taken
         // back below before the guard is used again.
         unsafe { c.inner.mutex.unlock() };
@@ -297,26 +283,24 @@ impl<'a> ConditionGuard<'a> {
             }
             if futex_wait(st, WAITING, deadline) == WaitResult::TimedOut
                 && st
-                    .compare_exchange(WAITING, FREE, Ordering::AcqRel, Ordering::Acquire)
+                    .compare_exchange(WAITING, GONE, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
             {
                 break false;
             }
         };
-        if notified {
-            st.store(FREE, Ordering::Release);
-        }
+        // SAFETY: slot `i` was claimed by this thread above and is left
+        // exactly once, here.
+        unsafe { slots.leave(i) };
         match c.inner.mutex.lock(None) {
             Ok(Some(Acquired::Clean)) => Ok(notified),
             Ok(Some(Acquired::OwnerDied)) => Err(ConditionError::OwnerDied),
             Ok(None) => Err(ConditionError::Io(std::io::Error::other(
                 "condition lock not taken back",
             ))),
-            Err(e) => {
-                // Without the lock the guard must not unlock it on drop: the
-                // only way out is to keep it held, which failed; report it.
-                Err(ConditionError::Io(e))
-            }
+            // The guard's unlock on drop then fails harmlessly (a robust
+            // mutex refuses an unlock by a thread that does not own it).
+            Err(e) => Err(ConditionError::Io(e)),
         }
     }
 
@@ -372,22 +356,29 @@ impl<'a> ConditionGuard<'a> {
 
     /// Wakes up to `n` waiters, the longest-waiting first; returns how many.
     pub fn notify(&mut self, n: usize) -> usize {
-        let c = self.cond;
-        let mut waiting: Vec<(u64, usize)> = (0..SLOTS)
-            .filter(|&i| c.state(i).load(Ordering::Acquire) == WAITING)
-            .map(|i| (c.ticket(i).load(Ordering::Relaxed), i))
-            .collect();
+        let s = self.cond.slots();
+        let mut waiting: Vec<(u64, usize)> = Vec::new();
+        for i in 0..SLOTS {
+            match s.state(i) {
+                SlotState::Free => {}
+                SlotState::Dead(_) => {
+                    // A waiter that died: free its slot (nothing to return).
+                    let _ = s.reap(i, |_| {});
+                }
+                SlotState::Live(_) => {
+                    if s.payload(i).load(Ordering::Acquire) == WAITING {
+                        waiting.push((s.aux(i).load(Ordering::Relaxed), i));
+                    }
+                }
+            }
+        }
         waiting.sort_unstable();
         let mut woken = 0;
         for (_, i) in waiting {
             if woken == n {
                 break;
             }
-            let st = c.state(i);
-            if !sys::pid_alive(c.pid(i).load(Ordering::Relaxed)) {
-                let _ = st.compare_exchange(WAITING, FREE, Ordering::AcqRel, Ordering::Relaxed);
-                continue;
-            }
+            let st = s.payload(i);
             if st
                 .compare_exchange(WAITING, NOTIFIED, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
