@@ -91,3 +91,13 @@ fn test_lock_holder_killed_next_gets_owner_died_with_data() {
     assert_eq!(v.get(), 1);
     assert!(v.get_lock().is_ok(), "clean after the repair");
 }
+
+#[test]
+fn test_get_and_set_while_holding_the_guard_do_not_deadlock() {
+    let v = Value::<u32>::with_lock(1).unwrap();
+    let g = v.get_lock().unwrap();
+    v.set(v.get() + 1); // Python: `with v.get_lock(): v.value += 1`
+    assert_eq!(*g, 2);
+    drop(g);
+    assert_eq!(v.update(|n| n * 10), 20);
+}

@@ -226,9 +226,11 @@ impl Cells {
         }
     }
 
-    /// Runs `f` under the lock when the object is locked (or `force`).
+    /// Runs `f` under the lock when the object is locked (or `force`). A
+    /// thread that already holds the lock (through a guard) runs `f` as it
+    /// is, as Python's RLock-backed values do, instead of deadlocking.
     fn with<R>(&self, force: bool, f: impl FnOnce() -> R) -> R {
-        if !(self.locked || force) {
+        if !(self.locked || force) || self.mutex.owner_tid() == sys::gettid() {
             return f();
         }
         match self.lock(false, None) {
@@ -316,7 +318,9 @@ fn guarded<'a, T: ?Sized>(
 /// and returns a guard through which the value is read and changed in
 /// place — the way to do a read-modify-write such as `count -= 1`. If a
 /// process dies holding the lock, the next one gets
-/// [`LockError::OwnerDied`] (with the guard).
+/// [`LockError::OwnerDied`] (with the guard). `get`, `set` and `update`
+/// called by the thread that holds a guard use the data directly (do not
+/// keep a reference from the guard alive across such a call).
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
