@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
 use clap::Args;
-use mproc::{Semaphore, SemaphoreError};
+use mproc::{BoundedSemaphore, CreateError, Namespace, OpenError, Semaphore, SemaphoreError};
 
 use crate::cli::{parse_secs, Secs};
 use crate::ctx::{fmt_secs, Ctx, Wait};
@@ -31,10 +31,15 @@ use crate::signals;
 )]
 pub(crate) struct SemArgs {
     /// Units of the semaphore: at most N commands hold one at once (used
-    /// when the semaphore is created; an existing one keeps its own N).
-    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-    pub(crate) jobs: u32,
+    /// when the semaphore is created, default 1; an existing one keeps its
+    /// own N, with a warning when it differs).
+    #[arg(
+        short = 'j',
+        long = "jobs",
+        value_name = "N",
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub(crate) jobs: Option<u32>,
     /// Fail at once (exit 1, or -E) when no unit is free.
     #[arg(short = 'n', long = "nonblock", conflicts_with = "wait")]
     pub(crate) nonblock: bool,
@@ -79,8 +84,12 @@ pub(crate) fn run(ctx: &Ctx, args: &SemArgs) -> anyhow::Result<u8> {
 
     let ns = ctx.ns()?;
     let name = &args.name;
-    let sem = Semaphore::open_or_create_in(&ns, name, args.jobs)
-        .map_err(|e| exit::from_open_or_create(&e))?;
+    let sem = open_or_create(&ns, name, args.jobs.unwrap_or(1))?;
+    if let (Some(j), Some(b)) = (args.jobs, sem.bound()) {
+        if j != b {
+            tracing::warn!("semaphore '{name}' exists with {b} units; -j {j} is ignored");
+        }
+    }
     let started = Instant::now();
     let r = match wait {
         Wait::Forever => sem.hold(),
@@ -125,6 +134,22 @@ pub(crate) fn run(ctx: &Ctx, args: &SemArgs) -> anyhow::Result<u8> {
     CHILD.store(-1, Ordering::SeqCst);
     drop(guard);
     Ok(exit::child_code(status?))
+}
+
+/// Opens the semaphore, or creates it bounded to `jobs` units.
+fn open_or_create(ns: &Namespace, name: &str, jobs: u32) -> Result<Semaphore, Failure> {
+    loop {
+        match Semaphore::open_in(ns, name) {
+            Ok(s) => return Ok(s),
+            Err(OpenError::NotFound { .. }) => {}
+            Err(e) => return Err(exit::from_open(&e)),
+        }
+        match BoundedSemaphore::create_in(ns, name, jobs) {
+            Ok(b) => return Ok(b.as_semaphore().clone()),
+            Err(CreateError::AlreadyExists { .. }) => continue,
+            Err(e) => return Err(exit::from_create(&e)),
+        }
+    }
 }
 
 /// Runs the command as a child that dies with this process, and waits.

@@ -67,6 +67,12 @@ fn sem_exit_codes_busy_and_command_status() {
         .args(["sem", "-w", "0.2", "-E", "9", "one", "--", "true"])
         .assert()
         .code(9);
+    // The semaphore records its N; another -j is reported and ignored.
+    ns.cmd()
+        .args(["sem", "-n", "-j", "3", "one", "--", "true"])
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("exists with 1 units"));
     // Killing the holder (SIGKILL) returns its unit at once.
     holder.signal(libc::SIGKILL);
     holder.wait();
