@@ -26,6 +26,16 @@ pub(crate) struct Cli {
     /// Namespace directory that holds the named objects.
     #[arg(long, global = true, env = "MPROC_DIR", value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
+    /// Server that holds the named objects instead of a directory:
+    /// redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=NAME] or rediss://... (TLS).
+    #[arg(
+        long,
+        global = true,
+        env = "MPROC_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub(crate) url: Option<String>,
     /// One JSON object on stdout per command (NDJSON for streams); errors as JSON on stderr.
     #[arg(long, global = true)]
     pub(crate) json: bool,

@@ -15,6 +15,8 @@ use crate::exit::{self, Failure};
 pub(crate) struct Ctx {
     /// `--dir` / `MPROC_DIR`, if given.
     pub(crate) dir: Option<PathBuf>,
+    /// `--url` / `MPROC_URL`, if given: it takes precedence over `dir`.
+    pub(crate) url: Option<String>,
     /// `--json`.
     pub(crate) json: bool,
     /// Whether stdout is a terminal (human output) or not (plain output).
@@ -28,14 +30,25 @@ impl Ctx {
     pub(crate) fn new(dir: Option<PathBuf>, json: bool, verbose: u8, quiet: u8) -> Ctx {
         Ctx {
             dir: dir.filter(|d| !d.as_os_str().is_empty()),
+            url: None,
             json,
             tty: io::stdout().is_terminal(),
             verbosity: (verbose.min(10) as i8) - (quiet.min(10) as i8),
         }
     }
 
-    /// The namespace: `--dir`/`MPROC_DIR`, else the library's default.
+    /// Sets `--url` / `MPROC_URL` (ignored when empty).
+    pub(crate) fn with_url(mut self, url: Option<String>) -> Ctx {
+        self.url = url.filter(|u| !u.is_empty());
+        self
+    }
+
+    /// The namespace: `--url`/`MPROC_URL`, else `--dir`/`MPROC_DIR`, else
+    /// the library's default.
     pub(crate) fn ns(&self) -> Result<Namespace, Failure> {
+        if let Some(url) = &self.url {
+            return Namespace::from_url(url).map_err(|e| exit::from_namespace(&e));
+        }
         let dir = self.dir.clone().unwrap_or_else(Namespace::default_dir);
         Namespace::dir(dir).map_err(|e| exit::from_namespace(&e))
     }

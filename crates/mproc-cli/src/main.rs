@@ -50,7 +50,7 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     JSON_ERRORS.store(cli.json, Ordering::Relaxed);
     init_tracing(cli.verbose, cli.quiet);
-    let ctx = Ctx::new(cli.dir, cli.json, cli.verbose, cli.quiet);
+    let ctx = Ctx::new(cli.dir, cli.json, cli.verbose, cli.quiet).with_url(cli.url);
     tracing::debug!(dir = ?ctx.dir, json = ctx.json, "starting");
     let code = match cli.command {
         Command::Lock(args) => lock::run(&ctx, args)?,

@@ -107,6 +107,12 @@ impl Namespace {
         false
     }
 
+    /// Where the objects live, for people: the directory, or the server's
+    /// URL with any password hidden.
+    pub fn location(&self) -> String {
+        self.display()
+    }
+
     /// The server of a namespace opened from a `redis://` URL.
     #[cfg(feature = "redis")]
     pub(crate) fn remote(&self) -> Option<&crate::redis::Remote> {

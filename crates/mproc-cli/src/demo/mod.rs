@@ -63,6 +63,66 @@ pub(crate) fn self_command(ns_dir: &Path) -> Result<Command, Failure> {
     Ok(cmd)
 }
 
+/// The demo's namespace: the directory `ns_dir`, or with `--url` the
+/// server under a fresh key prefix (`mproc-demo-NAME-PID-N`), so that runs
+/// never meet. Returns it with the URL the workers must use.
+pub(crate) fn demo_namespace(
+    ctx: &Ctx,
+    ns_dir: &Path,
+    name: &str,
+) -> Result<(mproc::Namespace, Option<String>), Failure> {
+    let Some(url) = &ctx.url else {
+        let ns = mproc::Namespace::dir(ns_dir).map_err(|e| exit::from_namespace(&e))?;
+        return Ok((ns, None));
+    };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let prefix = format!("mproc-demo-{name}-{}-{nanos}", std::process::id());
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, format!("#{f}")),
+        None => (url.as_str(), String::new()),
+    };
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}prefix={prefix}{fragment}");
+    let ns = mproc::Namespace::from_url(&url).map_err(|e| exit::from_namespace(&e))?;
+    Ok((ns, Some(url)))
+}
+
+/// Points a worker at the demo's server (through the environment, so that
+/// a password in the URL does not show in `ps`).
+pub(crate) fn pass_url(cmd: &mut Command, url: &Option<String>) {
+    if let Some(u) = url {
+        cmd.env("MPROC_URL", u);
+    }
+}
+
+/// Removes the demo's objects from a server namespace when dropped.
+pub(crate) struct Cleanup {
+    ns: mproc::Namespace,
+    names: Vec<&'static str>,
+}
+
+impl Cleanup {
+    /// Removes `names` from `ns` at the end (only for a server namespace:
+    /// a directory namespace goes with its temporary directory).
+    pub(crate) fn new(ns: &mproc::Namespace, names: &[&'static str]) -> Cleanup {
+        Cleanup {
+            ns: ns.clone(),
+            names: if ns.is_remote() { names.to_vec() } else { Vec::new() },
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for n in &self.names {
+            let _ = self.ns.remove(n);
+        }
+    }
+}
+
 /// Makes the child receive `SIGKILL` when this process dies.
 pub(crate) fn die_with_parent(cmd: &mut Command) {
     use std::os::unix::process::CommandExt;

@@ -223,7 +223,8 @@ pub(crate) fn run(ctx: &Ctx, args: &PipelineArgs) -> anyhow::Result<u8> {
         .ok_or_else(|| Failure::usage("--items is too large"))?;
     let tmp = temp_dir("mproc-demo-pipeline-")?;
     let ns_dir = tmp.path().join("ns");
-    let ns = mproc::Namespace::dir(&ns_dir).map_err(|e| exit::from_namespace(&e))?;
+    let (ns, url) = crate::demo::demo_namespace(ctx, &ns_dir, "pipeline")?;
+    let _cleanup = crate::demo::Cleanup::new(&ns, &[ITEMS, REPORT]);
     let maxsize = usize::try_from(args.maxsize).unwrap_or(usize::MAX);
     let items: Queue<Item> = Queue::create_in(&ns, ITEMS, QueueOptions::new().maxsize(maxsize))
         .map_err(|e| exit::from_create(&e))?;
@@ -268,6 +269,7 @@ pub(crate) fn run(ctx: &Ctx, args: &PipelineArgs) -> anyhow::Result<u8> {
     let delay_arg = delay.as_secs_f64().to_string();
     for c in 0..args.consumers {
         let mut cmd = self_command(&ns_dir)?;
+        crate::demo::pass_url(&mut cmd, &url);
         cmd.arg("__pipeline-consumer")
             .args(["--id", &c.to_string(), "--delay", &delay_arg])
             .stdin(Stdio::null());
@@ -275,6 +277,7 @@ pub(crate) fn run(ctx: &Ctx, args: &PipelineArgs) -> anyhow::Result<u8> {
     }
     for p in 0..args.producers {
         let mut cmd = self_command(&ns_dir)?;
+        crate::demo::pass_url(&mut cmd, &url);
         cmd.arg("__pipeline-producer")
             .args(["--id", &p.to_string(), "--items", &per.to_string()])
             .args(["--delay", &delay_arg])

@@ -35,6 +35,8 @@ const BOUGHT: i32 = 0;
 const SOLD_OUT: i32 = 10;
 /// The lock's name in the demo's namespace.
 const LOCK_NAME: &str = "ticket-lock";
+
+mod remote;
 /// The shared value's name in the demo's namespace (`--store shm`).
 const VALUE_NAME: &str = "tickets";
 /// The shared array where each buyer records how many tickets it bought.
@@ -81,8 +83,11 @@ pub(crate) struct BuyerArgs {
     #[arg(long)]
     name: String,
     /// The ticket file.
-    #[arg(long, required_unless_present = "value")]
+    #[arg(long, required_unless_present_any = ["value", "cell"])]
     file: Option<PathBuf>,
+    /// Sell from this fenced cell of `--lock` on a server (`--url`).
+    #[arg(long, conflicts_with_all = ["file", "value"], requires = "lock")]
+    cell: Option<String>,
     /// The shared value holding the count (instead of a file).
     #[arg(long, conflicts_with = "file")]
     value: Option<String>,
@@ -146,6 +151,9 @@ fn delay_of(d: Secs) -> Result<Duration, Failure> {
 
 /// Runs the demo.
 pub(crate) fn run(ctx: &Ctx, args: &TicketsArgs) -> anyhow::Result<u8> {
+    if ctx.url.is_some() {
+        return remote::run(ctx, args);
+    }
     match args.store {
         Store::Both => {
             let file = run_store(ctx, args, Store::File)?;
@@ -326,6 +334,9 @@ fn step(delay: Duration) {
 
 /// One buyer process: search, then buy (under the lock unless `--no-lock`).
 pub(crate) fn buyer(ctx: &Ctx, args: &BuyerArgs) -> anyhow::Result<u8> {
+    if args.cell.is_some() {
+        return remote::buyer(ctx, args);
+    }
     let delay = delay_of(args.delay)?;
     let lock = match &args.lock {
         Some(name) => Some(Lock::open_in(&ctx.ns()?, name).map_err(|e| exit::from_open(&e))?),
