@@ -195,3 +195,64 @@ fn test_action_runs_exactly_once_per_round() {
     }
     assert_eq!(runs.get(), 3);
 }
+
+#[test]
+fn test_many_passes_arrive_grouped_by_pass() {
+    // CPython's test_thousand, shortened: 5 processes × 200 passes put their
+    // pass number in one queue; the barrier keeps the passes apart.
+    let b = Barrier::new(N as u32).unwrap();
+    let q: mproc::Queue<u32> = mproc::Queue::new(0).unwrap();
+    let passes = 200u32;
+    let mut kids: Vec<_> = (0..N)
+        .map(|_| {
+            Process::spawn(
+                (b.clone(), q.clone(), passes),
+                |(b, q, passes): (Barrier, mproc::Queue<u32>, u32)| {
+                    for pass in 0..passes {
+                        q.put(pass).unwrap();
+                        b.wait_timeout(Duration::from_secs(50)).unwrap();
+                    }
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut got = Vec::new();
+    for _ in 0..passes as usize * N {
+        got.push(q.get_timeout(JOIN).unwrap());
+    }
+    for p in &mut kids {
+        p.join_timeout(JOIN).unwrap();
+    }
+    for (i, chunk) in got.chunks(N).enumerate() {
+        assert!(chunk.iter().all(|&p| p == i as u32), "pass {i}: {chunk:?}");
+    }
+}
+
+#[test]
+fn test_abort_then_reset_then_reuse() {
+    let b = Barrier::new(3).unwrap();
+    let mut kids = spawn_waiters(&b, 2, Duration::from_secs(50));
+    until_n_waiting(&b, 2);
+    b.abort().unwrap();
+    for p in &mut kids {
+        assert!(p.join_timeout(JOIN).unwrap());
+    }
+    assert!(b
+        .wait_timeout(Duration::from_secs(1))
+        .unwrap_err()
+        .is_broken());
+    b.reset().unwrap();
+    let mut kids: Vec<_> = (0..2)
+        .map(|_| {
+            Process::spawn(b.clone(), |b: Barrier| {
+                b.wait_timeout(Duration::from_secs(50)).is_ok()
+            })
+            .unwrap()
+        })
+        .collect();
+    assert!(b.wait_timeout(Duration::from_secs(50)).is_ok());
+    for p in &mut kids {
+        assert!(p.join_timeout(JOIN).unwrap());
+    }
+}
