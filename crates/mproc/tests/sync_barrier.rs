@@ -256,3 +256,27 @@ fn test_abort_then_reset_then_reuse() {
         assert!(p.join_timeout(JOIN).unwrap());
     }
 }
+
+#[test]
+fn test_default_timeout_breaks_the_barrier() {
+    let b = Barrier::with_default_timeout(N as u32, Duration::from_millis(500)).unwrap();
+    assert_eq!(b.default_timeout(), Some(Duration::from_millis(500)));
+    let mut kids: Vec<_> = (0..N - 1)
+        .map(|_| {
+            Process::spawn(b.clone(), |b: Barrier| {
+                let (r, d) = timed(|| b.wait());
+                (matches!(r, Err(BarrierError::Broken)), d)
+            })
+            .unwrap()
+        })
+        .collect();
+    let mut longest = Duration::ZERO;
+    for p in &mut kids {
+        let (broken, d) = p.join_timeout(JOIN).unwrap();
+        assert!(broken);
+        longest = longest.max(d);
+    }
+    // The first to arrive waited its whole default timeout.
+    assert!(longest >= Duration::from_millis(400), "{longest:?}");
+    assert!(b.wait().unwrap_err().is_broken());
+}

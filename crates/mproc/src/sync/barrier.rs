@@ -12,7 +12,7 @@
 //!    192  4096  64 party slots (see `watch`), payload = the generation waited in
 //! ```
 //!
-//! Parameters: `[parties, 0, 0, 0]`.
+//! Parameters: `[parties, default timeout in µs (0 = none), 0, 0]`.
 //!
 //! A waiting party holds a slot whose robust mutex the kernel marks when
 //! the party dies; the other waiters sleep on `seq` *and* those slots
@@ -107,7 +107,25 @@ impl Drop for StateGuard<'_> {
 impl Barrier {
     /// Creates an anonymous barrier for `parties` processes.
     pub fn new(parties: u32) -> Result<Barrier, CreateError> {
-        Barrier::make(Place::Anonymous, parties)
+        Barrier::make(Place::Anonymous, parties, None)
+    }
+
+    /// Creates an anonymous barrier whose [`wait`](Barrier::wait) gives up
+    /// (and breaks the barrier) after `timeout`: Python's
+    /// `Barrier(parties, timeout=T)`.
+    pub fn with_default_timeout(parties: u32, timeout: Duration) -> Result<Barrier, CreateError> {
+        Barrier::make(Place::Anonymous, parties, Some(timeout))
+    }
+
+    /// Creates the named barrier in `ns` with a default timeout for
+    /// [`wait`](Barrier::wait); fails if it exists.
+    pub fn create_with_default_timeout_in(
+        ns: &Namespace,
+        name: &str,
+        parties: u32,
+        timeout: Duration,
+    ) -> Result<Barrier, CreateError> {
+        Barrier::make(Place::Named(ns, name), parties, Some(timeout))
     }
 
     /// Creates the named barrier in the environment's namespace.
@@ -117,7 +135,7 @@ impl Barrier {
 
     /// Creates the named barrier in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str, parties: u32) -> Result<Barrier, CreateError> {
-        Barrier::make(Place::Named(ns, name), parties)
+        Barrier::make(Place::Named(ns, name), parties, None)
     }
 
     /// Opens the existing named barrier in the environment's namespace.
@@ -148,13 +166,26 @@ impl Barrier {
         )
     }
 
-    fn make(place: Place<'_>, parties: u32) -> Result<Barrier, CreateError> {
+    fn make(
+        place: Place<'_>,
+        parties: u32,
+        timeout: Option<Duration>,
+    ) -> Result<Barrier, CreateError> {
         if parties == 0 || parties > MAX_PARTIES {
             return Err(CreateError::InvalidOptions(format!(
                 "a barrier needs 1..={MAX_PARTIES} parties, not {parties}"
             )));
         }
-        let params = [u64::from(parties), 0, 0, 0];
+        let micros = match timeout {
+            None => 0,
+            Some(t) => (t.as_micros().min(u128::from(u64::MAX))) as u64,
+        };
+        let params = [
+            u64::from(parties),
+            micros.max(u64::from(timeout.is_some())),
+            0,
+            0,
+        ];
         Segment::create(place, ObjectKind::Barrier, SEG_LEN, params, |seg| {
             let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
             // SAFETY: aligned, in-bounds slot of a segment nobody else sees yet.
@@ -198,6 +229,14 @@ impl Barrier {
     /// The number of parties.
     pub fn parties(&self) -> u32 {
         self.inner.seg.params()[0] as u32
+    }
+
+    /// The default timeout of [`wait`](Barrier::wait), if one was given.
+    pub fn default_timeout(&self) -> Option<Duration> {
+        match self.inner.seg.params()[1] {
+            0 => None,
+            us => Some(Duration::from_micros(us)),
+        }
     }
 
     /// Parties waiting in the current round.
@@ -398,11 +437,15 @@ impl Barrier {
     }
 
     /// Waits for the other parties; returns this party's arrival index.
+    /// With a [default timeout](Barrier::with_default_timeout), gives up
+    /// after it like [`wait_timeout`](Barrier::wait_timeout).
     pub fn wait(&self) -> Result<u32, BarrierError> {
-        self.wait_inner(None, None)
+        let deadline = self.default_timeout().and_then(to_deadline);
+        self.wait_inner(deadline, None)
     }
 
-    /// Like [`wait_timeout`](Barrier::wait_timeout) (`None`: no limit), and
+    /// Like [`wait_timeout`](Barrier::wait_timeout) (`None`: the default
+    /// timeout, if any), and
     /// if this party is the last to arrive, runs `action` before any party
     /// is released — Python's `Barrier(parties, action)`: the action runs
     /// exactly once per round, in one of the parties. Pass the same action
@@ -413,7 +456,7 @@ impl Barrier {
         timeout: Option<Duration>,
         mut action: impl FnMut(),
     ) -> Result<u32, BarrierError> {
-        let deadline = timeout.and_then(to_deadline);
+        let deadline = timeout.or(self.default_timeout()).and_then(to_deadline);
         self.wait_inner(deadline, Some(&mut action))
     }
 
