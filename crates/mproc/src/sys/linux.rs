@@ -347,7 +347,8 @@ pub(crate) const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
 /// Sleeps until one of `words` no longer holds its expected value, a wake-up
 /// reaches one of them, or `deadline` passes (`futex_waitv(2)`, Linux 5.16+).
 ///
-/// At most 128 words. Returns at once if any word already differs.
+/// At most 128 words. Returns at once if any word already differs. Where
+/// the kernel lacks `futex_waitv`, sleeps on the first word only.
 pub(crate) fn futex_waitv(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -> WaitResult {
     #[repr(C)]
     struct FutexWaitv {
@@ -391,9 +392,14 @@ pub(crate) fn futex_waitv(words: &[(&AtomicU32, u32)], deadline: Option<Instant>
             libc::CLOCK_MONOTONIC,
         )
     };
-    if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
-        WaitResult::TimedOut
-    } else {
-        WaitResult::Woken
+    match (r, io::Error::last_os_error().raw_os_error()) {
+        (-1, Some(libc::ETIMEDOUT)) => WaitResult::TimedOut,
+        // Kernels before 5.16: sleep on the first word alone (deaths are
+        // then noticed at the next wake-up instead of at once).
+        (-1, Some(libc::ENOSYS)) => match words.first() {
+            Some((w, v)) => futex_wait(w, *v, deadline),
+            None => WaitResult::Woken,
+        },
+        _ => WaitResult::Woken,
     }
 }
