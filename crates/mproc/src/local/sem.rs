@@ -7,7 +7,7 @@
 //!    116     4  total   units in existence: value + units held in slots
 //!    128     4  seq     } wait cell: bumped when value grows
 //!    132     4  waiters }
-//!    192  4096  64 holder slots (see `watch`), payload = units held
+//!    192 16384  256 holder slots (see `watch`), payload = units held
 //! ```
 //!
 //! Parameters: `[initial value, maximum (0 = unbounded), 0, 0]`.
@@ -36,8 +36,10 @@ const SEQ: usize = 128;
 const WAITERS: usize = 132;
 const SLOTS_OFF: usize = 192;
 /// Holder slots: units held through guards by at most this many holders at
-/// once are tracked (and returned if the holder dies).
-pub(crate) const SLOTS: usize = 64;
+/// once are tracked (and returned if the holder dies). A sleeping waiter
+/// watches up to 127 of them at once; deaths among the others are noticed
+/// at its next wake-up.
+pub(crate) const SLOTS: usize = 256;
 const SEG_LEN: usize = SLOTS_OFF + Slots::len_for(SLOTS);
 
 /// Largest value a semaphore may hold.

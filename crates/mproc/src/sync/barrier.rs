@@ -9,7 +9,7 @@
 //!    124     4  reset mark  generation + 1 of the last round ended by reset
 //!    128     4  seq      } bumped on every change waiters look at
 //!    132     4  waiters  }
-//!    192  4096  64 party slots (see `watch`), payload = the generation waited in
+//!    192  8192  128 party slots (see `watch`), payload = the generation waited in
 //! ```
 //!
 //! Parameters: `[parties, default timeout in µs (0 = none), 0, 0]`.
@@ -41,7 +41,7 @@ const RESET: usize = 124;
 const SEQ: usize = 128;
 const WAITERS: usize = 132;
 const SLOTS_OFF: usize = 192;
-const SLOTS: usize = 64;
+const SLOTS: usize = 128;
 const SEG_LEN: usize = SLOTS_OFF + Slots::len_for(SLOTS);
 /// Most parties a barrier accepts.
 const MAX_PARTIES: u32 = 1 << 20;
@@ -65,7 +65,8 @@ fn expected_len(p: &[u64; 4]) -> Result<usize, String> {
 /// [`reset`](Barrier::reset), gets [`BarrierError::Broken`] — when a wait
 /// times out, when [`abort`](Barrier::abort) is called, when `reset` is
 /// called while parties wait, or when a waiting party dies (noticed at
-/// once by the kernel, up to 64 waiting parties are watched).
+/// once by the kernel for up to 127 waiting parties; beyond that at the next
+/// wake-up).
 ///
 /// ```
 /// let b = mproc::Barrier::new(1).unwrap();

@@ -28,7 +28,7 @@ use crate::util::{open_or_create_loop, to_deadline};
 ///   thread. **If the holder dies** (killed at any instruction), the unit is
 ///   returned by the first process that then finds no unit free: processes
 ///   already waiting are woken by the death itself (no polling), later ones
-///   notice it when they look. Up to 64 guards are tracked at once.
+///   notice it when they look. Up to 256 guards are tracked at once.
 ///
 /// [`value`](Semaphore::value) is exact: the units free right now.
 ///
