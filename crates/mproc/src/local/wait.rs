@@ -23,10 +23,21 @@ use std::time::Instant;
 
 use crate::sys::{futex_wait, futex_wake, WaitResult};
 
-/// Iterations of the busy spin before sleeping.
-const SPIN: u32 = 128;
-/// `sched_yield` rounds after the busy spin, before sleeping.
-const YIELDS: u32 = 4;
+/// Iterations of the busy spin before yielding.
+///
+/// Short on purpose: when the process that will change the state runs on
+/// the same CPU (two busy processes on a 2-CPU machine, or any oversubscribed
+/// one), spinning only delays it, and one `PAUSE` costs from ~10 to ~140
+/// cycles depending on the CPU. A handoff within a few hundred nanoseconds is
+/// still caught here without a system call.
+const SPIN: u32 = 16;
+/// `sched_yield` rounds after the busy spin, before sleeping on the futex.
+///
+/// Yielding lets a peer on the same CPU run at once, and on an idle CPU it
+/// returns within a microsecond, so these rounds keep polling for some tens
+/// of microseconds (bounded) before paying for a futex sleep and wake-up,
+/// which crosses CPUs through the hypervisor on a VM (~50 µs).
+const YIELDS: u32 = 64;
 
 /// A view of one wait cell (two adjacent `u32` words) in a segment.
 #[derive(Clone, Copy)]
