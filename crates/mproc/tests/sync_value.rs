@@ -101,3 +101,14 @@ fn test_get_and_set_while_holding_the_guard_do_not_deadlock() {
     drop(g);
     assert_eq!(v.update(|n| n * 10), 20);
 }
+
+#[test]
+fn test_arrays_of_arrays_are_told_apart() {
+    let (_d, ns) = namespace();
+    Value::<[u16; 3]>::create_in(&ns, "v", [1, 2, 3], true).unwrap();
+    assert!(Value::<[[u8; 2]; 3]>::open_in(&ns, "v").is_err());
+    assert_eq!(
+        Value::<[u16; 3]>::open_in(&ns, "v").unwrap().get(),
+        [1, 2, 3]
+    );
+}

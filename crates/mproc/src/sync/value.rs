@@ -71,9 +71,12 @@ pod!(
 );
 
 // SAFETY: an array of Pod has no padding between elements and every bit
-// pattern of each element is valid; its tag mixes the element's tag and N.
+// pattern of each element is valid; its tag mixes the element's tag and N
+// (with the size check at open, a collision could only confuse two Pod
+// layouts of the same size, never break memory safety).
 unsafe impl<T: Pod, const N: usize> Pod for [T; N] {
-    const TAG: u32 = 0x8000_0000 | (T::TAG << 24) | (N as u32 & 0x00ff_ffff);
+    const TAG: u32 = 0x8000_0000
+        | ((T::TAG.wrapping_mul(0x9e37_79b1) ^ (N as u32).wrapping_mul(0x85eb_ca6b)) >> 1);
     const NAME: &'static str = "array";
 }
 
