@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{assert_about, namespace, timed, JOIN};
-use mproc::{Condition, Process, Value};
+use mproc::{Condition, Lock, Process, Value};
 
 const T: Duration = Duration::from_millis(200);
 
@@ -173,4 +173,60 @@ fn test_killed_waiter_does_not_absorb_a_notify() {
     for p in &mut kids {
         assert!(p.join_timeout(JOIN).unwrap());
     }
+}
+
+#[test]
+fn test_condition_over_an_ordinary_lock() {
+    // Python's Condition(lock): waiters release and retake a plain Lock.
+    let c = Condition::new().unwrap();
+    let lock = Lock::new().unwrap();
+    let woken = Value::<i64>::with_lock(0).unwrap();
+    let mut kids: Vec<_> = (0..3)
+        .map(|_| {
+            Process::spawn(
+                (c.clone(), lock.clone(), woken.clone()),
+                |(c, lock, woken): (Condition, Lock, Value<i64>)| {
+                    let g = lock.lock().unwrap();
+                    let (g, notified) = c
+                        .wait_with(&lock, g, Some(Duration::from_secs(50)))
+                        .unwrap();
+                    let g = g.unwrap();
+                    woken.update(|n| n + 1);
+                    drop(g);
+                    notified
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    until_waiting(&c, 3);
+    {
+        let g = lock.lock().unwrap();
+        assert_eq!(c.notify_with(&g, 2), 2);
+    }
+    until_value(&woken, 2);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(woken.get(), 2);
+    {
+        let g = lock.lock().unwrap();
+        assert_eq!(c.notify_with(&g, usize::MAX), 1);
+    }
+    for p in &mut kids {
+        assert!(p.join_timeout(JOIN).unwrap());
+    }
+    // Timeout, and the lock is held again afterwards.
+    let g = lock.lock().unwrap();
+    let ((g, notified), d) = {
+        let (r, d) = timed(|| c.wait_with(&lock, g, Some(T)).unwrap());
+        (r, d)
+    };
+    assert!(!notified);
+    assert_about(d, T);
+    assert!(lock.is_locked());
+    drop(g);
+    // A guard from another handle of the same lock is refused.
+    let other = lock.clone();
+    let g = other.lock().unwrap();
+    assert!(c.wait_with(&lock, g, Some(T)).is_err());
+    assert!(!lock.is_locked());
 }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use crate::error::{CreateError, LockError, ObjectKind, OpenError, OpenOrCreateError, OwnerDied};
 use crate::local::segment::{Place, Segment};
 use crate::local::watch::{SlotState, Slots};
+use crate::lock::{Lock, LockGuard, LockResult};
 use crate::namespace::Namespace;
 use crate::sync::ConditionError;
 use crate::sys::{self, futex_wait, futex_wake, Acquired, RobustLock, WaitResult};
@@ -54,6 +55,9 @@ fn expected_len(_: &[u64; 4]) -> Result<usize, String> {
 /// lock held (Python checks this at run time). `wait` releases the lock
 /// while asleep and takes it back before returning. `notify(n)` wakes
 /// exactly `n` waiters (the longest-waiting first) if that many wait.
+/// To pair the condition with an existing [`Lock`] instead (Python's
+/// `Condition(lock)`), use [`wait_with`](Condition::wait_with) and
+/// [`notify_with`](Condition::notify_with).
 ///
 /// ```
 /// use std::time::Duration;
@@ -173,6 +177,126 @@ impl Condition {
             .count() as u32
     }
 
+    /// Claims a slot for this thread, WAITING with the next ticket (lock held).
+    fn claim(&self) -> Result<Option<usize>, ConditionError> {
+        let c = self;
+        let s = c.slots();
+        let mut slot = s.claim(WAITING)?;
+        if slot.is_none() {
+            // Free the slots of dead waiters and try again.
+            for i in 0..SLOTS {
+                if let SlotState::Dead(_) = s.state(i) {
+                    s.reap(i, |_| {})?;
+                }
+            }
+            slot = s.claim(WAITING)?;
+        }
+        if let Some(i) = slot {
+            let t = c.inner.seg.at::<AtomicU64>(TICKET);
+            s.aux(i)
+                .store(t.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
+        }
+        Ok(slot)
+    }
+
+    /// Wakes up to `n` waiters, the longest-waiting first (lock held).
+    fn notify_n(&self, n: usize) -> usize {
+        let s = self.slots();
+        let mut waiting: Vec<(u64, usize)> = Vec::new();
+        for i in 0..SLOTS {
+            match s.state(i) {
+                SlotState::Free => {}
+                SlotState::Dead(_) => {
+                    // A waiter that died: free its slot (nothing to return).
+                    let _ = s.reap(i, |_| {});
+                }
+                SlotState::Live(_) => {
+                    if s.payload(i).load(Ordering::Acquire) == WAITING {
+                        waiting.push((s.aux(i).load(Ordering::Relaxed), i));
+                    }
+                }
+            }
+        }
+        waiting.sort_unstable();
+        let mut woken = 0;
+        for (_, i) in waiting {
+            if woken == n {
+                break;
+            }
+            let st = s.payload(i);
+            if st
+                .compare_exchange(WAITING, NOTIFIED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                futex_wake(st, 1);
+                woken += 1;
+            }
+        }
+        woken
+    }
+
+    /// Claims a slot, runs `release` (which lets go of the lock), sleeps
+    /// until notified or `deadline`, and leaves the slot; whether notified.
+    fn sleep(
+        &self,
+        release: impl FnOnce(),
+        deadline: Option<Instant>,
+    ) -> Result<bool, ConditionError> {
+        let i = self.claim()?.ok_or(ConditionError::TooManyWaiters(SLOTS))?;
+        let slots = self.slots();
+        let st = slots.payload(i);
+        release();
+        let notified = loop {
+            if st.load(Ordering::Acquire) != WAITING {
+                break true;
+            }
+            if futex_wait(st, WAITING, deadline) == WaitResult::TimedOut
+                && st
+                    .compare_exchange(WAITING, GONE, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                break false;
+            }
+        };
+        // SAFETY: slot `i` was claimed by this thread above and is left
+        // exactly once, here.
+        unsafe { slots.leave(i) };
+        Ok(notified)
+    }
+
+    /// Waits on this condition with an ordinary [`Lock`] instead of the
+    /// built-in one (Python's `Condition(lock)`): releases `guard`'s lock,
+    /// sleeps until notified (or `timeout`), and takes the lock back.
+    /// Returns the lock's result and whether it was notified. Every waiter
+    /// and notifier of the condition must use the same lock, and notify
+    /// with [`notify_with`](Condition::notify_with) while holding it.
+    ///
+    /// `guard` must come from `lock` itself (`lock.lock()`), else the call
+    /// fails with an `InvalidInput` error (and the guard is released).
+    pub fn wait_with<'l>(
+        &self,
+        lock: &'l Lock,
+        guard: LockGuard<'l>,
+        timeout: Option<Duration>,
+    ) -> Result<(LockResult<'l>, bool), ConditionError> {
+        if !std::ptr::eq(guard.lock(), lock) {
+            return Err(ConditionError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the guard does not come from this lock handle",
+            )));
+        }
+        let deadline = timeout.and_then(to_deadline);
+        let notified = self.sleep(move || drop(guard), deadline)?;
+        Ok((lock.lock(), notified))
+    }
+
+    /// Wakes up to `n` waiters that wait with [`wait_with`](Condition::wait_with);
+    /// `held` proves the caller holds their lock. Returns how many.
+    pub fn notify_with(&self, held: &LockGuard<'_>, n: usize) -> usize {
+        let _ = held;
+        self.notify_n(n)
+    }
+
     /// Whether some process holds the condition's lock.
     pub fn is_locked(&self) -> bool {
         self.inner.mutex.owner_tid() != 0
@@ -246,52 +370,14 @@ impl<'a> ConditionGuard<'a> {
         self.cond
     }
 
-    /// Claims a slot for this thread, WAITING with the next ticket (lock held).
-    fn claim(&self) -> Result<Option<usize>, ConditionError> {
-        let c = self.cond;
-        let s = c.slots();
-        let mut slot = s.claim(WAITING)?;
-        if slot.is_none() {
-            // Free the slots of dead waiters and try again.
-            for i in 0..SLOTS {
-                if let SlotState::Dead(_) = s.state(i) {
-                    s.reap(i, |_| {})?;
-                }
-            }
-            slot = s.claim(WAITING)?;
-        }
-        if let Some(i) = slot {
-            let t = c.inner.seg.at::<AtomicU64>(TICKET);
-            let ticket = t.load(Ordering::Relaxed);
-            t.store(ticket.wrapping_add(1), Ordering::Relaxed);
-            s.aux(i).store(ticket, Ordering::Relaxed);
-        }
-        Ok(slot)
-    }
-
     fn wait_inner(&mut self, deadline: Option<Instant>) -> Result<bool, ConditionError> {
         let c = self.cond;
-        let i = self.claim()?.ok_or(ConditionError::TooManyWaiters(SLOTS))?;
-        let slots = c.slots();
-        let st = slots.payload(i);
-        // SAFETY: this guard proves the thread holds the mutex; it is taken
-        // back below before the guard is used again.
-        unsafe { c.inner.mutex.unlock() };
-        let notified = loop {
-            if st.load(Ordering::Acquire) != WAITING {
-                break true;
-            }
-            if futex_wait(st, WAITING, deadline) == WaitResult::TimedOut
-                && st
-                    .compare_exchange(WAITING, GONE, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-            {
-                break false;
-            }
-        };
-        // SAFETY: slot `i` was claimed by this thread above and is left
-        // exactly once, here.
-        unsafe { slots.leave(i) };
+        let notified = c.sleep(
+            // SAFETY: this guard proves the thread holds the mutex; it is
+            // taken back below before the guard is used again.
+            || unsafe { c.inner.mutex.unlock() },
+            deadline,
+        )?;
         match c.inner.mutex.lock(None) {
             Ok(Some(Acquired::Clean)) => Ok(notified),
             Ok(Some(Acquired::OwnerDied)) => Err(ConditionError::OwnerDied),
@@ -356,38 +442,7 @@ impl<'a> ConditionGuard<'a> {
 
     /// Wakes up to `n` waiters, the longest-waiting first; returns how many.
     pub fn notify(&mut self, n: usize) -> usize {
-        let s = self.cond.slots();
-        let mut waiting: Vec<(u64, usize)> = Vec::new();
-        for i in 0..SLOTS {
-            match s.state(i) {
-                SlotState::Free => {}
-                SlotState::Dead(_) => {
-                    // A waiter that died: free its slot (nothing to return).
-                    let _ = s.reap(i, |_| {});
-                }
-                SlotState::Live(_) => {
-                    if s.payload(i).load(Ordering::Acquire) == WAITING {
-                        waiting.push((s.aux(i).load(Ordering::Relaxed), i));
-                    }
-                }
-            }
-        }
-        waiting.sort_unstable();
-        let mut woken = 0;
-        for (_, i) in waiting {
-            if woken == n {
-                break;
-            }
-            let st = s.payload(i);
-            if st
-                .compare_exchange(WAITING, NOTIFIED, Ordering::AcqRel, Ordering::Relaxed)
-                .is_ok()
-            {
-                futex_wake(st, 1);
-                woken += 1;
-            }
-        }
-        woken
+        self.cond.notify_n(n)
     }
 
     /// Wakes every waiter; returns how many.
