@@ -93,5 +93,11 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     "$@"
     exit $?
 else
-    mproc_redis_start
+    # Sourced: stop the server when the calling shell exits, after any
+    # EXIT trap it already had.
+    mproc_redis_start || return 1
+    __mproc_prev_trap=$(trap -p EXIT | sed "s/^trap -- '\(.*\)' EXIT\$/\1/")
+    # shellcheck disable=SC2064
+    trap "mproc_redis_stop${__mproc_prev_trap:+; $__mproc_prev_trap}" EXIT
+    unset __mproc_prev_trap
 fi

@@ -290,7 +290,8 @@ pub(crate) fn kind_of(s: &str) -> Option<ObjectKind> {
 /// and the next call opens a new one (reconnecting after a server restart).
 pub(crate) struct Pool {
     client: Client,
-    idle: Mutex<Vec<Connection>>,
+    /// Idle connections with the read timeout they were last given.
+    idle: Mutex<Vec<(Connection, Duration)>>,
     timeout: Duration,
     display: String,
 }
@@ -308,30 +309,39 @@ const MAX_IDLE: usize = 16;
 
 impl Pool {
     /// A connection: an idle one unless `fresh`; true when it was idle.
-    fn take(&self, block: Option<Duration>, fresh: bool) -> Result<(Connection, bool), RedisError> {
+    fn take(
+        &self,
+        block: Option<Duration>,
+        fresh: bool,
+    ) -> Result<(Connection, Duration, bool), RedisError> {
         let idle = if fresh {
             None
         } else {
             self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()
         };
-        let (c, was_idle) = match idle {
-            Some(c) => (c, true),
-            None => (
-                self.client.get_connection_with_timeout(self.timeout)?,
-                false,
-            ),
-        };
         // A blocking command may take its block time plus one round trip.
         let read = block.map_or(self.timeout, |b| b + self.timeout);
-        c.set_read_timeout(Some(read))?;
-        c.set_write_timeout(Some(self.timeout))?;
-        Ok((c, was_idle))
+        let (c, was_idle) = match idle {
+            Some((c, set)) => {
+                if set != read {
+                    c.set_read_timeout(Some(read))?;
+                }
+                (c, true)
+            }
+            None => {
+                let c = self.client.get_connection_with_timeout(self.timeout)?;
+                c.set_read_timeout(Some(read))?;
+                c.set_write_timeout(Some(self.timeout))?;
+                (c, false)
+            }
+        };
+        Ok((c, read, was_idle))
     }
 
-    fn give_back(&self, c: Connection) {
+    fn give_back(&self, c: Connection, read: Duration) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
-            idle.push(c);
+            idle.push((c, read));
         }
     }
 
@@ -355,10 +365,10 @@ impl Pool {
     ) -> io::Result<R> {
         let mut fresh = false;
         loop {
-            let (mut c, was_idle) = self.take(block, fresh).map_err(|e| self.io_error(&e))?;
+            let (mut c, read, was_idle) = self.take(block, fresh).map_err(|e| self.io_error(&e))?;
             match f(&mut c) {
                 Ok(r) => {
-                    self.give_back(c);
+                    self.give_back(c, read);
                     return Ok(r);
                 }
                 Err(e) => {
@@ -372,7 +382,7 @@ impl Pool {
                             continue;
                         }
                     } else {
-                        self.give_back(c);
+                        self.give_back(c, read);
                     }
                     return Err(self.io_error(&e));
                 }

@@ -73,33 +73,46 @@ return 'created'
 "
 );
 
-// KEYS meta ready seq unfinished joined   ARGV maxsize msg...
-// → n put (≥ 0), -1 closed, -2 the queue is gone
+// KEYS meta ready seq unfinished joined putters
+// ARGV maxsize waited will_wait msg...
+// → n put (≥ 0), -1 closed, -2 the queue is gone. A producer that will
+// wait when the queue is full is counted in `putters` (until its next call)
+// so that consumers know to wake it.
 script!(
     put_script,
     r"
+if ARGV[2] == '1' and tonumber(redis.call('GET', KEYS[6]) or '0') > 0 then
+  redis.call('DECR', KEYS[6])
+end
 local m = redis.call('HMGET', KEYS[1], 'kind', 'closed')
 if m[1] ~= 'queue' then return -2 end
 if m[2] == '1' then return -1 end
 local max = tonumber(ARGV[1])
-local n = #ARGV - 1
+local n = #ARGV - 3
 if max > 0 then
   local room = max - redis.call('LLEN', KEYS[2])
   if room < n then n = room end
-  if n <= 0 then return 0 end
+  if n <= 0 then
+    if ARGV[3] == '1' then
+      redis.call('INCR', KEYS[6])
+      redis.call('PEXPIRE', KEYS[6], 10000)
+    end
+    return 0
+  end
 end
 local first = redis.call('INCRBY', KEYS[3], n) - n
 local frames = {}
-for i = 1, n do frames[i] = 'D' .. (first + i) .. ':' .. ARGV[i + 1] end
+for i = 1, n do frames[i] = 'D' .. (first + i) .. ':' .. ARGV[i + 3] end
 redis.call('RPUSH', KEYS[2], unpack(frames))
 if redis.call('INCRBY', KEYS[4], n) == n then redis.call('DEL', KEYS[5]) end
 return n
 "
 );
 
-// KEYS ready proc got space deliveries   ARGV max wake already prev...
+// KEYS ready proc got space deliveries putters   ARGV max wake already prev...
 // Completes the previous elements, then takes up to max more without
-// blocking. → the elements, or {'E'} when only the end marker is left.
+// blocking; wakes a waiting producer. → the elements, or {'E'} when only
+// the end marker is left (it is always the last element).
 script!(
     take_script,
     r"
@@ -109,21 +122,33 @@ end
 local out = {}
 local max = tonumber(ARGV[1])
 while #out < max do
-  local head = redis.call('LINDEX', KEYS[1], 0)
-  if not head then break end
-  if head == 'E' then
+  local v = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+  if not v then break end
+  if v == 'E' then
+    redis.call('RPOP', KEYS[2])
+    redis.call('RPUSH', KEYS[1], 'E')
     if #out == 0 and ARGV[3] == '0' then return {'E'} end
     break
   end
-  redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-  out[#out + 1] = head
+  out[#out + 1] = v
 end
 local n = #out + tonumber(ARGV[3])
 if n > 0 then
   redis.call('INCRBY', KEYS[3], n)
-  if ARGV[2] == '1' then redis.call('DEL', KEYS[4]); redis.call('RPUSH', KEYS[4], '1') end
+  if ARGV[2] == '1' and tonumber(redis.call('GET', KEYS[6]) or '0') > 0 then
+    redis.call('DEL', KEYS[4]); redis.call('RPUSH', KEYS[4], '1')
+  end
 end
 return out
+"
+);
+
+// KEYS putters — a producer stops waiting.
+script!(
+    unregister_script,
+    r"
+if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
+return 1
 "
 );
 
@@ -296,6 +321,7 @@ struct Keys {
     deliveries: String,
     dead: String,
     requeued: String,
+    putters: String,
 }
 
 impl Keys {
@@ -313,6 +339,7 @@ impl Keys {
             deliveries: k("deliveries"),
             dead: k("dead"),
             requeued: k("requeued"),
+            putters: k("putters"),
             tag,
         }
     }
@@ -637,6 +664,7 @@ impl RedisQueue {
                 .key(&self.keys.got)
                 .key(&self.keys.space)
                 .key(&self.keys.deliveries)
+                .key(&self.keys.putters)
                 .arg(max)
                 .arg(u8::from(wake))
                 .arg(u8::from(already));
@@ -755,6 +783,13 @@ impl RedisQueue {
             }
             return Ok((proc, all));
         }
+    }
+
+    /// Leaves the count of waiting producers (after giving up waiting).
+    fn unregister_putter(&self) {
+        let _ = self
+            .pool
+            .run(|c| unregister_script().key(&self.keys.putters).invoke::<i64>(c));
     }
 
     /// The namespace URL (with its password, for handing to children).
@@ -876,6 +911,7 @@ impl QueueBackend for RedisQueue {
             );
         }
         let mut done = 0;
+        let mut waited = false;
         while done < msgs.len() {
             let batch = &msgs[done..msgs.len().min(done + PUT_BATCH)];
             let r: io::Result<i64> = self.pool.run(|c| {
@@ -885,12 +921,16 @@ impl QueueBackend for RedisQueue {
                     .key(&self.keys.seq)
                     .key(&self.keys.unfinished)
                     .key(&self.keys.joined)
-                    .arg(self.limits.maxsize);
+                    .key(&self.keys.putters)
+                    .arg(self.limits.maxsize)
+                    .arg(u8::from(waited))
+                    .arg(u8::from(!try_only));
                 for m in batch {
                     inv.arg(*m);
                 }
                 inv.invoke(c)
             });
+            waited = false;
             let n = match r {
                 Ok(-1) => return (done, Err(OpError::Closed)),
                 Ok(n) if n < 0 => return (done, Err(self.gone())),
@@ -907,10 +947,14 @@ impl QueueBackend for RedisQueue {
             let slice = match deadline {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left.min(PUT_SLICE),
-                    _ => return (done, Err(OpError::WouldBlock)),
+                    _ => {
+                        self.unregister_putter();
+                        return (done, Err(OpError::WouldBlock));
+                    }
                 },
                 None => PUT_SLICE,
             };
+            waited = true;
             // Wait for a consumer's "room was made" token, or the slice.
             let r: io::Result<Option<(String, String)>> =
                 self.pool.run_blocking(Some(slice), |c| {
@@ -920,6 +964,7 @@ impl QueueBackend for RedisQueue {
                         .query(c)
                 });
             if let Err(e) = r {
+                self.unregister_putter();
                 return (done, Err(OpError::Io(e)));
             }
         }
