@@ -190,7 +190,6 @@ impl ProcessBuilder {
     {
         let (encoded, fds) = collect_fds(|| postcard::to_allocvec(&args));
         let encoded = encoded.map_err(|e| SpawnError::Encode(e.to_string()))?;
-        drop(args);
         let base = entry_address();
         let tramp = trampoline::<A, R> as fn(usize, &[u8]) -> Result<Vec<u8>, String> as usize;
         let args_fd = crate::sys::memfd(c"mproc-args")?;
@@ -255,6 +254,10 @@ impl ProcessBuilder {
             })
         };
         let child = cmd.spawn()?;
+        // Only now: the handles' descriptors had to stay open until the
+        // child inherited them (a pipe end passed by value is closed here,
+        // so that the child holds the only copy).
+        drop(args);
         drop(result_w);
         drop(args_fd);
         Ok(Process {
