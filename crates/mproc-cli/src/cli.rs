@@ -27,7 +27,7 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "MPROC_DIR", value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
     /// Server that holds the named objects instead of a directory:
-    /// redis://[:PASSWORD@]HOST[:PORT][/DB][?prefix=NAME] or rediss://... (TLS).
+    /// redis://:PASSWORD@HOST:PORT/DB?prefix=NAME (all but HOST optional), rediss://... for TLS.
     #[arg(
         long,
         global = true,

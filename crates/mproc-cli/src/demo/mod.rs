@@ -110,7 +110,11 @@ impl Cleanup {
     pub(crate) fn new(ns: &mproc::Namespace, names: &[&'static str]) -> Cleanup {
         Cleanup {
             ns: ns.clone(),
-            names: if ns.is_remote() { names.to_vec() } else { Vec::new() },
+            names: if ns.is_remote() {
+                names.to_vec()
+            } else {
+                Vec::new()
+            },
         }
     }
 }
