@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 mod mp;
 
 const SIZES: [usize; 2] = [8, 65536];
-const RING_BYTES: u32 = 4 << 20; // ipmpsc ring size
+const RING_BYTES: u32 = 4 << 20; // ipmpsc ring size (as in the shared peer suite)
+const RING_BYTES_1M: u32 = 1 << 20; // ipmpsc with mproc's default byte budget
 const WARMUP_PINGS: usize = 200;
 const MAX_PINGS: usize = 20_000;
 
@@ -256,6 +257,7 @@ enum Kind {
     IpcChannel,
     Interprocess,
     Ipmpsc,
+    Ipmpsc1M,
     UnixStream,
     Crossbeam,
 }
@@ -265,6 +267,7 @@ impl Kind {
             Kind::IpcChannel => "ipc-channel 0.23 (IpcBytesSender)",
             Kind::Interprocess => "interprocess 2 (local socket, sync)",
             Kind::Ipmpsc => "ipmpsc 0.5 (shm ring, 4 MiB)",
+            Kind::Ipmpsc1M => "ipmpsc 0.5 (shm ring, 1 MiB)",
             Kind::UnixStream => "std UnixStream + u32 framing",
             Kind::Crossbeam => "crossbeam bounded(1024), threads",
         }
@@ -273,7 +276,7 @@ impl Kind {
         match self {
             Kind::IpcChannel => "ipc",
             Kind::Interprocess => "interprocess",
-            Kind::Ipmpsc => "ipmpsc",
+            Kind::Ipmpsc | Kind::Ipmpsc1M => "ipmpsc",
             Kind::UnixStream => "unix",
             Kind::Crossbeam => "crossbeam",
         }
@@ -355,9 +358,10 @@ fn tput(kind: Kind, size: usize, producers: usize, dur: Duration) -> (f64, f64) 
             let c = consume(&mut rx, producers, size);
             (c, kids.into_iter().map(finish_child).sum())
         }
-        Kind::Ipmpsc => {
+        Kind::Ipmpsc | Kind::Ipmpsc1M => {
             let path = uniq("ring");
-            let mut rx = ipmpsc::Receiver::new(ipmpsc::SharedRingBuffer::create(&path, RING_BYTES).unwrap());
+            let bytes = if kind == Kind::Ipmpsc { RING_BYTES } else { RING_BYTES_1M };
+            let mut rx = ipmpsc::Receiver::new(ipmpsc::SharedRingBuffer::create(&path, bytes).unwrap());
             let kids: Vec<Child> = (0..producers).map(|_| spawn_child(&child_args(&path))).collect();
             let c = consume(&mut rx, producers, size);
             let sent = kids.into_iter().map(finish_child).sum();
@@ -437,7 +441,7 @@ fn pingpong(kind: Kind, size: usize, dur: Duration) -> (f64, f64) {
             finish_child(kid);
             s
         }
-        Kind::Ipmpsc => {
+        Kind::Ipmpsc | Kind::Ipmpsc1M => {
             let (a, b) = (uniq("ring"), uniq("ring"));
             let mut tx = ipmpsc::Sender::new(ipmpsc::SharedRingBuffer::create(&a, RING_BYTES).unwrap());
             let mut rx = ipmpsc::Receiver::new(ipmpsc::SharedRingBuffer::create(&b, RING_BYTES).unwrap());
@@ -872,7 +876,7 @@ fn main() {
                     let c = if batched { "mproc (put_many/get_many_with)" } else { "mproc (put/get_into)" };
                     emit(serde_json::json!({"group":"tput","contender":c,"size":size,"procs":"1->1","msgs":m,"mbs":mb}));
                 }
-                for &kind in &kinds {
+                for &kind in kinds.iter().chain(&[Kind::Ipmpsc1M]) {
                     progress(r, &format!("{} 1->1 {size} B", kind.name()));
                     let (m, mb) = tput(kind, size, 1, dur);
                     emit(serde_json::json!({"group":"tput","contender":kind.name(),"size":size,"procs":"1->1","msgs":m,"mbs":mb}));

@@ -20,8 +20,8 @@ use crate::{finish_child_text, spawn_child, uniq, Shm, OFF_COUNTER, OFF_GO, OFF_
 pub const PUT_BATCH: usize = 64;
 /// Largest number of messages per `get_many_with` call in the batched mode.
 pub const GET_BATCH: usize = 256;
-/// Byte budget of the throughput queues (same ring size as ipmpsc's here).
-pub const RING_BYTES: usize = 4 << 20;
+/// Byte budget of the throughput queues: mproc's default (1 MiB).
+pub const RING_BYTES: usize = mproc::DEFAULT_MAX_BYTES;
 
 /// Nanoseconds of CLOCK_MONOTONIC (the same clock in every process).
 pub fn mono_ns() -> u64 {

@@ -28,8 +28,8 @@ const RUNS: usize = 3;
 const PUT_BATCH: usize = 64;
 /// Largest number of messages per `get_many_with` call in the batched runs.
 const GET_BATCH: usize = 256;
-/// Byte budget of the throughput queues.
-const QUEUE_BYTES: usize = 4 << 20;
+/// Byte budget of the throughput queues: the library's default.
+const QUEUE_BYTES: usize = mproc::DEFAULT_MAX_BYTES;
 
 /// `mproc bench`.
 #[derive(Debug, Args)]
