@@ -63,3 +63,55 @@ fn tickets_without_the_lock_oversell() {
     assert!(r.oversold > 0, "{r:?}");
     assert!(r.sold > 1, "{r:?}");
 }
+
+/// The example binary cargo built beside this test (`cargo test` builds the
+/// examples; with a `--test` filter it may not have: then the check is
+/// skipped with a note).
+fn example(name: &str) -> Option<std::process::Command> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.parent()?.join("examples").join(name);
+    if path.exists() {
+        Some(std::process::Command::new(path))
+    } else {
+        eprintln!("{} not built; skipped", path.display());
+        None
+    }
+}
+
+#[test]
+fn bounded_queue_example_tells_the_story() {
+    let Some(mut cmd) = example("bounded_queue") else {
+        return;
+    };
+    let out = cmd.output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "111");
+    assert!(text.contains("put(6) blocked for"), "{text}");
+    let took = lines.iter().position(|l| l.contains("took 1")).unwrap();
+    let went = lines
+        .iter()
+        .position(|l| l.contains("went through"))
+        .unwrap();
+    let two = lines.iter().position(|l| *l == "222").unwrap();
+    assert!(took < two && went < two, "{text}");
+    assert!(text.contains("[2, 3, 4, 5, 6]"), "{text}");
+}
+
+#[test]
+fn producer_consumer_example_eats_every_item_both_ways() {
+    let Some(mut cmd) = example("producer_consumer") else {
+        return;
+    };
+    let out = cmd.arg("--fast").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (sentinel, close) = text.split_once("--- with mproc::Runtime").unwrap();
+    for part in [sentinel, close] {
+        let ate = part.lines().filter(|l| l.contains(" ate slop")).count();
+        let made = part.lines().filter(|l| l.contains("produced slop")).count();
+        assert_eq!((made, ate), (50, 50), "{part}");
+    }
+    assert!(close.contains("produced 50, consumed 50"), "{close}");
+}
