@@ -21,10 +21,12 @@ mproc_redis_install() {
     command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
     command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
     command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
-    # The redis crate's TLS support (rediss://) builds against OpenSSL.
+    # The redis crate's TLS support (rediss://) builds against OpenSSL; the
+    # TLS test makes its certificate with the openssl command.
     if ! pkg-config --exists openssl 2>/dev/null; then
         need+=(libssl-dev pkg-config)
     fi
+    command -v openssl >/dev/null 2>&1 || need+=(openssl)
     if [ "${#need[@]}" -gt 0 ]; then
         echo "redis.sh: installing ${need[*]}" >&2
         export DEBIAN_FRONTEND=noninteractive
