@@ -68,18 +68,20 @@ mproc_redis_stop_pid() {
     if [ -f "$MPROC_REDIS_DIR/redis.pid" ]; then
         local pid
         pid=$(cat "$MPROC_REDIS_DIR/redis.pid")
-        kill "$pid" 2>/dev/null
+        kill "$pid" 2>/dev/null || true
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null
+        kill -9 "$pid" 2>/dev/null || true
         rm -f "$MPROC_REDIS_DIR/redis.pid"
     fi
+    return 0
 }
 
 mproc_redis_stop() {
     [ -n "${MPROC_REDIS_DIR:-}" ] || return 0
     mproc_redis_stop_pid
-    rm -rf "$MPROC_REDIS_DIR"
+    rm -rf "$MPROC_REDIS_DIR" || true
     unset MPROC_REDIS_DIR MPROC_REDIS_PORT MPROC_TEST_REDIS_URL
+    return 0
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
