@@ -497,3 +497,26 @@ fn tls_url() {
     drop(g);
     assert_eq!((q.get().unwrap(), q.get().unwrap()), (1, 2));
 }
+
+#[test]
+fn shared_memory_objects_refuse_a_server_namespace() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start(&[]);
+    let ns = srv.ns("prefix=shm");
+    let cwd_before: Vec<_> = std::fs::read_dir(".")
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    let e = mproc::Value::<i64>::create_in(&ns, "v", 0, true).unwrap_err();
+    assert!(e.to_string().contains("cannot live on a server"), "{e}");
+    assert!(mproc::Value::<i64>::open_in(&ns, "v").is_err());
+    let cwd_after: Vec<_> = std::fs::read_dir(".")
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(cwd_before.len(), cwd_after.len(), "no file was created");
+}

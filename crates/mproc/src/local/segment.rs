@@ -84,6 +84,14 @@ pub(crate) enum Place<'a> {
     Anonymous,
 }
 
+/// The error for a shared-memory object asked of a server namespace.
+fn remote_only(ns: &Namespace, kind: ObjectKind) -> crate::error::NamespaceError {
+    crate::error::NamespaceError::UnsupportedUrl(format!(
+        "{}: a {kind} cannot live on a server (Lock, Queue and JoinableQueue can)",
+        ns.location()
+    ))
+}
+
 impl Segment {
     /// Creates, initialises and publishes a segment of `len` bytes.
     ///
@@ -99,8 +107,11 @@ impl Segment {
             Place::Named(_, n) => (*n).to_owned(),
             Place::Anonymous => format!("(anonymous {kind})"),
         };
-        if let Place::Named(_, n) = &place {
+        if let Place::Named(ns, n) = &place {
             validate_name(n)?;
+            if ns.is_remote() {
+                return Err(CreateError::Namespace(remote_only(ns, kind)));
+            }
         }
         let io_err = |source: io::Error| match source.raw_os_error() {
             Some(libc::ENOSPC) | Some(libc::ENOMEM) | Some(libc::EFBIG) => CreateError::NoSpace {
@@ -190,6 +201,9 @@ impl Segment {
         expected_len: impl Fn(&[u64; 4]) -> Result<usize, String>,
     ) -> Result<Segment, OpenError> {
         validate_name(name)?;
+        if ns.is_remote() {
+            return Err(OpenError::Namespace(remote_only(ns, kind)));
+        }
         let path = ns.path().join(name);
         let file = OpenOptions::new()
             .read(true)
