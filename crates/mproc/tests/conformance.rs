@@ -494,9 +494,19 @@ fn lock_try_timeout_and_holder(env: &Env) {
     let (r, d) = timed(|| lock.lock_timeout(T).map(drop));
     assert!(matches!(r, Err(LockError::WouldBlock)));
     assert!(d >= T - Duration::from_millis(10));
-    let (r, d) = timed(|| lock.lock_timeout(JOIN).map(drop));
-    r.unwrap();
-    assert!(d >= Duration::from_millis(300), "acquired after {d:?}");
+    let waiter = {
+        let lock = lock.clone();
+        std::thread::spawn(move || timed(|| lock.lock_timeout(JOIN).map(drop).is_ok()))
+    };
+    // The waiting thread is listed as a waiter of this process.
+    let deadline = Instant::now() + JOIN;
+    while !lock.waiters().iter().any(|w| w.pid == std::process::id()) {
+        assert!(Instant::now() < deadline, "never listed as a waiter");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (acquired, d) = waiter.join().unwrap();
+    assert!(acquired);
+    assert!(d >= Duration::from_millis(200), "acquired after {d:?}");
     child.join_timeout(JOIN).unwrap();
     assert!(!lock.is_locked());
     assert!(lock.holder().is_none());
