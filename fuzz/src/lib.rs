@@ -1,0 +1,380 @@
+//! Drivers shared by the fuzz targets and the `replay` binary.
+//!
+//! Everything goes through mproc's public API, exactly as an application
+//! would: the fuzzer's bytes become a segment file in a private namespace
+//! (on tmpfs when `/dev/shm` exists), which is then opened and used. Any
+//! panic, abort, crash or hang is a finding; typed errors are the expected
+//! outcome for garbage.
+//!
+//! * [`segment_bytes`]: the input is a whole segment file (after one
+//!   selector byte) — header validation, size checks, and then every
+//!   operation on whatever opens.
+//! * [`segment_mutate`]: a valid queue with messages in it, whose shared
+//!   state (head and tail words, counters, wait cells, ring bytes) is
+//!   overwritten at fuzzer-chosen offsets between operations, while it is
+//!   mapped — what a malicious or buggy writer with access could do.
+//!
+//! Every call made here has a bound on its waiting (`try_*`, `*_timeout`
+//! with a few milliseconds), so a hang is a bug, not a blocking call.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use mproc::{ByteQueue, JoinableQueue, Lock, Namespace, Queue, QueueOptions};
+
+/// The name every driver uses inside its namespace.
+const NAME: &str = "fuzzed";
+
+/// Offset of the queue's put lock (a process-shared mutex) in its segment.
+pub const QUEUE_PUT_LOCK: usize = 128;
+/// Offset of the queue's tail word.
+pub const QUEUE_TAIL: usize = 192;
+/// Offset of the queue's get lock.
+pub const QUEUE_GET_LOCK: usize = 256;
+/// Offset of the queue's head word.
+pub const QUEUE_HEAD: usize = 320;
+/// Offset of the queue's ring bytes.
+pub const QUEUE_RING: usize = 1024;
+/// Offset of the lock's mutex in a lock segment.
+pub const LOCK_MUTEX: usize = 64;
+/// Size of the mutex region in either kind of segment.
+pub const MUTEX_LEN: usize = 64;
+
+fn base_dir() -> PathBuf {
+    if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+/// One private namespace per process, removed when the process exits
+/// normally (libFuzzer exits through `exit`, which does not run
+/// destructors of statics: the directory is then left in /dev/shm, named
+/// `mproc-fuzz-*`).
+fn namespace() -> &'static (tempfile::TempDir, Namespace) {
+    static NS: OnceLock<(tempfile::TempDir, Namespace)> = OnceLock::new();
+    NS.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("mproc-fuzz-")
+            .tempdir_in(base_dir())
+            .expect("cannot make a temporary directory for the fuzz namespace");
+        let ns = Namespace::dir(dir.path()).expect("a fresh private directory is a namespace");
+        (dir, ns)
+    })
+}
+
+fn write_segment(ns: &Namespace, bytes: &[u8]) {
+    let path = ns.path().join(NAME);
+    let _ = std::fs::remove_file(&path);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .expect("cannot write the fuzzed segment");
+    f.write_all(bytes).expect("cannot write the fuzzed segment");
+}
+
+/// Short timeouts: long enough to take the waiting paths, short enough for
+/// thousands of executions per second.
+const WAIT: Duration = Duration::from_millis(1);
+
+/// Which queue operations may block on the queue's internal locks.
+///
+/// `peek`, `close` and `purge` take the queue's locks without a deadline,
+/// and so does `try_get`/`try_put` today: when a damaged lock word names a
+/// thread that is gone without the kernel having marked it dead, they wait
+/// forever (see the bad-input tests). The drivers call them only when the
+/// input leaves the lock words as a live process left them.
+fn locks_untouched(seg: &[u8], template: &[u8], regions: &[usize]) -> bool {
+    regions.iter().all(|&off| {
+        let end = off + MUTEX_LEN;
+        seg.len() >= end && template.len() >= end && seg[off..end] == template[off..end]
+    })
+}
+
+fn exercise_byte_queue(q: &ByteQueue, unbounded_ok: bool) {
+    let _ = q.len();
+    let _ = q.is_empty();
+    let _ = q.is_full();
+    let _ = q.maxsize();
+    let _ = q.max_message();
+    let _ = q.is_closed();
+    let _ = q.stats();
+    for _ in 0..3 {
+        let _ = q.get_timeout(WAIT);
+    }
+    let _ = q.put_timeout(b"fuzz", WAIT);
+    let _ = q.put_timeout(&[0xA5; 40], WAIT);
+    let _ = q.get_many_with(4, Some(std::time::Instant::now() + WAIT), |m| {
+        std::hint::black_box(m);
+    });
+    if unbounded_ok {
+        let _ = q.peek();
+        for _ in 0..3 {
+            let _ = q.try_get();
+        }
+        let _ = q.try_put(b"x");
+        q.close();
+        let _ = q.get_timeout(WAIT);
+        let _ = q.purge();
+    }
+    let _ = q.stats();
+}
+
+fn exercise_typed(q: &Queue<Vec<u8>>, unbounded_ok: bool) {
+    let _ = q.len();
+    let _ = q.stats();
+    for _ in 0..3 {
+        let _ = q.get_timeout(WAIT);
+    }
+    let _ = q.put_timeout(vec![1, 2, 3], WAIT);
+    let _ = q.get_many_deadline(3, Some(std::time::Instant::now() + WAIT));
+    if unbounded_ok {
+        let _ = q.peek();
+        let _ = q.try_get();
+        let _ = q.try_put(vec![7; 9]);
+        q.close();
+    }
+}
+
+fn exercise_joinable(q: &JoinableQueue<Vec<u8>>, unbounded_ok: bool) {
+    let _ = q.unfinished();
+    let _ = q.get_timeout(WAIT);
+    let _ = q.task_done();
+    let _ = q.task_done();
+    let _ = q.join_timeout(WAIT);
+    if unbounded_ok {
+        let _ = q.try_get();
+        let _ = q.task_done();
+    }
+}
+
+fn exercise_lock(l: &Lock) {
+    let _ = l.is_locked();
+    let _ = l.holder();
+    let _ = l.waiters();
+    for _ in 0..2 {
+        match l.lock_timeout(WAIT) {
+            Ok(g) => {
+                g.set_tag("fuzz");
+                let _ = l.holder();
+                drop(g);
+            }
+            Err(e) => drop(e.into_guard()),
+        }
+    }
+    let _ = l.holder();
+}
+
+/// Valid segments of each kind, made by this build, as templates for the
+/// checks on lock words and as the seed corpus.
+pub fn valid_segments() -> Vec<(&'static str, Vec<u8>)> {
+    let (_, ns) = namespace();
+    let mut out = Vec::new();
+    let read = |name: &str| std::fs::read(ns.path().join(name)).expect("read back a segment");
+    {
+        let _ = ns.remove("seed-q");
+        let q = ByteQueue::create_in(ns, "seed-q", QueueOptions::new().maxsize(8).max_bytes(64))
+            .expect("create a seed queue");
+        q.put(b"one").unwrap();
+        q.put(b"").unwrap();
+        q.put(b"three three").unwrap();
+        out.push(("queue", read("seed-q")));
+        let _ = q.get();
+        let _ = q.get();
+        q.put(&[9u8; 20]).unwrap();
+        out.push(("queue-wrapped", read("seed-q")));
+        let _ = ns.remove("seed-q");
+    }
+    {
+        let _ = ns.remove("seed-l");
+        let l = Lock::create_in(ns, "seed-l").expect("create a seed lock");
+        out.push(("lock", read("seed-l")));
+        drop(l);
+        let _ = ns.remove("seed-l");
+    }
+    out
+}
+
+fn template(kind: u8) -> &'static [u8] {
+    static T: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
+    let t = T.get_or_init(valid_segments);
+    let want = if kind == 3 { "lock" } else { "queue" };
+    t.iter()
+        .find(|(n, _)| *n == want)
+        .map(|(_, b)| b.as_slice())
+        .unwrap_or(&[])
+}
+
+/// Target 1: `data[0]` picks the opener, `data[1..]` is the whole segment file.
+pub fn segment_bytes(data: &[u8]) {
+    let Some((&sel, seg)) = data.split_first() else {
+        return;
+    };
+    let (_, ns) = namespace();
+    let kind = sel % 4;
+    let tpl = template(kind);
+    write_segment(ns, seg);
+    match kind {
+        0 => {
+            if let Ok(q) = ByteQueue::open_in(ns, NAME) {
+                let ok = locks_untouched(seg, tpl, &[QUEUE_PUT_LOCK, QUEUE_GET_LOCK]);
+                exercise_byte_queue(&q, ok);
+            }
+        }
+        1 => {
+            if let Ok(q) = Queue::<Vec<u8>>::open_in(ns, NAME) {
+                let ok = locks_untouched(seg, tpl, &[QUEUE_PUT_LOCK, QUEUE_GET_LOCK]);
+                exercise_typed(&q, ok);
+            }
+        }
+        2 => {
+            if let Ok(q) = JoinableQueue::<Vec<u8>>::open_in(ns, NAME) {
+                let ok = locks_untouched(seg, tpl, &[QUEUE_PUT_LOCK, QUEUE_GET_LOCK]);
+                exercise_joinable(&q, ok);
+            }
+        }
+        _ => {
+            if let Ok(l) = Lock::open_in(ns, NAME) {
+                if locks_untouched(seg, tpl, &[LOCK_MUTEX]) {
+                    exercise_lock(&l);
+                } else {
+                    let _ = l.is_locked();
+                    let _ = l.holder();
+                    let _ = l.waiters();
+                }
+            }
+        }
+    }
+    // Also through the namespace listing, which peeks at every header.
+    let _ = ns.list();
+}
+
+/// A little reader over the fuzzer's bytes.
+struct Input<'a>(&'a [u8]);
+
+impl Input<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(b)
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes([self.byte()?, self.byte()?]))
+    }
+
+    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+}
+
+/// Size of the queue [`segment_mutate`] works on (`max_bytes` 256).
+pub const MUTATE_SEG_LEN: usize = QUEUE_RING + 256;
+
+/// Target 2: a valid queue holding `data[0] % 12` messages, then a program:
+/// each step is either a patch (`0..=3`: overwrite 1, 2, 4 or 8 bytes at a
+/// 16-bit offset folded into `[192, segment end)`, skipping the get lock)
+/// or an operation (`4..`: get, peek, len, stats, put, close...).
+pub fn segment_mutate(data: &[u8]) {
+    let mut inp = Input(data);
+    let Some(n_msgs) = inp.byte() else {
+        return;
+    };
+    let (_, ns) = namespace();
+    let _ = ns.remove(NAME);
+    let q: Queue<Vec<u8>> = match Queue::create_in(
+        ns,
+        NAME,
+        QueueOptions::new().maxsize(16).max_bytes(256),
+    ) {
+        Ok(q) => q,
+        Err(e) => panic!("cannot create the queue to mutate: {e}"),
+    };
+    for i in 0..(n_msgs % 12) {
+        let _ = q.try_put(vec![i; usize::from(i) * 3]);
+    }
+    // Consumed messages move the head, so that patches land on a ring
+    // that has wrapped.
+    for _ in 0..(n_msgs / 12 % 4) {
+        let _ = q.try_get();
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(ns.path().join(NAME))
+        .expect("reopen the segment file");
+    let raw = q.as_bytes();
+    let mut steps = 0;
+    while let Some(op) = inp.byte() {
+        steps += 1;
+        if steps > 64 {
+            break;
+        }
+        match op % 16 {
+            w @ 0..=3 => {
+                let width = 1usize << w;
+                let Some(off) = inp.u16() else { break };
+                let Some(val) = inp.bytes(width) else { break };
+                // Fold into [192, len - width], skipping the get lock's 64
+                // bytes (its words are not bounded by a deadline; see
+                // `locks_untouched`).
+                let span = MUTATE_SEG_LEN - QUEUE_TAIL - MUTEX_LEN - width + 1;
+                let mut at = QUEUE_TAIL + usize::from(off) % span;
+                if at + width > QUEUE_GET_LOCK {
+                    at += MUTEX_LEN;
+                }
+                file.write_all_at(val, at as u64).expect("patch the segment");
+            }
+            4 | 5 => {
+                let _ = q.try_get();
+            }
+            6 => {
+                let _ = q.get_timeout(WAIT);
+            }
+            7 => {
+                let _ = q.peek();
+            }
+            8 => {
+                let _ = q.len();
+                let _ = q.is_full();
+                let _ = q.is_empty();
+            }
+            9 => {
+                let _ = q.stats();
+            }
+            10 => {
+                let n = usize::from(inp.byte().unwrap_or(0));
+                let _ = q.try_put(vec![0x5A; n]);
+            }
+            11 => {
+                let _ = raw.get_many_with(5, Some(std::time::Instant::now() + WAIT), |m| {
+                    std::hint::black_box(m);
+                });
+            }
+            12 => {
+                let _ = raw.try_get();
+            }
+            13 => q.close(),
+            14 => {
+                let _ = raw.purge();
+            }
+            _ => {
+                let _ = raw.put_timeout(b"abc", WAIT);
+            }
+        }
+    }
+    drop(q);
+    let _ = ns.remove(NAME);
+}
