@@ -18,6 +18,7 @@ pub(crate) mod queue;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -182,6 +183,7 @@ impl Remote {
             idle: Mutex::new(Vec::new()),
             timeout: self.timeout,
             display: self.display(),
+            healthy: AtomicBool::new(true),
         });
         map.insert(key, Arc::downgrade(&pool));
         Ok(pool)
@@ -294,6 +296,8 @@ pub(crate) struct Pool {
     idle: Mutex<Vec<(Connection, Duration)>>,
     timeout: Duration,
     display: String,
+    /// Whether the last call reached the server.
+    healthy: AtomicBool,
 }
 
 impl fmt::Debug for Pool {
@@ -345,6 +349,12 @@ impl Pool {
         }
     }
 
+    /// Whether the last call reached the server (best-effort clean-ups
+    /// are skipped when it did not, rather than waiting on a dead server).
+    pub(crate) fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
     /// Runs `f` on a pooled connection.
     pub(crate) fn run<R>(
         &self,
@@ -365,9 +375,13 @@ impl Pool {
     ) -> io::Result<R> {
         let mut fresh = false;
         loop {
-            let (mut c, read, was_idle) = self.take(block, fresh).map_err(|e| self.io_error(&e))?;
+            let (mut c, read, was_idle) = self.take(block, fresh).map_err(|e| {
+                self.healthy.store(false, Ordering::Relaxed);
+                self.io_error(&e)
+            })?;
             match f(&mut c) {
                 Ok(r) => {
+                    self.healthy.store(true, Ordering::Relaxed);
                     self.give_back(c, read);
                     return Ok(r);
                 }
@@ -381,6 +395,7 @@ impl Pool {
                             fresh = true;
                             continue;
                         }
+                        self.healthy.store(false, Ordering::Relaxed);
                     } else {
                         self.give_back(c, read);
                     }

@@ -831,7 +831,9 @@ fn heartbeat(
     let every = lease / 3;
     let lease_ms = lease.as_millis().max(1) as u64;
     let hb = keys.hb(cid);
+    let mut beat: u64 = 0;
     loop {
+        beat += 1;
         {
             let stopped = stop.stopped.lock().unwrap_or_else(|p| p.into_inner());
             let (stopped, _) = stop
@@ -858,7 +860,11 @@ fn heartbeat(
                 .ignore()
                 .exec(c)
         });
-        let _ = sweep(pool, keys, cid, max_deliveries);
+        // Taking back dead consumers' items once per lease is enough: every
+        // live consumer does it, so the delay stays about one lease.
+        if beat % 3 == 1 {
+            let _ = sweep(pool, keys, cid, max_deliveries);
+        }
     }
 }
 
@@ -877,6 +883,9 @@ impl Drop for RedisQueue {
         // Best effort: complete what this handle took, hand back anything
         // else in its processing list, and deregister. If the server is
         // unreachable the others take the elements back after the lease.
+        if !self.pool.healthy() {
+            return;
+        }
         let prev = self.take_pending();
         if !prev.is_empty() {
             let _ = self.take(&c.proc, 0, false, &prev);
