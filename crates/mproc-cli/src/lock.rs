@@ -268,13 +268,9 @@ fn status(ctx: &Ctx, names: &[String]) -> anyhow::Result<u8> {
     let ns = ctx.ns()?;
     let mut rows = Vec::new();
     if names.is_empty() {
-        let list = ns.list().map_err(|e| {
-            exit::from_io(
-                &e,
-                (exit::SOFTWARE, "internal"),
-                &ns.path().display().to_string(),
-            )
-        })?;
+        let list = ns
+            .list()
+            .map_err(|e| exit::from_io(&e, (exit::SOFTWARE, "internal"), &ns.location()))?;
         for info in list {
             if info.kind != Some(ObjectKind::Lock) {
                 continue;
@@ -299,7 +295,7 @@ fn status(ctx: &Ctx, names: &[String]) -> anyhow::Result<u8> {
 
     if ctx.json {
         let locks: Vec<_> = rows.iter().map(lock_json).collect();
-        ctx::out_json(&json!({"dir": ns.path().display().to_string(), "locks": locks}))?;
+        ctx::out_json(&json!({"dir": ns.location(), "locks": locks}))?;
         return Ok(exit::OK);
     }
     let table: Vec<Vec<String>> = rows

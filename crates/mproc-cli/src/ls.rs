@@ -10,13 +10,9 @@ use crate::exit;
 /// Runs `mproc ls`.
 pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
     let ns = ctx.ns()?;
-    let list = ns.list().map_err(|e| {
-        exit::from_io(
-            &e,
-            (exit::SOFTWARE, "internal"),
-            &ns.path().display().to_string(),
-        )
-    })?;
+    let list = ns
+        .list()
+        .map_err(|e| exit::from_io(&e, (exit::SOFTWARE, "internal"), &ns.location()))?;
     let mut rows = Vec::new();
     let mut objects = Vec::new();
     for info in list {
@@ -85,7 +81,7 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
         }
     }
     if ctx.json {
-        ctx::out_json(&json!({"dir": ns.path().display().to_string(), "objects": objects}))?;
+        ctx::out_json(&json!({"dir": ns.location(), "objects": objects}))?;
     } else {
         ctx::out_table(ctx, &["NAME", "KIND", "SIZE", "STATE", "WAITERS"], &rows)?;
     }

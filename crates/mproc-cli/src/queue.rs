@@ -109,7 +109,7 @@ fn create(
             return Err(Failure {
                 message: format!(
                     "queue '{name}' already exists (dir {}); --exist-ok accepts it",
-                    ns.path().display()
+                    ns.location()
                 ),
                 ..f
             }
@@ -426,13 +426,9 @@ fn rm(ctx: &Ctx, names: &[String], force: bool) -> anyhow::Result<u8> {
 /// `mproc queue ls`.
 fn ls(ctx: &Ctx) -> anyhow::Result<u8> {
     let ns = ctx.ns()?;
-    let list = ns.list().map_err(|e| {
-        exit::from_io(
-            &e,
-            (exit::SOFTWARE, "internal"),
-            &ns.path().display().to_string(),
-        )
-    })?;
+    let list = ns
+        .list()
+        .map_err(|e| exit::from_io(&e, (exit::SOFTWARE, "internal"), &ns.location()))?;
     let mut queues = Vec::new();
     for info in list {
         if info.kind != Some(ObjectKind::Queue) {
@@ -444,7 +440,7 @@ fn ls(ctx: &Ctx) -> anyhow::Result<u8> {
     }
     if ctx.json {
         let v: Vec<_> = queues.iter().map(|(n, s)| stats_json(n, s)).collect();
-        ctx::out_json(&json!({"dir": ns.path().display().to_string(), "queues": v}))?;
+        ctx::out_json(&json!({"dir": ns.location(), "queues": v}))?;
         return Ok(exit::OK);
     }
     let rows: Vec<Vec<String>> = queues
