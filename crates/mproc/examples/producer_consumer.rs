@@ -54,10 +54,8 @@ fn sleep_s(s: f64) {
 
 fn consumer((q, name, s): (Queue<Option<String>>, String, Settings)) {
     let mut rng = Rng::new();
-    loop {
-        let Some(task) = q.get().expect("queue") else {
-            break; // the sentinel
-        };
+    // `None` is the sentinel: stop.
+    while let Some(task) = q.get().expect("queue") {
         sleep_s(rng.next() * s.scale);
         println!("{name} ate {task}");
     }

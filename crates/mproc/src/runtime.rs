@@ -121,7 +121,7 @@ impl<T: Serialize + DeserializeOwned> Producer<T> {
     /// Puts one item, waiting while the queue is full (backpressure). Fails
     /// only when the run is being stopped or the item cannot be sent.
     pub fn put(&self, item: T) -> Result<(), WorkerError> {
-        self.queue.put(item).map_err(|e| WorkerError::msg(e))?;
+        self.queue.put(item).map_err(WorkerError::msg)?;
         self.produced.set(self.produced.get() + 1);
         Ok(())
     }
