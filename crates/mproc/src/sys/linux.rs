@@ -291,8 +291,37 @@ impl RobustLock {
         }
     }
 
+    /// The mutex's type word (`__kind`, at byte 16 of glibc's
+    /// `pthread_mutex_t` on every 64-bit Linux target).
+    fn kind_word(&self) -> &std::sync::atomic::AtomicI32 {
+        const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() >= 20);
+        // SAFETY: the pointer is valid and aligned per the constructor
+        // contract; byte 16 is the 4-byte-aligned `int __kind` field, inside
+        // the mutex (asserted above). Any bit pattern is a valid i32.
+        unsafe { std::sync::atomic::AtomicI32::from_ptr(self.m.cast::<u8>().add(16).cast()) }
+    }
+
+    /// Refuses a mutex whose type is not the one `init` gives it.
+    ///
+    /// The mutex lives in memory other processes write. glibc trusts the
+    /// type word: a damaged one sends it down the priority-inheritance or
+    /// other paths, some of which abort the process on an assertion. Only a
+    /// process-shared robust normal mutex is ever handed to glibc.
+    fn check_kind(&self) -> io::Result<()> {
+        let found = self.kind_word().load(std::sync::atomic::Ordering::Relaxed);
+        if found == expected_kind() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("damaged lock: mutex type word is {found:#x}"),
+            ))
+        }
+    }
+
     /// Blocks until acquired (or until `deadline`, returning `Ok(None)`).
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
+        self.check_kind()?;
         let r = match deadline {
             // SAFETY: `self.m` is a valid initialised mutex (constructor contract).
             None => unsafe { libc::pthread_mutex_lock(self.m) },
@@ -307,6 +336,7 @@ impl RobustLock {
 
     /// Acquires without blocking, `Ok(None)` if held by someone else.
     pub(crate) fn try_lock(&self) -> io::Result<Option<Acquired>> {
+        self.check_kind()?;
         // SAFETY: `self.m` is a valid initialised mutex (constructor contract).
         let r = unsafe { libc::pthread_mutex_trylock(self.m) };
         self.finish(r)
@@ -317,6 +347,12 @@ impl RobustLock {
     /// # Safety
     /// The calling thread must hold the mutex.
     pub(crate) unsafe fn unlock(&self) {
+        // The holder may restore a type word damaged while it held the
+        // mutex, so that glibc's unlock takes the path `init` chose.
+        let kind = self.kind_word();
+        if kind.load(std::sync::atomic::Ordering::Relaxed) != expected_kind() {
+            kind.store(expected_kind(), std::sync::atomic::Ordering::Relaxed);
+        }
         // SAFETY: the caller holds the mutex (function contract).
         unsafe { libc::pthread_mutex_unlock(self.m) };
     }
@@ -329,6 +365,25 @@ impl RobustLock {
         let word = unsafe { AtomicU32::from_ptr(self.m.cast::<u32>()) };
         word.load(std::sync::atomic::Ordering::Relaxed) & FUTEX_TID_MASK
     }
+}
+
+/// The type word glibc gives a process-shared robust mutex, read once from
+/// a mutex initialised like [`RobustLock::init`] does.
+fn expected_kind() -> i32 {
+    static KIND: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *KIND.get_or_init(|| {
+        let mut m = std::mem::MaybeUninit::<libc::pthread_mutex_t>::zeroed();
+        // SAFETY: a zeroed, private, properly aligned mutex; `init` only
+        // needs exclusive access, which this stack slot guarantees.
+        let lock = unsafe { RobustLock::from_ptr(m.as_mut_ptr()) };
+        // SAFETY: as above; nobody else can see this mutex.
+        match unsafe { lock.init() } {
+            Ok(()) => lock.kind_word().load(std::sync::atomic::Ordering::Relaxed),
+            // Unreachable in practice (init of a private mutex cannot fail);
+            // then no shared mutex is ever accepted, which is safe.
+            Err(_) => i32::MIN,
+        }
+    })
 }
 
 fn check(r: libc::c_int) -> io::Result<()> {
