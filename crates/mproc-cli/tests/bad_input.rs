@@ -224,5 +224,8 @@ fn an_unprivileged_user_is_refused_with_77() {
     assert_eq!(out.stdout, b"secret");
     let out = victim(&["queue", "stat", "jobs"]);
     let stat = String::from_utf8_lossy(&out.stdout);
-    assert!(stat.contains("closed=0") && stat.contains("total_put=1"), "{stat}");
+    assert!(
+        stat.contains("closed=0") && stat.contains("total_put=1"),
+        "{stat}"
+    );
 }

@@ -23,7 +23,6 @@ use mproc::{
 // Segment layout (see src/local/segment.rs and src/local/ring.rs).
 const HEADER_LEN: usize = 64;
 const QUEUE_TAIL: u64 = 192;
-const QUEUE_CLOSED: u64 = 200;
 const QUEUE_HEAD: u64 = 320;
 const QUEUE_RING: u64 = 1024;
 const LOCK_SEG_LEN: usize = 1024;
@@ -95,8 +94,12 @@ fn patch(ns: &Namespace, name: &str, at: u64, bytes: &[u8]) {
 }
 
 fn queue_with(ns: &Namespace, name: &str, msgs: &[&[u8]], max_bytes: usize) -> ByteQueue {
-    let q = ByteQueue::create_in(ns, name, QueueOptions::new().maxsize(64).max_bytes(max_bytes))
-        .unwrap();
+    let q = ByteQueue::create_in(
+        ns,
+        name,
+        QueueOptions::new().maxsize(64).max_bytes(max_bytes),
+    )
+    .unwrap();
     for m in msgs {
         q.put(m).unwrap();
     }
@@ -235,12 +238,12 @@ fn header_parameters_that_disagree_are_damaged() {
     let good = std::fs::read(ns.path().join("q")).unwrap();
     let len = good.len() as u64;
     let cases: [(u64, [u64; 4]); 7] = [
-        (len, [64, 4096, 8192, 0]),             // capacity does not follow max_bytes
-        (len, [64, 8, 8, 0]),                   // max_bytes below the minimum
-        (len, [64, 1 << 40, 1 << 40, 0]),       // max_bytes beyond the maximum
-        (len, [u64::MAX, 4096, 4096, 0]),       // maxsize out of range
-        (len, [64, 4096, 4096, u64::MAX]),      // reserved parameter
-        (len + 8, [64, 4096, 4096, 0]),         // header length is not the file's
+        (len, [64, 4096, 8192, 0]),        // capacity does not follow max_bytes
+        (len, [64, 8, 8, 0]),              // max_bytes below the minimum
+        (len, [64, 1 << 40, 1 << 40, 0]),  // max_bytes beyond the maximum
+        (len, [u64::MAX, 4096, 4096, 0]),  // maxsize out of range
+        (len, [64, 4096, 4096, u64::MAX]), // reserved parameter
+        (len + 8, [64, 4096, 4096, 0]),    // header length is not the file's
         (u64::MAX, [64, u64::MAX, u64::MAX, 0]), // overflowing sizes
     ];
     for (hlen, params) in cases {
@@ -260,10 +263,16 @@ fn a_half_made_segment_is_not_an_object() {
     drop(queue_with(&ns, "q", &[], 4096));
     patch(&ns, "q", 0, &[0; 8]);
     let e = ByteQueue::open_in(&ns, "q").unwrap_err();
-    assert!(is_damaged(&e) && e.to_string().contains("never finished"), "{e}");
+    assert!(
+        is_damaged(&e) && e.to_string().contains("never finished"),
+        "{e}"
+    );
     let listed = ns.list().unwrap();
     assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].kind, None, "a damaged file is listed without a kind");
+    assert_eq!(
+        listed[0].kind, None,
+        "a damaged file is listed without a kind"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -462,8 +471,7 @@ fn live_corruption_batch((dir, first, count): (String, u64, u64)) -> Counts {
 
 #[test]
 fn corrupting_a_live_queue_gives_errors_never_wild_reads() {
-    let (_, _, op_errors) =
-        run_batches(live_corruption_batch, 3000, "live queue corruption");
+    let (_, _, op_errors) = run_batches(live_corruption_batch, 3000, "live queue corruption");
     assert!(op_errors > 0, "some corruptions are detected and reported");
 }
 
@@ -495,8 +503,8 @@ fn corrupted_head_and_tail_words_are_reported_as_damaged() {
         (QUEUE_TAIL, pack(1_000_000, 48), true), // more records than bytes
         (QUEUE_TAIL, pack(3, 4), true),       // misaligned tail
         (QUEUE_TAIL, pack(u32::MAX as u64, u32::MAX as u64), true),
-        (336, pack(0xFFFF_FFF0, 0), true),    // cursor sequence far behind
-        (336, pack(0, 8), true),              // cursor inside a record
+        (336, pack(0xFFFF_FFF0, 0), true), // cursor sequence far behind
+        (336, pack(0, 8), true),           // cursor inside a record
         (QUEUE_HEAD, pack(0, 0xFFFF_FF00), false),
         (QUEUE_HEAD, pack(0xFFFF_FFF0, 0), false),
     ];
@@ -702,7 +710,11 @@ fn oversized_messages_are_refused_and_the_queue_keeps_working() {
         }
     );
     assert!(e.to_string().contains("exceeds the queue's limit"), "{e}");
-    assert_eq!(e.into_inner().len(), limit + 1, "the message is handed back");
+    assert_eq!(
+        e.into_inner().len(),
+        limit + 1,
+        "the message is handed back"
+    );
     assert!(q.put(&vec![1u8; 64 << 20]).is_err(), "64 MiB, blocking put");
     let e = q.put_many(&[b"ok", &huge]).unwrap_err();
     assert!(matches!(e.1, PutErrorKind::TooLarge { .. }), "{e:?}");
@@ -880,14 +892,19 @@ fn a_full_tmpfs_is_no_space_and_other_queues_keep_working() {
             Ok(q) => made.push(q),
             Err(e) => break e,
         }
-        assert!(made.len() < 64, "a 256 KiB tmpfs holds fewer than 64 such queues");
+        assert!(
+            made.len() < 64,
+            "a 256 KiB tmpfs holds fewer than 64 such queues"
+        );
     };
     assert!(matches!(err, CreateError::NoSpace { .. }), "{err:?}");
     assert!(err.to_string().contains("no space left"), "{err}");
-    assert!(matches!(
-        Lock::create_in(&ns, "lock-when-full"),
-        Err(CreateError::NoSpace { .. })
-    ) || Lock::open_in(&ns, "lock-when-full").is_ok());
+    assert!(
+        matches!(
+            Lock::create_in(&ns, "lock-when-full"),
+            Err(CreateError::NoSpace { .. })
+        ) || Lock::open_in(&ns, "lock-when-full").is_ok()
+    );
     // No temporary file or half-made object is left behind.
     for e in std::fs::read_dir(ns.path()).unwrap() {
         let n = e.unwrap().file_name().into_string().unwrap();

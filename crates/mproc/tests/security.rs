@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use common::namespace;
 use mproc::{
-    ByteQueue, CreateError, Lock, Namespace, NamespaceError, OpenError, OpenOrCreateError,
-    Process, QueueOptions,
+    ByteQueue, CreateError, Lock, Namespace, NamespaceError, OpenError, OpenOrCreateError, Process,
+    QueueOptions,
 };
 
 const NOBODY: u32 = 65534;
@@ -39,7 +39,13 @@ fn chown(p: &Path, uid: u32, gid: u32) {
     let c = CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: `c` is a valid NUL-terminated path; lchown does not follow links.
     let r = unsafe { libc::lchown(c.as_ptr(), uid, gid) };
-    assert_eq!(r, 0, "lchown {}: {}", p.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "lchown {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn skip(test: &str, why: &str) {
@@ -86,10 +92,7 @@ fn writable_by_group_or_others_is_refused() {
             other => panic!("mode {m:o}: {other:?}"),
         }
         // Through the object API too: nothing is made there.
-        match Lock::create_in(
-            &Namespace::dir(ns.path()).unwrap(),
-            "fine-in-the-parent",
-        ) {
+        match Lock::create_in(&Namespace::dir(ns.path()).unwrap(), "fine-in-the-parent") {
             Ok(_) => {}
             Err(e) => panic!("{e}"),
         }
@@ -184,7 +187,10 @@ fn symlinks_named_like_objects_are_never_followed() {
         ByteQueue::open_or_create_in(&ns, "d", QueueOptions::new()),
         Err(OpenOrCreateError::Open(OpenError::Damaged { .. }))
     ));
-    assert!(!dangling.exists(), "a dangling link's target is never created");
+    assert!(
+        !dangling.exists(),
+        "a dangling link's target is never created"
+    );
     assert_eq!(fs::read(elsewhere.path().join("target-q")).unwrap(), before);
     assert_eq!(target_q.try_get().unwrap(), b"secret");
     // The listing does not follow links either; removing removes the link.
@@ -215,7 +221,10 @@ fn special_files_named_like_objects_are_refused_without_blocking() {
             let e = Lock::open_in(&ns, "null").unwrap_err();
             assert!(matches!(e, OpenError::Damaged { .. }), "{e:?}");
         } else {
-            println!("mknod not permitted here: {}", std::io::Error::last_os_error());
+            println!(
+                "mknod not permitted here: {}",
+                std::io::Error::last_os_error()
+            );
         }
     }
 }
@@ -292,16 +301,18 @@ impl Arena {
     /// Runs the `attacker` test as uid/gid 65534; returns its report lines.
     fn attack(&self, orders: &[(&str, &Path)]) -> Vec<String> {
         let mut c = Command::new("setpriv");
-        c.args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-        ])
-        .arg(&self.exe)
-        .args(["--exact", "attacker", "--ignored", "--nocapture", "--test-threads=1"])
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .current_dir("/");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&self.exe)
+            .args([
+                "--exact",
+                "attacker",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .current_dir("/");
         for (k, v) in orders {
             c.env(k, v);
         }
@@ -318,7 +329,10 @@ impl Arena {
             // libtest may print "test attacker ... " on the same line.
             .filter_map(|l| l.find("ATTACK ").map(|i| l[i + 7..].to_owned()))
             .collect();
-        assert!(lines.iter().any(|l| l == "done"), "attacker did not finish:\n{stdout}");
+        assert!(
+            lines.iter().any(|l| l == "done"),
+            "attacker did not finish:\n{stdout}"
+        );
         lines
     }
 }
@@ -340,7 +354,9 @@ fn attacker() {
     let file = dir.join("jobs");
     report(
         "namespace",
-        Namespace::dir(&dir).map(|_| "opened".into()).map_err(|e| e.to_string()),
+        Namespace::dir(&dir)
+            .map(|_| "opened".into())
+            .map_err(|e| e.to_string()),
     );
     report(
         "list",
@@ -428,7 +444,10 @@ fn attacker() {
 fn assert_all_denied(lines: &[String]) {
     assert!(lines.iter().any(|l| l == "uid: 65534"), "{lines:?}");
     for l in lines {
-        assert!(!l.contains("ALLOWED"), "the attacker got through: {l}\n{lines:?}");
+        assert!(
+            !l.contains("ALLOWED"),
+            "the attacker got through: {l}\n{lines:?}"
+        );
     }
 }
 
@@ -450,11 +469,15 @@ fn another_user_can_neither_open_read_write_nor_signal_through_objects() {
     let lines = arena.attack(&[("ATTACK_DIR", &dir), ("ATTACK_OWN", &own)]);
     println!("{lines:#?}");
     assert!(
-        lines.iter().any(|l| l.starts_with("namespace: denied") && l.contains("owned by uid 0")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("namespace: denied") && l.contains("owned by uid 0")),
         "{lines:?}"
     );
     assert!(
-        lines.iter().any(|l| l.starts_with("own namespace: ALLOWED")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("own namespace: ALLOWED")),
         "an unprivileged user has namespaces of its own: {lines:?}"
     );
     let foreign: Vec<String> = lines
@@ -465,9 +488,9 @@ fn another_user_can_neither_open_read_write_nor_signal_through_objects() {
     assert_all_denied(&foreign);
     for what in ["list", "read", "write", "plant", "symlink", "remove"] {
         assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&format!("{what}: denied")) && l.contains("ermission denied")),
+            lines.iter().any(
+                |l| l.starts_with(&format!("{what}: denied")) && l.contains("ermission denied")
+            ),
             "{what}: {lines:?}"
         );
     }
@@ -483,7 +506,10 @@ fn another_user_can_neither_open_read_write_nor_signal_through_objects() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    assert!(!names.iter().any(|n| n == "planted" || n == "evil"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "planted" || n == "evil"),
+        "{names:?}"
+    );
 }
 
 #[test]
@@ -503,9 +529,9 @@ fn files_are_private_even_in_a_searchable_namespace() {
     assert_all_denied(&lines);
     for what in ["read", "write"] {
         assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&format!("{what}: denied")) && l.contains("ermission denied")),
+            lines.iter().any(
+                |l| l.starts_with(&format!("{what}: denied")) && l.contains("ermission denied")
+            ),
             "{what}: {lines:?}"
         );
     }
