@@ -10,6 +10,6 @@ rounds=${1:-3}
 echo "== python (before) =="
 python3 "$here/pipe_bench.py" "$rounds"
 echo "== mproc (cargo bench -p mproc --bench pipe) =="
-(cd "$root" && cargo bench -q -p mproc --bench pipe 2>&1 | grep -E '^[a-z_]+/|time:|thrpt:')
+(cd "$root" && cargo bench -q -p mproc --bench pipe 2>&1 | grep -E '^[A-Za-z0-9_]+/|time:|thrpt:')
 echo "== python (after) =="
 python3 "$here/pipe_bench.py" "$rounds"

@@ -31,6 +31,8 @@ def server(conn, sock):
         except EOFError:
             return
         kind, count, size = cmd
+        if kind == "quit":  # (a forked child holds the parent's end too: no EOF)
+            return
         if kind == "stream":
             msg = b"\xa5" * size
             for _ in range(count):
@@ -104,6 +106,7 @@ def main():
             sa.sendall(msg)
             recv_exact(sa, buf)
         res.setdefault("py_raw_socketpair_round_trip_8B us", []).append((time.perf_counter() - t) / RT_ITERS * 1e6)
+    mine.send(("quit", 0, 0))
     mine.close()
     p.join()
     for method in ("fork", "forkserver", "spawn"):
