@@ -642,6 +642,10 @@ pub fn wait_deadline(
 #[derive(Serialize, Deserialize)]
 struct Wire {
     fd: RawFd,
+    /// The socket's inode: a number that is not this very socket in the
+    /// receiving process (an end sent anywhere but to a spawned child) is
+    /// refused instead of silently aliasing some other descriptor.
+    ino: u64,
     readable: bool,
     writable: bool,
 }
@@ -650,8 +654,10 @@ impl Serialize for Connection {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let fd = self.fd.as_raw_fd();
         note_fd(fd);
+        let ino = socket_inode(self.fd.as_fd()).map_err(serde::ser::Error::custom)?;
         Wire {
             fd,
+            ino,
             readable: self.readable,
             writable: self.writable,
         }
@@ -677,7 +683,7 @@ impl<'de> Deserialize<'de> for Connection {
                 .try_clone_to_owned()
                 .map_err(|e| D::Error::custom(format!("descriptor {} not inherited: {e}", w.fd)))?
         };
-        if !is_stream_socket(fd.as_fd()) {
+        if !is_stream_socket(fd.as_fd()) || socket_inode(fd.as_fd()).ok() != Some(w.ino) {
             return Err(D::Error::custom(format!(
                 "descriptor {} is not a pipe end",
                 w.fd
@@ -685,6 +691,12 @@ impl<'de> Deserialize<'de> for Connection {
         }
         Ok(Connection::new(fd, w.readable, w.writable))
     }
+}
+
+fn socket_inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let f = std::fs::File::from(fd.try_clone_to_owned()?);
+    Ok(f.metadata()?.ino())
 }
 
 fn is_stream_socket(fd: BorrowedFd<'_>) -> bool {

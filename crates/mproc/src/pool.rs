@@ -95,6 +95,10 @@ struct Worker {
 
 /// Worker processes that run a function over many items.
 ///
+/// The workers are daemons of the thread that creates the pool: they are
+/// killed when that thread ends (see [`ProcessBuilder::daemon`]), so create
+/// the pool on a thread that outlives it.
+///
 /// Dropping the pool ends its workers (Python's `with Pool() as p:`
 /// terminates them): their connections close, and any still running after
 /// a second is killed.

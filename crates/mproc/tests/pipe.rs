@@ -393,3 +393,21 @@ fn test_wait_on_process_sentinels() {
         let _ = p.join_timeout(JOIN);
     }
 }
+
+#[test]
+fn an_end_sent_where_it_cannot_be_inherited_is_refused() {
+    // An end's wire form names a descriptor of *this* process; decoding it
+    // in another process (not through spawn) must fail, never alias.
+    let (a, _b) = pipe().unwrap();
+    let (rx, tx) = Pipe::simplex().unwrap();
+    let mut p = Process::spawn(tx, |tx: Connection| {
+        // Send an end of a pipe made here; the parent cannot use it.
+        let (x, _y) = pipe().unwrap();
+        tx.send(&x).unwrap();
+    })
+    .unwrap();
+    let r = rx.recv::<Connection>();
+    assert!(matches!(r, Err(PipeError::Decode(_))), "{r:?}");
+    p.join_timeout(JOIN).unwrap();
+    drop(a);
+}
