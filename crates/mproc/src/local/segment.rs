@@ -45,6 +45,13 @@ fn kind_code(kind: ObjectKind) -> u32 {
     match kind {
         ObjectKind::Lock => 1,
         ObjectKind::Queue => 2,
+        ObjectKind::RLock => 3,
+        ObjectKind::Semaphore => 4,
+        ObjectKind::Event => 5,
+        ObjectKind::Condition => 6,
+        ObjectKind::Barrier => 7,
+        ObjectKind::Value => 8,
+        ObjectKind::Array => 9,
     }
 }
 
@@ -52,6 +59,13 @@ fn kind_from_code(code: u32) -> Option<ObjectKind> {
     match code {
         1 => Some(ObjectKind::Lock),
         2 => Some(ObjectKind::Queue),
+        3 => Some(ObjectKind::RLock),
+        4 => Some(ObjectKind::Semaphore),
+        5 => Some(ObjectKind::Event),
+        6 => Some(ObjectKind::Condition),
+        7 => Some(ObjectKind::Barrier),
+        8 => Some(ObjectKind::Value),
+        9 => Some(ObjectKind::Array),
         _ => None,
     }
 }
