@@ -155,8 +155,8 @@ pub fn pipe() -> Result<(Connection, Connection), PipeError> {
 struct Rx {
     header: [u8; 12],
     header_len: usize,
+    /// The body received so far (its length) and room for the rest.
     body: Vec<u8>,
-    body_len: usize,
     /// The length, once the header is complete.
     want: Option<usize>,
     /// Set when the stream can no longer be trusted.
@@ -416,30 +416,59 @@ impl Connection {
             }
             rx.header_len += n;
         };
-        while rx.body_len < want {
-            if rx.body.len() == rx.body_len {
+        while rx.body.len() < want {
+            if rx.body.capacity() == rx.body.len() {
                 // Grow with the data actually arriving, not with the length
                 // the peer announced.
-                let target = want.min(rx.body_len.saturating_mul(2).max(64 * 1024));
-                rx.body.resize(target, 0);
+                let have = rx.body.len();
+                let target = want.min(have.saturating_mul(2).max(1 << 20));
+                rx.body.reserve_exact(target - have);
             }
-            let (start, end) = (rx.body_len, rx.body.len());
-            let n = self.read_some(&mut rx.body[start..end], deadline)?;
+            let max = want - rx.body.len();
+            let n = self.read_spare(&mut rx.body, max, deadline)?;
             if n == 0 {
                 return Err(PipeError::Truncated);
             }
-            rx.body_len += n;
         }
-        let mut body = std::mem::take(&mut rx.body);
-        body.truncate(want);
+        let body = std::mem::take(&mut rx.body);
         rx.header_len = 0;
-        rx.body_len = 0;
         rx.want = None;
         Ok(body)
     }
 
+    /// Reads at least one byte into `v`'s spare capacity (at most `max`).
+    fn read_spare(
+        &self,
+        v: &mut Vec<u8>,
+        max: usize,
+        deadline: Option<Instant>,
+    ) -> Result<usize, PipeError> {
+        let spare = v.spare_capacity_mut();
+        let len = spare.len().min(max);
+        // SAFETY: the spare capacity is valid for writes of `len` bytes.
+        let n = unsafe { self.read_into(spare.as_mut_ptr().cast(), len, deadline)? };
+        // SAFETY: `recv` initialised the first `n <= len` bytes after the
+        // current length.
+        unsafe { v.set_len(v.len() + n) };
+        Ok(n)
+    }
+
     /// Reads at least one byte (0 means end of stream) or times out.
     fn read_some(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize, PipeError> {
+        // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
+        unsafe { self.read_into(buf.as_mut_ptr(), buf.len(), deadline) }
+    }
+
+    /// Reads at least one byte (0 means end of stream) or times out.
+    ///
+    /// # Safety
+    /// `ptr` must be valid for writes of `len` bytes.
+    unsafe fn read_into(
+        &self,
+        ptr: *mut u8,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<usize, PipeError> {
         let fd = self.fd.as_raw_fd();
         let flags = if deadline.is_some() {
             libc::MSG_DONTWAIT
@@ -447,8 +476,9 @@ impl Connection {
             0
         };
         loop {
-            // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
-            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+            // SAFETY: per the contract, `ptr` is valid for writes of `len`
+            // bytes; recv writes at most that many.
+            let n = unsafe { libc::recv(fd, ptr.cast(), len, flags) };
             if n >= 0 {
                 return Ok(n as usize);
             }
