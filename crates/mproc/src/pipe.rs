@@ -168,7 +168,13 @@ struct Rx {
 /// Closing is dropping. An end passed to [`Process::spawn`](crate::Process)
 /// is inherited by exactly that child; drop the parent's copy afterwards,
 /// or the other end never sees [`PipeError::Disconnected`] when the child
-/// exits.
+/// exits. (An end can only be handed to a child by spawning it: its wire
+/// form names a descriptor, which means nothing in any other process, and
+/// decoding it anywhere else fails.) A message this end has partly received
+/// after a timed-out `recv_timeout` stays with this end, not the child.
+///
+/// Sends block while the socket buffer is full, until the other side reads,
+/// like Python's.
 pub struct Connection {
     fd: OwnedFd,
     readable: bool,
