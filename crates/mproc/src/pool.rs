@@ -255,7 +255,7 @@ impl Pool {
                     }
                 };
                 for (k, reply) in replies.into_iter().enumerate() {
-                    let index = first + k;
+                    let index = first.saturating_add(k);
                     let Some(slot) = results.get_mut(index) else {
                         return Err(self.lose(format!("reply for unknown item {index}")));
                     };
