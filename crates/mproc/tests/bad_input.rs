@@ -597,6 +597,36 @@ fn damaged_requeued_counter_does_not_make_get_spin() {
     }
 }
 
+fn closed_with_outstanding_lease((dir,): (String,)) -> String {
+    let ns = Namespace::dir(&dir).unwrap();
+    let q = queue_with(&ns, "leased", &[b"a"], 4096);
+    let (_m, receipt) = q.try_get_leased().unwrap();
+    q.close();
+    // Another consumer's timed get: nothing to take, the queue is closed,
+    // one lease is outstanding (held by a live process, this one).
+    let r = format!("{:?}", q.get_timeout(Duration::from_millis(50)));
+    let _ = q.ack(&receipt);
+    r
+}
+
+#[test]
+#[ignore = "known gap: on a closed queue with an outstanding lease, get_timeout spins past its deadline until the lease ends"]
+fn a_closed_queue_with_an_outstanding_lease_honours_deadlines() {
+    let (_d, ns) = namespace();
+    let mut p = Process::spawn(
+        (ns.path().to_str().unwrap().to_owned(),),
+        closed_with_outstanding_lease,
+    )
+    .unwrap();
+    match p.join_timeout(Duration::from_secs(10)) {
+        Ok(r) => assert!(r.contains("Empty") || r.contains("Closed"), "{r}"),
+        Err(e) => {
+            let _ = p.kill();
+            panic!("get_timeout(50 ms) did not return in 10 s: {e:?}");
+        }
+    }
+}
+
 fn dead_owner_lock_word((dir, call): (String, u32)) -> bool {
     let ns = Namespace::dir(&dir).unwrap();
     let name = format!("dead{call}");
