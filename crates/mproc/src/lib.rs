@@ -74,7 +74,7 @@ pub use crate::{
         DEFAULT_MAX_MESSAGE,
     },
     pool::{Pool, PoolError},
-    process::{ExitCode, Process, ProcessBuilder, ProcessError, SpawnError},
+    process::{ExitCode, Process, ProcessBuilder, ProcessError, SpawnError, StartMethod},
     queue::{ByteQueue, Leased, Queue, QueueOptions, QueueStats, DEFAULT_MAX_BYTES},
     runtime::{
         ConsumeFn, ProduceFn, Producer, Runtime, RuntimeError, Summary, WorkerError, WorkerRole,

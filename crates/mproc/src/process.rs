@@ -21,7 +21,7 @@ use std::marker::PhantomData;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -55,7 +55,8 @@ impl ExitCode {
         self == ExitCode::Exited(0)
     }
 
-    fn from_std(s: std::process::ExitStatus) -> ExitCode {
+    fn from_wait_status(status: libc::c_int) -> ExitCode {
+        let s = std::process::ExitStatus::from_raw(status);
         match (s.code(), s.signal()) {
             (Some(c), _) => ExitCode::Exited(c),
             (None, Some(sig)) => ExitCode::Signaled(sig),
@@ -83,6 +84,28 @@ pub enum SpawnError {
     /// The process could not be started.
     #[error("cannot start the process: {0}")]
     Io(#[from] io::Error),
+    /// [`StartMethod::Fork`] was asked for where it is not sound (or not
+    /// supported): the reason is inside.
+    #[error("cannot fork here: {0}")]
+    ForkUnsound(String),
+}
+
+/// How a child process starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StartMethod {
+    /// Re-execute the current binary and run the function there (the
+    /// default; sound in any process, like Python's `spawn`). Arguments
+    /// travel encoded; handles in them are reopened or inherited.
+    #[default]
+    Spawn,
+    /// `fork(2)` and run the function in the copy (Python's `fork`): much
+    /// faster to start, and arguments need not be encoded. Only sound in a
+    /// single-threaded process, so it is refused anywhere else. The child
+    /// inherits *every* descriptor of the parent (so a pipe end the parent
+    /// keeps elsewhere stays open in the child too), and custom standard
+    /// streams are not supported.
+    Fork,
 }
 
 /// Why a process produced no result.
@@ -130,6 +153,7 @@ enum Outcome {
 #[derive(Debug, Default)]
 pub struct ProcessBuilder {
     daemon: bool,
+    start: StartMethod,
     name: Option<String>,
     stdin: Option<Stdio>,
     stdout: Option<Stdio>,
@@ -151,6 +175,12 @@ impl ProcessBuilder {
     /// the child exits; spawn daemons from a long-lived thread.
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = daemon;
+        self
+    }
+
+    /// How the child starts (default: [`StartMethod::Spawn`]).
+    pub fn start_method(mut self, start: StartMethod) -> Self {
+        self.start = start;
         self
     }
 
@@ -188,6 +218,9 @@ impl ProcessBuilder {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned,
     {
+        if self.start == StartMethod::Fork {
+            return self.fork(args, f);
+        }
         let (encoded, fds) = collect_fds(|| postcard::to_allocvec(&args));
         let encoded = encoded.map_err(|e| SpawnError::Encode(e.to_string()))?;
         let base = entry_address();
@@ -260,9 +293,13 @@ impl ProcessBuilder {
         drop(args);
         drop(result_w);
         drop(args_fd);
+        // The pid is waited for directly from now on (dropping a `Child`
+        // neither waits nor kills).
+        let pid = child.id();
+        drop(child);
         Ok(Process {
-            pid: child.id(),
-            child: Some(child),
+            pid,
+            reap: true,
             result: Some(File::from(result_r)),
             buf: Vec::new(),
             status: None,
@@ -270,6 +307,110 @@ impl ProcessBuilder {
             daemon,
             _marker: PhantomData,
         })
+    }
+}
+
+impl ProcessBuilder {
+    fn fork<A, R>(self, args: A, f: fn(A) -> R) -> Result<Process<R>, SpawnError>
+    where
+        R: Serialize,
+    {
+        if self.stdin.is_some() || self.stdout.is_some() || self.stderr.is_some() {
+            return Err(SpawnError::ForkUnsound(
+                "custom standard streams need StartMethod::Spawn".into(),
+            ));
+        }
+        let threads = std::fs::read_dir("/proc/self/task")
+            .map(|d| d.count())
+            .map_err(|e| SpawnError::ForkUnsound(format!("cannot count threads: {e}")))?;
+        if threads != 1 {
+            return Err(SpawnError::ForkUnsound(format!(
+                "this process has {threads} threads; fork is only sound with one"
+            )));
+        }
+        let (result_r, result_w) = pipe()?;
+        // Buffered output must not be written twice.
+        let _ = io::stdout().flush();
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: the process is single-threaded (checked just above; only
+        // this thread could have started another since), so the child is a
+        // complete copy with no lock held by a vanished thread.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(SpawnError::Io(io::Error::last_os_error()));
+        }
+        if pid == 0 {
+            drop(result_r);
+            if let Some(n) = &self.name {
+                std::env::set_var("MPROC_PROCESS_NAME", n);
+            }
+            if self.daemon {
+                // SAFETY: prctl and getppid on plain integers.
+                unsafe {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                    if libc::getppid() != parent {
+                        libc::_exit(70);
+                    }
+                }
+            }
+            let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(args))) {
+                Ok(r) => match postcard::to_allocvec(&r) {
+                    Ok(bytes) => Outcome::Done(bytes),
+                    Err(e) => Outcome::Failed(format!("cannot encode the result: {e}")),
+                },
+                Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+            };
+            let code = match &outcome {
+                Outcome::Done(_) => 0,
+                Outcome::Panicked(_) => 101,
+                Outcome::Failed(_) => 70,
+            };
+            if let Ok(bytes) = postcard::to_allocvec(&outcome) {
+                let _ = File::from(result_w).write_all(&bytes);
+            }
+            let _ = io::stdout().flush();
+            // SAFETY: ends the child without running the parent's exit
+            // handlers or destructors a second time.
+            unsafe { libc::_exit(code) };
+        }
+        drop(result_w);
+        drop(args);
+        Ok(Process {
+            pid: pid as u32,
+            reap: true,
+            result: Some(File::from(result_r)),
+            buf: Vec::new(),
+            status: None,
+            outcome_taken: false,
+            daemon: self.daemon,
+            _marker: PhantomData,
+        })
+    }
+}
+
+/// Waits for our child `pid`; `Ok(None)` if `block` is false and it runs.
+fn wait_pid(pid: u32, block: bool) -> io::Result<Option<ExitCode>> {
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: `status` is a valid int for waitpid to fill.
+        let r = unsafe {
+            libc::waitpid(
+                pid as libc::pid_t,
+                &mut status,
+                if block { 0 } else { libc::WNOHANG },
+            )
+        };
+        if r == 0 {
+            return Ok(None);
+        }
+        if r > 0 {
+            return Ok(Some(ExitCode::from_wait_status(status)));
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 
@@ -290,8 +431,9 @@ impl ProcessBuilder {
 /// ```
 pub struct Process<R> {
     pid: u32,
-    /// `None` once handed to a reaper thread on drop.
-    child: Option<Child>,
+    /// Whether the pid is ours to wait for (not yet reaped, not handed to a
+    /// reaper thread).
+    reap: bool,
     result: Option<File>,
     buf: Vec<u8>,
     status: Option<ExitCode>,
@@ -341,9 +483,10 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
         let status = match self.status {
             Some(s) => s,
             None => {
-                let child = self.child.as_mut().expect("child present until drop");
-                let s =
-                    ExitCode::from_std(child.wait().map_err(|e| ProcessError::Io(e.to_string()))?);
+                let s = wait_pid(self.pid, true)
+                    .map_err(|e| ProcessError::Io(e.to_string()))?
+                    .ok_or_else(|| ProcessError::Io("the process was not reaped".into()))?;
+                self.reap = false;
                 self.status = Some(s);
                 s
             }
@@ -419,9 +562,10 @@ impl<R> Process<R> {
     }
 
     fn poll_status(&mut self) -> Option<ExitCode> {
-        if self.status.is_none() {
-            if let Some(Ok(Some(s))) = self.child.as_mut().map(Child::try_wait) {
-                self.status = Some(ExitCode::from_std(s));
+        if self.status.is_none() && self.reap {
+            if let Ok(Some(s)) = wait_pid(self.pid, false) {
+                self.reap = false;
+                self.status = Some(s);
             }
         }
         self.status
@@ -474,14 +618,16 @@ impl<R> Drop for Process<R> {
         if self.daemon {
             let _ = self.kill();
         }
-        if let Some(mut child) = self.child.take() {
+        if self.reap {
+            self.reap = false;
+            let pid = self.pid;
             if self.daemon {
-                let _ = child.wait();
+                let _ = wait_pid(pid, true);
             } else {
                 // Reap it when it ends so that no zombie stays behind.
                 let _ = std::thread::Builder::new()
                     .name("mproc-reaper".into())
-                    .spawn(move || child.wait());
+                    .spawn(move || wait_pid(pid, true));
             }
         }
     }

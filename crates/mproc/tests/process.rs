@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::{timed, JOIN};
 use mproc::{
-    pipe, Connection, ExitCode, Lock, Pipe, PipeError, Process, ProcessBuilder, ProcessError, Queue,
+    pipe, Connection, ExitCode, Lock, Pipe, PipeError, Process, ProcessBuilder, ProcessError,
+    Queue, SpawnError, StartMethod,
 };
 
 fn sleeper(ms: u64) {
@@ -249,4 +250,42 @@ fn a_child_can_spawn_children() {
     })
     .unwrap();
     assert_eq!(p.join_timeout(JOIN).unwrap(), 30);
+}
+
+#[test]
+fn fork_is_refused_in_a_multithreaded_process() {
+    // The test harness runs this test on its own thread: two at least.
+    let r = ProcessBuilder::new()
+        .start_method(StartMethod::Fork)
+        .spawn(1u8, |x: u8| x);
+    assert!(matches!(r, Err(SpawnError::ForkUnsound(_))), "{r:?}");
+}
+
+#[test]
+fn fork_in_a_single_threaded_process() {
+    // A spawned child runs its function on its only thread: it may fork.
+    let (mine, theirs) = pipe().unwrap();
+    let mut p = Process::spawn(theirs, |c: Connection| {
+        let fork = || ProcessBuilder::new().start_method(StartMethod::Fork);
+        // Results, handles (this very pipe end, shared by memory) and panics.
+        let (x, y) = pipe().unwrap();
+        let mut a = fork()
+            .spawn(y, |y: Connection| {
+                y.send(&"from the forked child").unwrap();
+                21u32 * 2
+            })
+            .unwrap();
+        c.send(&x.recv::<String>().unwrap()).unwrap();
+        let r = a.join().unwrap();
+        assert!(x.recv::<String>().unwrap_err().is_disconnected());
+        let mut b = fork().spawn((), |()| -> u8 { panic!("forked panic") }).unwrap();
+        let panicked = matches!(b.join(), Err(ProcessError::Panicked { message }) if message == "forked panic");
+        let mut k = fork().spawn(60_000u64, sleeper).unwrap();
+        k.kill().unwrap();
+        let killed = k.join().unwrap_err() == ProcessError::Died(ExitCode::Signaled(9));
+        (r, panicked, killed)
+    })
+    .unwrap();
+    assert_eq!(mine.recv::<String>().unwrap(), "from the forked child");
+    assert_eq!(p.join_timeout(JOIN).unwrap(), (42, true, true));
 }
