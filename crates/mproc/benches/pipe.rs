@@ -18,7 +18,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
-use mproc::{pipe, Connection, Process};
+use mproc::{pipe, Connection, Process, ProcessBuilder, StartMethod};
 
 #[derive(serde::Serialize, serde::Deserialize)]
 enum Cmd {
@@ -166,6 +166,31 @@ fn bench_pipe(c: &mut Criterion) {
             total
         })
     });
+    let fork = || ProcessBuilder::new().start_method(StartMethod::Fork);
+    match fork().spawn((), |()| ()) {
+        Ok(mut p) => {
+            p.join().expect("fork");
+            g.bench_function("mproc_process_fork", |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let (mine, theirs) = pipe().unwrap();
+                        let t = Instant::now();
+                        let mut p = fork()
+                            .spawn(theirs, |c: Connection| {
+                                c.send_bytes(b"ready").unwrap();
+                            })
+                            .unwrap();
+                        mine.recv_bytes().unwrap();
+                        total += t.elapsed();
+                        p.join().unwrap();
+                    }
+                    total
+                })
+            });
+        }
+        Err(e) => eprintln!("mproc_process_fork skipped: {e}"),
+    }
     g.finish();
 }
 
