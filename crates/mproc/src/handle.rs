@@ -8,7 +8,7 @@
 //! segment of the right kind.
 
 use std::cell::RefCell;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use serde::de::{DeserializeOwned, Error as _};
@@ -29,7 +29,10 @@ pub(crate) enum Repr {
         dir: PathBuf,
         name: String,
     },
-    Fd(RawFd),
+    /// An anonymous object: the descriptor number the receiver inherits,
+    /// and the inode of the memory file behind it, so that a number that
+    /// names some other file in the receiver is refused.
+    Fd(RawFd, u64),
     /// An object on a server: the namespace URL and the name.
     #[cfg(feature = "redis")]
     Remote {
@@ -71,22 +74,44 @@ pub(crate) fn repr_of(seg: &Segment) -> Repr {
         _ => {
             let fd = seg.fd().as_raw_fd();
             note_fd(fd);
-            Repr::Fd(fd)
+            Repr::Fd(fd, inode(seg.fd().as_fd()).unwrap_or(0))
         }
     }
 }
 
-/// Duplicates an inherited descriptor so the handle owns its own copy.
-pub(crate) fn adopt_fd<E: serde::de::Error>(fd: RawFd) -> Result<OwnedFd, E> {
+fn inode(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let file = std::fs::File::from(fd.try_clone_to_owned()?);
+    Ok(file.metadata()?.ino())
+}
+
+/// Takes ownership of an inherited descriptor (or, if this process already
+/// claimed it for another handle, a duplicate), after checking that it is
+/// the memory file that was sent.
+pub(crate) fn adopt_fd<E: serde::de::Error>(fd: RawFd, ino: u64) -> Result<OwnedFd, E> {
     if fd < 0 {
         return Err(E::custom("negative descriptor"));
     }
-    // SAFETY: the descriptor is only borrowed for the duration of the dup
-    // call; if it is not open, fcntl fails with EBADF and we report it.
+    // SAFETY: the descriptor is only borrowed for the duration of the fstat
+    // and dup calls; if it is not open, they fail with EBADF and we report it.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    match inode(borrowed) {
+        Ok(found) if found == ino => {}
+        Ok(_) => {
+            return Err(E::custom(format!(
+                "descriptor {fd} is not the object that was sent (not inherited here)"
+            )))
+        }
+        Err(e) => return Err(E::custom(format!("descriptor {fd} was not inherited: {e}"))),
+    }
+    if crate::process::take_inherited_fd(fd) {
+        // SAFETY: the spawner passed this descriptor to this process for its
+        // handles, and `take_inherited_fd` hands its ownership out once.
+        return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
     borrowed
         .try_clone_to_owned()
-        .map_err(|e| E::custom(format!("descriptor {fd} was not inherited: {e}")))
+        .map_err(|e| E::custom(format!("descriptor {fd}: {e}")))
 }
 
 #[cfg(feature = "redis")]
@@ -126,7 +151,7 @@ impl<'de> Deserialize<'de> for Lock {
                 let ns = Namespace::dir(dir).map_err(D::Error::custom)?;
                 Lock::open_in(&ns, &name).map_err(D::Error::custom)
             }
-            Repr::Fd(fd) => LocalLock::from_fd(adopt_fd(fd)?)
+            Repr::Fd(fd, ino) => LocalLock::from_fd(adopt_fd(fd, ino)?)
                 .map(Lock::from_local)
                 .map_err(D::Error::custom),
             #[cfg(feature = "redis")]
@@ -155,7 +180,7 @@ impl<'de> Deserialize<'de> for ByteQueue {
                 let ns = Namespace::dir(dir).map_err(D::Error::custom)?;
                 ByteQueue::open_in(&ns, &name).map_err(D::Error::custom)
             }
-            Repr::Fd(fd) => Ring::from_fd(adopt_fd(fd)?)
+            Repr::Fd(fd, ino) => Ring::from_fd(adopt_fd(fd, ino)?)
                 .map(ByteQueue::from_ring)
                 .map_err(D::Error::custom),
             #[cfg(feature = "redis")]

@@ -33,10 +33,10 @@ macro_rules! handle {
                         let open: fn(&Namespace, &str) -> Result<$t, crate::OpenError> = $open;
                         open(&ns, &name).map_err(D::Error::custom)
                     }
-                    Repr::Fd(fd) => {
+                    Repr::Fd(fd, ino) => {
                         let from_fd: fn(std::os::fd::OwnedFd) -> Result<$t, crate::OpenError> =
                             $from_fd;
-                        from_fd(adopt_fd(fd)?).map_err(D::Error::custom)
+                        from_fd(adopt_fd(fd, ino)?).map_err(D::Error::custom)
                     }
                     _ => Err(D::Error::custom("not a shared-memory object")),
                 }
