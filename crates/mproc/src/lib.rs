@@ -9,14 +9,21 @@
 //! * [`Queue`] / [`ByteQueue`] — bounded MPMC FIFO, blocking with timeouts,
 //!   exact `len`, and a [`close`](Queue::close) that ends every consumer.
 //! * [`JoinableQueue`] — `task_done` / `join`.
+//! * At-least-once consumption: [`Queue::get_leased`] + [`Queue::ack`]; the
+//!   item of a consumer that dies before acknowledging is delivered again.
+//! * [`Process`] — run a function in a new process (re-executing the
+//!   binary, so it is safe in multi-threaded parents), [`Pipe`] /
+//!   [`Connection`] with [`wait`], [`Pool::map`], and the producer–consumer
+//!   [`Runtime`].
 //! * [`RLock`], [`Semaphore`] / [`BoundedSemaphore`], [`Event`],
 //!   [`Condition`], [`Barrier`], and shared [`Value`] / [`Array`] of
 //!   [`Pod`] data with a robust lock. A semaphore unit held through a guard
 //!   comes back, and a barrier breaks, when a participant is killed.
 //!
 //! Objects are named (in a [`Namespace`], a private directory on tmpfs by
-//! default, `MPROC_DIR` to override) or anonymous (`Lock::new`,
-//! `Queue::new`). Every blocking method comes as a family:
+//! default, `MPROC_DIR` to override, or a Redis server with the `redis`
+//! feature and `MPROC_URL`) or anonymous (`Lock::new`, `Queue::new`), and
+//! handles can be passed to child processes as [`Process`] arguments. Every blocking method comes as a family:
 //! `x` (wait forever), `try_x` (never wait), `x_timeout(Duration)` and
 //! `x_deadline(Instant)`.
 //!

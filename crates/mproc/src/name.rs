@@ -56,7 +56,10 @@ mod tests {
             Err(NameError::LeadingDot(_))
         ));
         assert!(matches!(validate_name(".."), Err(NameError::LeadingDot(_))));
-        assert!(matches!(validate_name("../x"), Err(NameError::LeadingDot(_))));
+        assert!(matches!(
+            validate_name("../x"),
+            Err(NameError::LeadingDot(_))
+        ));
         for bad in ["a/../x", "a/b", "a b", "tab\t", "nul\0", "é", "new\nline"] {
             assert!(
                 matches!(validate_name(bad), Err(NameError::BadChar { .. })),
