@@ -132,7 +132,9 @@ fn main() -> ExitCode {
             },
             _ => 0x9E37_79B9_7F4A_7C15,
         };
-        let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(first);
+        let corpus = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("corpus")
+            .join(first);
         let seeds: Vec<Vec<u8>> = files(&[corpus])
             .iter()
             .filter_map(|f| std::fs::read(f).ok())
