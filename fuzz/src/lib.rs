@@ -64,12 +64,13 @@ fn base_dir() -> PathBuf {
     }
 }
 
-/// One private namespace per process, removed when the process exits
-/// normally (libFuzzer exits through `exit`, which does not run
-/// destructors of statics: the directory is then left in /dev/shm, named
-/// `mproc-fuzz-*`).
+/// One private namespace per process. Statics are never dropped: the
+/// `replay` driver removes it with [`cleanup`]; a libFuzzer run leaves it
+/// behind (`mproc-fuzz-*` in the base directory; `.ci/fuzz.sh` points
+/// `MPROC_FUZZ_DIR` at a directory it removes).
+static NS: OnceLock<(tempfile::TempDir, Namespace)> = OnceLock::new();
+
 fn namespace() -> &'static (tempfile::TempDir, Namespace) {
-    static NS: OnceLock<(tempfile::TempDir, Namespace)> = OnceLock::new();
     NS.get_or_init(|| {
         let dir = tempfile::Builder::new()
             .prefix("mproc-fuzz-")
@@ -78,6 +79,14 @@ fn namespace() -> &'static (tempfile::TempDir, Namespace) {
         let ns = Namespace::dir(dir.path()).expect("a fresh private directory is a namespace");
         (dir, ns)
     })
+}
+
+/// Removes this process's namespace directory (statics are never
+/// dropped, so a driver that returns from `main` calls this).
+pub fn cleanup() {
+    if let Some((dir, _)) = NS.get() {
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
 }
 
 fn write_segment(ns: &Namespace, bytes: &[u8]) {

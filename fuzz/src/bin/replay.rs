@@ -95,6 +95,12 @@ fn mutate(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn main() -> ExitCode {
+    let code = run_main();
+    mproc_fuzz::cleanup();
+    code
+}
+
+fn run_main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(first) = args.first() else {
         return usage();
