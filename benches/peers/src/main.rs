@@ -550,6 +550,8 @@ impl Shm {
             f.set_len(SHM_LEN as u64).unwrap();
         }
         use std::os::fd::AsRawFd;
+        // SAFETY: a fresh shared mapping of an open file of SHM_LEN bytes; the
+        // result is checked against MAP_FAILED.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -564,9 +566,12 @@ impl Shm {
         Shm(p as *mut u8)
     }
     fn atomic(&self, off: usize) -> &AtomicU32 {
+        // SAFETY: `off` is one of the 4-aligned OFF_* slots inside the
+        // SHM_LEN-byte mapping, which is never unmapped.
         unsafe { &*(self.0.add(off) as *const AtomicU32) }
     }
     fn counter(&self) -> *mut u64 {
+        // SAFETY: OFF_COUNTER is an 8-aligned slot inside the mapping.
         unsafe { self.0.add(OFF_COUNTER) as *mut u64 }
     }
 }
@@ -627,7 +632,10 @@ impl AnyLock {
             LockKind::NamedLock => AnyLock::Named(named_lock::NamedLock::with_path(lock_path).unwrap()),
             LockKind::RawSync => {
                 use raw_sync::locks::{LockInit, Mutex};
+                // SAFETY: both offsets are inside the mapping.
                 let (mem, data) = unsafe { (shm.0.add(OFF_MUTEX), shm.0.add(OFF_COUNTER)) };
+                // SAFETY: OFF_MUTEX reserves room for raw_sync's mutex; the
+                // creator initialises it before any child opens it.
                 let (m, _) = unsafe {
                     if create {
                         Mutex::new(mem, data).unwrap()
@@ -691,6 +699,7 @@ fn lock_loop(l: &mut AnyLock, shm: &Shm, dur: Duration) -> (u64, u64) {
     let mut last = u64::MAX;
     loop {
         for _ in 0..16 {
+            // SAFETY: the counter lives in the mapping and the lock is held.
             l.with(|| unsafe {
                 let v = c.read_volatile();
                 if v != last && last != u64::MAX {
@@ -715,6 +724,7 @@ fn lock_uncontended(kind: LockKind, dur: Duration) -> f64 {
     let t = Instant::now();
     let (n, _) = lock_loop(&mut l, &shm, dur);
     let secs = t.elapsed().as_secs_f64();
+    // SAFETY: the counter is in the mapping; no other process runs.
     assert_eq!(unsafe { *shm.counter() }, n);
     drop(l);
     let _ = std::fs::remove_file(&sp);
@@ -746,6 +756,7 @@ fn lock_contended(kind: LockKind, procs: usize, dur: Duration) -> (f64, f64, f64
         hand += it.next().unwrap();
     }
     let secs = t.elapsed().as_secs_f64();
+    // SAFETY: the counter is in the mapping; every child has exited.
     let total = unsafe { *shm.counter() };
     let sum: u64 = counts.iter().sum();
     let exact = total == sum;
