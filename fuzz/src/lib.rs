@@ -33,8 +33,6 @@ const NAME: &str = "fuzzed";
 pub const QUEUE_PUT_LOCK: usize = 128;
 /// Offset of the queue's tail word.
 pub const QUEUE_TAIL: usize = 192;
-/// Offset of the queue's closed flag.
-pub const QUEUE_CLOSED: usize = 200;
 /// Offset of the queue's get lock.
 pub const QUEUE_GET_LOCK: usize = 256;
 /// Offset of the queue's head word.
@@ -45,11 +43,6 @@ pub const QUEUE_RING: usize = 1024;
 pub const LOCK_MUTEX: usize = 64;
 /// Size of the mutex region in either kind of segment.
 pub const MUTEX_LEN: usize = 64;
-/// The queue's derived lease counters (leased u32, requeued u32): damage
-/// to them can make a get on a closed queue spin past its deadline (a known
-/// gap, `damaged_requeued_counter_does_not_make_get_spin` in the bad-input
-/// tests); the drivers keep them as the queue wrote them.
-pub const QUEUE_LEASE_COUNTERS: std::ops::Range<usize> = 344..352;
 
 /// Where the drivers make their namespace: `MPROC_FUZZ_DIR` if set, else
 /// `/dev/shm` (tmpfs, fastest), else the temporary directory.
@@ -252,13 +245,6 @@ pub fn segment_bytes(data: &[u8]) {
     let (_, ns) = namespace();
     let kind = sel % 4;
     let tpl = template(kind);
-    let mut owned;
-    let mut seg = seg;
-    if kind < 3 && seg.len() >= QUEUE_LEASE_COUNTERS.end && tpl.len() >= QUEUE_LEASE_COUNTERS.end {
-        owned = seg.to_vec();
-        owned[QUEUE_LEASE_COUNTERS].copy_from_slice(&tpl[QUEUE_LEASE_COUNTERS]);
-        seg = &owned;
-    }
     write_segment(ns, seg);
     match kind {
         0 => {
@@ -370,11 +356,6 @@ pub fn segment_mutate(data: &[u8]) {
                 let mut at = QUEUE_TAIL + usize::from(off) % span;
                 if at + width > QUEUE_GET_LOCK {
                     at += MUTEX_LEN;
-                }
-                if (at < QUEUE_LEASE_COUNTERS.end && at + width > QUEUE_LEASE_COUNTERS.start)
-                    || (at < QUEUE_CLOSED + 4 && at + width > QUEUE_CLOSED)
-                {
-                    continue;
                 }
                 file.write_all_at(val, at as u64)
                     .expect("patch the segment");

@@ -387,21 +387,35 @@ impl Ring {
         let cursor_word = self.u64_at(CURSOR);
         let cursor = cursor_word.load(Ordering::Relaxed);
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        // head <= cursor <= tail, in records and in bytes.
+        if seq(cursor).wrapping_sub(seq(head)) > seq(tail).wrapping_sub(seq(head))
+            || pos(cursor).wrapping_sub(pos(head)) > pos(tail).wrapping_sub(pos(head))
+        {
+            return Err(OpError::Damaged(
+                "the delivery cursor lies outside the published records".into(),
+            ));
+        }
         let mut n = 0;
         // Requeued records (from dead consumers) go first: they are older.
         if self.u32_at(REQUEUED).load(Ordering::Relaxed) > 0 {
+            let mut found = 0u32;
             let (mut s, mut p) = (seq(head), pos(head));
             while n < max && s != seq(cursor) {
                 let len = self.validate_at(s, p, tail)?;
                 let m = self.read_meta(p);
                 if meta_state(m) == REQUEUED_STATE {
+                    found += 1;
                     self.deliver(p, len, scratch, sink);
                     let d = meta_deliveries(m) + 1;
                     self.write_meta(
                         p,
                         lease.map_or(meta(ACKED, 0, d), |o| meta(DELIVERED, o, d)),
                     );
-                    self.u32_at(REQUEUED).fetch_sub(1, Ordering::Relaxed);
+                    let r = self.u32_at(REQUEUED);
+                    r.store(
+                        r.load(Ordering::Relaxed).saturating_sub(1),
+                        Ordering::Relaxed,
+                    );
                     if lease.is_some() {
                         self.u32_at(LEASED).fetch_add(1, Ordering::Relaxed);
                         *receipt = Some((s, p, d));
@@ -410,6 +424,11 @@ impl Ring {
                 }
                 s = s.wrapping_add(1);
                 p = p.wrapping_add(record_len(len) as u32);
+            }
+            if found == 0 && s == seq(cursor) {
+                // The counter said requeued records exist, the walk found
+                // none: trust the records, not the derived counter.
+                self.u32_at(REQUEUED).store(0, Ordering::Relaxed);
             }
         }
         let (mut s, mut p) = (seq(cursor), pos(cursor));
@@ -617,7 +636,8 @@ impl Ring {
                 self.cell(NOT_FULL).wake_all();
                 return Ok((taken, slot));
             }
-            if self.closed() && self.u32_at(LEASED).load(Ordering::Acquire) == 0 {
+            let drained = || self.closed() && self.u32_at(LEASED).load(Ordering::Acquire) == 0;
+            if drained() {
                 // `closed` is set under the put lock, after every earlier put
                 // published its tail; re-check emptiness after seeing it.
                 if !self.non_empty() {
@@ -625,7 +645,7 @@ impl Ring {
                 }
                 continue;
             }
-            if try_only {
+            if try_only || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(OpError::WouldBlock);
             }
             // While leases are outstanding, wake now and then to notice a
@@ -638,7 +658,7 @@ impl Ring {
             };
             let ready = self
                 .cell(NOT_EMPTY)
-                .wait_until(slice, || self.non_empty() || self.closed());
+                .wait_until(slice, || self.non_empty() || drained());
             if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(OpError::WouldBlock);
             }

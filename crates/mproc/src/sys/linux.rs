@@ -320,18 +320,29 @@ impl RobustLock {
     }
 
     /// Blocks until acquired (or until `deadline`, returning `Ok(None)`).
+    ///
+    /// A wait longer than a second checks that the owner thread exists: a
+    /// damaged lock word naming no thread is reported instead of waiting
+    /// forever (a holder that really dies is released by the kernel).
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
         self.check_kind()?;
-        let r = match deadline {
-            // SAFETY: `self.m` is a valid initialised mutex (constructor contract).
-            None => unsafe { libc::pthread_mutex_lock(self.m) },
-            Some(d) => {
-                let ts = deadline_timespec(d, libc::CLOCK_MONOTONIC);
-                // SAFETY: as above; `ts` outlives the call.
-                unsafe { pthread_mutex_clocklock(self.m, libc::CLOCK_MONOTONIC, &ts) }
+        loop {
+            let slice = Instant::now() + std::time::Duration::from_secs(1);
+            let until = deadline.map_or(slice, |d| d.min(slice));
+            let ts = deadline_timespec(until, libc::CLOCK_MONOTONIC);
+            // SAFETY: `self.m` is a valid initialised mutex (constructor
+            // contract); `ts` outlives the call.
+            let r = unsafe { pthread_mutex_clocklock(self.m, libc::CLOCK_MONOTONIC, &ts) };
+            if r != libc::ETIMEDOUT || deadline.is_some_and(|d| Instant::now() >= d) {
+                return self.finish(r);
             }
-        };
-        self.finish(r)
+            let owner = self.owner_tid();
+            if owner != 0 && !pid_alive(owner) {
+                return Err(io::Error::other(format!(
+                    "damaged lock: held by thread {owner}, which does not exist"
+                )));
+            }
+        }
     }
 
     /// Acquires without blocking, `Ok(None)` if held by someone else.
