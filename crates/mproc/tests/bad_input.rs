@@ -339,8 +339,6 @@ fn random_files_batch((dir, first, count): (String, u64, u64)) -> Counts {
                 v
             }
         };
-        let mut bytes = bytes;
-        if seed % 4 != 3 {}
         write_file(&ns, &victim, &bytes);
         if seed % 4 == 3 {
             match Lock::open_in(&ns, &victim) {

@@ -180,7 +180,6 @@ fn mutual_exclusion_survives_holders_killed_at_random_instants() {
             .write(true)
             .open(&marker)
             .unwrap();
-        let mut n = 0u64;
         loop {
             let (g, died) = match lock.lock() {
                 Ok(g) => (g, false),
@@ -204,7 +203,6 @@ fn mutual_exclusion_survives_holders_killed_at_random_instants() {
             }
             m.write_all_at(&[0u8; 4], 0).unwrap();
             drop(g);
-            n += 1;
         }
     }
     let spawn =
