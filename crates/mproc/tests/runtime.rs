@@ -133,9 +133,10 @@ fn a_failing_consumer_fails_the_run_and_stops_everyone() {
         }
         other => panic!("expected a worker failure, got {other}"),
     }
-    // The producers were blocked on the full queue: they were stopped.
+    // The producers that started (a slow one may not have reached its first
+    // line before the failure stopped the run) were stopped.
     let pids = drain(&a.pids);
-    assert_eq!(pids.len(), 3);
+    assert!((1..=3).contains(&pids.len()), "{pids:?}");
     for pid in pids {
         assert!(gone(pid), "producer {pid} left behind");
     }
