@@ -60,20 +60,25 @@ fn parse_count(text: &str) -> Option<u32> {
     (rest[end..].trim() == "}").then_some(n)
 }
 
+/// Writes the count by renaming a finished file into place, so that a
+/// buyer who searches (reads without the lock) never sees half a file.
 fn write_count(file: &Path, n: u32) -> std::io::Result<()> {
-    std::fs::write(file, format!("{{\"count\": {n}}}"))
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, format!("{{\"count\": {n}}}"))?;
+    std::fs::rename(&tmp, file)
 }
 
 /// Reads the count, retrying while another buyer is half-way through
 /// rewriting the file (that only happens without the lock).
 fn read_count(file: &Path, torn: &mut u32) -> Result<u32, String> {
-    for _ in 0..10_000 {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < give_up {
         let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
         match parse_count(&text) {
             Some(n) => return Ok(n),
             None => {
                 *torn += 1;
-                std::thread::yield_now();
+                std::thread::sleep(std::time::Duration::from_micros(50));
             }
         }
     }

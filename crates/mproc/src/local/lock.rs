@@ -58,7 +58,7 @@ impl Drop for LocalLock {
         // (its guard was leaked), keep the mapping so that its death still
         // frees the lock for the next process.
         let held_here = self.mutex.owner_tid() != 0
-            && self.seg.at::<AtomicU32>(HOLDER_PID).load(Ordering::Acquire) == std::process::id();
+            && self.seg.at::<AtomicU32>(HOLDER_PID).load(Ordering::Acquire) == sys::my_pid();
         if !held_here {
             // SAFETY: `seg` is dropped exactly once, here, and not used after.
             unsafe { ManuallyDrop::drop(&mut self.seg) };
@@ -102,18 +102,19 @@ impl LocalLock {
     }
 
     fn record_holder(&self) {
+        // The mutex word holds our thread id now: no gettid system call.
         self.seg
             .at::<AtomicU32>(HOLDER_TID)
-            .store(sys::gettid(), Ordering::Relaxed);
+            .store(self.mutex.owner_tid(), Ordering::Relaxed);
         self.seg
             .at::<AtomicU64>(HOLDER_SINCE)
-            .store(sys::now_realtime_ns(), Ordering::Relaxed);
+            .store(sys::now_coarse_ns(), Ordering::Relaxed);
         self.seg
             .at::<AtomicU32>(TAG_LEN)
             .store(0, Ordering::Relaxed);
         self.seg
             .at::<AtomicU32>(HOLDER_PID)
-            .store(std::process::id(), Ordering::Release);
+            .store(sys::my_pid(), Ordering::Release);
     }
 
     fn waiter_pid(&self, i: usize) -> &AtomicU32 {

@@ -61,6 +61,43 @@ pub(crate) fn now_realtime_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// Wall-clock time at tick resolution (a few ms), always served without a
+/// system call: for records shown to people, on hot paths.
+pub(crate) fn now_coarse_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE
+    // exists on every Linux since 2.6.32.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+static PID: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+extern "C" fn forget_pid() {
+    PID.store(0, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// This process's id, without a system call after the first (glibc no
+/// longer caches it). A forked child forgets the cached value.
+pub(crate) fn my_pid() -> u32 {
+    let pid = PID.load(std::sync::atomic::Ordering::Relaxed);
+    if pid != 0 {
+        return pid;
+    }
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a handler that only stores to an atomic, which is
+        // async-signal-safe as a forked child requires.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
+    });
+    let pid = std::process::id();
+    PID.store(pid, std::sync::atomic::Ordering::Relaxed);
+    pid
+}
+
 /// Sleeps while `*word == expected`, until woken or `deadline` passes.
 ///
 /// Returns at once if the word differs. Spurious wake-ups are reported as
@@ -325,7 +362,10 @@ impl RobustLock {
     /// damaged lock word naming no thread is reported instead of waiting
     /// forever (a holder that really dies is released by the kernel).
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
-        self.check_kind()?;
+        // Uncontended: one compare-and-swap, no clock read.
+        if let Some(a) = self.try_lock()? {
+            return Ok(Some(a));
+        }
         loop {
             let slice = Instant::now() + std::time::Duration::from_secs(1);
             let until = deadline.map_or(slice, |d| d.min(slice));

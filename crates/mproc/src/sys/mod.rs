@@ -16,7 +16,7 @@ compile_error!(
 );
 
 pub(crate) use imp::{
-    futex_wait, futex_wake, gettid, memfd, now_realtime_ns, pid_alive, start_time, Acquired,
-    Mapping, RawRobustMutex, RobustLock, WaitResult,
+    futex_wait, futex_wake, gettid, memfd, my_pid, now_coarse_ns, now_realtime_ns, pid_alive,
+    start_time, Acquired, Mapping, RawRobustMutex, RobustLock, WaitResult,
 };
 pub(crate) use imp::{futex_waitv, FUTEX_OWNER_DIED, FUTEX_WAITERS};
