@@ -47,7 +47,7 @@ const SALES_NAME: &str = "sales";
 pub(crate) enum Store {
     /// A JSON file, bought under a named Lock.
     File,
-    /// A shared Value<i64>, bought under its built-in lock.
+    /// A shared `Value<i64>`, bought under its built-in lock.
     Shm,
     /// The file store, then the shared-memory store, compared.
     Both,
