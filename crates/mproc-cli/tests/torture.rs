@@ -9,7 +9,7 @@ use common::bin;
 #[test]
 fn a_short_torture_run_finds_no_anomaly() {
     let out = std::process::Command::new(bin())
-        .args(["--json", "torture", "--seconds", "15"])
+        .args(["--json", "torture", "--seconds", "15", "--pace-us", "20"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

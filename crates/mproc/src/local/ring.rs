@@ -221,6 +221,13 @@ pub(crate) struct Ring {
     params: RingParams,
     /// This process's lease-owner slot (`u32::MAX` until claimed).
     my_slot: AtomicU32,
+    /// The last `head` this handle's producers read (only under the put
+    /// lock): a past value of `head`, so it can only under-estimate room;
+    /// re-read when it says full. Saves a cross-core miss per put.
+    seen_head: AtomicU64,
+    /// The last `tail` this handle's consumers read (only under the get
+    /// lock): re-read when it is not ahead of the cursor.
+    seen_tail: AtomicU64,
     put_lock: RobustLock,
     get_lock: RobustLock,
 }
@@ -284,13 +291,20 @@ impl Ring {
         };
         let put_lock = lock_at(PUT_LOCK);
         let get_lock = lock_at(GET_LOCK);
-        Ring {
+        let ring = Ring {
             seg,
             params,
             my_slot: AtomicU32::new(u32::MAX),
+            seen_head: AtomicU64::new(0),
+            seen_tail: AtomicU64::new(0),
             put_lock,
             get_lock,
-        }
+        };
+        ring.seen_head
+            .store(ring.u64_at(HEAD).load(Ordering::Acquire), Ordering::Relaxed);
+        ring.seen_tail
+            .store(ring.u64_at(TAIL).load(Ordering::Acquire), Ordering::Relaxed);
+        ring
     }
 
     pub(crate) fn segment(&self) -> &Segment {
@@ -386,7 +400,13 @@ impl Ring {
         let head = self.u64_at(HEAD).load(Ordering::Relaxed);
         let cursor_word = self.u64_at(CURSOR);
         let cursor = cursor_word.load(Ordering::Relaxed);
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        let mut tail = self.seen_tail.load(Ordering::Relaxed);
+        // Re-read the shared tail only when the cached one is not strictly
+        // ahead of the cursor (caught up, or behind another handle's gets).
+        if (seq(tail).wrapping_sub(seq(cursor)) as i32) <= 0 {
+            tail = self.u64_at(TAIL).load(Ordering::Acquire);
+            self.seen_tail.store(tail, Ordering::Relaxed);
+        }
         // head <= cursor <= tail, in records and in bytes.
         if seq(cursor).wrapping_sub(seq(head)) > seq(tail).wrapping_sub(seq(head))
             || pos(cursor).wrapping_sub(pos(head)) > pos(tail).wrapping_sub(pos(head))
@@ -818,10 +838,9 @@ impl QueueBackend for Ring {
                 }
                 let tail_word = self.u64_at(TAIL);
                 let tail = tail_word.load(Ordering::Relaxed);
-                let head = self.u64_at(HEAD).load(Ordering::Acquire);
                 let (mut s, mut p) = (seq(tail), pos(tail));
                 let start = done;
-                let mut h = head;
+                let mut h = self.seen_head.load(Ordering::Relaxed);
                 while done < msgs.len() {
                     let msg = msgs[done];
                     let rec = record_len(msg.len());
@@ -842,6 +861,7 @@ impl QueueBackend for Ring {
                     p = p.wrapping_add(rec as u32);
                     done += 1;
                 }
+                self.seen_head.store(h, Ordering::Relaxed);
                 if done > start {
                     // Publish last: one store makes the whole batch visible.
                     tail_word.store(pack(s, p), Ordering::Release);
