@@ -13,8 +13,6 @@
 //!   lock is released after the child has exited, whatever its status.
 
 use std::ffi::OsString;
-use std::io;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -191,34 +189,9 @@ fn spawn_and_wait(argv: &[OsString]) -> Result<std::process::ExitStatus, Failure
     let (prog, rest) = argv
         .split_first()
         .ok_or_else(|| Failure::usage("empty command"))?;
-    let parent = std::process::id();
     let mut cmd = Command::new(prog);
     cmd.args(rest);
-    let unblock = signals::handled_set();
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe functions (prctl, getppid, pthread_sigmask); it
-    // allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died before prctl: then nobody holds the
-            // lock for us and the command must not run.
-            if libc::getppid() as u32 != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+    signals::die_with_parent(&mut cmd, true);
     tracing::info!("executing {:?}", argv);
     let spawned = cmd.spawn();
     let pending = {

@@ -9,8 +9,6 @@
 //! `SIGHUP` are forwarded to the command while it runs.
 
 use std::ffi::OsString;
-use std::io;
-use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
@@ -157,32 +155,9 @@ fn spawn_and_wait(argv: &[OsString]) -> Result<std::process::ExitStatus, Failure
     let (prog, rest) = argv
         .split_first()
         .ok_or_else(|| Failure::usage("a command is required: mproc sem NAME -- CMD"))?;
-    let parent = std::process::id();
-    let unblock = signals::handled_set();
     let mut cmd = Command::new(prog);
     cmd.args(rest);
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe functions (prctl, getppid, pthread_sigmask).
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died before prctl: its unit is gone.
-            if libc::getppid() as u32 != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
-            Ok(())
-        });
-    }
+    signals::die_with_parent(&mut cmd, true);
     let mut child = cmd.spawn().map_err(|e| {
         Failure::new(
             exit::UNAVAILABLE,

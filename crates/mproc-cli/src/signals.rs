@@ -194,3 +194,38 @@ pub(crate) fn checkpoint() {
         die_by_signal(sig);
     }
 }
+
+/// Makes `cmd`'s child receive `SIGKILL` when this process dies (and refuse
+/// to start if it already has); with `unblock_handled`, the child also
+/// starts with the signals this process handles unblocked.
+pub(crate) fn die_with_parent(cmd: &mut std::process::Command, unblock_handled: bool) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id();
+    let unblock = handled_set();
+    // SAFETY: the closure runs in the forked child before exec and only calls
+    // async-signal-safe functions (prctl, getppid, pthread_sigmask) on values
+    // captured by copy; it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl: then nobody holds the
+            // lock (or unit) for the child, and it must not run.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            if unblock_handled {
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
+            }
+            Ok(())
+        });
+    }
+}

@@ -59,7 +59,7 @@ pub(crate) fn self_command(ns_dir: &Path) -> Result<Command, Failure> {
     })?;
     let mut cmd = Command::new(exe);
     cmd.arg("--dir").arg(ns_dir);
-    die_with_parent(&mut cmd);
+    crate::signals::die_with_parent(&mut cmd, false);
     Ok(cmd)
 }
 
@@ -124,32 +124,6 @@ impl Drop for Cleanup {
         for n in &self.names {
             let _ = self.ns.remove(n);
         }
-    }
-}
-
-/// Makes the child receive `SIGKILL` when this process dies.
-pub(crate) fn die_with_parent(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id();
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe functions (prctl, getppid).
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
     }
 }
 
