@@ -33,15 +33,6 @@ use crate::name::validate_name;
 /// Longest wait of a blocked acquirer before it tries again.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
 
-macro_rules! script {
-    ($name:ident, $src:expr) => {
-        fn $name() -> &'static Script {
-            static S: OnceLock<Script> = OnceLock::new();
-            S.get_or_init(|| Script::new($src))
-        }
-    };
-}
-
 // KEYS meta → 'created' or the existing kind
 script!(
     create_script,

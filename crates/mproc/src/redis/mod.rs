@@ -12,6 +12,17 @@
 //! Every key of one object shares the hash tag `{PREFIX:NAME}`, so each
 //! script and blocking command touches a single cluster slot.
 
+/// Defines `fn NAME() -> &'static Script`, compiling the Lua source once
+/// per process (used by `lock` and `queue`).
+macro_rules! script {
+    ($name:ident, $src:expr) => {
+        fn $name() -> &'static Script {
+            static S: OnceLock<Script> = OnceLock::new();
+            S.get_or_init(|| Script::new($src))
+        }
+    };
+}
+
 pub(crate) mod lock;
 pub(crate) mod queue;
 

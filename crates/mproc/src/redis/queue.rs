@@ -50,15 +50,6 @@ const PUT_SLICE: Duration = Duration::from_millis(100);
 /// The end-of-stream marker.
 const EOF: &[u8] = b"E";
 
-macro_rules! script {
-    ($name:ident, $src:expr) => {
-        fn $name() -> &'static Script {
-            static S: OnceLock<Script> = OnceLock::new();
-            S.get_or_init(|| Script::new($src))
-        }
-    };
-}
-
 // KEYS meta joined unfinished ready   ARGV maxsize max_bytes max_deliveries
 script!(
     create_script,
