@@ -29,20 +29,14 @@ use mproc::{ByteQueue, JoinableQueue, Lock, Namespace, Queue, QueueOptions};
 /// The name every driver uses inside its namespace.
 const NAME: &str = "fuzzed";
 
-/// Offset of the queue's put lock (a process-shared mutex) in its segment.
+/// Offset of the queue's put lock in its segment.
 pub const QUEUE_PUT_LOCK: usize = 128;
 /// Offset of the queue's tail word.
 pub const QUEUE_TAIL: usize = 192;
-/// Offset of the queue's get lock.
-pub const QUEUE_GET_LOCK: usize = 256;
 /// Offset of the queue's head word.
 pub const QUEUE_HEAD: usize = 320;
 /// Offset of the queue's ring bytes.
 pub const QUEUE_RING: usize = 1024;
-/// Offset of the lock's mutex in a lock segment.
-pub const LOCK_MUTEX: usize = 64;
-/// Size of the mutex region in either kind of segment.
-pub const MUTEX_LEN: usize = 64;
 
 /// Where the drivers make their namespace: `MPROC_FUZZ_DIR` if set, else
 /// `/dev/shm` (tmpfs, fastest), else the temporary directory.
@@ -98,21 +92,7 @@ fn write_segment(ns: &Namespace, bytes: &[u8]) {
 /// thousands of executions per second.
 const WAIT: Duration = Duration::from_millis(1);
 
-/// Which queue operations may block on the queue's internal locks.
-///
-/// `peek`, `close` and `purge` take the queue's locks without a deadline,
-/// and so does `try_get`/`try_put` today: when a damaged lock word names a
-/// thread that is gone without the kernel having marked it dead, they wait
-/// forever (see the bad-input tests). The drivers call them only when the
-/// input leaves the lock words as a live process left them.
-fn locks_untouched(seg: &[u8], template: &[u8], regions: &[usize]) -> bool {
-    regions.iter().all(|&off| {
-        let end = off + MUTEX_LEN;
-        seg.len() >= end && template.len() >= end && seg[off..end] == template[off..end]
-    })
-}
-
-fn exercise_byte_queue(q: &ByteQueue, unbounded_ok: bool) {
+fn exercise_byte_queue(q: &ByteQueue) {
     let _ = q.len();
     let _ = q.is_empty();
     let _ = q.is_full();
@@ -139,20 +119,18 @@ fn exercise_byte_queue(q: &ByteQueue, unbounded_ok: bool) {
             };
         }
     }
-    if unbounded_ok {
-        let _ = q.peek();
-        for _ in 0..3 {
-            let _ = q.try_get();
-        }
-        let _ = q.try_put(b"x");
-        q.close();
-        let _ = q.get_timeout(WAIT);
-        let _ = q.purge();
+    let _ = q.peek();
+    for _ in 0..3 {
+        let _ = q.try_get();
     }
+    let _ = q.try_put(b"x");
+    q.close();
+    let _ = q.get_timeout(WAIT);
+    let _ = q.purge();
     let _ = q.stats();
 }
 
-fn exercise_typed(q: &Queue<Vec<u8>>, unbounded_ok: bool) {
+fn exercise_typed(q: &Queue<Vec<u8>>) {
     let _ = q.len();
     let _ = q.stats();
     for _ in 0..3 {
@@ -160,24 +138,20 @@ fn exercise_typed(q: &Queue<Vec<u8>>, unbounded_ok: bool) {
     }
     let _ = q.put_timeout(vec![1, 2, 3], WAIT);
     let _ = q.get_many_deadline(3, Some(std::time::Instant::now() + WAIT));
-    if unbounded_ok {
-        let _ = q.peek();
-        let _ = q.try_get();
-        let _ = q.try_put(vec![7; 9]);
-        q.close();
-    }
+    let _ = q.peek();
+    let _ = q.try_get();
+    let _ = q.try_put(vec![7; 9]);
+    q.close();
 }
 
-fn exercise_joinable(q: &JoinableQueue<Vec<u8>>, unbounded_ok: bool) {
+fn exercise_joinable(q: &JoinableQueue<Vec<u8>>) {
     let _ = q.unfinished();
     let _ = q.get_timeout(WAIT);
     let _ = q.task_done();
     let _ = q.task_done();
     let _ = q.join_timeout(WAIT);
-    if unbounded_ok {
-        let _ = q.try_get();
-        let _ = q.task_done();
-    }
+    let _ = q.try_get();
+    let _ = q.task_done();
 }
 
 fn exercise_lock(l: &Lock) {
@@ -227,16 +201,6 @@ pub fn valid_segments() -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
-fn template(kind: u8) -> &'static [u8] {
-    static T: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
-    let t = T.get_or_init(valid_segments);
-    let want = if kind == 3 { "lock" } else { "queue" };
-    t.iter()
-        .find(|(n, _)| *n == want)
-        .map(|(_, b)| b.as_slice())
-        .unwrap_or(&[])
-}
-
 /// Target 1: `data[0]` picks the opener, `data[1..]` is the whole segment file.
 pub fn segment_bytes(data: &[u8]) {
     let Some((&sel, seg)) = data.split_first() else {
@@ -244,36 +208,26 @@ pub fn segment_bytes(data: &[u8]) {
     };
     let (_, ns) = namespace();
     let kind = sel % 4;
-    let tpl = template(kind);
     write_segment(ns, seg);
     match kind {
         0 => {
             if let Ok(q) = ByteQueue::open_in(ns, NAME) {
-                let ok = locks_untouched(seg, tpl, &[QUEUE_PUT_LOCK, QUEUE_GET_LOCK]);
-                exercise_byte_queue(&q, ok);
+                exercise_byte_queue(&q);
             }
         }
         1 => {
             if let Ok(q) = Queue::<Vec<u8>>::open_in(ns, NAME) {
-                let ok = locks_untouched(seg, tpl, &[QUEUE_PUT_LOCK, QUEUE_GET_LOCK]);
-                exercise_typed(&q, ok);
+                exercise_typed(&q);
             }
         }
         2 => {
             if let Ok(q) = JoinableQueue::<Vec<u8>>::open_in(ns, NAME) {
-                let ok = locks_untouched(seg, tpl, &[QUEUE_PUT_LOCK, QUEUE_GET_LOCK]);
-                exercise_joinable(&q, ok);
+                exercise_joinable(&q);
             }
         }
         _ => {
             if let Ok(l) = Lock::open_in(ns, NAME) {
-                if locks_untouched(seg, tpl, &[LOCK_MUTEX]) {
-                    exercise_lock(&l);
-                } else {
-                    let _ = l.is_locked();
-                    let _ = l.holder();
-                    let _ = l.waiters();
-                }
+                exercise_lock(&l);
             }
         }
     }
@@ -349,14 +303,10 @@ pub fn segment_mutate(data: &[u8]) {
                 let width = 1usize << w;
                 let Some(off) = inp.u16() else { break };
                 let Some(val) = inp.bytes(width) else { break };
-                // Fold into [192, len - width], skipping the get lock's 64
-                // bytes (its words are not bounded by a deadline; see
-                // `locks_untouched`).
-                let span = MUTATE_SEG_LEN - QUEUE_TAIL - MUTEX_LEN - width + 1;
-                let mut at = QUEUE_TAIL + usize::from(off) % span;
-                if at + width > QUEUE_GET_LOCK {
-                    at += MUTEX_LEN;
-                }
+                // Fold into [128, len - width]: both locks, the
+                // positions, counters, wait cells and the ring.
+                let span = MUTATE_SEG_LEN - QUEUE_PUT_LOCK - width + 1;
+                let at = QUEUE_PUT_LOCK + usize::from(off) % span;
                 file.write_all_at(val, at as u64)
                     .expect("patch the segment");
             }

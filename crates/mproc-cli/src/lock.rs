@@ -7,8 +7,9 @@
 //!
 //! * the child gets `PR_SET_PDEATHSIG = SIGKILL`, so it never outlives a
 //!   killed `mproc lock` and never runs unprotected;
-//! * if `mproc lock` is killed (even with `SIGKILL`), the kernel releases
-//!   the robust mutex and the next waiter takes it at once;
+//! * if `mproc lock` is killed (even with `SIGKILL`), the kernel hands the
+//!   robust lock to a sleeping waiter at once (a later locker sees the owner
+//!   gone and takes it over);
 //! * `SIGINT`, `SIGTERM` and `SIGHUP` are forwarded to the child, and the
 //!   lock is released after the child has exited, whatever its status.
 

@@ -111,8 +111,8 @@ fn truncated_segments_exit_65() {
 fn newer_layout_version_exits_65() {
     let ns = Ns::new();
     make_queue(&ns, "q");
-    patch(&ns, "q", 8, &2u32.to_le_bytes());
-    assert_every_command_exits(&ns, "q", 65, "layout version 2");
+    patch(&ns, "q", 8, &9u32.to_le_bytes());
+    assert_every_command_exits(&ns, "q", 65, "layout version 9");
 }
 
 #[test]

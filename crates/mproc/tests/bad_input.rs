@@ -26,7 +26,8 @@ const QUEUE_TAIL: u64 = 192;
 const QUEUE_HEAD: u64 = 320;
 const QUEUE_RING: u64 = 1024;
 const LOCK_SEG_LEN: usize = 1024;
-const MUTEX_REGIONS: [(u64, u64); 2] = [(128, 192), (256, 320)];
+/// The segment layout version this build writes.
+const LAYOUT: u32 = 2;
 
 /// Deadline for a child that runs a batch of bad inputs.
 const BATCH: Duration = Duration::from_secs(120);
@@ -106,14 +107,14 @@ fn newer_or_older_layout_version_is_a_version_mismatch() {
     let (_d, ns) = namespace();
     drop(queue_with(&ns, "q", &[b"x"], 4096));
     drop(Lock::create_in(&ns, "l").unwrap());
-    for found in [0u32, 2, 7, u32::MAX] {
+    for found in [0u32, 1, LAYOUT + 1, 7, u32::MAX] {
         patch(&ns, "q", 8, &found.to_le_bytes());
         patch(&ns, "l", 8, &found.to_le_bytes());
         match ByteQueue::open_in(&ns, "q") {
             Err(OpenError::VersionMismatch {
                 name,
                 found: f,
-                supported: 1,
+                supported: LAYOUT,
             }) => {
                 assert_eq!((name.as_str(), f), ("q", found));
             }
@@ -235,7 +236,7 @@ fn header_parameters_that_disagree_are_damaged() {
         (u64::MAX, [64, u64::MAX, u64::MAX, 0]), // overflowing sizes
     ];
     for (hlen, params) in cases {
-        let mut v = header(b"MPROCseg", 1, 2, hlen, params);
+        let mut v = header(b"MPROCseg", LAYOUT, 2, hlen, params);
         v.extend_from_slice(&good[HEADER_LEN..]);
         write_file(&ns, "p", &v);
         let e = ByteQueue::open_in(&ns, "p").unwrap_err();
@@ -314,27 +315,22 @@ fn random_files_batch((dir, first, count): (String, u64, u64)) -> Counts {
                 v.extend((HEADER_LEN..tq.len()).map(|_| rng.next() as u8));
                 v
             }
-            // A valid queue with noise at many offsets, header included,
-            // the two mutexes excepted (see `damaged_lock_word_*`).
+            // A valid queue with noise at many offsets, header and
+            // locks included.
             2 => {
                 let mut v = tq.clone();
                 for _ in 0..1 + rng.below(32) {
                     let at = rng.below(v.len() as u64);
-                    if MUTEX_REGIONS.iter().any(|&(a, b)| (a..b).contains(&at)) {
-                        continue;
-                    }
                     v[at as usize] = rng.next() as u8;
                 }
                 v
             }
-            // A valid lock with noise outside its mutex.
+            // A valid lock with noise at many offsets, its lock words included.
             _ => {
                 let mut v = tl.clone();
                 for _ in 0..1 + rng.below(32) {
                     let at = rng.below(v.len() as u64) as usize;
-                    if !(64..128).contains(&at) {
-                        v[at] = rng.next() as u8;
-                    }
+                    v[at] = rng.next() as u8;
                 }
                 v
             }
@@ -423,8 +419,8 @@ fn live_corruption_batch((dir, first, count): (String, u64, u64)) -> Counts {
             let _ = q.try_get();
         }
         let len = std::fs::metadata(ns.path().join(&name)).unwrap().len();
-        // Overwrite words and bytes of the live, mapped segment: head,
-        // tail, counters, wait cells and ring; the mutexes excepted.
+        // Overwrite words and bytes of the live, mapped segment: locks,
+        // head, tail, counters, wait cells and ring.
         for _ in 0..1 + rng.below(6) {
             let at = match rng.below(4) {
                 0 => QUEUE_TAIL + rng.below(24),
@@ -432,9 +428,6 @@ fn live_corruption_batch((dir, first, count): (String, u64, u64)) -> Counts {
                 2 => QUEUE_RING + rng.below(len - QUEUE_RING),
                 _ => HEADER_LEN as u64 + rng.below(len - HEADER_LEN as u64),
             };
-            if MUTEX_REGIONS.iter().any(|&(a, b)| at + 8 > a && at < b) {
-                continue;
-            }
             let width = [1u64, 4, 8][rng.below(3) as usize].min(len - at);
             let val = rng.next().to_le_bytes();
             patch(&ns, &name, at, &val[..width as usize]);
@@ -673,46 +666,70 @@ fn a_lock_word_naming_no_thread_does_not_wedge_untimed_calls() {
     }
 }
 
-fn damaged_mutex_type((dir,): (String,)) -> Vec<String> {
+fn damaged_lock_state((dir,): (String,)) -> Vec<String> {
     let ns = Namespace::dir(&dir).unwrap();
     let mut out = Vec::new();
-    // glibc's mutex type word is at byte 16 of the mutex: 0xb0 is a
-    // process-shared robust priority-inheritance mutex, 0x3 an
-    // error-checking one; with a lock word naming a thread that does not
-    // exist, glibc's own paths for those types abort the process.
-    for (i, kind) in [0xb0u32, 0x3, 0x7fff_ffff].into_iter().enumerate() {
+    // Lock words naming a thread that does not exist, with the sleepers bit,
+    // naming this very thread, or a live thread that never took the lock;
+    // entry records of every shape (a lock's state is 16 bytes).
+    let me = unsafe_free_gettid();
+    for (i, word) in [0x3FFF_FFF0u32, 0xFFFF_FFFF, 0x8000_0001, me, 1]
+        .into_iter()
+        .enumerate()
+    {
         let name = format!("k{i}");
         let q = queue_with(&ns, &name, &[b"a"], 4096);
-        patch(&ns, &name, 256 + 16, &kind.to_le_bytes());
-        patch(&ns, &name, 256, &0x3FFF_FFF0u32.to_le_bytes());
-        out.push(format!("{:?}", q.get_timeout(Duration::from_millis(20))));
+        patch(&ns, &name, 256, &word.to_le_bytes());
+        patch(&ns, &name, 260, &word.to_le_bytes());
+        out.push(format!(
+            "get {word:#x}: {:?}",
+            q.get_timeout(Duration::from_millis(1500))
+        ));
         let lname = format!("l{i}");
         let l = Lock::create_in(&ns, &lname).unwrap();
-        patch(&ns, &lname, 64 + 16, &kind.to_le_bytes());
-        patch(&ns, &lname, 64, &0x3FFF_FFF0u32.to_le_bytes());
-        out.push(match l.lock_timeout(Duration::from_millis(20)) {
-            Ok(_) => "acquired".to_owned(),
-            Err(e) => e.to_string(),
+        patch(&ns, &lname, 64, &word.to_le_bytes());
+        patch(&ns, &lname, 68, &0x4141_4141u32.to_le_bytes());
+        out.push(match l.lock_timeout(Duration::from_millis(1500)) {
+            Ok(_) => format!("lock {word:#x}: acquired"),
+            Err(e) => format!("lock {word:#x}: {e}"),
         });
     }
     out
 }
 
+/// This thread's id, read from procfs (no `unsafe` in the tests).
+fn unsafe_free_gettid() -> u32 {
+    std::fs::read_link("/proc/thread-self")
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse().ok())
+        .unwrap_or(0)
+}
+
 #[test]
-fn a_damaged_mutex_type_is_an_error_not_an_abort() {
+fn damaged_lock_words_are_taken_over_or_refused_never_followed() {
     let (_d, ns) = namespace();
     let mut p = Process::spawn(
         (ns.path().to_str().unwrap().to_owned(),),
-        damaged_mutex_type,
+        damaged_lock_state,
     )
     .unwrap();
-    let r = p.join_timeout(Duration::from_secs(30));
+    let r = p.join_timeout(Duration::from_secs(60));
     if r.is_err() {
         let _ = p.kill();
     }
     let outcomes = r.unwrap_or_else(|e| panic!("the process did not survive: {e:?}"));
+    println!("{outcomes:#?}");
     for o in &outcomes {
-        assert!(o.contains("damaged lock"), "{outcomes:?}");
+        let fine = if o.contains(&format!("{:#x}:", 1)) && o.starts_with("lock") {
+            // A live thread (init) named by a damaged word: waited out,
+            // then taken over; or the deadline passed first.
+            o.contains("acquired") || o.contains("died") || o.contains("held")
+        } else if o.starts_with("get") {
+            o.contains("Ok(") || o.contains("WouldBlock") || o.contains("Empty")
+        } else {
+            o.contains("acquired") || o.contains("died") || o.contains("held")
+        };
+        assert!(fine, "{outcomes:?}");
     }
 }
 

@@ -441,6 +441,7 @@ fn damaged_foreign_and_future_segments_are_refused() {
     Queue::<u8>::create_in(&ns, "future", QueueOptions::new().max_bytes(4096)).unwrap();
     let fpath = ns.path().join("future");
     let mut bytes = std::fs::read(&fpath).unwrap();
+    let version = bytes[8];
     bytes[8] = 99;
     std::fs::write(&fpath, &bytes).unwrap();
     let e = Queue::<u8>::open_in(&ns, "future").unwrap_err();
@@ -449,7 +450,7 @@ fn damaged_foreign_and_future_segments_are_refused() {
         "{e}"
     );
     // Truncated.
-    bytes[8] = 1;
+    bytes[8] = version;
     std::fs::write(&fpath, &bytes[..2048]).unwrap();
     assert!(matches!(
         Queue::<u8>::open_in(&ns, "future").unwrap_err(),

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset  size  field
-//!     64    64  pthread_mutex_t (process-shared, robust)
+//!     64    16  robust lock (see `sys`), 48 bytes spare
 //!    128     4  holder pid      (0 = no record)      written after acquiring,
 //!    132     4  holder tid                           cleared before releasing
 //!    136     8  holder since    (ns since the epoch)
@@ -11,11 +11,11 @@
 //!    256   512  32 waiter slots {pid u32, pad u32, since u64}
 //! ```
 //!
-//! The mutex word itself is the truth about who holds the lock (the kernel
-//! clears it when the holder dies); the records are for display.
+//! The lock word itself is the truth about who holds the lock (a dead
+//! holder's thread id stays until the next locker takes it over); the
+//! records are for display.
 
 use std::io;
-use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -46,24 +46,8 @@ fn expected_len(_params: &[u64; 4]) -> Result<usize, String> {
 /// A lock segment.
 #[derive(Debug)]
 pub(crate) struct LocalLock {
-    /// Dropped by hand: see `Drop`.
-    seg: ManuallyDrop<Segment>,
+    seg: Segment,
     mutex: RobustLock,
-}
-
-impl Drop for LocalLock {
-    fn drop(&mut self) {
-        // The kernel releases a dead holder's robust mutex through the
-        // mapping it was locked in. If this process still holds the lock
-        // (its guard was leaked), keep the mapping so that its death still
-        // frees the lock for the next process.
-        let held_here = self.mutex.owner_tid() != 0
-            && self.seg.at::<AtomicU32>(HOLDER_PID).load(Ordering::Acquire) == sys::my_pid();
-        if !held_here {
-            // SAFETY: `seg` is dropped exactly once, here, and not used after.
-            unsafe { ManuallyDrop::drop(&mut self.seg) };
-        }
-    }
 }
 
 impl LocalLock {
@@ -91,10 +75,7 @@ impl LocalLock {
         // (which lives as long as this handle), and was initialised before the
         // segment was published.
         let mutex = unsafe { RobustLock::from_ptr(raw.cast()) };
-        LocalLock {
-            seg: ManuallyDrop::new(seg),
-            mutex,
-        }
+        LocalLock { seg, mutex }
     }
 
     pub(crate) fn segment(&self) -> &Segment {
@@ -150,22 +131,17 @@ impl LockBackend for LocalLock {
     /// Acquires the lock: without waiting if `try_only`, else until `deadline`.
     /// `Ok(None)` means it was not acquired.
     fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
-        if let Some(a) = self.mutex.try_lock()? {
+        if try_only {
+            let r = self.mutex.try_lock()?;
+            if r.is_some() {
+                self.record_holder();
+            }
+            return Ok(r);
+        }
+        // Free, or freed within a short spin: no system call.
+        if let Some(a) = self.mutex.lock_spin() {
             self.record_holder();
             return Ok(Some(a));
-        }
-        if try_only {
-            return Ok(None);
-        }
-        // A short spin catches a quick handoff without a syscall.
-        for _ in 0..64 {
-            std::hint::spin_loop();
-            if self.mutex.owner_tid() == 0 {
-                if let Some(a) = self.mutex.try_lock()? {
-                    self.record_holder();
-                    return Ok(Some(a));
-                }
-            }
         }
         let slot = self.register_waiter();
         let r = self.mutex.lock(deadline);
@@ -203,12 +179,12 @@ impl LockBackend for LocalLock {
     }
 
     fn is_locked(&self) -> bool {
-        self.mutex.owner_tid() != 0
+        self.mutex.is_held()
     }
 
     fn holder(&self) -> Option<Holder> {
         let tid = self.mutex.owner_tid();
-        if tid == 0 {
+        if tid == 0 || !self.mutex.is_held() {
             return None;
         }
         let pid = self.seg.at::<AtomicU32>(HOLDER_PID).load(Ordering::Acquire);

@@ -3,11 +3,11 @@
 //! ## Layout
 //! ```text
 //! offset  field
-//!    128  put lock   (robust mutex; serialises producers)
+//!    128  put lock   (robust lock; serialises producers)
 //!    192  tail       u64 = put_seq << 32 | put_pos     ─┐ producer's cache lines
 //!    200  closed     u32                                │
 //!    208  put_total  u64 (lags tail; see `total`)      ─┘
-//!    256  get lock   (robust mutex; serialises consumers)
+//!    256  get lock   (robust lock; serialises consumers)
 //!    320  head       u64 = got_seq << 32 | got_pos     ─┐ consumer's cache lines
 //!    328  got_total  u64                                │
 //!    336  cursor     u64 = next record to deliver       │ (head ≤ cursor ≤ tail)

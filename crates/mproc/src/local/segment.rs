@@ -23,7 +23,7 @@ use crate::sys::{self, Mapping};
 /// The magic number at offset 0 of every segment.
 pub(crate) const MAGIC: [u8; 8] = *b"MPROCseg";
 /// The layout version this build reads and writes.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+pub(crate) const LAYOUT_VERSION: u32 = 2;
 /// Size of the header; object state starts at or after this offset.
 pub(crate) const HEADER_LEN: usize = 64;
 
@@ -75,7 +75,7 @@ fn kind_from_code(code: u32) -> Option<ObjectKind> {
 /// # Safety
 /// Every bit pattern must be a valid value, and all mutation through a shared
 /// reference must be interior (atomics, or FFI objects designed for shared
-/// memory such as a process-shared `pthread_mutex_t`).
+/// memory).
 pub(crate) unsafe trait Shared {}
 // SAFETY: atomics accept any bit pattern and mutate only through &self.
 unsafe impl Shared for AtomicU32 {}
@@ -368,7 +368,7 @@ impl Segment {
         unsafe { &*self.map.as_ptr().add(offset).cast::<T>() }
     }
 
-    /// A raw pointer to byte `offset` for FFI objects (robust mutexes).
+    /// A raw pointer to byte `offset` for FFI objects (robust locks).
     pub(crate) fn raw_at(&self, offset: usize, size: usize) -> *mut u8 {
         assert!(
             offset >= HEADER_LEN

@@ -14,10 +14,11 @@
 //!
 //! Every change happens under the state mutex, and `total` and the slot
 //! payloads are the truth: a process killed inside the critical section
-//! leaves the mutex `EOWNERDEAD`, and the next locker recomputes
+//! the next locker told `OwnerDied`, and it recomputes
 //! `value = total - Σ payloads`. Units held through a guard live in the
 //! holder's slot; when the holder dies, the next process that finds no free
-//! unit returns them to `value` (waiters are woken by the death itself).
+//! unit returns them to `value` (sleeping waiters look at the slots at
+//! least every `WATCH_SLICE`, 50 ms).
 
 use std::io;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
@@ -36,9 +37,7 @@ const SEQ: usize = 128;
 const WAITERS: usize = 132;
 const SLOTS_OFF: usize = 192;
 /// Holder slots: units held through guards by at most this many holders at
-/// once are tracked (and returned if the holder dies). A sleeping waiter
-/// watches up to 127 of them at once; deaths among the others are noticed
-/// at its next wake-up.
+/// once are tracked (and returned if the holder dies).
 pub(crate) const SLOTS: usize = 256;
 const SEG_LEN: usize = SLOTS_OFF + Slots::len_for(SLOTS);
 

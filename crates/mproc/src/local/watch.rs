@@ -1,44 +1,48 @@
-//! Participant slots: noticing, without polling, that a process died while
-//! it held a semaphore unit or waited at a barrier.
+//! Participant slots: noticing that a process died while it held a
+//! semaphore unit or waited at a barrier.
 //!
-//! A slot is a robust process-shared mutex plus a pid and one `u32` of
-//! payload. A participant claims a free slot and *locks its mutex* for as
-//! long as it takes part (holds a unit, waits at the barrier). If its thread
-//! dies, the kernel walks the thread's robust list and sets
-//! `FUTEX_OWNER_DIED` in the slot's mutex word, and — if the word carries
-//! `FUTEX_WAITERS` — wakes one sleeper on it.
+//! A slot is a robust lock plus a pid and one `u32` of payload. A
+//! participant claims a free slot and *holds its lock* for as long as it
+//! takes part (holds a unit, waits at the barrier). If it dies, the lock
+//! names a thread that no longer exists: the next look at the slot sees a
+//! dead participant, and a reaper takes the lock over (`OwnerDied`) and
+//! moves the payload back.
 //!
-//! A watcher therefore sets `FUTEX_WAITERS` on every occupied slot's word
-//! and sleeps with `futex_waitv` on those words *and* the object's own
-//! sequence word: it wakes on an ordinary state change or on a death, never
-//! on a timer.
+//! Nothing in the kernel changes a word when a process dies without the
+//! robust list, whose links would have to live in shared memory (where a
+//! writer could redirect them). A watcher therefore sleeps on the object's
+//! own sequence word (an ordinary state change wakes it at once) for at most
+//! [`WATCH_SLICE`] while some slot is occupied, and looks at the slots again
+//! after each sleep.
 //!
 //! ```text
 //! slot (64 bytes)
-//!      0    48  pthread_mutex_t (process-shared, robust)
+//!      0    16  robust lock
 //!     48     4  pid   (0 = free)
 //!     52     4  payload (units held, ...)
 //!     56     8  aux (a ticket, ...)
 //! ```
 //!
-//! Lifecycle: claim = CAS pid 0 → me, then lock the mutex; leave = unlock,
-//! then pid = 0. A dead participant's slot keeps its pid until a reaper
-//! (holding the object's state lock) takes the mutex (`EOWNERDEAD`), moves
-//! the payload back, unlocks and frees it.
+//! Lifecycle: claim = CAS pid 0 → me, then lock; leave = unlock, then
+//! pid = 0. A dead participant's slot keeps its pid until a reaper (holding
+//! the object's state lock) takes the lock (`OwnerDied`), moves the payload
+//! back, unlocks and frees it.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::local::segment::Segment;
-use crate::sys::{self, Acquired, RobustLock, WaitResult, FUTEX_OWNER_DIED, FUTEX_WAITERS};
+use crate::sys::{self, Acquired, RobustLock, WaitResult};
+
+/// Longest sleep of a watcher while some participant could die unseen.
+pub(crate) const WATCH_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Bytes per slot.
 pub(crate) const SLOT_LEN: usize = 64;
 const PID: usize = 48;
 const PAYLOAD: usize = 52;
 const AUX: usize = 56;
-const TID_MASK: u32 = 0x3fff_ffff;
 
 const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= PID);
 
@@ -86,10 +90,6 @@ impl<'a> Slots<'a> {
         unsafe { RobustLock::from_ptr(raw.cast()) }
     }
 
-    fn word(&self, i: usize) -> &'a AtomicU32 {
-        self.seg.at::<AtomicU32>(self.base(i))
-    }
-
     /// The slot's pid word.
     pub(crate) fn pid(&self, i: usize) -> &'a AtomicU32 {
         self.seg.at::<AtomicU32>(self.base(i) + PID)
@@ -117,7 +117,7 @@ impl<'a> Slots<'a> {
     /// Claims a free slot for the calling thread and locks its mutex;
     /// `None` when every slot is taken.
     pub(crate) fn claim(&self, payload: u32) -> io::Result<Option<usize>> {
-        let me = std::process::id();
+        let me = sys::my_pid();
         for i in 0..self.n {
             let pid = self.pid(i);
             if pid.load(Ordering::Relaxed) != 0
@@ -162,8 +162,15 @@ impl<'a> Slots<'a> {
         if pid == 0 {
             return SlotState::Free;
         }
-        let w = self.word(i).load(Ordering::Acquire);
-        if w & FUTEX_OWNER_DIED != 0 || (w & TID_MASK == 0 && !sys::pid_alive(pid)) {
+        let m = self.mutex(i);
+        // Once the participant holds the lock, the lock knows its thread;
+        // before that (or if it was killed right there) only the pid tells.
+        let dead = if m.owner_tid() != 0 {
+            m.abandoned()
+        } else {
+            !sys::pid_alive(pid)
+        };
+        if dead {
             SlotState::Dead(pid)
         } else {
             SlotState::Live(pid)
@@ -210,8 +217,9 @@ impl<'a> Slots<'a> {
         }
     }
 
-    /// Sleeps until `seq` moves away from `seen`, a watched participant dies,
-    /// or `deadline` passes. Watches every occupied slot except `skip`.
+    /// Sleeps until `seq` moves away from `seen`, or for at most
+    /// [`WATCH_SLICE`] while a participant other than `skip` could die, or
+    /// until `deadline` passes.
     ///
     /// Returns `TimedOut` only when the deadline passed; any other return
     /// means "look again" (possibly spurious).
@@ -222,34 +230,24 @@ impl<'a> Slots<'a> {
         skip: Option<usize>,
         deadline: Option<Instant>,
     ) -> WaitResult {
-        let mut words: Vec<(&AtomicU32, u32)> = Vec::with_capacity(self.n + 1);
-        words.push((seq, seen));
-        for i in 0..self.n {
-            if Some(i) == skip || words.len() >= 128 {
-                continue;
-            }
+        let mut watching = false;
+        for i in (0..self.n).filter(|&i| Some(i) != skip) {
             match self.state(i) {
                 SlotState::Free => {}
                 SlotState::Dead(_) => return WaitResult::Woken,
-                SlotState::Live(_) => {
-                    let w = self.word(i);
-                    let cur = w.load(Ordering::Acquire);
-                    if cur & TID_MASK == 0 {
-                        // Between claim and lock: nothing to watch yet.
-                        continue;
-                    }
-                    let want = cur | FUTEX_WAITERS;
-                    if cur != want
-                        && w.compare_exchange(cur, want, Ordering::AcqRel, Ordering::Relaxed)
-                            .is_err()
-                    {
-                        // It changed under us: look again.
-                        return WaitResult::Woken;
-                    }
-                    words.push((w, want));
-                }
+                SlotState::Live(_) => watching = true,
             }
         }
-        sys::futex_waitv(&words, deadline)
+        let slice = watching.then(|| Instant::now() + WATCH_SLICE);
+        let until = match (deadline, slice) {
+            (Some(d), Some(s)) => Some(d.min(s)),
+            (d, s) => d.or(s),
+        };
+        match sys::futex_wait(seq, seen, until) {
+            WaitResult::TimedOut if deadline.is_some_and(|d| Instant::now() >= d) => {
+                WaitResult::TimedOut
+            }
+            _ => WaitResult::Woken,
+        }
     }
 }

@@ -14,11 +14,11 @@
 //!
 //! Parameters: `[parties, default timeout in µs (0 = none), 0, 0]`.
 //!
-//! A waiting party holds a slot whose robust mutex the kernel marks when
-//! the party dies; the other waiters sleep on `seq` *and* those slots
-//! (`futex_waitv`), so a party killed while waiting breaks the barrier for
-//! everyone at once, with no polling. A party that dies before it arrives
-//! cannot be told from a slow one: use a timeout for that.
+//! A waiting party holds a slot whose robust lock names its thread; the
+//! other waiters sleep on `seq` and look at the slots at least every
+//! `WATCH_SLICE` (50 ms), so a party killed while waiting breaks the
+//! barrier for everyone within that time. A party that dies before it
+//! arrives cannot be told from a slow one: use a timeout for that.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -64,9 +64,8 @@ fn expected_len(p: &[u64; 4]) -> Result<usize, String> {
 /// **breaks** — every waiter, and every later caller until
 /// [`reset`](Barrier::reset), gets [`BarrierError::Broken`] — when a wait
 /// times out, when [`abort`](Barrier::abort) is called, when `reset` is
-/// called while parties wait, or when a waiting party dies (noticed at
-/// once by the kernel for up to 127 waiting parties; beyond that at the next
-/// wake-up).
+/// called while parties wait, or when a waiting party dies (noticed
+/// within 50 ms).
 ///
 /// ```
 /// let b = mproc::Barrier::new(1).unwrap();

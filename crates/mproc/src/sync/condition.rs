@@ -2,20 +2,21 @@
 //!
 //! ```text
 //! offset  size  field
-//!     64    48  pthread_mutex_t (process-shared, robust): the condition's lock
+//!     64    16  robust lock (see `sys`): the condition's lock
 //!    112     8  next ticket (written under the lock)
 //!    192  4096  64 waiter slots (see `watch`): payload = state, aux = ticket
 //! ```
 //!
 //! A waiter, holding the lock, claims a slot (locking the slot's robust
-//! mutex, state WAITING, the next ticket), releases the lock and sleeps on
+//! lock, state WAITING, the next ticket), releases the lock and sleeps on
 //! its slot's state word. `notify(n)` (under the lock) moves the `n` oldest
 //! WAITING slots to NOTIFIED and wakes each; a waiter whose deadline passes
 //! moves its own slot WAITING → 0. Both are compare-and-swaps on one word,
 //! so a notification is either delivered to a waiter or never made:
 //! `notify(n)` wakes exactly `min(n, waiting)` processes. A waiter that
-//! dies leaves its slot mutex marked by the kernel, so `notify` skips and
-//! frees it (no pid guessing: zombies and reused pids cannot fool it).
+//! dies leaves its slot's lock naming a thread that is gone (checked against
+//! the process it belonged to, so a reused id does not fool it, and a
+//! zombie counts as gone), so `notify` skips and frees it.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -299,15 +300,12 @@ impl Condition {
 
     /// Whether some process holds the condition's lock.
     pub fn is_locked(&self) -> bool {
-        self.inner.mutex.owner_tid() != 0
+        self.inner.mutex.is_held()
     }
 
     fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> ConditionLockResult<'_> {
         let m = &self.inner.mutex;
-        let r = match m.try_lock() {
-            Ok(None) if !try_only => m.lock(deadline),
-            other => other,
-        };
+        let r = m.acquire(try_only, deadline);
         let g = || ConditionGuard {
             cond: self,
             _not_send: PhantomData,

@@ -2,15 +2,15 @@
 //!
 //! ```text
 //! offset  size  field
-//!     64    48  pthread_mutex_t (process-shared, robust)
+//!     64    16  robust lock (see `sys`)
 //!    112     4  owner pid     } written by the owner after acquiring,
 //!    116     4  owner tid     } cleared before the last release
 //!    120     4  recursion count (only the owner writes it)
 //! ```
 //!
-//! The mutex word is the truth about the owner: it holds the owning
-//! thread's id, and the kernel clears it (setting `FUTEX_OWNER_DIED`) when
-//! that thread dies. Re-entry is recognised by comparing that id with the
+//! The lock word is the truth about the owner: it holds the owning
+//! thread's id (a dead owner's id stays until the next locker takes the
+//! lock over). Re-entry is recognised by comparing that id with the
 //! caller's.
 
 use std::fmt;
@@ -156,7 +156,7 @@ impl RLock {
     }
 
     fn mine(&self) -> bool {
-        self.inner.mutex.owner_tid() == sys::gettid()
+        self.inner.mutex.owner_tid() == sys::my_tid()
     }
 
     fn acquire_inner(
@@ -176,18 +176,11 @@ impl RLock {
             return Ok(());
         }
         let m = &self.inner.mutex;
-        let r = if try_only {
-            m.try_lock()
-        } else {
-            match m.try_lock() {
-                Ok(None) => m.lock(deadline),
-                other => other,
-            }
-        };
+        let r = m.acquire(try_only, deadline);
         match r {
             Ok(Some(how)) => {
                 self.word(COUNT).store(1, Ordering::Relaxed);
-                self.word(OWNER_TID).store(sys::gettid(), Ordering::Relaxed);
+                self.word(OWNER_TID).store(sys::my_tid(), Ordering::Relaxed);
                 self.word(OWNER_PID)
                     .store(std::process::id(), Ordering::Release);
                 match how {
@@ -282,7 +275,7 @@ impl RLock {
 
     /// Whether some thread holds the lock.
     pub fn is_locked(&self) -> bool {
-        self.inner.mutex.owner_tid() != 0
+        self.inner.mutex.is_held()
     }
 
     /// Whether the calling thread holds the lock.

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset  size  field
-//!     64    48  pthread_mutex_t (process-shared, robust)
+//!     64    16  robust lock (see `sys`)
 //!    128  n·s   the elements (n of them, s bytes each)
 //! ```
 //!
@@ -217,10 +217,7 @@ impl Cells {
 
     /// Takes the lock. `Ok(true)`: taken after its owner died.
     fn lock(&self, try_only: bool, deadline: Option<Instant>) -> Result<bool, LockError<()>> {
-        let r = match self.mutex.try_lock() {
-            Ok(None) if !try_only => self.mutex.lock(deadline),
-            other => other,
-        };
+        let r = self.mutex.acquire(try_only, deadline);
         match r {
             Ok(Some(Acquired::Clean)) => Ok(false),
             Ok(Some(Acquired::OwnerDied)) => Ok(true),
@@ -233,7 +230,7 @@ impl Cells {
     /// thread that already holds the lock (through a guard) runs `f` as it
     /// is, as Python's RLock-backed values do, instead of deadlocking.
     fn with<R>(&self, force: bool, f: impl FnOnce() -> R) -> R {
-        if !(self.locked || force) || self.mutex.owner_tid() == sys::gettid() {
+        if !(self.locked || force) || self.mutex.owner_tid() == sys::my_tid() {
             return f();
         }
         match self.lock(false, None) {
@@ -677,7 +674,7 @@ impl ValueInfo {
             type_name: tag_name(tag),
             len: cells.len,
             locking: cells.locked,
-            locked: cells.mutex.owner_tid() != 0,
+            locked: cells.mutex.is_held(),
             preview,
         })
     }

@@ -4,9 +4,11 @@
 //!   `MAP_SHARED` mappings and are waited on by several processes.
 //! * Deadlines use `FUTEX_WAIT_BITSET`, whose timeout is an absolute
 //!   `CLOCK_MONOTONIC` instant, so retries after spurious wake-ups never drift.
-//! * The robust mutex is glibc's process-shared robust `pthread_mutex_t`: the
-//!   kernel walks each dying thread's robust list and marks the mutexes it held
-//!   with `FUTEX_OWNER_DIED`, so a SIGKILLed holder never wedges anyone.
+//! * The robust lock is a priority-inheritance futex word plus an entry
+//!   record, with no pointers in shared memory: the kernel hands a dead
+//!   owner's lock to a sleeping waiter at its exit, and a later locker sees
+//!   that the owner named by the word is gone, so a SIGKILLed holder never
+//!   wedges anyone.
 
 use std::ffi::CStr;
 use std::io;
@@ -239,11 +241,25 @@ impl Drop for Mapping {
     }
 }
 
-/// A glibc process-shared robust mutex stored in shared memory.
+/// A robust lock's state in shared memory: a priority-inheritance futex word
+/// and the holder's entry record. No pointers: nothing read from it is ever
+/// followed, so a writer who damages it can make the lock misbehave (appear
+/// held, appear abandoned) but never make a process touch other memory.
 ///
-/// This is the raw, untyped state; [`RobustLock`] is the handle that operates
-/// on one in a mapping.
-pub(crate) type RawRobustMutex = libc::pthread_mutex_t;
+/// ```text
+/// offset  field
+///      0  word      u32  owner's thread id | FUTEX_WAITERS (0 = free)
+///      4  held      u32  thread id of the holder inside its critical section
+///      8  held_pid  u32  that holder's process id
+///     12  reserved  u32
+/// ```
+#[repr(C, align(8))]
+pub(crate) struct RawRobustMutex {
+    word: AtomicU32,
+    held: AtomicU32,
+    held_pid: AtomicU32,
+    reserved: AtomicU32,
+}
 
 /// Outcome of a successful acquisition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,258 +270,415 @@ pub(crate) enum Acquired {
     OwnerDied,
 }
 
-extern "C" {
-    /// glibc >= 2.30: like `pthread_mutex_timedlock`, on a chosen clock.
-    fn pthread_mutex_clocklock(
-        mutex: *mut libc::pthread_mutex_t,
-        clock: libc::clockid_t,
-        abstime: *const libc::timespec,
-    ) -> libc::c_int;
+const FUTEX_UNLOCK_PI: libc::c_int = 7;
+const FUTEX_LOCK_PI: libc::c_int = 6;
+const FUTEX_TRYLOCK_PI: libc::c_int = 8;
+/// Like `FUTEX_LOCK_PI`, with an absolute `CLOCK_MONOTONIC` timeout (5.14+).
+const FUTEX_LOCK_PI2: libc::c_int = 13;
+
+/// Tries before a contended `lock` sleeps in the kernel.
+const LOCK_SPINS: u32 = 64;
+/// Longest single sleep of a contended `lock`: after it, the waiter checks
+/// that the owner named by the word is the thread that took the lock.
+const OWNER_CHECK_SLICE: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a lock whose word the kernel keeps refusing (`EINVAL`: a
+/// hand-over in progress, or a damaged word) is retried before it is
+/// reported as damaged.
+const REFUSED_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+
+thread_local! {
+    /// (process id, thread id) of the calling thread, filled on first use.
+    static TID: std::cell::Cell<(u32, u32)> = const { std::cell::Cell::new((0, 0)) };
 }
 
-/// A handle to a robust mutex inside a live mapping.
+/// The calling thread's id, without a system call after the first (a forked
+/// child notices the new process id and asks again).
+pub(crate) fn my_tid() -> u32 {
+    let pid = my_pid();
+    TID.with(|c| {
+        let (p, t) = c.get();
+        if p == pid {
+            t
+        } else {
+            let t = gettid();
+            c.set((pid, t));
+            t
+        }
+    })
+}
+
+/// Whether thread `tid` is gone: `tgkill(pid, tid, 0)` when the thread's
+/// process is known (a thread id reused by another process counts as gone),
+/// `kill(tid, 0)` otherwise; a zombie (killed, not yet reaped) is gone too.
+fn thread_gone(tid: u32, pid: Option<u32>) -> bool {
+    if tid == 0 || tid > i32::MAX as u32 {
+        return true;
+    }
+    // SAFETY: signal 0 performs only the existence and permission checks.
+    let r = unsafe {
+        match pid {
+            Some(pid) if pid != 0 && pid <= i32::MAX as u32 => {
+                libc::syscall(libc::SYS_tgkill, pid as libc::pid_t, tid as libc::pid_t, 0)
+                    as libc::c_int
+            }
+            _ => libc::kill(tid as libc::pid_t, 0),
+        }
+    };
+    if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return true;
+    }
+    // Only a process's first thread lingers as a zombie; its state is the
+    // first field after the command name in /proc/TID/stat.
+    std::fs::read_to_string(format!("/proc/{tid}/stat")).is_ok_and(|stat| {
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_ascii_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X")
+    })
+}
+
+/// A handle to a robust lock inside a live mapping.
 ///
-/// Holds a raw pointer; the owner (a segment) guarantees the mapping outlives it.
+/// The lock is a priority-inheritance futex (`FUTEX_LOCK_PI`): uncontended,
+/// locking and unlocking are one compare-and-swap each. When the owner dies:
+/// - with threads asleep on the lock, the kernel hands it to one of them at
+///   the owner's exit;
+/// - otherwise the next locker finds the word naming a thread that no longer
+///   exists (`ESRCH` from the kernel, or the same check in `try_lock`) and
+///   takes it over.
+///
+/// Either way the new holder finds the dead holder's `held` record still set
+/// and is told [`Acquired::OwnerDied`]. A holder killed after taking the word
+/// but before entering (or after leaving but before releasing) leaves no
+/// record, and its successor is told `Clean`: the critical section had not
+/// started, or had finished.
+///
+/// Unlike a glibc robust mutex, nothing in the shared state is a pointer: the
+/// kernel's robust list, whose links glibc keeps inside each held mutex and
+/// follows on unlock, is not used.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RobustLock {
-    m: *mut libc::pthread_mutex_t,
+    m: *const RawRobustMutex,
 }
 
-// SAFETY: the pointee is a process-shared mutex designed for concurrent use.
+// SAFETY: the pointee is made of atomics designed for concurrent use.
 unsafe impl Send for RobustLock {}
 // SAFETY: as above.
 unsafe impl Sync for RobustLock {}
 
 impl RobustLock {
-    /// Wraps a mutex at `m`.
+    /// Wraps the lock at `m`.
     ///
     /// # Safety
-    /// `m` must be aligned, point into a mapping that outlives every use of the
-    /// returned handle, and hold a mutex initialised by [`RobustLock::init`]
-    /// (or be initialised before first use).
-    pub(crate) unsafe fn from_ptr(m: *mut libc::pthread_mutex_t) -> RobustLock {
+    /// `m` must be aligned and point into a mapping that outlives every use
+    /// of the returned handle.
+    pub(crate) unsafe fn from_ptr(m: *mut RawRobustMutex) -> RobustLock {
         RobustLock { m }
     }
 
-    /// Initialises the mutex as process-shared and robust.
+    fn raw(&self) -> &RawRobustMutex {
+        // SAFETY: valid and aligned for the handle's lifetime (constructor
+        // contract); every field is an atomic, for which any bit pattern is valid.
+        unsafe { &*self.m }
+    }
+
+    /// Sets the lock free with no holder record.
     ///
     /// # Safety
-    /// No other process may use the mutex during initialisation (it lives in a
+    /// No other process may use the lock during initialisation (it lives in a
     /// segment not yet published).
     pub(crate) unsafe fn init(&self) -> io::Result<()> {
-        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
-        // SAFETY: `attr` is written by init before any other use, destroyed at
-        // the end; `self.m` is valid and unshared per this function's contract.
-        unsafe {
-            check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
-            let r = (|| {
-                check(libc::pthread_mutexattr_setpshared(
-                    attr.as_mut_ptr(),
-                    libc::PTHREAD_PROCESS_SHARED,
-                ))?;
-                check(libc::pthread_mutexattr_setrobust(
-                    attr.as_mut_ptr(),
-                    libc::PTHREAD_MUTEX_ROBUST,
-                ))?;
-                check(libc::pthread_mutex_init(self.m, attr.as_ptr()))
-            })();
-            libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
-            r
+        let r = self.raw();
+        for w in [&r.word, &r.held, &r.held_pid, &r.reserved] {
+            w.store(0, std::sync::atomic::Ordering::Relaxed);
         }
+        Ok(())
     }
 
-    fn finish(&self, r: libc::c_int) -> io::Result<Option<Acquired>> {
-        match r {
-            0 => Ok(Some(Acquired::Clean)),
-            libc::EOWNERDEAD => {
-                // SAFETY: we now own the mutex (EOWNERDEAD means acquired), so
-                // marking it consistent is permitted and required.
-                unsafe { libc::pthread_mutex_consistent(self.m) };
-                Ok(Some(Acquired::OwnerDied))
-            }
-            libc::EBUSY | libc::ETIMEDOUT => Ok(None),
-            e => Err(io::Error::from_raw_os_error(e)),
-        }
-    }
-
-    /// The mutex's type word (`__kind`, at byte 16 of glibc's
-    /// `pthread_mutex_t` on every 64-bit Linux target).
-    fn kind_word(&self) -> &std::sync::atomic::AtomicI32 {
-        const _: () = assert!(std::mem::size_of::<libc::pthread_mutex_t>() >= 20);
-        // SAFETY: the pointer is valid and aligned per the constructor
-        // contract; byte 16 is the 4-byte-aligned `int __kind` field, inside
-        // the mutex (asserted above). Any bit pattern is a valid i32.
-        unsafe { std::sync::atomic::AtomicI32::from_ptr(self.m.cast::<u8>().add(16).cast()) }
-    }
-
-    /// Refuses a mutex whose type is not the one `init` gives it.
-    ///
-    /// The mutex lives in memory other processes write. glibc trusts the
-    /// type word: a damaged one sends it down the priority-inheritance or
-    /// other paths, some of which abort the process on an assertion. Only a
-    /// process-shared robust normal mutex is ever handed to glibc.
-    fn check_kind(&self) -> io::Result<()> {
-        let found = self.kind_word().load(std::sync::atomic::Ordering::Relaxed);
-        if found == expected_kind() {
-            Ok(())
+    /// Records the caller as inside; reports whether the previous holder
+    /// died inside.
+    fn enter(&self, tid: u32) -> Acquired {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = self.raw();
+        let died = r.held.load(Relaxed) != 0;
+        r.held_pid.store(my_pid(), Relaxed);
+        r.held.store(tid, Relaxed);
+        if died {
+            Acquired::OwnerDied
         } else {
-            Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("damaged lock: mutex type word is {found:#x}"),
-            ))
+            Acquired::Clean
+        }
+    }
+
+    /// Takes the word over from `seen`, whose owner is gone (or names no
+    /// thread). Returns whether it did.
+    fn take_over(&self, seen: u32, tid: u32) -> bool {
+        self.raw()
+            .word
+            .compare_exchange(
+                seen,
+                tid,
+                std::sync::atomic::Ordering::Acquire,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Whether the owner named by word value `w` is gone.
+    fn word_owner_gone(&self, w: u32) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let owner = w & FUTEX_TID_MASK;
+        let r = self.raw();
+        // The entry record names the owner's process once it has entered:
+        // then a thread id reused by another process is recognised.
+        let pid = (r.held.load(Relaxed) == owner).then(|| r.held_pid.load(Relaxed));
+        thread_gone(owner, pid)
+    }
+
+    /// Acquires without a system call if the lock is free or freed within a
+    /// short spin; `None` otherwise.
+    pub(crate) fn lock_spin(&self) -> Option<Acquired> {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed};
+        let tid = my_tid();
+        let word = &self.raw().word;
+        // Uncontended: one compare-and-swap, no clock read.
+        if word.compare_exchange(0, tid, Acquire, Relaxed).is_ok() {
+            return Some(self.enter(tid));
+        }
+        // Briefly contended: the holder is usually about to leave.
+        for _ in 0..LOCK_SPINS {
+            std::hint::spin_loop();
+            if word.load(Relaxed) == 0 && word.compare_exchange(0, tid, Acquire, Relaxed).is_ok() {
+                return Some(self.enter(tid));
+            }
+        }
+        None
+    }
+
+    /// [`try_lock`](Self::try_lock) if `try_only`, else [`lock`](Self::lock).
+    pub(crate) fn acquire(
+        &self,
+        try_only: bool,
+        deadline: Option<Instant>,
+    ) -> io::Result<Option<Acquired>> {
+        if try_only {
+            self.try_lock()
+        } else {
+            self.lock(deadline)
         }
     }
 
     /// Blocks until acquired (or until `deadline`, returning `Ok(None)`).
     ///
-    /// A wait longer than a second checks that the owner thread exists: a
-    /// damaged lock word naming no thread is reported instead of waiting
-    /// forever (a holder that really dies is released by the kernel).
+    /// A thread that already holds the lock waits out its deadline (the lock
+    /// is not re-entrant); without a deadline it gets an error instead of a
+    /// deadlock.
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
-        // Uncontended: one compare-and-swap, no clock read.
-        if let Some(a) = self.try_lock()? {
+        if let Some(a) = self.lock_spin() {
             return Ok(Some(a));
         }
+        self.lock_slow(my_tid(), deadline)
+    }
+
+    fn lock_slow(&self, tid: u32, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let word = &self.raw().word;
+        let held_here = |w: u32| -> io::Result<Option<Acquired>> {
+            let Some(d) = deadline else {
+                return Err(io::Error::other(
+                    "lock already held by this thread: waiting would deadlock",
+                ));
+            };
+            while futex_wait(word, w, Some(d)) != WaitResult::TimedOut {}
+            Ok(None)
+        };
+        let mut refused_since: Option<Instant> = None;
+        let mut suspect: Option<u32> = None;
         loop {
-            let slice = Instant::now() + std::time::Duration::from_secs(1);
-            let until = deadline.map_or(slice, |d| d.min(slice));
-            let ts = deadline_timespec(until, libc::CLOCK_MONOTONIC);
-            // SAFETY: `self.m` is a valid initialised mutex (constructor
-            // contract); `ts` outlives the call.
-            let r = unsafe { pthread_mutex_clocklock(self.m, libc::CLOCK_MONOTONIC, &ts) };
-            if r != libc::ETIMEDOUT || deadline.is_some_and(|d| Instant::now() >= d) {
-                return self.finish(r);
+            let w = word.load(Relaxed);
+            if w & FUTEX_TID_MASK == tid {
+                return held_here(w);
             }
-            let owner = self.owner_tid();
-            if owner != 0 && !pid_alive(owner) {
-                return Err(io::Error::other(format!(
-                    "damaged lock: held by thread {owner}, which does not exist"
-                )));
+            let slice = Instant::now() + OWNER_CHECK_SLICE;
+            let until = deadline.map_or(slice, |d| d.min(slice));
+            match self.futex_lock_pi(until) {
+                Ok(()) => return Ok(Some(self.enter(tid))),
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::ETIMEDOUT) => {
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Ok(None);
+                        }
+                        // A long wait: is the owner a thread that took the
+                        // lock, and still there? A reused thread id is gone;
+                        // a live thread that has not entered over two whole
+                        // slices (a holder enters right after taking the
+                        // word) was named by a damaged word.
+                        let w = word.load(Relaxed);
+                        let owner = w & FUTEX_TID_MASK;
+                        if owner != 0 {
+                            let stranger = self.raw().held.load(Relaxed) != owner;
+                            if (self.word_owner_gone(w) || (stranger && suspect == Some(w)))
+                                && self.take_over(w, tid)
+                            {
+                                return Ok(Some(self.enter(tid)));
+                            }
+                            suspect = stranger.then_some(w);
+                        }
+                    }
+                    // The owner is gone (or the word names no thread).
+                    Some(libc::ESRCH) => {
+                        let w = word.load(Relaxed);
+                        if (w & FUTEX_TID_MASK == 0 || self.word_owner_gone(w))
+                            && self.take_over(w, tid)
+                        {
+                            return Ok(Some(self.enter(tid)));
+                        }
+                    }
+                    Some(libc::EINTR) | Some(libc::EAGAIN) => {}
+                    // The kernel's record and the word disagree: a hand-over
+                    // after a death is in progress, or the word is damaged.
+                    Some(libc::EINVAL) => {
+                        let since = *refused_since.get_or_insert_with(Instant::now);
+                        if since.elapsed() > REFUSED_FOR {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("damaged lock: the kernel refuses lock word {w:#x}"),
+                            ));
+                        }
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Ok(None);
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    Some(libc::EDEADLK) => return held_here(w),
+                    _ => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("damaged lock: word {w:#x}: {e}"),
+                        ))
+                    }
+                },
             }
         }
+    }
+
+    /// A priority-inheritance futex operation on the word, with an absolute
+    /// timeout on `clock` if `until` is set.
+    fn futex_pi(
+        &self,
+        op: libc::c_int,
+        until: Option<(Instant, libc::clockid_t)>,
+    ) -> io::Result<()> {
+        let ts = until.map(|(t, clock)| deadline_timespec(t, clock));
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: the word is a valid, aligned u32 in a live shared mapping
+        // (constructor contract), which the kernel reads and
+        // compare-and-swaps; `ts_ptr` is null or points to `ts`, which
+        // outlives the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.raw().word.as_ptr(),
+                op,
+                0,
+                ts_ptr,
+                std::ptr::null::<u32>(),
+                0,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// `FUTEX_LOCK_PI2` until `until` (monotonic), or `FUTEX_LOCK_PI` with a
+    /// wall-clock deadline on kernels before 5.14.
+    fn futex_lock_pi(&self, until: Instant) -> io::Result<()> {
+        static NO_PI2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !NO_PI2.load(std::sync::atomic::Ordering::Relaxed) {
+            match self.futex_pi(FUTEX_LOCK_PI2, Some((until, libc::CLOCK_MONOTONIC))) {
+                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                    NO_PI2.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                r => return r,
+            }
+        }
+        // FUTEX_LOCK_PI's timeout is absolute on CLOCK_REALTIME.
+        self.futex_pi(FUTEX_LOCK_PI, Some((until, libc::CLOCK_REALTIME)))
     }
 
     /// Acquires without blocking, `Ok(None)` if held by someone else.
     pub(crate) fn try_lock(&self) -> io::Result<Option<Acquired>> {
-        self.check_kind()?;
-        // SAFETY: `self.m` is a valid initialised mutex (constructor contract).
-        let r = unsafe { libc::pthread_mutex_trylock(self.m) };
-        self.finish(r)
+        use std::sync::atomic::Ordering::{Acquire, Relaxed};
+        let tid = my_tid();
+        let word = &self.raw().word;
+        if word.compare_exchange(0, tid, Acquire, Relaxed).is_ok() {
+            return Ok(Some(self.enter(tid)));
+        }
+        let w = word.load(Relaxed);
+        let owner = w & FUTEX_TID_MASK;
+        if owner == tid {
+            return Ok(None);
+        }
+        if owner == 0 {
+            // Free apart from stray bits.
+            return Ok(self.take_over(w, tid).then(|| self.enter(tid)));
+        }
+        if !self.word_owner_gone(w) {
+            return Ok(None);
+        }
+        if w & FUTEX_WAITERS == 0 {
+            return Ok(self.take_over(w, tid).then(|| self.enter(tid)));
+        }
+        // Sleepers were (or are being) attached to the dead owner: let the
+        // kernel, which knows, decide.
+        match self.futex_pi(FUTEX_TRYLOCK_PI, None) {
+            Ok(()) => Ok(Some(self.enter(tid))),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                Ok(self.take_over(w, tid).then(|| self.enter(tid)))
+            }
+            Err(_) => Ok(None),
+        }
     }
 
-    /// Releases the mutex.
+    /// Releases the lock.
     ///
     /// # Safety
-    /// The calling thread must hold the mutex.
+    /// The calling thread must hold the lock.
     pub(crate) unsafe fn unlock(&self) {
-        // The holder may restore a type word damaged while it held the
-        // mutex, so that glibc's unlock takes the path `init` chose.
-        let kind = self.kind_word();
-        if kind.load(std::sync::atomic::Ordering::Relaxed) != expected_kind() {
-            kind.store(expected_kind(), std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::{Relaxed, Release};
+        let r = self.raw();
+        // Leave first: a kill between the two stores leaves a finished
+        // critical section and a lock whose owner is gone.
+        r.held.store(0, Release);
+        let w = r.word.load(Relaxed);
+        if w & FUTEX_WAITERS != 0 || r.word.compare_exchange(w, 0, Release, Relaxed).is_err() {
+            // Sleepers: the kernel hands the lock to one of them (it checks
+            // that the caller owns the word).
+            let _ = self.futex_pi(FUTEX_UNLOCK_PI, None);
         }
-        // SAFETY: the caller holds the mutex (function contract).
-        unsafe { libc::pthread_mutex_unlock(self.m) };
     }
 
-    /// Thread id of the current owner, if any (0 when free or owner died).
+    /// Whether the lock is held by a live thread (a system call when it is
+    /// held, to check that).
+    pub(crate) fn is_held(&self) -> bool {
+        self.owner_tid() != 0 && !self.abandoned()
+    }
+
+    /// Whether the lock is held by a thread that no longer exists.
+    pub(crate) fn abandoned(&self) -> bool {
+        let w = self.raw().word.load(std::sync::atomic::Ordering::Relaxed);
+        w & FUTEX_TID_MASK != 0 && self.word_owner_gone(w)
+    }
+
+    /// Thread id of the current owner, if any (0 when free).
     pub(crate) fn owner_tid(&self) -> u32 {
-        // SAFETY: glibc's pthread_mutex_t starts with the `int __lock` futex
-        // word on every Linux target; reading it atomically is how the kernel
-        // itself observes it. The pointer is valid per the constructor contract.
-        let word = unsafe { AtomicU32::from_ptr(self.m.cast::<u32>()) };
-        word.load(std::sync::atomic::Ordering::Relaxed) & FUTEX_TID_MASK
+        self.raw().word.load(std::sync::atomic::Ordering::Relaxed) & FUTEX_TID_MASK
     }
 }
 
-/// The type word glibc gives a process-shared robust mutex, read once from
-/// a mutex initialised like [`RobustLock::init`] does.
-fn expected_kind() -> i32 {
-    static KIND: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
-    *KIND.get_or_init(|| {
-        let mut m = std::mem::MaybeUninit::<libc::pthread_mutex_t>::zeroed();
-        // SAFETY: a zeroed, private, properly aligned mutex; `init` only
-        // needs exclusive access, which this stack slot guarantees.
-        let lock = unsafe { RobustLock::from_ptr(m.as_mut_ptr()) };
-        // SAFETY: as above; nobody else can see this mutex.
-        match unsafe { lock.init() } {
-            Ok(()) => lock.kind_word().load(std::sync::atomic::Ordering::Relaxed),
-            // Unreachable in practice (init of a private mutex cannot fail);
-            // then no shared mutex is ever accepted, which is safe.
-            Err(_) => i32::MIN,
-        }
-    })
-}
-
-fn check(r: libc::c_int) -> io::Result<()> {
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::from_raw_os_error(r))
-    }
-}
-
-/// Bit of a robust futex word: some thread sleeps on it (see `futex(2)`).
+/// Bit of a PI futex word: some thread sleeps on it (see `futex(2)`).
 pub(crate) const FUTEX_WAITERS: u32 = 0x8000_0000;
-/// Bit of a robust futex word: its owner died holding it.
-pub(crate) const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
-
-/// Sleeps until one of `words` no longer holds its expected value, a wake-up
-/// reaches one of them, or `deadline` passes (`futex_waitv(2)`, Linux 5.16+).
-///
-/// At most 128 words. Returns at once if any word already differs. Where
-/// the kernel lacks `futex_waitv`, sleeps on the first word only.
-pub(crate) fn futex_waitv(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -> WaitResult {
-    #[repr(C)]
-    struct FutexWaitv {
-        val: u64,
-        uaddr: u64,
-        flags: u32,
-        reserved: u32,
-    }
-    /// `FUTEX2_SIZE_U32`, shared (no `FUTEX2_PRIVATE`).
-    const FUTEX2_SIZE_U32: u32 = 0x02;
-    if let Some(d) = deadline {
-        if Instant::now() >= d {
-            return WaitResult::TimedOut;
-        }
-    }
-    let list: Vec<FutexWaitv> = words
-        .iter()
-        .take(128)
-        .map(|(w, v)| FutexWaitv {
-            val: u64::from(*v),
-            uaddr: w.as_ptr() as u64,
-            flags: FUTEX2_SIZE_U32,
-            reserved: 0,
-        })
-        .collect();
-    let ts = deadline.map(|d| deadline_timespec(d, libc::CLOCK_MONOTONIC));
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `list` is a valid array of `list.len()` futex_waitv records
-    // whose addresses are live, aligned 32-bit atomics borrowed for the call;
-    // `ts_ptr` is null or points to `ts`, which outlives the call. The kernel
-    // only reads the words.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_futex_waitv,
-            list.as_ptr(),
-            list.len() as libc::c_uint,
-            0 as libc::c_uint,
-            ts_ptr,
-            libc::CLOCK_MONOTONIC,
-        )
-    };
-    match (r, io::Error::last_os_error().raw_os_error()) {
-        (-1, Some(libc::ETIMEDOUT)) => WaitResult::TimedOut,
-        // Kernels before 5.16: sleep on the first word alone (deaths are
-        // then noticed at the next wake-up instead of at once).
-        (-1, Some(libc::ENOSYS)) => match words.first() {
-            Some((w, v)) => futex_wait(w, *v, deadline),
-            None => WaitResult::Woken,
-        },
-        _ => WaitResult::Woken,
-    }
-}

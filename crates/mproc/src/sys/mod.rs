@@ -2,7 +2,7 @@
 //!
 //! Everything above this module is written against the small safe API
 //! re-exported here: shared futex wait/wake with absolute deadlines, a
-//! process-shared robust mutex living in shared memory, memory mapping of
+//! robust lock living in shared memory, memory mapping of
 //! segment files, and process liveness. Linux is the platform that works
 //! fully; other Unixes plug in by providing the same items in their own file.
 
@@ -16,7 +16,6 @@ compile_error!(
 );
 
 pub(crate) use imp::{
-    futex_wait, futex_wake, gettid, memfd, my_pid, now_coarse_ns, now_realtime_ns, pid_alive,
+    futex_wait, futex_wake, memfd, my_pid, my_tid, now_coarse_ns, now_realtime_ns, pid_alive,
     start_time, Acquired, Mapping, RawRobustMutex, RobustLock, WaitResult,
 };
-pub(crate) use imp::{futex_waitv, FUTEX_OWNER_DIED, FUTEX_WAITERS};
