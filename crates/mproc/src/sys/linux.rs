@@ -278,6 +278,8 @@ const FUTEX_LOCK_PI2: libc::c_int = 13;
 
 /// Tries before a contended `lock` sleeps in the kernel.
 const LOCK_SPINS: u32 = 64;
+/// Yields of the CPU after the spin, before a contended `lock` sleeps.
+const LOCK_YIELDS: u32 = 16;
 /// Longest single sleep of a contended `lock`: after it, the waiter checks
 /// that the owner named by the word is the thread that took the lock.
 const OWNER_CHECK_SLICE: std::time::Duration = std::time::Duration::from_millis(500);
@@ -447,6 +449,16 @@ impl RobustLock {
         // Briefly contended: the holder is usually about to leave.
         for _ in 0..LOCK_SPINS {
             std::hint::spin_loop();
+            if word.load(Relaxed) == 0 && word.compare_exchange(0, tid, Acquire, Relaxed).is_ok() {
+                return Some(self.enter(tid));
+            }
+        }
+        // Still held: the holder may be waiting for a CPU. Give it ours a
+        // few times before sleeping, since a sleeper is handed the lock
+        // directly on unlock and the lock then waits for it to be scheduled.
+        for _ in 0..LOCK_YIELDS {
+            // SAFETY: sched_yield has no preconditions.
+            unsafe { libc::sched_yield() };
             if word.load(Relaxed) == 0 && word.compare_exchange(0, tid, Acquire, Relaxed).is_ok() {
                 return Some(self.enter(tid));
             }
