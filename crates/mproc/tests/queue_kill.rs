@@ -120,3 +120,44 @@ fn killed_producers_and_consumers_never_tear_the_queue() {
         s.total_got
     );
 }
+
+#[test]
+fn a_consumer_killed_between_its_cursor_and_head_stores_frees_the_space_later() {
+    use std::os::unix::fs::FileExt;
+    // The state a plain get leaves when killed after publishing its cursor
+    // but before moving `head` (offset 320 of a queue segment): every record
+    // delivered, the space still held. The next get (which finds nothing)
+    // frees it, and a producer waiting for room is woken.
+    let (_d, ns) = common::namespace();
+    let q = mproc::ByteQueue::create_in(&ns, "q", QueueOptions::new().maxsize(4)).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ns.path().join("q"))
+        .unwrap();
+    for round in 0..3u8 {
+        let head = std::fs::read(ns.path().join("q")).unwrap()[320..328].to_vec();
+        for i in 0..4 {
+            q.try_put(&[round, i]).unwrap();
+        }
+        for i in 0..4 {
+            assert_eq!(q.try_get().unwrap(), [round, i]);
+        }
+        file.write_all_at(&head, 320).unwrap();
+        assert_eq!(q.len(), 0);
+        assert!(
+            q.try_put(b"x").is_err(),
+            "round {round}: the space is still held"
+        );
+        let waiter = {
+            let q = q.clone();
+            std::thread::spawn(move || q.put_timeout(b"w", Duration::from_secs(20)).is_ok())
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(q.try_get().is_err());
+        assert!(
+            waiter.join().unwrap(),
+            "round {round}: the waiting producer was not woken"
+        );
+        assert_eq!(q.try_get().unwrap(), b"w");
+    }
+}

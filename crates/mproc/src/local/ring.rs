@@ -23,7 +23,8 @@
 //! A record is `[len u32][meta u32][payload, padded to 8 bytes]`; it may
 //! wrap around the end of the ring. `meta` holds the record's state (fresh,
 //! delivered under a lease, acknowledged, requeued), the lease owner's slot
-//! and the delivery count.
+//! and the delivery count. Between `head` and `cursor`, a record still
+//! FRESH was delivered by a plain get and counts as acknowledged.
 //!
 //! ## Leases (at-least-once delivery)
 //! Records between `head` and `cursor` have been delivered but still occupy
@@ -451,14 +452,23 @@ impl Ring {
                 self.u32_at(REQUEUED).store(0, Ordering::Relaxed);
             }
         }
+        // A plain get with nothing outstanding moves `head` to the new
+        // cursor below, so its records are never looked at again: leaving
+        // their meta word FRESH spares a write to the producers' cache line
+        // per record. (A process killed between the cursor and the head
+        // stores leaves FRESH records behind the cursor, which
+        // `advance_head` treats as acknowledged.)
+        let mark = lease.is_some() || head != cursor;
         let (mut s, mut p) = (seq(cursor), pos(cursor));
         while n < max && s != seq(tail) {
             let len = self.validate_at(s, p, tail)?;
             self.deliver(p, len, scratch, sink);
-            self.write_meta(
-                p,
-                lease.map_or(meta(ACKED, 0, 1), |o| meta(DELIVERED, o, 1)),
-            );
+            if mark {
+                self.write_meta(
+                    p,
+                    lease.map_or(meta(ACKED, 0, 1), |o| meta(DELIVERED, o, 1)),
+                );
+            }
             if lease.is_some() {
                 self.u32_at(LEASED).fetch_add(1, Ordering::Relaxed);
                 *receipt = Some((s, p, 1));
@@ -481,6 +491,11 @@ impl Ring {
         }
         if n > 0 {
             self.advance_head()?;
+        } else if head != cursor && self.advance_head()? {
+            // Nothing to take, but acknowledged records were still holding
+            // space (a consumer killed between its cursor and head stores):
+            // free it for the producers.
+            self.cell(NOT_FULL).wake_all();
         }
         Ok(n)
     }
@@ -502,7 +517,9 @@ impl Ring {
         let (mut s, mut p) = (seq(head), pos(head));
         while s != seq(cursor) {
             let len = self.validate_at(s, p, tail)?;
-            if meta_state(self.read_meta(p)) != ACKED {
+            // Behind the cursor, FRESH means delivered by a plain get that
+            // did not mark it (see `take_locked`): acknowledged.
+            if !matches!(meta_state(self.read_meta(p)), ACKED | FRESH) {
                 break;
             }
             s = s.wrapping_add(1);
