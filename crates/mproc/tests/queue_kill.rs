@@ -161,3 +161,38 @@ fn a_consumer_killed_between_its_cursor_and_head_stores_frees_the_space_later() 
         assert_eq!(q.try_get().unwrap(), b"w");
     }
 }
+
+#[test]
+fn a_consumer_killed_asleep_costs_producers_one_spare_wake_not_one_per_put() {
+    // The not-empty wait cell's word (offset 384 of a queue segment) counts
+    // wake-ups in bits 1.. and says "someone may sleep here" in bit 0. A
+    // consumer killed asleep leaves the bit set; the next put wakes (nobody)
+    // and clears it, and later puts make no system call for it.
+    let (_d, ns) = common::namespace();
+    let q = mproc::ByteQueue::create_in(&ns, "q", QueueOptions::new()).unwrap();
+    let word = || {
+        let b = std::fs::read(ns.path().join("q")).unwrap();
+        u32::from_le_bytes([b[384], b[385], b[386], b[387]])
+    };
+    let mut child = Process::<()>::spawn(q.clone(), |q: mproc::ByteQueue| {
+        let _ = q.get();
+    })
+    .unwrap();
+    let t = Instant::now();
+    while q.stats().waiting_get == 0 {
+        assert!(t.elapsed() < JOIN, "the consumer never went to sleep");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    child.kill().unwrap();
+    let _ = child.join_timeout(JOIN);
+    assert_eq!(word() & 1, 1, "the sleeper's bit");
+    q.put(b"first").unwrap();
+    let after_first = word();
+    assert_eq!(after_first & 1, 0, "the first put clears the bit");
+    for _ in 0..100 {
+        q.put(b"more").unwrap();
+    }
+    assert_eq!(word(), after_first, "later puts woke nobody");
+    assert_eq!(q.len(), 101);
+}

@@ -3,20 +3,23 @@
 //! A [`WaitCell`] is a pair of futex words in shared memory:
 //!
 //! ```text
-//! seq      bumped by a waker after it changed the state the waiters look at
-//! waiters  how many processes are (about to be) asleep on `seq`
+//! seq      a counter (bits 1..) and the SLEEPERS bit (bit 0): someone may be
+//!          asleep on this word
+//! waiters  how many processes are (about to be) asleep, for display
 //! ```
 //!
-//! Waiter: spin briefly on the condition; then `waiters += 1`, read `seq`,
-//! re-check the condition, and `FUTEX_WAIT(seq, read value)`. Waker: change
-//! the state, full fence, and only if `waiters > 0` bump `seq` and
-//! `FUTEX_WAKE`. Either the waker sees the waiter's increment (and wakes it),
-//! or the waiter's re-check sees the new state; and a bump between the read of
-//! `seq` and the sleep makes `FUTEX_WAIT` return at once. The uncontended
-//! waker pays one fence and one load, no syscall.
+//! Waiter: spin briefly on the condition; then set SLEEPERS in `seq` (a
+//! compare-and-swap that also reads it), full fence, re-check the condition,
+//! and `FUTEX_WAIT(seq, value with SLEEPERS)`. Waker: change the state, full
+//! fence, and only if SLEEPERS is set, clear it while bumping the counter,
+//! and `FUTEX_WAKE` everyone. Either the waker sees the waiter's bit (and
+//! wakes it), or the waiter's re-check sees the new state; and any change of
+//! `seq` between the waiter's read and its sleep makes `FUTEX_WAIT` return at
+//! once. The uncontended waker pays one fence and one load, no syscall.
 //!
-//! A waiter killed while asleep leaves `waiters` one too high; that costs
-//! wakers a spare `FUTEX_WAKE`, never a lost wake-up.
+//! A waiter killed while asleep leaves SLEEPERS set: the next waker pays one
+//! spare `FUTEX_WAKE` and clears it, so nothing stays slower after a crash.
+//! (It leaves the display count `waiters` one too high.)
 
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::time::Instant;
@@ -38,6 +41,8 @@ const SPIN: u32 = 16;
 /// of microseconds (bounded) before paying for a futex sleep and wake-up,
 /// which crosses CPUs through the hypervisor on a VM (~50 µs).
 const YIELDS: u32 = 64;
+/// Bit 0 of `seq`: a waiter may be asleep on it.
+const SLEEPERS: u32 = 1;
 
 /// A view of one wait cell (two adjacent `u32` words) in a segment.
 #[derive(Clone, Copy)]
@@ -66,8 +71,26 @@ impl WaitCell<'_> {
         }
         loop {
             self.waiters.fetch_add(1, Ordering::SeqCst);
+            let mut seq = self.seq.load(Ordering::SeqCst);
+            if seq & SLEEPERS == 0 {
+                match self.seq.compare_exchange(
+                    seq,
+                    seq | SLEEPERS,
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                ) {
+                    Ok(_) => seq |= SLEEPERS,
+                    Err(_) => {
+                        // A waker bumped it meanwhile: look again.
+                        self.waiters.fetch_sub(1, Ordering::SeqCst);
+                        if ready() {
+                            return true;
+                        }
+                        continue;
+                    }
+                }
+            }
             fence(Ordering::SeqCst);
-            let seq = self.seq.load(Ordering::SeqCst);
             if ready() {
                 self.waiters.fetch_sub(1, Ordering::SeqCst);
                 return true;
@@ -83,18 +106,37 @@ impl WaitCell<'_> {
         }
     }
 
-    /// Wakes every waiter if there is any. Call after changing the state.
+    /// Wakes every waiter if there may be any. Call after changing the state.
     #[inline]
     pub(crate) fn wake_all(&self) {
         fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::Relaxed) > 0 {
-            self.force_wake_all();
+        if self.seq.load(Ordering::Relaxed) & SLEEPERS != 0 {
+            self.wake_sleepers();
         }
+    }
+
+    #[cold]
+    fn wake_sleepers(&self) {
+        let mut seq = self.seq.load(Ordering::Relaxed);
+        while seq & SLEEPERS != 0 {
+            let next = (seq & !SLEEPERS).wrapping_add(2);
+            match self
+                .seq
+                .compare_exchange_weak(seq, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    futex_wake(self.seq, i32::MAX);
+                    return;
+                }
+                Err(now) => seq = now,
+            }
+        }
+        // Another waker cleared the bit; it wakes the sleepers.
     }
 
     /// Wakes every waiter unconditionally (close, abort: rare events).
     pub(crate) fn force_wake_all(&self) {
-        self.seq.fetch_add(1, Ordering::Release);
+        self.seq.fetch_add(2, Ordering::AcqRel);
         futex_wake(self.seq, i32::MAX);
     }
 
