@@ -34,6 +34,15 @@ use crate::sys::{futex_wait, futex_wake, WaitResult};
 /// cycles depending on the CPU. A handoff within a few hundred nanoseconds is
 /// still caught here without a system call.
 const SPIN: u32 = 16;
+/// Pause between two looks at the state during the busy spin.
+///
+/// Each look reads a cache line the other side writes, and makes its next
+/// write slower. When a consumer keeps up with a producer (the queue empties
+/// after every message), looking back to back keeps both in a regime where
+/// every message crosses CPUs several times; looking every ~300 ns lets a few
+/// messages gather, which on this project's test machine raises the median
+/// unbatched 1→1 throughput by about half, for ~0.15 µs more round trip.
+const SPIN_GAP: std::time::Duration = std::time::Duration::from_nanos(300);
 /// `sched_yield` rounds after the busy spin, before sleeping on the futex.
 ///
 /// Yielding lets a peer on the same CPU run at once, and on an idle CPU it
@@ -64,7 +73,10 @@ impl WaitCell<'_> {
                 return true;
             }
             if i < SPIN {
-                std::hint::spin_loop();
+                let looked = Instant::now();
+                while looked.elapsed() < SPIN_GAP {
+                    std::hint::spin_loop();
+                }
             } else {
                 std::thread::yield_now();
             }
