@@ -237,3 +237,41 @@ fn mutual_exclusion_survives_holders_killed_at_random_instants() {
     assert!(t.elapsed() < Duration::from_secs(1));
     eprintln!("{kills} holders killed; no violation");
 }
+
+#[test]
+fn a_killed_holder_not_yet_reaped_counts_as_dead() {
+    // A SIGKILLed process stays a zombie until its parent waits for it; its
+    // thread id still exists. Both the blocking and the non-blocking paths
+    // must see it as dead, or a parent that locks before it reaps would
+    // wait forever.
+    let (a, b) = (Lock::new().unwrap(), Lock::new().unwrap());
+    let mut child = Process::<()>::spawn((a.clone(), b.clone()), |(a, b): (Lock, Lock)| {
+        let _ga = a.lock().unwrap();
+        let _gb = b.lock().unwrap();
+        loop {
+            std::thread::park();
+        }
+    })
+    .unwrap();
+    let t = Instant::now();
+    while !(a.is_locked() && b.is_locked()) {
+        assert!(t.elapsed() < JOIN, "the child never took both locks");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    match a.lock_timeout(Duration::from_secs(10)) {
+        Err(LockError::OwnerDied(_)) => {}
+        other => panic!("blocking lock on a zombie's lock: {other:?}"),
+    }
+    let t = Instant::now();
+    loop {
+        match b.try_lock() {
+            Err(LockError::OwnerDied(_)) => break,
+            Err(LockError::WouldBlock) if t.elapsed() < Duration::from_secs(10) => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => panic!("try_lock on a zombie's lock: {other:?}"),
+        }
+    }
+    let _ = child.join_timeout(JOIN);
+}
