@@ -536,11 +536,14 @@ impl RobustLock {
                             suspect = stranger.then_some(w);
                         }
                     }
-                    // The owner is gone (or the word names no thread).
+                    // The kernel found the owner gone (or the word names no
+                    // thread): its view is authoritative for the thread id it
+                    // looked at, which is still the word's unless it changed.
                     Some(libc::ESRCH) => {
-                        let w = word.load(Relaxed);
-                        if (w & FUTEX_TID_MASK == 0 || self.word_owner_gone(w))
-                            && self.take_over(w, tid)
+                        let now = word.load(Relaxed);
+                        let owner = now & FUTEX_TID_MASK;
+                        if (owner == 0 || owner == w & FUTEX_TID_MASK || self.word_owner_gone(now))
+                            && self.take_over(now, tid)
                         {
                             return Ok(Some(self.enter(tid)));
                         }
