@@ -17,9 +17,11 @@ use crate::util::{open_or_create_loop, to_deadline};
 /// `multiprocessing.Lock`, robust against holders that die.
 ///
 /// If the holder is killed (even with `SIGKILL`, at any instruction), the
-/// lock is released by the kernel and the next process to acquire it receives
-/// [`LockError::OwnerDied`], which carries the guard so it can repair the
-/// protected data. The uncontended path makes no system call.
+/// kernel hands the lock to a process already waiting for it as the holder
+/// exits, or the next process to lock it sees that the holder is gone and
+/// takes it over; either receives [`LockError::OwnerDied`], which carries
+/// the guard so it can repair the protected data. The uncontended path makes
+/// no system call, and the lock's shared state holds no pointers.
 ///
 /// Handles are cheap to clone; every clone refers to the same lock.
 ///
