@@ -276,8 +276,11 @@ const FUTEX_TRYLOCK_PI: libc::c_int = 8;
 /// Like `FUTEX_LOCK_PI`, with an absolute `CLOCK_MONOTONIC` timeout (5.14+).
 const FUTEX_LOCK_PI2: libc::c_int = 13;
 
-/// Tries before a contended `lock` sleeps in the kernel.
-const LOCK_SPINS: u32 = 64;
+/// Looks at the word before a contended `lock` yields its CPU.
+const LOCK_SPINS: u32 = 12;
+/// Most `PAUSE`s between two of those looks (the gap doubles from 1): the
+/// whole spin is ~770 `PAUSE`s, some microseconds.
+const LOCK_SPIN_GAP_MAX: u32 = 128;
 /// Yields of the CPU after the spin, before a contended `lock` sleeps.
 const LOCK_YIELDS: u32 = 16;
 /// Longest single sleep of a contended `lock`: after it, the waiter checks
@@ -447,8 +450,12 @@ impl RobustLock {
             return Some(self.enter(tid));
         }
         // Briefly contended: the holder is usually about to leave.
-        for _ in 0..LOCK_SPINS {
-            std::hint::spin_loop();
+        // Looks at the word back off exponentially: each look pulls the
+        // holder's cache line over and slows its next lock or unlock.
+        for i in 0..LOCK_SPINS {
+            for _ in 0..(1u32 << i).min(LOCK_SPIN_GAP_MAX) {
+                std::hint::spin_loop();
+            }
             if word.load(Relaxed) == 0 && word.compare_exchange(0, tid, Acquire, Relaxed).is_ok() {
                 return Some(self.enter(tid));
             }
