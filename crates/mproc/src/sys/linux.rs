@@ -512,6 +512,7 @@ impl RobustLock {
         };
         let mut refused_since: Option<Instant> = None;
         let mut suspect: Option<u32> = None;
+        let mut gone_but_alive = 0u32;
         loop {
             let w = word.load(Relaxed);
             if w & FUTEX_TID_MASK == tid {
@@ -543,16 +544,23 @@ impl RobustLock {
                             suspect = stranger.then_some(w);
                         }
                     }
-                    // The kernel found the owner gone (or the word names no
-                    // thread): its view is authoritative for the thread id it
-                    // looked at, which is still the word's unless it changed.
+                    // The kernel found the owner it looked at gone (or the
+                    // word named no thread). The word may name another owner
+                    // by now, even the same thread id again after another
+                    // waiter took the lock over from a dead holder, so check
+                    // the owner it names now before taking it over.
                     Some(libc::ESRCH) => {
                         let now = word.load(Relaxed);
-                        let owner = now & FUTEX_TID_MASK;
-                        if (owner == 0 || owner == w & FUTEX_TID_MASK || self.word_owner_gone(now))
+                        if (now & FUTEX_TID_MASK == 0 || self.word_owner_gone(now))
                             && self.take_over(now, tid)
                         {
                             return Ok(Some(self.enter(tid)));
+                        }
+                        gone_but_alive += 1;
+                        if gone_but_alive > 3 {
+                            // The kernel and procfs disagree (a procfs of
+                            // another pid namespace): do not spin on it.
+                            std::thread::sleep(std::time::Duration::from_millis(1));
                         }
                     }
                     Some(libc::EINTR) | Some(libc::EAGAIN) => {}
