@@ -464,8 +464,7 @@ impl RobustLock {
         // few times before sleeping, since a sleeper is handed the lock
         // directly on unlock and the lock then waits for it to be scheduled.
         for _ in 0..LOCK_YIELDS {
-            // SAFETY: sched_yield has no preconditions.
-            unsafe { libc::sched_yield() };
+            std::thread::yield_now();
             if word.load(Relaxed) == 0 && word.compare_exchange(0, tid, Acquire, Relaxed).is_ok() {
                 return Some(self.enter(tid));
             }
