@@ -110,39 +110,62 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Insta
             return WaitResult::TimedOut;
         }
     }
-    let ts = deadline.map(|d| deadline_timespec(d, libc::CLOCK_MONOTONIC));
+    // FUTEX_WAIT_BITSET: the timeout is an absolute CLOCK_MONOTONIC instant.
+    let until = deadline.map(|d| (d, libc::CLOCK_MONOTONIC));
+    match futex(
+        word,
+        FUTEX_WAIT_BITSET,
+        expected,
+        until,
+        FUTEX_BITSET_MATCH_ANY,
+    ) {
+        Err(e) if e.raw_os_error() == Some(libc::ETIMEDOUT) => WaitResult::TimedOut,
+        _ => WaitResult::Woken,
+    }
+}
+
+/// One `futex(2)` call on `word`: `op` with `val` and `val3`, and an absolute
+/// timeout on the given clock if `until` is set.
+///
+/// Every operation used here only reads the word, compare-and-swaps it, or
+/// hashes its address; none touches other memory of the caller. The call is
+/// *shared* (no `FUTEX_PRIVATE_FLAG`), as the words live in `MAP_SHARED`
+/// mappings.
+fn futex(
+    word: &AtomicU32,
+    op: libc::c_int,
+    val: u32,
+    until: Option<(Instant, libc::clockid_t)>,
+    val3: u32,
+) -> io::Result<()> {
+    let ts = until.map(|(t, clock)| deadline_timespec(t, clock));
     let ts_ptr = ts
         .as_ref()
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of the
-    // call; the kernel only reads it. `ts_ptr` is null or points to `ts`, which
-    // outlives the call. FUTEX_WAIT_BITSET without FUTEX_PRIVATE_FLAG is the
-    // shared variant, correct for words in MAP_SHARED memory.
+    // SAFETY: `word` is a valid, aligned 32-bit atomic for the duration of
+    // the call; `ts_ptr` is null or points to `ts`, which outlives the call;
+    // the second address is unused by these operations (null).
     let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
-            FUTEX_WAIT_BITSET,
-            expected,
+            op,
+            val,
             ts_ptr,
             std::ptr::null::<u32>(),
-            FUTEX_BITSET_MATCH_ANY,
+            val3,
         )
     };
-    if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT) {
-        WaitResult::TimedOut
+    if r == -1 {
+        Err(io::Error::last_os_error())
     } else {
-        WaitResult::Woken
+        Ok(())
     }
 }
 
 /// Wakes up to `n` processes waiting on `word`.
 pub(crate) fn futex_wake(word: &AtomicU32, n: i32) {
-    // SAFETY: `word` is a valid, aligned 32-bit atomic; FUTEX_WAKE does not
-    // access memory beyond hashing the address.
-    unsafe {
-        libc::syscall(libc::SYS_futex, word.as_ptr(), FUTEX_WAKE, n);
-    }
+    let _ = futex(word, FUTEX_WAKE, n as u32, None, 0);
 }
 
 /// The calling thread's kernel thread id.
@@ -597,30 +620,7 @@ impl RobustLock {
         op: libc::c_int,
         until: Option<(Instant, libc::clockid_t)>,
     ) -> io::Result<()> {
-        let ts = until.map(|(t, clock)| deadline_timespec(t, clock));
-        let ts_ptr = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: the word is a valid, aligned u32 in a live shared mapping
-        // (constructor contract), which the kernel reads and
-        // compare-and-swaps; `ts_ptr` is null or points to `ts`, which
-        // outlives the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_futex,
-                self.raw().word.as_ptr(),
-                op,
-                0,
-                ts_ptr,
-                std::ptr::null::<u32>(),
-                0,
-            )
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        futex(&self.raw().word, op, 0, until, 0)
     }
 
     /// `FUTEX_LOCK_PI2` until `until` (monotonic), or `FUTEX_LOCK_PI` with a
