@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::namespace;
+use common::{in_child, namespace};
 use mproc::{
     ByteQueue, CreateError, GetError, JoinableQueue, Lock, NameError, Namespace, ObjectKind,
     OpenError, OpenOrCreateError, Process, PutErrorKind, Queue, QueueOptions, RemoveError,
@@ -573,17 +573,10 @@ fn closed_with_stale_requeued((dir,): (String,)) -> String {
 #[test]
 fn damaged_requeued_counter_does_not_make_get_spin() {
     let (_d, ns) = namespace();
-    let mut p = Process::spawn(
-        (ns.path().to_str().unwrap().to_owned(),),
-        closed_with_stale_requeued,
-    )
-    .unwrap();
-    match p.join_timeout(Duration::from_secs(10)) {
+    let dir = ns.path().to_str().unwrap().to_owned();
+    match in_child((dir,), closed_with_stale_requeued, Duration::from_secs(10)) {
         Ok(r) => assert!(r.contains("Closed") || r.contains("Damaged"), "{r}"),
-        Err(e) => {
-            let _ = p.kill();
-            panic!("get_timeout(50 ms) on a closed queue did not return in 10 s: {e:?}");
-        }
+        Err(e) => panic!("get_timeout(50 ms) on a closed queue did not return in 10 s: {e:?}"),
     }
 }
 
@@ -602,17 +595,14 @@ fn closed_with_outstanding_lease((dir,): (String,)) -> String {
 #[test]
 fn a_closed_queue_with_an_outstanding_lease_honours_deadlines() {
     let (_d, ns) = namespace();
-    let mut p = Process::spawn(
-        (ns.path().to_str().unwrap().to_owned(),),
+    let dir = ns.path().to_str().unwrap().to_owned();
+    match in_child(
+        (dir,),
         closed_with_outstanding_lease,
-    )
-    .unwrap();
-    match p.join_timeout(Duration::from_secs(10)) {
+        Duration::from_secs(10),
+    ) {
         Ok(r) => assert!(r.contains("Empty") || r.contains("Closed"), "{r}"),
-        Err(e) => {
-            let _ = p.kill();
-            panic!("get_timeout(50 ms) did not return in 10 s: {e:?}");
-        }
+        Err(e) => panic!("get_timeout(50 ms) did not return in 10 s: {e:?}"),
     }
 }
 
@@ -644,11 +634,7 @@ fn dead_owner_lock_word((dir, call): (String, u32)) -> bool {
 fn a_lock_word_naming_no_thread_bounds_timed_gets() {
     let (_d, ns) = namespace();
     let dir = ns.path().to_str().unwrap().to_owned();
-    let mut p = Process::spawn((dir, 0), dead_owner_lock_word).unwrap();
-    let r = p.join_timeout(Duration::from_secs(10));
-    if r.is_err() {
-        let _ = p.kill();
-    }
+    let r = in_child((dir, 0), dead_owner_lock_word, Duration::from_secs(10));
     assert!(r.is_ok(), "get_timeout(50 ms) did not return: {r:?}");
 }
 
@@ -657,11 +643,11 @@ fn a_lock_word_naming_no_thread_does_not_wedge_untimed_calls() {
     let (_d, ns) = namespace();
     let dir = ns.path().to_str().unwrap().to_owned();
     for call in 1..=3 {
-        let mut p = Process::spawn((dir.clone(), call), dead_owner_lock_word).unwrap();
-        let r = p.join_timeout(Duration::from_secs(5));
-        if r.is_err() {
-            let _ = p.kill();
-        }
+        let r = in_child(
+            (dir.clone(), call),
+            dead_owner_lock_word,
+            Duration::from_secs(5),
+        );
         assert!(r.is_ok(), "call {call} wedged: {r:?}");
     }
 }
@@ -708,16 +694,9 @@ fn unsafe_free_gettid() -> u32 {
 #[test]
 fn damaged_lock_words_are_taken_over_or_refused_never_followed() {
     let (_d, ns) = namespace();
-    let mut p = Process::spawn(
-        (ns.path().to_str().unwrap().to_owned(),),
-        damaged_lock_state,
-    )
-    .unwrap();
-    let r = p.join_timeout(Duration::from_secs(60));
-    if r.is_err() {
-        let _ = p.kill();
-    }
-    let outcomes = r.unwrap_or_else(|e| panic!("the process did not survive: {e:?}"));
+    let dir = ns.path().to_str().unwrap().to_owned();
+    let outcomes = in_child((dir,), damaged_lock_state, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("the process did not survive: {e:?}"));
     println!("{outcomes:#?}");
     for o in &outcomes {
         let fine = if o.contains(&format!("{:#x}:", 1)) && o.starts_with("lock") {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::namespace;
+use common::{in_child, namespace};
 use mproc::{
     ByteQueue, CreateError, Lock, Namespace, NamespaceError, OpenError, OpenOrCreateError, Process,
     QueueOptions,
@@ -570,16 +570,13 @@ fn rewriting_a_held_lock_cannot_make_the_holder_write_elsewhere() {
     // keeps working (at worst it reports a dead owner).
     let (_d, ns) = namespace();
     for fill in [0x41u8, 0xff, 0x00, 0x80, 0x7f] {
-        let mut p = Process::spawn(
-            (ns.path().to_str().unwrap().to_owned(), fill),
+        let dir = ns.path().to_str().unwrap().to_owned();
+        let how = in_child(
+            (dir, fill),
             rewrite_state_while_held,
+            Duration::from_secs(30),
         )
-        .unwrap();
-        let r = p.join_timeout(Duration::from_secs(30));
-        if r.is_err() {
-            let _ = p.kill();
-        }
-        let how = r.unwrap_or_else(|e| panic!("fill {fill:#x}: the holder did not survive: {e:?}"));
+        .unwrap_or_else(|e| panic!("fill {fill:#x}: the holder did not survive: {e:?}"));
         println!("fill {fill:#x}: {how}");
         assert!(
             how == "clean" || how == "owner died",

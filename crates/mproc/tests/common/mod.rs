@@ -3,7 +3,8 @@
 
 use std::time::{Duration, Instant};
 
-use mproc::Namespace;
+use mproc::{Namespace, Process, ProcessError};
+use serde::{de::DeserializeOwned, Serialize};
 use tempfile::TempDir;
 
 /// A fresh private namespace; keep the TempDir alive for the test's length.
@@ -34,3 +35,19 @@ pub fn assert_about(d: Duration, want: Duration) {
 /// Generous bound for a join in a test: a wedged child fails the test
 /// instead of hanging it.
 pub const JOIN: Duration = Duration::from_secs(60);
+
+/// Runs `f(args)` in a child process and waits at most `timeout` for what
+/// it returns; a child still running then is killed, so a wedged child fails
+/// the test (with `ProcessError::Timeout`) instead of outliving it.
+pub fn in_child<A, R>(args: A, f: fn(A) -> R, timeout: Duration) -> Result<R, ProcessError>
+where
+    A: Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned,
+{
+    let mut p = Process::spawn(args, f).unwrap();
+    let r = p.join_timeout(timeout);
+    if r.is_err() {
+        let _ = p.kill();
+    }
+    r
+}
