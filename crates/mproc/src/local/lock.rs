@@ -144,7 +144,7 @@ impl LockBackend for LocalLock {
             return Ok(Some(a));
         }
         let slot = self.register_waiter();
-        let r = self.mutex.lock(deadline);
+        let r = self.mutex.lock_slow(deadline);
         if let Some(i) = slot {
             self.waiter_pid(i).store(0, Ordering::Release);
         }

@@ -465,13 +465,14 @@ impl RobustLock {
     /// Acquires without a system call if the lock is free or freed within a
     /// short spin; `None` otherwise.
     pub(crate) fn lock_spin(&self) -> Option<Acquired> {
-        use std::sync::atomic::Ordering::{Acquire, Relaxed};
         let tid = my_tid();
         let word = &self.raw().word;
         // Uncontended: one compare-and-swap, no clock read.
-        if word.compare_exchange(0, tid, Acquire, Relaxed).is_ok() {
+        if self.take_over(0, tid) {
             return Some(self.enter(tid));
         }
+        let freed_and_taken =
+            || word.load(std::sync::atomic::Ordering::Relaxed) == 0 && self.take_over(0, tid);
         // Briefly contended: the holder is usually about to leave.
         // Looks at the word back off exponentially: each look pulls the
         // holder's cache line over and slows its next lock or unlock.
@@ -479,7 +480,7 @@ impl RobustLock {
             for _ in 0..(1u32 << i).min(LOCK_SPIN_GAP_MAX) {
                 std::hint::spin_loop();
             }
-            if word.load(Relaxed) == 0 && word.compare_exchange(0, tid, Acquire, Relaxed).is_ok() {
+            if freed_and_taken() {
                 return Some(self.enter(tid));
             }
         }
@@ -488,7 +489,7 @@ impl RobustLock {
         // directly on unlock and the lock then waits for it to be scheduled.
         for _ in 0..LOCK_YIELDS {
             std::thread::yield_now();
-            if word.load(Relaxed) == 0 && word.compare_exchange(0, tid, Acquire, Relaxed).is_ok() {
+            if freed_and_taken() {
                 return Some(self.enter(tid));
             }
         }
@@ -517,11 +518,14 @@ impl RobustLock {
         if let Some(a) = self.lock_spin() {
             return Ok(Some(a));
         }
-        self.lock_slow(my_tid(), deadline)
+        self.lock_slow(deadline)
     }
 
-    fn lock_slow(&self, tid: u32, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
+    /// [`lock`](Self::lock) without its spin, for a caller that has just
+    /// spun with [`lock_spin`](Self::lock_spin).
+    pub(crate) fn lock_slow(&self, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
         use std::sync::atomic::Ordering::Relaxed;
+        let tid = my_tid();
         let word = &self.raw().word;
         let held_here = |w: u32| -> io::Result<Option<Acquired>> {
             let Some(d) = deadline else {
@@ -641,13 +645,11 @@ impl RobustLock {
 
     /// Acquires without blocking, `Ok(None)` if held by someone else.
     pub(crate) fn try_lock(&self) -> io::Result<Option<Acquired>> {
-        use std::sync::atomic::Ordering::{Acquire, Relaxed};
         let tid = my_tid();
-        let word = &self.raw().word;
-        if word.compare_exchange(0, tid, Acquire, Relaxed).is_ok() {
+        if self.take_over(0, tid) {
             return Ok(Some(self.enter(tid)));
         }
-        let w = word.load(Relaxed);
+        let w = self.raw().word.load(std::sync::atomic::Ordering::Relaxed);
         let owner = w & FUTEX_TID_MASK;
         if owner == tid {
             return Ok(None);
