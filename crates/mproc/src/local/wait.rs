@@ -41,7 +41,7 @@ const SPIN: u32 = 16;
 /// after every message), looking back to back keeps both in a regime where
 /// every message crosses CPUs several times; looking every ~300 ns lets a few
 /// messages gather, which on this project's test machine raises the median
-/// unbatched 1→1 throughput by about half, for ~0.15 µs more round trip.
+/// unbatched 1→1 throughput by about half, for ~0.25 µs more round trip.
 const SPIN_GAP: std::time::Duration = std::time::Duration::from_nanos(300);
 /// `sched_yield` rounds after the busy spin, before sleeping on the futex.
 ///
