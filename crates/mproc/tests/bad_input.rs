@@ -27,7 +27,7 @@ const QUEUE_HEAD: u64 = 320;
 const QUEUE_RING: u64 = 1024;
 const LOCK_SEG_LEN: usize = 1024;
 /// The segment layout version this build writes.
-const LAYOUT: u32 = 2;
+const LAYOUT: u32 = 3;
 
 /// Deadline for a child that runs a batch of bad inputs.
 const BATCH: Duration = Duration::from_secs(120);
@@ -227,12 +227,12 @@ fn header_parameters_that_disagree_are_damaged() {
     let good = std::fs::read(ns.path().join("q")).unwrap();
     let len = good.len() as u64;
     let cases: [(u64, [u64; 4]); 7] = [
-        (len, [64, 4096, 8192, 0]),        // capacity does not follow max_bytes
-        (len, [64, 8, 8, 0]),              // max_bytes below the minimum
-        (len, [64, 1 << 40, 1 << 40, 0]),  // max_bytes beyond the maximum
-        (len, [u64::MAX, 4096, 4096, 0]),  // maxsize out of range
-        (len, [64, 4096, 4096, u64::MAX]), // reserved parameter
-        (len + 8, [64, 4096, 4096, 0]),    // header length is not the file's
+        (len, [64, 4096, 4096, 0]),        // capacity does not follow max_bytes
+        (len, [64, 8, 16, 0]),             // max_bytes below the minimum
+        (len, [64, 1 << 40, 1 << 41, 0]),  // max_bytes beyond the maximum
+        (len, [u64::MAX, 4096, 8192, 0]),  // maxsize out of range
+        (len, [64, 4096, 8192, u64::MAX]), // reserved parameter
+        (len + 8, [64, 4096, 8192, 0]),    // header length is not the file's
         (u64::MAX, [64, u64::MAX, u64::MAX, 0]), // overflowing sizes
     ];
     for (hlen, params) in cases {
@@ -545,6 +545,11 @@ fn damaged_queue_does_not_disturb_other_queues() {
     let bad = queue_with(&ns, "bad", &[b"a"], 4096);
     let good = queue_with(&ns, "good", &[b"b"], 4096);
     patch(&ns, "bad", QUEUE_TAIL, &u64::MAX.to_le_bytes());
+    // Producers read the tail; a get delivers what the ring holds, then
+    // finds the tail inconsistent with it.
+    let e = bad.try_put(b"x").unwrap_err();
+    assert!(matches!(e.kind(), PutErrorKind::Damaged(_)), "{e:?}");
+    assert_eq!(bad.try_get().unwrap(), b"a");
     assert!(matches!(bad.try_get(), Err(GetError::Damaged(_))));
     assert_eq!(good.try_get().unwrap(), b"b");
     good.put(b"c").unwrap();

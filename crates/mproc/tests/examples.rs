@@ -89,13 +89,15 @@ fn bounded_queue_example_tells_the_story() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "111");
     assert!(text.contains("put(6) blocked for"), "{text}");
-    let took = lines.iter().position(|l| l.contains("took 1")).unwrap();
+    // The consumer's line comes from another process: its place among the
+    // parent's lines is up to the scheduler.
+    assert!(lines.iter().any(|l| l.contains("took 1")), "{text}");
     let went = lines
         .iter()
         .position(|l| l.contains("went through"))
         .unwrap();
     let two = lines.iter().position(|l| *l == "222").unwrap();
-    assert!(took < two && went < two, "{text}");
+    assert!(went < two, "{text}");
     assert!(text.contains("[2, 3, 4, 5, 6]"), "{text}");
 }
 

@@ -20,11 +20,14 @@
 //!    576  lease owners: 28 × {pid u32, pad u32, start time u64}
 //!   1024  ring bytes (capacity, a power of two)
 //! ```
-//! A record is `[len u32][meta u32][payload, padded to 8 bytes]`; it may
-//! wrap around the end of the ring. `meta` holds the record's state (fresh,
-//! delivered under a lease, acknowledged, requeued), the lease owner's slot
-//! and the delivery count. Between `head` and `cursor`, a record still
-//! FRESH was delivered by a plain get and counts as acknowledged.
+//! A record is `[len u32][meta u32][payload, padded to 8 bytes]`; its
+//! 8-byte header is one aligned word, and its payload may wrap around the
+//! end of the ring. `meta` holds the record's state (fresh, delivered under
+//! a lease, acknowledged, requeued), the lease owner's slot and the delivery
+//! count. Between `head` and `cursor`, a record still FRESH was delivered by
+//! a plain get and counts as acknowledged. The word after the last record
+//! is always the end mark (`len = u32::MAX`): the ring's capacity is the
+//! next power of two above `max_bytes + 8`, so the mark always fits.
 //!
 //! ## Leases (at-least-once delivery)
 //! Records between `head` and `cursor` have been delivered but still occupy
@@ -44,13 +47,19 @@
 //!
 //! ## Protocol (two-lock queue)
 //! Producers hold the put lock, consumers the get lock; a producer and a
-//! consumer never wait for each other's lock. A producer writes the record
-//! into free space, then **publishes last** with one release store of `tail`;
-//! a consumer copies the record out, then publishes one release store of
-//! `head`. A process killed at any instruction therefore leaves either the old
-//! or the new state (a half-written record beyond `tail` is invisible; a
-//! half-read record before `head` is read again by the next consumer), and
-//! the kernel hands its robust lock to the next process.
+//! consumer never wait for each other's lock, and a consumer never reads the
+//! producers' cache lines. A producer writes its records and a new end mark
+//! behind them into free space, then **publishes last** with one release
+//! store of the first record's header over the old end mark; it then moves
+//! `tail`, which only producers use (and `len`). A consumer finds records by
+//! their headers at `cursor`, copies them out, then publishes one release
+//! store of `cursor` and `head`. A process killed at any instruction
+//! therefore leaves either the old or the new state: a half-written batch
+//! behind the end mark is invisible; a half-read record is read again by the
+//! next consumer; a producer killed between its header and `tail` stores
+//! left published records behind `tail`, and the next producer moves `tail`
+//! over them before anything else. The kernel hands a dead process's robust
+//! lock to the next one.
 //!
 //! Nothing read from the segment is trusted: every length is checked against
 //! the ring's occupancy and limits before use, so a damaged segment yields
@@ -102,6 +111,16 @@ fn meta(state: u32, owner: u32, deliveries: u32) -> u32 {
     state | (owner << 2) | (deliveries.min(0xff_ffff) << 8)
 }
 
+/// The meta word of a record as published: FRESH, and in the bits that
+/// hold the owner and delivery count once it is delivered, a 30-bit tag of
+/// its sequence number and length. A consumer finds records by their headers
+/// alone, so the tag tells a record published for this position apart from
+/// stale bytes of an earlier lap or a damaged length.
+fn fresh_meta(s: u32, len: usize) -> u32 {
+    let mix = (u64::from(s) ^ ((len as u64) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((mix >> 34) as u32) << 2 | FRESH
+}
+
 fn meta_state(m: u32) -> u32 {
     m & 3
 }
@@ -116,6 +135,8 @@ fn meta_deliveries(m: u32) -> u32 {
 
 /// Bytes of a record header.
 pub(crate) const REC_HEADER: usize = 8;
+/// The end mark: the header word after the last published record.
+const END_MARK: u64 = u32::MAX as u64;
 /// The largest ring: positions are 32-bit counters.
 pub(crate) const MAX_CAPACITY: usize = 1 << 31;
 /// The smallest byte budget.
@@ -133,6 +154,12 @@ fn pos(word: u64) -> u32 {
 
 fn pack(seq: u32, pos: u32) -> u64 {
     (u64::from(seq) << 32) | u64::from(pos)
+}
+
+/// Records published but not delivered: `tail - cursor`, or 0 while the
+/// cursor is ahead (records published, `tail` not yet moved over them).
+fn undelivered(cursor: u64, tail: u64) -> u64 {
+    (seq(tail).wrapping_sub(seq(cursor)) as i32).max(0) as u64
 }
 
 fn record_len(payload: usize) -> usize {
@@ -159,9 +186,10 @@ pub(crate) struct RingParams {
 
 impl RingParams {
     pub(crate) fn new(maxsize: usize, max_bytes: usize) -> Result<RingParams, String> {
-        if !(MIN_BYTES..=MAX_CAPACITY).contains(&max_bytes) {
+        let most = MAX_CAPACITY - REC_HEADER;
+        if !(MIN_BYTES..=most).contains(&max_bytes) {
             return Err(format!(
-                "max_bytes must be between {MIN_BYTES} and {MAX_CAPACITY}, got {max_bytes}"
+                "max_bytes must be between {MIN_BYTES} and {most}, got {max_bytes}"
             ));
         }
         if maxsize > u32::MAX as usize / 2 {
@@ -173,7 +201,7 @@ impl RingParams {
         Ok(RingParams {
             maxsize: maxsize as u64,
             max_bytes: max_bytes as u64,
-            capacity: max_bytes.next_power_of_two() as u64,
+            capacity: (max_bytes + REC_HEADER).next_power_of_two() as u64,
             max_deliveries: 0,
         })
     }
@@ -226,9 +254,6 @@ pub(crate) struct Ring {
     /// lock): a past value of `head`, so it can only under-estimate room;
     /// re-read when it says full. Saves a cross-core miss per put.
     seen_head: AtomicU64,
-    /// The last `tail` this handle's consumers read (only under the get
-    /// lock): re-read when it is not ahead of the cursor.
-    seen_tail: AtomicU64,
     put_lock: RobustLock,
     get_lock: RobustLock,
 }
@@ -267,6 +292,8 @@ impl Ring {
                     // segment nobody else can see yet.
                     unsafe { RobustLock::from_ptr(raw.cast()).init()? };
                 }
+                // The empty ring: the end mark at position 0.
+                seg.at::<AtomicU64>(RING).store(END_MARK, Ordering::Release);
                 Ok(())
             },
         )?;
@@ -297,14 +324,11 @@ impl Ring {
             params,
             my_slot: AtomicU32::new(u32::MAX),
             seen_head: AtomicU64::new(0),
-            seen_tail: AtomicU64::new(0),
             put_lock,
             get_lock,
         };
         ring.seen_head
             .store(ring.u64_at(HEAD).load(Ordering::Acquire), Ordering::Relaxed);
-        ring.seen_tail
-            .store(ring.u64_at(TAIL).load(Ordering::Acquire), Ordering::Relaxed);
         ring
     }
 
@@ -338,17 +362,32 @@ impl Ring {
         self.room(head, tail, rec)
     }
 
+    /// Whether a record of `rec` bytes fits between `head` and `tail`. A
+    /// `tail` behind `head` (a producer died before moving it over records
+    /// that were consumed since) counts as empty: the next producer moves it.
     fn room(&self, head: u64, tail: u64, rec: usize) -> bool {
-        let count = seq(tail).wrapping_sub(seq(head)) as u64;
-        let used = pos(tail).wrapping_sub(pos(head)) as u64;
+        let count = (seq(tail).wrapping_sub(seq(head)) as i32).max(0) as u64;
+        let used = (pos(tail).wrapping_sub(pos(head)) as i32).max(0) as u64;
         (self.params.maxsize == 0 || count < self.params.maxsize)
             && used.saturating_add(rec as u64) <= self.params.max_bytes
     }
 
+    /// Whether a get may find something now (a hint for waiting consumers:
+    /// read without the get lock, so it may be wrong while another
+    /// consumer moves the cursor, and is then true).
     fn non_empty(&self) -> bool {
-        let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        seq(cursor) != seq(tail) || self.u32_at(REQUEUED).load(Ordering::Acquire) > 0
+        let cursor_word = self.u64_at(CURSOR);
+        let cursor = cursor_word.load(Ordering::Acquire);
+        self.header(pos(cursor)).load(Ordering::Acquire) != END_MARK
+            || cursor_word.load(Ordering::Acquire) != cursor
+            || self.u32_at(REQUEUED).load(Ordering::Acquire) > 0
+    }
+
+    /// The header word of the record at byte position `p` (a multiple of 8
+    /// for every record; rounded down otherwise, so that a damaged position
+    /// still names a word inside the ring).
+    fn header(&self, p: u32) -> &AtomicU64 {
+        self.seg.at(RING + (p & self.mask() & !7) as usize)
     }
 
     fn u32_at(&self, off: usize) -> &AtomicU32 {
@@ -356,13 +395,17 @@ impl Ring {
     }
 
     fn read_meta(&self, p: u32) -> u32 {
-        let mut m = [0u8; 4];
-        self.read_wrapped(p.wrapping_add(4), &mut m);
-        u32::from_le_bytes(m)
+        (self.header(p).load(Ordering::Relaxed) >> 32) as u32
     }
 
+    /// Changes a delivered record's state; the caller holds the get lock
+    /// (producers never write the headers of published records).
     fn write_meta(&self, p: u32, m: u32) {
-        self.write_wrapped(p.wrapping_add(4), &m.to_le_bytes());
+        let h = self.header(p);
+        h.store(
+            (h.load(Ordering::Relaxed) & 0xFFFF_FFFF) | (u64::from(m) << 32),
+            Ordering::Relaxed,
+        );
     }
 
     /// Writes `data` into the ring at byte position `at`, wrapping.
@@ -401,28 +444,14 @@ impl Ring {
         let head = self.u64_at(HEAD).load(Ordering::Relaxed);
         let cursor_word = self.u64_at(CURSOR);
         let cursor = cursor_word.load(Ordering::Relaxed);
-        let mut tail = self.seen_tail.load(Ordering::Relaxed);
-        // Re-read the shared tail only when the cached one is not strictly
-        // ahead of the cursor (caught up, or behind another handle's gets).
-        if (seq(tail).wrapping_sub(seq(cursor)) as i32) <= 0 {
-            tail = self.u64_at(TAIL).load(Ordering::Acquire);
-            self.seen_tail.store(tail, Ordering::Relaxed);
-        }
-        // head <= cursor <= tail, in records and in bytes.
-        if seq(cursor).wrapping_sub(seq(head)) > seq(tail).wrapping_sub(seq(head))
-            || pos(cursor).wrapping_sub(pos(head)) > pos(tail).wrapping_sub(pos(head))
-        {
-            return Err(OpError::Damaged(
-                "the delivery cursor lies outside the published records".into(),
-            ));
-        }
+        self.check_span(head, cursor, "the delivery cursor")?;
         let mut n = 0;
         // Requeued records (from dead consumers) go first: they are older.
         if self.u32_at(REQUEUED).load(Ordering::Relaxed) > 0 {
             let mut found = 0u32;
             let (mut s, mut p) = (seq(head), pos(head));
             while n < max && s != seq(cursor) {
-                let len = self.validate_at(s, p, tail)?;
+                let len = self.validate_at(s, p, cursor)?;
                 let m = self.read_meta(p);
                 if meta_state(m) == REQUEUED_STATE {
                     found += 1;
@@ -460,8 +489,10 @@ impl Ring {
         // `advance_head` treats as acknowledged.)
         let mark = lease.is_some() || head != cursor;
         let (mut s, mut p) = (seq(cursor), pos(cursor));
-        while n < max && s != seq(tail) {
-            let len = self.validate_at(s, p, tail)?;
+        while n < max {
+            let Some(len) = self.published_at(head, s, p)? else {
+                break;
+            };
             self.deliver(p, len, scratch, sink);
             if mark {
                 self.write_meta(
@@ -513,10 +544,9 @@ impl Ring {
         let head_word = self.u64_at(HEAD);
         let head = head_word.load(Ordering::Relaxed);
         let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
         let (mut s, mut p) = (seq(head), pos(head));
         while s != seq(cursor) {
-            let len = self.validate_at(s, p, tail)?;
+            let len = self.validate_at(s, p, cursor)?;
             // Behind the cursor, FRESH means delivered by a plain get that
             // did not mark it (see `take_locked`): acknowledged.
             if !matches!(meta_state(self.read_meta(p)), ACKED | FRESH) {
@@ -540,11 +570,10 @@ impl Ring {
         let mut alive = [None::<bool>; OWNER_SLOTS];
         let head = self.u64_at(HEAD).load(Ordering::Relaxed);
         let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
         let (mut s, mut p) = (seq(head), pos(head));
         let (mut leased, mut requeued, mut moved) = (0u32, 0u32, 0u64);
         while s != seq(cursor) {
-            let len = self.validate_at(s, p, tail)?;
+            let len = self.validate_at(s, p, cursor)?;
             let m = self.read_meta(p);
             match meta_state(m) {
                 DELIVERED => {
@@ -657,6 +686,11 @@ impl Ring {
         lease: bool,
         receipt: &mut Option<(u32, u32, u32)>,
     ) -> Result<(usize, u32), OpError> {
+        // Whether this call has looked once already: an empty ring is then
+        // checked against `tail` (not on the first look, which a consumer
+        // keeping up with its producers makes for nearly every message:
+        // `tail` is the producers' cache line).
+        let mut looked = false;
         loop {
             let (taken, slot) = {
                 let _held = acquire(&self.get_lock, deadline)?;
@@ -667,6 +701,9 @@ impl Ring {
                     None
                 };
                 let n = self.take_locked(max, sink, scratch, slot, receipt)?;
+                if n == 0 && (looked || try_only) {
+                    self.check_empty_locked()?;
+                }
                 (n, slot.unwrap_or(0))
             };
             if taken > 0 {
@@ -682,8 +719,13 @@ impl Ring {
                 }
                 continue;
             }
-            if try_only || deadline.is_some_and(|d| Instant::now() >= d) {
+            let expired = deadline.is_some_and(|d| Instant::now() >= d);
+            if try_only || (expired && looked) {
                 return Err(OpError::WouldBlock);
+            }
+            looked = true;
+            if expired {
+                continue;
             }
             // While leases are outstanding, wake now and then to notice a
             // dead consumer whose items must be delivered again.
@@ -693,13 +735,48 @@ impl Ring {
             } else {
                 deadline
             };
-            let ready = self
-                .cell(NOT_EMPTY)
-                .wait_until(slice, || self.non_empty() || drained());
-            if !ready && deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(OpError::WouldBlock);
-            }
+            let quick = || self.non_empty() || drained();
+            // Before sleeping, also wake for a tail that claims records
+            // the ring does not show (damage, reported by the next look).
+            let ready = || quick() || self.tail_ahead();
+            self.cell(NOT_EMPTY)
+                .wait_until_checked(slice, &quick, &ready);
         }
+    }
+
+    /// Whether `tail` claims records beyond an end mark at the cursor
+    /// (a hint, read without the get lock).
+    fn tail_ahead(&self) -> bool {
+        let cursor_word = self.u64_at(CURSOR);
+        let cursor = cursor_word.load(Ordering::Acquire);
+        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        (seq(tail).wrapping_sub(seq(cursor)) as i32) > 0
+            && self.header(pos(cursor)).load(Ordering::Acquire) == END_MARK
+            && cursor_word.load(Ordering::Acquire) == cursor
+    }
+
+    /// Checks an empty ring against `tail`; the caller holds the get lock.
+    /// The cursor may be ahead of `tail` (by the records of a producer
+    /// between its header and `tail` stores, or killed there), never behind.
+    fn check_empty_locked(&self) -> Result<(), OpError> {
+        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        // Read after `tail`: a record published before that `tail` shows.
+        if self.header(pos(cursor)).load(Ordering::Acquire) != END_MARK
+            || tail == cursor
+            || ((seq(cursor).wrapping_sub(seq(tail)) as i32) > 0
+                && self.check_span(tail, cursor, "the tail").is_ok())
+        {
+            return Ok(());
+        }
+        Err(OpError::Damaged(format!(
+            "the tail ({} records, byte {}) disagrees with the end of the ring \
+             ({} records, byte {})",
+            seq(tail),
+            pos(tail),
+            seq(cursor),
+            pos(cursor)
+        )))
     }
 
     /// Takes one record under a lease for this process.
@@ -739,7 +816,6 @@ impl Ring {
             }
             let head = self.u64_at(HEAD).load(Ordering::Relaxed);
             let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
-            let tail = self.u64_at(TAIL).load(Ordering::Acquire);
             // Find the record by walking from head, so that a stale or forged
             // receipt can never make us write outside a record header.
             let (mut rs, mut rp) = (seq(head), pos(head));
@@ -747,7 +823,7 @@ impl Ring {
                 if rs == seq(cursor) {
                     return Err(OpError::NothingOutstanding);
                 }
-                let len = self.validate_at(rs, rp, tail)?;
+                let len = self.validate_at(rs, rp, cursor)?;
                 if rs == s {
                     break;
                 }
@@ -793,10 +869,52 @@ impl Ring {
         Ok(n)
     }
 
-    /// Checks the record at (`s`, `p`) against the published tail; returns its length.
-    fn validate_at(&self, s: u32, p: u32, tail: u64) -> Result<usize, OpError> {
-        let used = pos(tail).wrapping_sub(p) as u64;
-        let count = seq(tail).wrapping_sub(s) as u64;
+    /// Checks that `to` is at most the ring's capacity ahead of `from`, in
+    /// bytes (8-aligned) and in records (at least 8 bytes each).
+    fn check_span(&self, from: u64, to: u64, what: &str) -> Result<(), OpError> {
+        let bytes = pos(to).wrapping_sub(pos(from)) as u64;
+        let count = seq(to).wrapping_sub(seq(from)) as u64;
+        if bytes > self.params.capacity
+            || count > bytes / REC_HEADER as u64
+            || (pos(from) | pos(to)) % REC_HEADER as u32 != 0
+        {
+            return Err(OpError::Damaged(format!(
+                "{what} lies outside the ring: {count} records in {bytes} bytes (capacity {})",
+                self.params.capacity
+            )));
+        }
+        Ok(())
+    }
+
+    /// The length of the record published at (`s`, `p`), a position at or
+    /// after the cursor whose records all start at or after `head`; `None`
+    /// at the end mark.
+    fn published_at(&self, head: u64, s: u32, p: u32) -> Result<Option<usize>, OpError> {
+        let word = self.header(p).load(Ordering::Acquire);
+        if word == END_MARK {
+            return Ok(None);
+        }
+        let len = word as u32 as usize;
+        let m = (word >> 32) as u32;
+        // The record and the end mark after it lie within one capacity of
+        // `head`, in bytes and in records.
+        let reach = p.wrapping_sub(pos(head)) as u64;
+        if len > self.params.max_message()
+            || m != fresh_meta(s, len)
+            || reach + record_len(len) as u64 + REC_HEADER as u64 > self.params.capacity
+            || s.wrapping_sub(seq(head)) as u64 > reach / REC_HEADER as u64
+        {
+            return Err(OpError::Damaged(format!(
+                "record header {word:#018x} at byte {p} is not a published record"
+            )));
+        }
+        Ok(Some(len))
+    }
+
+    /// Checks the record at (`s`, `p`), before `bound` (the cursor); returns its length.
+    fn validate_at(&self, s: u32, p: u32, bound: u64) -> Result<usize, OpError> {
+        let used = pos(bound).wrapping_sub(p) as u64;
+        let count = seq(bound).wrapping_sub(s) as u64;
         if used > self.params.capacity || count > used / REC_HEADER as u64 {
             return Err(OpError::Damaged(format!(
                 "inconsistent positions: {count} records in {used} bytes (capacity {})",
@@ -814,9 +932,74 @@ impl Ring {
         Ok(len)
     }
 
+    /// Messages ever put: by `tail`, or by the cursor when it is ahead
+    /// (a producer is between its header and `tail` stores, or died there).
     fn total_put(&self) -> u64 {
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        total(self.u64_at(PUT_TOTAL).load(Ordering::Relaxed), seq(tail))
+        let put = total(self.u64_at(PUT_TOTAL).load(Ordering::Relaxed), seq(tail));
+        put.max(self.total_got())
+    }
+
+    fn total_got(&self) -> u64 {
+        let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
+        total(self.u64_at(GOT_TOTAL).load(Ordering::Relaxed), seq(cursor))
+    }
+
+    /// `tail`, moved over records a dead producer published without moving
+    /// it, and checked against `head` (a past value of `head`, re-read if
+    /// the check fails); the caller holds the put lock.
+    fn settled_tail(&self, head: &mut u64) -> Result<u64, OpError> {
+        let tail_word = self.u64_at(TAIL);
+        let tail = tail_word.load(Ordering::Relaxed);
+        let (mut s, mut p) = (seq(tail), pos(tail));
+        if p % REC_HEADER as u32 != 0 {
+            return Err(OpError::Damaged(format!("misaligned tail position {p}")));
+        }
+        loop {
+            let word = self.header(p).load(Ordering::Acquire);
+            if word == END_MARK {
+                break;
+            }
+            let len = word as u32 as usize;
+            let m = (word >> 32) as u32;
+            // Consumers may have delivered (and marked) these records.
+            if len > self.params.max_message()
+                || (meta_state(m) == FRESH && m != fresh_meta(s, len))
+            {
+                return Err(OpError::Damaged(format!(
+                    "record header {word:#018x} at byte {p} is not a record"
+                )));
+            }
+            s = s.wrapping_add(1);
+            p = p.wrapping_add(record_len(len) as u32);
+            if pos(tail).wrapping_sub(p) as i32 >= 0 {
+                // Went all the way round: no end mark anywhere.
+                return Err(OpError::Damaged("the ring has no end mark".into()));
+            }
+        }
+        let fixed = pack(s, p);
+        if fixed != tail {
+            tail_word.store(fixed, Ordering::Release);
+            let stored = self.u64_at(PUT_TOTAL);
+            stored.store(total(stored.load(Ordering::Relaxed), s), Ordering::Relaxed);
+        }
+        // head <= tail, in records and in bytes, within the byte budget.
+        let check = |head: u64| {
+            self.check_span(head, fixed, "the tail")?;
+            let used = pos(fixed).wrapping_sub(pos(head)) as u64;
+            if used > self.params.max_bytes {
+                return Err(OpError::Damaged(format!(
+                    "the tail lies {used} bytes ahead of the head, beyond the budget of {}",
+                    self.params.max_bytes
+                )));
+            }
+            Ok(())
+        };
+        if check(*head).is_err() {
+            *head = self.u64_at(HEAD).load(Ordering::Acquire);
+            check(*head)?;
+        }
+        Ok(fixed)
     }
 }
 
@@ -853,11 +1036,14 @@ impl QueueBackend for Ring {
                 if self.closed() {
                     return (done, Err(OpError::Closed));
                 }
-                let tail_word = self.u64_at(TAIL);
-                let tail = tail_word.load(Ordering::Relaxed);
+                let mut h = self.seen_head.load(Ordering::Relaxed);
+                let tail = match self.settled_tail(&mut h) {
+                    Ok(t) => t,
+                    Err(e) => return (done, Err(e)),
+                };
                 let (mut s, mut p) = (seq(tail), pos(tail));
                 let start = done;
-                let mut h = self.seen_head.load(Ordering::Relaxed);
+                let mut first = END_MARK;
                 while done < msgs.len() {
                     let msg = msgs[done];
                     let rec = record_len(msg.len());
@@ -869,19 +1055,26 @@ impl QueueBackend for Ring {
                         }
                         h = fresh;
                     }
-                    let mut hdr = [0u8; REC_HEADER];
-                    hdr[..4].copy_from_slice(&(msg.len() as u32).to_le_bytes());
-                    hdr[4..].copy_from_slice(&meta(FRESH, 0, 0).to_le_bytes());
-                    self.write_wrapped(p, &hdr);
                     self.write_wrapped(p.wrapping_add(REC_HEADER as u32), msg);
+                    let word = msg.len() as u64 | (u64::from(fresh_meta(s, msg.len())) << 32);
+                    if done == start {
+                        first = word;
+                    } else {
+                        self.header(p).store(word, Ordering::Relaxed);
+                    }
                     s = s.wrapping_add(1);
                     p = p.wrapping_add(rec as u32);
                     done += 1;
                 }
                 self.seen_head.store(h, Ordering::Relaxed);
                 if done > start {
-                    // Publish last: one store makes the whole batch visible.
-                    tail_word.store(pack(s, p), Ordering::Release);
+                    // The room check kept 8 free bytes after the batch
+                    // (capacity >= max_bytes + 8): the new end mark.
+                    self.header(p).store(END_MARK, Ordering::Relaxed);
+                    // Publish last: one store over the old end mark makes
+                    // the whole batch visible.
+                    self.header(pos(tail)).store(first, Ordering::Release);
+                    self.u64_at(TAIL).store(pack(s, p), Ordering::Release);
                     let stored = self.u64_at(PUT_TOTAL);
                     stored.store(total(stored.load(Ordering::Relaxed), s), Ordering::Relaxed);
                 }
@@ -928,11 +1121,11 @@ impl QueueBackend for Ring {
         let _held = acquire(&self.get_lock, None)?;
         let head = self.u64_at(HEAD).load(Ordering::Relaxed);
         let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        self.check_span(head, cursor, "the delivery cursor")?;
         let (mut s, mut p) = (seq(head), pos(head));
         if self.u32_at(REQUEUED).load(Ordering::Relaxed) > 0 {
             while s != seq(cursor) {
-                let len = self.validate_at(s, p, tail)?;
+                let len = self.validate_at(s, p, cursor)?;
                 if meta_state(self.read_meta(p)) == REQUEUED_STATE {
                     break;
                 }
@@ -940,13 +1133,17 @@ impl QueueBackend for Ring {
                 p = p.wrapping_add(record_len(len) as u32);
             }
         }
-        if s == seq(cursor) {
-            (s, p) = (seq(cursor), pos(cursor));
-        }
-        if s == seq(tail) {
-            return Ok(false);
-        }
-        let len = self.validate_at(s, p, tail)?;
+        let len = if s == seq(cursor) {
+            match self.published_at(head, seq(cursor), pos(cursor))? {
+                Some(len) => len,
+                None => {
+                    self.check_empty_locked()?;
+                    return Ok(false);
+                }
+            }
+        } else {
+            self.validate_at(s, p, cursor)?
+        };
         out.clear();
         out.resize(len, 0);
         self.read_wrapped(p.wrapping_add(REC_HEADER as u32), out);
@@ -959,12 +1156,12 @@ impl QueueBackend for Ring {
             let _held = acquire(&self.get_lock, None)?;
             let head = self.u64_at(HEAD).load(Ordering::Relaxed);
             let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
-            let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+            self.check_span(head, cursor, "the delivery cursor")?;
             // Requeued records are dropped too; leased ones stay leased.
             let mut dropped = 0u64;
             let (mut s, mut p) = (seq(head), pos(head));
             while s != seq(cursor) {
-                let len = self.validate_at(s, p, tail)?;
+                let len = self.validate_at(s, p, cursor)?;
                 let m = self.read_meta(p);
                 if meta_state(m) == REQUEUED_STATE {
                     self.write_meta(p, meta(ACKED, 0, meta_deliveries(m)));
@@ -977,20 +1174,16 @@ impl QueueBackend for Ring {
             // Mark the undelivered records acknowledged, then deliver them
             // all with one store of the cursor.
             let (mut s, mut p) = (seq(cursor), pos(cursor));
-            while s != seq(tail) {
-                let len = self.validate_at(s, p, tail)?;
+            while let Some(len) = self.published_at(head, s, p)? {
                 self.write_meta(p, meta(ACKED, 0, 0));
                 s = s.wrapping_add(1);
                 p = p.wrapping_add(record_len(len) as u32);
             }
-            self.u64_at(CURSOR).store(tail, Ordering::Release);
+            self.u64_at(CURSOR).store(pack(s, p), Ordering::Release);
             let stored = self.u64_at(GOT_TOTAL);
-            stored.store(
-                total(stored.load(Ordering::Relaxed), seq(tail)),
-                Ordering::Relaxed,
-            );
+            stored.store(total(stored.load(Ordering::Relaxed), s), Ordering::Relaxed);
             self.advance_head()?;
-            let n = seq(tail).wrapping_sub(seq(cursor)) as u64 + dropped;
+            let n = s.wrapping_sub(seq(cursor)) as u64 + dropped;
             // Purged items will never be processed: count them as done so
             // that `join` does not wait for them.
             self.u64_at(DONE_TOTAL).fetch_add(n, Ordering::AcqRel);
@@ -1018,7 +1211,7 @@ impl QueueBackend for Ring {
         let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
         let requeued = self.u32_at(REQUEUED).load(Ordering::Acquire);
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        seq(tail).wrapping_sub(seq(cursor)) as u64 + u64::from(requeued)
+        undelivered(cursor, tail) + u64::from(requeued)
     }
 
     /// Whether no message of the smallest size could be put now.
@@ -1045,16 +1238,16 @@ impl QueueBackend for Ring {
     fn counters(&self) -> Counters {
         let head = self.u64_at(HEAD).load(Ordering::Acquire);
         let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
-        let got = total(self.u64_at(GOT_TOTAL).load(Ordering::Relaxed), seq(cursor));
+        let got = self.total_got();
         let requeued = u64::from(self.u32_at(REQUEUED).load(Ordering::Acquire));
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        let put = total(self.u64_at(PUT_TOTAL).load(Ordering::Relaxed), seq(tail));
+        let put = self.total_put();
         Counters {
-            len: seq(tail).wrapping_sub(seq(cursor)) as u64 + requeued,
+            len: undelivered(cursor, tail) + requeued,
             leased: u64::from(self.u32_at(LEASED).load(Ordering::Acquire)),
             requeued,
             dead_lettered: self.u64_at(DEAD_LETTERED).load(Ordering::Relaxed),
-            bytes_used: pos(tail).wrapping_sub(pos(head)) as u64,
+            bytes_used: (pos(tail).wrapping_sub(pos(head)) as i32).max(0) as u64,
             closed: self.closed(),
             total_put: put,
             total_got: got,

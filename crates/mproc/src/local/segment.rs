@@ -23,7 +23,7 @@ use crate::sys::{self, Mapping};
 /// The magic number at offset 0 of every segment.
 pub(crate) const MAGIC: [u8; 8] = *b"MPROCseg";
 /// The layout version this build reads and writes.
-pub(crate) const LAYOUT_VERSION: u32 = 2;
+pub(crate) const LAYOUT_VERSION: u32 = 3;
 /// Size of the header; object state starts at or after this offset.
 pub(crate) const HEADER_LEN: usize = 64;
 

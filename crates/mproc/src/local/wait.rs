@@ -63,13 +63,22 @@ pub(crate) struct WaitCell<'a> {
 impl WaitCell<'_> {
     /// Waits until `ready()` is true or `deadline` passes; returns whether it
     /// became ready.
-    pub(crate) fn wait_until(
+    pub(crate) fn wait_until(&self, deadline: Option<Instant>, ready: impl Fn() -> bool) -> bool {
+        self.wait_until_checked(deadline, &ready, &ready)
+    }
+
+    /// [`wait_until`](Self::wait_until), looking with `quick` while it
+    /// spins and with `ready` (which also holds when `quick` does) before
+    /// and after each sleep: the spin stays off cache lines that `ready`
+    /// alone needs to read.
+    pub(crate) fn wait_until_checked(
         &self,
         deadline: Option<Instant>,
-        mut ready: impl FnMut() -> bool,
+        quick: &dyn Fn() -> bool,
+        ready: &dyn Fn() -> bool,
     ) -> bool {
         for i in 0..SPIN + YIELDS {
-            if ready() {
+            if quick() {
                 return true;
             }
             if i < SPIN {
