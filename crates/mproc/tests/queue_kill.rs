@@ -196,3 +196,114 @@ fn a_consumer_killed_asleep_costs_producers_one_spare_wake_not_one_per_put() {
     assert_eq!(word(), after_first, "later puts woke nobody");
     assert_eq!(q.len(), 101);
 }
+
+/// Offsets in a queue segment (see src/local/ring.rs): `tail`, `closed` and
+/// `put_total`, the producers' words.
+const PRODUCER_WORDS: std::ops::Range<usize> = 192..216;
+
+/// Saves the producers' words of the named queue now; the returned
+/// function writes them back. Rewinding them after a put leaves the state
+/// of a producer killed between publishing its record's header and moving
+/// `tail`.
+fn save_producer_words(ns: &mproc::Namespace, name: &str) -> impl Fn() {
+    use std::os::unix::fs::FileExt;
+    let path = ns.path().join(name);
+    let before = std::fs::read(&path).unwrap()[PRODUCER_WORDS].to_vec();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    move || {
+        file.write_all_at(&before, PRODUCER_WORDS.start as u64)
+            .unwrap()
+    }
+}
+
+/// A named queue holding `early`, then `late` put by a producer "killed"
+/// before moving `tail` (rewound by the returned function).
+fn producer_killed_before_tail(
+    ns: &mproc::Namespace,
+    early: &[&[u8]],
+    late: &[u8],
+    opts: QueueOptions,
+) -> (mproc::ByteQueue, impl Fn()) {
+    let q = mproc::ByteQueue::create_in(ns, "q", opts).unwrap();
+    for m in early {
+        q.put(m).unwrap();
+    }
+    let rewind = save_producer_words(ns, "q");
+    q.put(late).unwrap();
+    (q, rewind)
+}
+
+#[test]
+fn a_producer_killed_between_its_header_and_tail_stores_published_its_record() {
+    let (_d, ns) = common::namespace();
+    let (q, rewind) = producer_killed_before_tail(&ns, &[b"a"], b"b", QueueOptions::new());
+    rewind();
+    // `tail` says one record; the ring holds two, and consumers find both.
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.try_get().unwrap(), b"a");
+    assert_eq!(q.try_get().unwrap(), b"b");
+    assert_eq!(q.len(), 0, "a cursor ahead of tail is not a huge length");
+    assert!(q.try_get().unwrap_err().is_empty());
+    let s = q.stats();
+    assert_eq!((s.total_got, s.total_put), (2, 2));
+    // The next producer moves `tail` over the dead producer's record.
+    q.put(b"c").unwrap();
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.stats().total_put, 3);
+    assert_eq!(q.try_get().unwrap(), b"c");
+    assert!(q.try_get().unwrap_err().is_empty());
+
+    // Before any consumer: the records are in the queue, in order.
+    let (_d, ns) = common::namespace();
+    let (q, rewind) = producer_killed_before_tail(&ns, &[b"1", b"2"], b"3", QueueOptions::new());
+    rewind();
+    q.put(b"4").unwrap();
+    assert_eq!(q.len(), 4);
+    for m in [b"1", b"2", b"3", b"4"] {
+        assert_eq!(q.try_get().unwrap(), m);
+    }
+}
+
+#[test]
+fn a_task_taken_before_its_producer_moved_tail_can_be_marked_done() {
+    let (_d, ns) = common::namespace();
+    let jq = mproc::JoinableQueue::<u32>::create_in(&ns, "jq", QueueOptions::new()).unwrap();
+    jq.put(1).unwrap();
+    let rewind = save_producer_words(&ns, "jq");
+    jq.put(2).unwrap();
+    rewind();
+    assert_eq!(jq.get().unwrap(), 1);
+    jq.task_done().unwrap();
+    assert_eq!(jq.get().unwrap(), 2);
+    jq.task_done().expect("a task that was delivered can be marked done");
+    assert_eq!(jq.unfinished(), 0);
+    jq.join().unwrap();
+    assert!(jq.task_done().is_err(), "every task is done");
+}
+
+#[test]
+fn a_producer_waiting_for_room_is_not_stuck_behind_a_dead_producers_tail() {
+    // Budget for four 8-byte messages. The fourth producer "dies" before
+    // moving `tail`; a producer already waiting for room must get it once
+    // consumers have taken everything (the head then lies ahead of `tail`).
+    let (_d, ns) = common::namespace();
+    let (q, rewind) = producer_killed_before_tail(
+        &ns,
+        &[b"00000000", b"11111111", b"22222222"],
+        b"33333333",
+        QueueOptions::new().max_bytes(64),
+    );
+    assert!(q.try_put(b"44444444").unwrap_err().is_full());
+    let waiter = {
+        let q = q.clone();
+        std::thread::spawn(move || q.put_timeout(b"44444444", Duration::from_secs(20)))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    rewind();
+    for i in 0..4u8 {
+        assert_eq!(q.try_get().unwrap(), [b'0' + i; 8]);
+    }
+    waiter.join().unwrap().expect("the waiting producer got room");
+    assert_eq!(q.try_get().unwrap(), b"44444444");
+    assert_eq!(q.stats().total_put, 5);
+}
