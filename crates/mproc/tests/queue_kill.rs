@@ -197,7 +197,7 @@ fn a_consumer_killed_asleep_costs_producers_one_spare_wake_not_one_per_put() {
     assert_eq!(q.len(), 101);
 }
 
-/// Offsets in a queue segment (see src/local/ring.rs): `tail`, `closed` and
+/// Offsets in a queue segment (see src/local/ring.rs): `tail` and
 /// `put_total`, the producers' words.
 const PRODUCER_WORDS: std::ops::Range<usize> = 192..216;
 

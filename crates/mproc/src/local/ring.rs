@@ -4,8 +4,7 @@
 //! ```text
 //! offset  field
 //!    128  put lock   (robust lock; serialises producers)
-//!    192  tail       u64 = put_seq << 32 | put_pos     ─┐ producer's cache lines
-//!    200  closed     u32                                │
+//!    192  tail       u64 = put_seq << 32 | put_pos     ─┐ producer's cache line
 //!    208  put_total  u64 (lags tail; see `total`)      ─┘
 //!    256  get lock   (robust lock; serialises consumers)
 //!    320  head       u64 = got_seq << 32 | got_pos     ─┐ consumer's cache lines
@@ -13,7 +12,8 @@
 //!    336  cursor     u64 = next record to deliver       │ (head ≤ cursor ≤ tail)
 //!    344  leased     u32, requeued u32 (derived; recounted on reclaim)
 //!    352  last reclaim u64, dead-lettered u64          ─┘
-//!    384  not_empty  wait cell {seq, waiters}
+//!    384  not_empty  wait cell {seq, waiters}         ─┐ read by both sides,
+//!    392  closed     u32                               ─┘ written rarely
 //!    448  not_full   wait cell {seq, waiters}
 //!    512  done_total u64   (JoinableQueue task_done count)
 //!    520  all_done   wait cell {seq, waiters}
@@ -77,7 +77,6 @@ use crate::sys::{self, RobustLock};
 
 const PUT_LOCK: usize = 128;
 const TAIL: usize = 192;
-const CLOSED: usize = 200;
 const PUT_TOTAL: usize = 208;
 const GET_LOCK: usize = 256;
 const HEAD: usize = 320;
@@ -88,6 +87,7 @@ const REQUEUED: usize = 348;
 const LAST_RECLAIM: usize = 352;
 const DEAD_LETTERED: usize = 360;
 const NOT_EMPTY: usize = 384;
+const CLOSED: usize = 392;
 const NOT_FULL: usize = 448;
 const DONE_TOTAL: usize = 512;
 const ALL_DONE: usize = 520;
