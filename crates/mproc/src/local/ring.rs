@@ -1050,7 +1050,14 @@ impl QueueBackend for Ring {
                     if !self.room(h, pack(s, p), rec) {
                         // Re-read the consumer side once before giving up on the batch.
                         let fresh = self.u64_at(HEAD).load(Ordering::Acquire);
-                        if fresh == h || !self.room(fresh, pack(s, p), rec) {
+                        if fresh == h {
+                            break;
+                        }
+                        // A head beyond the tail would read as room.
+                        if let Err(e) = self.check_span(fresh, pack(s, p), "the head") {
+                            return (done, Err(e));
+                        }
+                        if !self.room(fresh, pack(s, p), rec) {
                             break;
                         }
                         h = fresh;
