@@ -275,7 +275,8 @@ fn a_task_taken_before_its_producer_moved_tail_can_be_marked_done() {
     assert_eq!(jq.get().unwrap(), 1);
     jq.task_done().unwrap();
     assert_eq!(jq.get().unwrap(), 2);
-    jq.task_done().expect("a task that was delivered can be marked done");
+    jq.task_done()
+        .expect("a task that was delivered can be marked done");
     assert_eq!(jq.unfinished(), 0);
     jq.join().unwrap();
     assert!(jq.task_done().is_err(), "every task is done");
@@ -303,7 +304,10 @@ fn a_producer_waiting_for_room_is_not_stuck_behind_a_dead_producers_tail() {
     for i in 0..4u8 {
         assert_eq!(q.try_get().unwrap(), [b'0' + i; 8]);
     }
-    waiter.join().unwrap().expect("the waiting producer got room");
+    waiter
+        .join()
+        .unwrap()
+        .expect("the waiting producer got room");
     assert_eq!(q.try_get().unwrap(), b"44444444");
     assert_eq!(q.stats().total_put, 5);
 }
