@@ -60,6 +60,8 @@ impl QueueOptions {
 
     /// Byte budget for the messages in the queue (each costs its length
     /// rounded up to 8, plus 8). The largest message is `max_bytes - 8`.
+    /// The queue's segment holds a ring of the next power of two above
+    /// `max_bytes + 8` bytes (2 MiB for the default budget).
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
         self

@@ -972,8 +972,8 @@ impl Ring {
             }
             s = s.wrapping_add(1);
             p = p.wrapping_add(record_len(len) as u32);
-            if pos(tail).wrapping_sub(p) as i32 >= 0 {
-                // Went all the way round: no end mark anywhere.
+            if p.wrapping_sub(pos(tail)) as u64 > self.params.capacity {
+                // Further than a whole ring: no end mark where one must be.
                 return Err(OpError::Damaged("the ring has no end mark".into()));
             }
         }
