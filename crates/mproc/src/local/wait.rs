@@ -24,7 +24,7 @@
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::time::Instant;
 
-use crate::sys::{futex_wait, futex_wake, WaitResult};
+use crate::sys::{self, futex_wait, futex_wake, WaitResult};
 
 /// Iterations of the busy spin before yielding.
 ///
@@ -131,6 +131,18 @@ impl WaitCell<'_> {
     #[inline]
     pub(crate) fn wake_all(&self) {
         fence(Ordering::SeqCst);
+        if self.seq.load(Ordering::Relaxed) & SLEEPERS != 0 {
+            self.wake_sleepers();
+        }
+    }
+
+    /// [`wake_all`](Self::wake_all) right after releasing a robust lock
+    /// whose critical section changed the state: the release already was a
+    /// full barrier ([`sys::fence_after_unlock`]), which spares a second one
+    /// on every put and get.
+    #[inline]
+    pub(crate) fn wake_all_after_unlock(&self) {
+        sys::fence_after_unlock();
         if self.seq.load(Ordering::Relaxed) & SLEEPERS != 0 {
             self.wake_sleepers();
         }

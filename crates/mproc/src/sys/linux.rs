@@ -675,7 +675,9 @@ impl RobustLock {
         }
     }
 
-    /// Releases the lock.
+    /// Releases the lock. It ends with a full memory barrier: a locked
+    /// compare-and-swap, or a fence after the system call (which
+    /// [`fence_after_unlock`](super::fence_after_unlock) relies on).
     ///
     /// # Safety
     /// The calling thread must hold the lock.
@@ -690,6 +692,7 @@ impl RobustLock {
             // Sleepers: the kernel hands the lock to one of them (it checks
             // that the caller owns the word).
             let _ = self.futex_pi(FUTEX_UNLOCK_PI, None);
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         }
     }
 
