@@ -71,7 +71,7 @@ use std::time::Instant;
 use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptToken};
 use crate::error::{CreateError, ObjectKind, OpenError};
 use crate::local::segment::{Place, Segment};
-use crate::local::wait::WaitCell;
+use crate::local::wait::{Spin, WaitCell};
 use crate::namespace::Namespace;
 use crate::sys::{self, RobustLock};
 
@@ -749,7 +749,7 @@ impl Ring {
             // the ring does not show (damage, reported by the next look).
             let ready = || quick() || self.tail_ahead();
             self.cell(NOT_EMPTY)
-                .wait_until_checked(slice, &quick, &ready);
+                .wait_until_checked(slice, Spin::GATHER, &quick, &ready);
         }
     }
 
