@@ -1108,9 +1108,10 @@ impl QueueBackend for Ring {
                 } else {
                     first_rec
                 };
-                let ok = self
-                    .cell(NOT_FULL)
-                    .wait_until(deadline, || self.closed() || self.has_room(rec));
+                let room = || self.closed() || self.has_room(rec);
+                let ok =
+                    self.cell(NOT_FULL)
+                        .wait_until_checked(deadline, Spin::GATHER, &room, &room);
                 if !ok {
                     return (done, Err(OpError::WouldBlock));
                 }

@@ -41,21 +41,23 @@ pub(crate) struct Spin {
 
 impl Spin {
     /// For state changed by one operation at a time (events, semaphores,
-    /// room in a queue): 16 looks 300 ns apart.
+    /// tasks done): 16 looks 300 ns apart.
     pub(crate) const SHORT: Spin = Spin {
         looks: 16,
         gap: Duration::from_nanos(300),
     };
-    /// For a consumer waiting on a stream of messages: 8 looks 2 µs apart.
+    /// For a consumer waiting on a stream of messages, or a producer
+    /// waiting for room a consumer frees: 8 looks 2 µs apart.
     ///
-    /// Each look reads the cache line the producer writes next, and makes
+    /// Each look reads a cache line the other side writes next, and makes
     /// that write slower. A consumer that keeps up with its producer (the
     /// queue empties after every message) and looks back to back keeps both
     /// in a regime where every message crosses CPUs twice; looking every
-    /// 2 µs lets messages gather, so the consumer reads lines the producer is
-    /// done with. On this project's test machine that raised unbatched 1→1
-    /// and 4→2 throughput from ~22 M to ~29 M msg/s, for a round trip of
-    /// ~2.3 µs instead of ~0.65 µs (a unix socket's is ~60 µs).
+    /// 2 µs lets messages (or free space) gather, so each side works on
+    /// lines the other is done with. On this project's test machine that
+    /// raised unbatched 1→1 and 4→2 throughput from ~22 M to ~29 M msg/s,
+    /// for a round trip of ~2.3 µs instead of ~0.65 µs (a unix socket's is
+    /// ~60 µs).
     pub(crate) const GATHER: Spin = Spin {
         looks: 8,
         gap: Duration::from_micros(2),
