@@ -105,6 +105,10 @@ const REQUEUED_STATE: u32 = 3;
 /// How often (at most) gets look for leases of dead consumers, and how long
 /// a waiting consumer sleeps at most while leases are outstanding.
 const RECLAIM_EVERY_NS: u64 = 20_000_000;
+/// Queues smaller than this (in items or bytes) wait with the short spin
+/// (see [`Ring::spin`]).
+const GATHER_MIN_ITEMS: u64 = 256;
+const GATHER_MIN_BYTES: u64 = 64 << 10;
 const LEASE_SLICE: std::time::Duration = std::time::Duration::from_millis(50);
 
 fn meta(state: u32, owner: u32, deliveries: u32) -> u32 {
@@ -344,6 +348,18 @@ impl Ring {
         WaitCell {
             seq: self.seg.at::<AtomicU32>(off),
             waiters: self.seg.at::<AtomicU32>(off + 4),
+        }
+    }
+
+    /// How a waiting producer or consumer spins: letting messages (or room)
+    /// gather for a few microseconds pays when the queue holds many of
+    /// them; a small queue would sit full or empty meanwhile.
+    fn spin(&self) -> Spin {
+        let many = self.params.maxsize == 0 || self.params.maxsize >= GATHER_MIN_ITEMS;
+        if many && self.params.max_bytes >= GATHER_MIN_BYTES {
+            Spin::GATHER
+        } else {
+            Spin::SHORT
         }
     }
 
@@ -749,7 +765,7 @@ impl Ring {
             // the ring does not show (damage, reported by the next look).
             let ready = || quick() || self.tail_ahead();
             self.cell(NOT_EMPTY)
-                .wait_until_checked(slice, Spin::GATHER, &quick, &ready);
+                .wait_until_checked(slice, self.spin(), &quick, &ready);
         }
     }
 
@@ -1111,7 +1127,7 @@ impl QueueBackend for Ring {
                 let room = || self.closed() || self.has_room(rec);
                 let ok =
                     self.cell(NOT_FULL)
-                        .wait_until_checked(deadline, Spin::GATHER, &room, &room);
+                        .wait_until_checked(deadline, self.spin(), &room, &room);
                 if !ok {
                     return (done, Err(OpError::WouldBlock));
                 }
