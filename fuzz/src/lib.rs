@@ -300,8 +300,9 @@ impl Input<'_> {
     }
 }
 
-/// Size of the queue [`segment_mutate`] works on (`max_bytes` 256).
-pub const MUTATE_SEG_LEN: usize = QUEUE_RING + 256;
+/// Size of the queue [`segment_mutate`] works on (`max_bytes` 256: a
+/// 512-byte ring).
+pub const MUTATE_SEG_LEN: usize = QUEUE_RING + 512;
 
 /// Target 2: a valid queue holding `data[0] % 12` messages, then a program:
 /// each step is either a patch (`0..=3`: overwrite 1, 2, 4 or 8 bytes at a
