@@ -160,10 +160,11 @@ fn pack(seq: u32, pos: u32) -> u64 {
     (u64::from(seq) << 32) | u64::from(pos)
 }
 
-/// Records published but not delivered: `tail - cursor`, or 0 while the
-/// cursor is ahead (records published, `tail` not yet moved over them).
-fn undelivered(cursor: u64, tail: u64) -> u64 {
-    (seq(tail).wrapping_sub(seq(cursor)) as i32).max(0) as u64
+/// How far the 32-bit counter `to` is ahead of `from`, or 0 when it is
+/// behind: `tail` lags the cursor and `head` while a producer is between
+/// its header and `tail` stores (or died there).
+fn ahead(to: u32, from: u32) -> u64 {
+    (to.wrapping_sub(from) as i32).max(0) as u64
 }
 
 fn record_len(payload: usize) -> usize {
@@ -382,8 +383,8 @@ impl Ring {
     /// `tail` behind `head` (a producer died before moving it over records
     /// that were consumed since) counts as empty: the next producer moves it.
     fn room(&self, head: u64, tail: u64, rec: usize) -> bool {
-        let count = (seq(tail).wrapping_sub(seq(head)) as i32).max(0) as u64;
-        let used = (pos(tail).wrapping_sub(pos(head)) as i32).max(0) as u64;
+        let count = ahead(seq(tail), seq(head));
+        let used = ahead(pos(tail), pos(head));
         (self.params.maxsize == 0 || count < self.params.maxsize)
             && used.saturating_add(rec as u64) <= self.params.max_bytes
     }
@@ -458,8 +459,7 @@ impl Ring {
         receipt: &mut Option<(u32, u32, u32)>,
     ) -> Result<usize, OpError> {
         let head = self.u64_at(HEAD).load(Ordering::Relaxed);
-        let cursor_word = self.u64_at(CURSOR);
-        let cursor = cursor_word.load(Ordering::Relaxed);
+        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
         self.check_span(head, cursor, "the delivery cursor")?;
         let mut n = 0;
         // Requeued records (from dead consumers) go first: they are older.
@@ -526,9 +526,7 @@ impl Ring {
         }
         if s != seq(cursor) {
             // Publish: the records are delivered by this store.
-            cursor_word.store(pack(s, p), Ordering::Release);
-            let stored = self.u64_at(GOT_TOTAL);
-            stored.store(total(stored.load(Ordering::Relaxed), s), Ordering::Relaxed);
+            self.move_cursor(pack(s, p));
             if head == cursor && lease.is_none() {
                 // Nothing was outstanding and everything taken is
                 // acknowledged: the free space starts at the new cursor.
@@ -965,6 +963,28 @@ impl Ring {
         put.max(self.total_got())
     }
 
+    /// Stores `tail` and the put total it implies; the caller holds the put
+    /// lock.
+    fn move_tail(&self, tail: u64) {
+        self.u64_at(TAIL).store(tail, Ordering::Release);
+        let stored = self.u64_at(PUT_TOTAL);
+        stored.store(
+            total(stored.load(Ordering::Relaxed), seq(tail)),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Stores the cursor (delivering the records before it) and the get
+    /// total it implies; the caller holds the get lock.
+    fn move_cursor(&self, cursor: u64) {
+        self.u64_at(CURSOR).store(cursor, Ordering::Release);
+        let stored = self.u64_at(GOT_TOTAL);
+        stored.store(
+            total(stored.load(Ordering::Relaxed), seq(cursor)),
+            Ordering::Relaxed,
+        );
+    }
+
     fn total_got(&self) -> u64 {
         let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
         total(self.u64_at(GOT_TOTAL).load(Ordering::Relaxed), seq(cursor))
@@ -974,8 +994,7 @@ impl Ring {
     /// it, and checked against `head` (a past value of `head`, re-read if
     /// the check fails); the caller holds the put lock.
     fn settled_tail(&self, head: &mut u64) -> Result<u64, OpError> {
-        let tail_word = self.u64_at(TAIL);
-        let tail = tail_word.load(Ordering::Relaxed);
+        let tail = self.u64_at(TAIL).load(Ordering::Relaxed);
         let (mut s, mut p) = (seq(tail), pos(tail));
         if p % REC_HEADER as u32 != 0 {
             return Err(OpError::Damaged(format!("misaligned tail position {p}")));
@@ -1004,9 +1023,7 @@ impl Ring {
         }
         let fixed = pack(s, p);
         if fixed != tail {
-            tail_word.store(fixed, Ordering::Release);
-            let stored = self.u64_at(PUT_TOTAL);
-            stored.store(total(stored.load(Ordering::Relaxed), s), Ordering::Relaxed);
+            self.move_tail(fixed);
         }
         // head <= tail, in records and in bytes, within the byte budget.
         let check = |head: u64| {
@@ -1106,9 +1123,7 @@ impl QueueBackend for Ring {
                     // Publish last: one store over the old end mark makes
                     // the whole batch visible.
                     self.header(pos(tail)).store(first, Ordering::Release);
-                    self.u64_at(TAIL).store(pack(s, p), Ordering::Release);
-                    let stored = self.u64_at(PUT_TOTAL);
-                    stored.store(total(stored.load(Ordering::Relaxed), s), Ordering::Relaxed);
+                    self.move_tail(pack(s, p));
                 }
             }
             if done > 0 {
@@ -1213,9 +1228,7 @@ impl QueueBackend for Ring {
                 s = s.wrapping_add(1);
                 p = p.wrapping_add(record_len(len) as u32);
             }
-            self.u64_at(CURSOR).store(pack(s, p), Ordering::Release);
-            let stored = self.u64_at(GOT_TOTAL);
-            stored.store(total(stored.load(Ordering::Relaxed), s), Ordering::Relaxed);
+            self.move_cursor(pack(s, p));
             self.advance_head()?;
             let n = s.wrapping_sub(seq(cursor)) as u64 + dropped;
             // Purged items will never be processed: count them as done so
@@ -1245,7 +1258,7 @@ impl QueueBackend for Ring {
         let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
         let requeued = self.u32_at(REQUEUED).load(Ordering::Acquire);
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        undelivered(cursor, tail) + u64::from(requeued)
+        ahead(seq(tail), seq(cursor)) + u64::from(requeued)
     }
 
     /// Whether no message of the smallest size could be put now.
@@ -1277,11 +1290,11 @@ impl QueueBackend for Ring {
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
         let put = self.total_put();
         Counters {
-            len: undelivered(cursor, tail) + requeued,
+            len: ahead(seq(tail), seq(cursor)) + requeued,
             leased: u64::from(self.u32_at(LEASED).load(Ordering::Acquire)),
             requeued,
             dead_lettered: self.u64_at(DEAD_LETTERED).load(Ordering::Relaxed),
-            bytes_used: (pos(tail).wrapping_sub(pos(head)) as i32).max(0) as u64,
+            bytes_used: ahead(pos(tail), pos(head)),
             closed: self.closed(),
             total_put: put,
             total_got: got,

@@ -152,9 +152,7 @@ impl WaitCell<'_> {
     #[inline]
     pub(crate) fn wake_all(&self) {
         fence(Ordering::SeqCst);
-        if self.seq.load(Ordering::Relaxed) & SLEEPERS != 0 {
-            self.wake_sleepers();
-        }
+        self.wake_if_sleepers();
     }
 
     /// [`wake_all`](Self::wake_all) right after releasing a robust lock
@@ -164,6 +162,13 @@ impl WaitCell<'_> {
     #[inline]
     pub(crate) fn wake_all_after_unlock(&self) {
         sys::fence_after_unlock();
+        self.wake_if_sleepers();
+    }
+
+    /// The waker's half after its fence: a load, and a wake-up only if
+    /// someone may sleep.
+    #[inline]
+    fn wake_if_sleepers(&self) {
         if self.seq.load(Ordering::Relaxed) & SLEEPERS != 0 {
             self.wake_sleepers();
         }
