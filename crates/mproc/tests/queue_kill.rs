@@ -123,26 +123,21 @@ fn killed_producers_and_consumers_never_tear_the_queue() {
 
 #[test]
 fn a_consumer_killed_between_its_cursor_and_head_stores_frees_the_space_later() {
-    use std::os::unix::fs::FileExt;
     // The state a plain get leaves when killed after publishing its cursor
     // but before moving `head` (offset 320 of a queue segment): every record
     // delivered, the space still held. The next get (which finds nothing)
     // frees it, and a producer waiting for room is woken.
     let (_d, ns) = common::namespace();
     let q = mproc::ByteQueue::create_in(&ns, "q", QueueOptions::new().maxsize(4)).unwrap();
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(ns.path().join("q"))
-        .unwrap();
     for round in 0..3u8 {
-        let head = std::fs::read(ns.path().join("q")).unwrap()[320..328].to_vec();
+        let rewind_head = save_words(&ns, "q", HEAD_WORD);
         for i in 0..4 {
             q.try_put(&[round, i]).unwrap();
         }
         for i in 0..4 {
             assert_eq!(q.try_get().unwrap(), [round, i]);
         }
-        file.write_all_at(&head, 320).unwrap();
+        rewind_head();
         assert_eq!(q.len(), 0);
         assert!(
             q.try_put(b"x").is_err(),
@@ -198,22 +193,27 @@ fn a_consumer_killed_asleep_costs_producers_one_spare_wake_not_one_per_put() {
 }
 
 /// Offsets in a queue segment (see src/local/ring.rs): `tail` and
-/// `put_total`, the producers' words.
+/// `put_total`, the producers' words; `head`, the consumers' mark of free
+/// space.
 const PRODUCER_WORDS: std::ops::Range<usize> = 192..216;
+const HEAD_WORD: std::ops::Range<usize> = 320..328;
 
-/// Saves the producers' words of the named queue now; the returned
-/// function writes them back. Rewinding them after a put leaves the state
-/// of a producer killed between publishing its record's header and moving
-/// `tail`.
-fn save_producer_words(ns: &mproc::Namespace, name: &str) -> impl Fn() {
+/// Saves the bytes `words` of the named queue's segment now; the returned
+/// function writes them back, leaving the state of a process killed before
+/// it stored them.
+fn save_words(ns: &mproc::Namespace, name: &str, words: std::ops::Range<usize>) -> impl Fn() {
     use std::os::unix::fs::FileExt;
     let path = ns.path().join(name);
-    let before = std::fs::read(&path).unwrap()[PRODUCER_WORDS].to_vec();
+    let before = std::fs::read(&path).unwrap()[words.clone()].to_vec();
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    move || {
-        file.write_all_at(&before, PRODUCER_WORDS.start as u64)
-            .unwrap()
-    }
+    move || file.write_all_at(&before, words.start as u64).unwrap()
+}
+
+/// [`save_words`] of the producers' words: rewinding them after a put
+/// leaves the state of a producer killed between publishing its record's
+/// header and moving `tail`.
+fn save_producer_words(ns: &mproc::Namespace, name: &str) -> impl Fn() {
+    save_words(ns, name, PRODUCER_WORDS)
 }
 
 /// A named queue holding `early`, then `late` put by a producer "killed"
