@@ -38,7 +38,7 @@ pub const QUEUE_GET_LOCK: usize = 256;
 /// Offset of the queue's head word.
 pub const QUEUE_HEAD: usize = 320;
 /// Offset of the queue's ring bytes.
-pub const QUEUE_RING: usize = 1024;
+pub const QUEUE_RING: usize = 2048;
 
 /// Where the drivers make their namespace: `MPROC_FUZZ_DIR` if set, else
 /// `/dev/shm` (tmpfs, fastest), else the temporary directory.

@@ -179,6 +179,8 @@ pub(crate) trait LockBackend: Send + Sync + fmt::Debug {
     fn holder(&self) -> Option<Holder>;
     /// The processes waiting.
     fn waiters(&self) -> Vec<Waiter>;
+    /// Frees the lock whatever its state (see `Lock::force_release`).
+    fn force_release(&self) -> io::Result<()>;
 }
 
 /// Who holds a lock.

@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod crash;
 mod error;
 mod fence;
 mod handle;
@@ -97,6 +98,15 @@ pub use crate::{
         BarrierError, ConditionError, NotOwner, SemaphoreError,
     },
 };
+
+/// Every named crash point (name, the operations that reach it): with the
+/// cargo feature `crash-points`, `MPROC_CRASH_AT=NAME:K` makes a process
+/// SIGKILL itself the K-th time it reaches `NAME`, right after the store
+/// the point names. See RELIABILITY.md for what a kill at each one leaves.
+#[cfg(feature = "crash-points")]
+pub fn crash_points() -> &'static [(&'static str, &'static str)] {
+    crash::POINTS
+}
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -195,6 +195,21 @@ impl Lock {
     pub fn waiters(&self) -> Vec<Waiter> {
         self.backend().waiters()
     }
+
+    /// Frees the lock whatever its state and forgets its holder: the way
+    /// out of a lock whose shared word was damaged (`mproc lock break
+    /// NAME`). A dead holder's lock needs no breaking (the next locker takes
+    /// it over); a *live* holder, if any, loses its exclusion, so only call
+    /// this when no process can be inside.
+    ///
+    /// ```
+    /// let l = mproc::Lock::new().unwrap();
+    /// l.force_release().unwrap();
+    /// assert!(l.try_lock().is_ok());
+    /// ```
+    pub fn force_release(&self) -> std::io::Result<()> {
+        self.backend().force_release()
+    }
 }
 
 /// Proof that the lock is held; releases it when dropped.

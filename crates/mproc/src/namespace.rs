@@ -182,6 +182,9 @@ impl Namespace {
         if let Some(r) = &self.remote {
             return r.list();
         }
+        // Half-made objects of creators that died mid-way are never
+        // listed; remove them while here.
+        segment::remove_dead_temps(&self.dir);
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
             let entry = entry?;

@@ -24,7 +24,7 @@ use mproc::{
 const HEADER_LEN: usize = 64;
 const QUEUE_TAIL: u64 = 192;
 const QUEUE_HEAD: u64 = 320;
-const QUEUE_RING: u64 = 1024;
+const QUEUE_RING: u64 = 2048;
 const LOCK_SEG_LEN: usize = 1024;
 /// The segment layout version this build writes.
 const LAYOUT: u32 = 3;

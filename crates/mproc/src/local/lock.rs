@@ -8,7 +8,7 @@
 //!    136     8  holder since    (ns since the epoch)
 //!    144     4  tag length
 //!    152    64  tag bytes
-//!    256   512  32 waiter slots {pid u32, pad u32, since u64}
+//!    256   512  32 waiter slots {pid u32, start time (low 32 bits) u32, since u64}
 //! ```
 //!
 //! The lock word itself is the truth about who holds the lock (a dead
@@ -96,31 +96,48 @@ impl LocalLock {
         self.seg
             .at::<AtomicU32>(HOLDER_PID)
             .store(sys::my_pid(), Ordering::Release);
+        crate::crash::crash_point!("lock.record.holder");
     }
 
     fn waiter_pid(&self, i: usize) -> &AtomicU32 {
         self.seg.at::<AtomicU32>(WAITERS_OFF + i * 16)
     }
 
+    fn waiter_start(&self, i: usize) -> &AtomicU32 {
+        self.seg.at::<AtomicU32>(WAITERS_OFF + i * 16 + 4)
+    }
+
+    /// Whether waiter slot `i`, naming `pid`, names a live process (the
+    /// start time tells a reused pid apart).
+    fn waiter_alive(&self, i: usize, pid: u32) -> bool {
+        let start = self.waiter_start(i).load(Ordering::Acquire);
+        sys::process_alive(pid, u64::from(start))
+    }
+
     fn register_waiter(&self) -> Option<usize> {
-        let me = std::process::id();
+        let me = sys::my_pid();
         for i in 0..WAITER_SLOTS {
             let slot = self.waiter_pid(i);
             let cur = slot.load(Ordering::Relaxed);
             // Take a free slot, or one left behind by a dead waiter.
-            if (cur == 0 || !sys::pid_alive(cur))
+            if (cur == 0 || !self.waiter_alive(i, cur))
                 && slot
                     .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
+                self.waiter_start(i)
+                    .store(sys::my_start() as u32, Ordering::Release);
                 self.seg
                     .at::<AtomicU64>(WAITERS_OFF + i * 16 + 8)
                     .store(sys::now_realtime_ns(), Ordering::Relaxed);
+                crate::crash::crash_point!("lock.waiter.registered");
                 return Some(i);
             }
         }
         None
     }
+
+
 }
 
 impl LockBackend for LocalLock {
@@ -147,6 +164,7 @@ impl LockBackend for LocalLock {
         let r = self.mutex.lock_slow(deadline);
         if let Some(i) = slot {
             self.waiter_pid(i).store(0, Ordering::Release);
+            crate::crash::crash_point!("lock.waiter.left");
         }
         let r = r?;
         if r.is_some() {
@@ -162,6 +180,7 @@ impl LockBackend for LocalLock {
         self.seg
             .at::<AtomicU32>(TAG_LEN)
             .store(0, Ordering::Relaxed);
+        crate::crash::crash_point!("lock.record.cleared");
         // SAFETY: the caller holds the mutex (function contract).
         unsafe { self.mutex.unlock() };
     }
@@ -211,11 +230,22 @@ impl LockBackend for LocalLock {
         Some(Holder { pid, since, tag })
     }
 
+    fn force_release(&self) -> io::Result<()> {
+        self.seg
+            .at::<AtomicU32>(HOLDER_PID)
+            .store(0, Ordering::Relaxed);
+        self.seg
+            .at::<AtomicU32>(TAG_LEN)
+            .store(0, Ordering::Relaxed);
+        self.mutex.force_free();
+        Ok(())
+    }
+
     fn waiters(&self) -> Vec<Waiter> {
         (0..WAITER_SLOTS)
             .filter_map(|i| {
                 let pid = self.waiter_pid(i).load(Ordering::Acquire);
-                (pid != 0 && sys::pid_alive(pid)).then(|| Waiter {
+                (pid != 0 && self.waiter_alive(i, pid)).then(|| Waiter {
                     pid,
                     since: ns_to_time(
                         self.seg

@@ -11,14 +11,17 @@
 //!    328  got_total  u64                                │
 //!    336  cursor     u64 = next record to deliver       │ (head ≤ cursor ≤ tail)
 //!    344  leased     u32, requeued u32 (derived; recounted on reclaim)
-//!    352  last reclaim u64, dead-lettered u64          ─┘
+//!    352  last reclaim u64, dead-lettered u64           │
+//!    368  purged_total u64 (items purged: count as done) ─┘
 //!    384  not_empty  wait cell {seq, waiters}         ─┐ read by both sides,
 //!    392  closed     u32                               ─┘ written rarely
+//!    400  purge journal: on u64, cursor u64, purged_total u64
 //!    448  not_full   wait cell {seq, waiters}
 //!    512  done_total u64   (JoinableQueue task_done count)
 //!    520  all_done   wait cell {seq, waiters}
 //!    576  lease owners: 28 × {pid u32, pad u32, start time u64}
-//!   1024  ring bytes (capacity, a power of two)
+//!   1024  sleepers: 64 × {pid u32, cell u32, start time u64}
+//!   2048  ring bytes (capacity, a power of two)
 //! ```
 //! A record is `[len u32][meta u32][payload, padded to 8 bytes]`; its
 //! 8-byte header is one aligned word, and its payload may wrap around the
@@ -61,6 +64,20 @@
 //! over them before anything else. The kernel hands a dead process's robust
 //! lock to the next one.
 //!
+//! ## Crash recovery
+//! Every store is a named crash point (`crate::crash`), and what a kill
+//! after each one leaves is tabled in RELIABILITY.md. Stores under the put
+//! lock need no repair: the next producer walks `tail` over what was
+//! published. Stores under the get lock come in groups (a record's state and
+//! the cursor, the counters, a purge); a consumer killed inside one leaves
+//! the get lock's entry record set, so the next process to take the get lock
+//! is told the owner died and runs [`Ring::repair_locked`] before anything
+//! else: it finishes a journaled purge, restores the headers of records
+//! marked but not yet delivered (the cursor did not move past them),
+//! requeues the dead process's leases and recounts every derived counter
+//! from the records' states. `len` and the counters run that repair first
+//! when they find the get lock abandoned, so they are exact after any kill.
+//!
 //! Nothing read from the segment is trusted: every length is checked against
 //! the ring's occupancy and limits before use, so a damaged segment yields
 //! [`OpError::Damaged`], never an access outside the mapping.
@@ -71,7 +88,8 @@ use std::time::Instant;
 use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptToken};
 use crate::error::{CreateError, ObjectKind, OpenError};
 use crate::local::segment::{Place, Segment};
-use crate::local::wait::{Spin, WaitCell};
+use crate::crash::crash_point;
+use crate::local::wait::{Sleepers, Spin, WaitCell, SLEEPER_SLOT};
 use crate::namespace::Namespace;
 use crate::sys::{self, RobustLock};
 
@@ -86,16 +104,25 @@ const LEASED: usize = 344;
 const REQUEUED: usize = 348;
 const LAST_RECLAIM: usize = 352;
 const DEAD_LETTERED: usize = 360;
+const PURGED_TOTAL: usize = 368;
 const NOT_EMPTY: usize = 384;
 const CLOSED: usize = 392;
+const JOURNAL: usize = 400;
+const JOURNAL_CURSOR: usize = 408;
+const JOURNAL_PURGED: usize = 416;
 const NOT_FULL: usize = 448;
 const DONE_TOTAL: usize = 512;
 const ALL_DONE: usize = 520;
 const OWNERS: usize = 576;
 /// Processes that may hold leases at once.
 pub(crate) const OWNER_SLOTS: usize = 28;
-const RING: usize = 1024;
-const _: () = assert!(OWNERS + OWNER_SLOTS * 16 <= RING);
+const SLEEPERS: usize = 1024;
+/// Processes (threads) counted as asleep on the queue at once; more are
+/// counted in the cells' plain counters.
+const SLEEPER_SLOTS: usize = 64;
+const RING: usize = 2048;
+const _: () = assert!(OWNERS + OWNER_SLOTS * 16 <= SLEEPERS);
+const _: () = assert!(SLEEPERS + SLEEPER_SLOTS * SLEEPER_SLOT <= RING);
 
 /// Record states (low two bits of the record's meta word).
 const FRESH: u32 = 0;
@@ -266,6 +293,26 @@ pub(crate) struct Ring {
 /// Holds one of the ring's robust locks; releases on drop.
 struct Held<'a>(&'a RobustLock);
 
+/// Holds the get lock; after a repair, wakes consumers and producers once
+/// the lock is released (the repair may have requeued items or freed space).
+struct GetHeld<'a> {
+    _held: Held<'a>,
+    ring: &'a Ring,
+    repaired: bool,
+}
+
+impl Drop for GetHeld<'_> {
+    fn drop(&mut self) {
+        if self.repaired {
+            // Rare (only after a death): wake everyone, even before the
+            // lock (released right after this body) is free.
+            self.ring.cell(NOT_EMPTY).force_wake_all();
+            self.ring.cell(NOT_FULL).force_wake_all();
+            self.ring.cell(ALL_DONE).force_wake_all();
+        }
+    }
+}
+
 impl Drop for Held<'_> {
     fn drop(&mut self) {
         // SAFETY: a `Held` is made only right after this thread acquired the
@@ -274,11 +321,11 @@ impl Drop for Held<'_> {
     }
 }
 
-fn acquire(l: &RobustLock, deadline: Option<Instant>) -> Result<Held<'_>, OpError> {
-    // Owner death needs no repair here: all shared state is published by
-    // single stores, so whatever the dead process left is consistent.
+/// Takes `l` until `deadline`; the flag says whether its previous holder
+/// died inside.
+fn acquire(l: &RobustLock, deadline: Option<Instant>) -> Result<(Held<'_>, bool), OpError> {
     match l.lock(deadline)? {
-        Some(_) => Ok(Held(l)),
+        Some(a) => Ok((Held(l), a == sys::Acquired::OwnerDied)),
         None => Err(OpError::WouldBlock),
     }
 }
@@ -349,6 +396,69 @@ impl Ring {
         WaitCell {
             seq: self.seg.at::<AtomicU32>(off),
             waiters: self.seg.at::<AtomicU32>(off + 4),
+            sleepers: Some((
+                Sleepers::new(&self.seg, SLEEPERS, SLEEPER_SLOTS),
+                off as u32,
+            )),
+        }
+    }
+
+    /// Takes the get lock until `deadline`; if its previous holder died
+    /// inside, repairs what it left first (and wakes whoever the repair
+    /// concerns once the lock is released).
+    fn lock_get(&self, deadline: Option<Instant>) -> Result<GetHeld<'_>, OpError> {
+        let (held, died) = acquire(&self.get_lock, deadline)?;
+        if died {
+            self.repair_locked()?;
+        }
+        Ok(GetHeld {
+            _held: held,
+            ring: self,
+            repaired: died,
+        })
+    }
+
+    /// Repairs, under the get lock, what a consumer killed inside it left
+    /// (see the module's "Crash recovery"). Idempotent: a repair killed
+    /// mid-way is run again by the next holder.
+    fn repair_locked(&self) -> Result<(), OpError> {
+        self.finish_purge_locked()?;
+        // Records marked (delivered or acknowledged) but not yet passed by
+        // the cursor were never handed out: give them their published
+        // header back.
+        let head = self.u64_at(HEAD).load(Ordering::Relaxed);
+        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+        self.check_span(head, cursor, "the delivery cursor")?;
+        let (mut s, mut p) = (seq(cursor), pos(cursor));
+        loop {
+            let word = self.header(p).load(Ordering::Acquire);
+            let len = word as u32 as usize;
+            let m = (word >> 32) as u32;
+            let reach = p.wrapping_sub(pos(head)) as u64;
+            if word == END_MARK
+                || meta_state(m) == FRESH
+                || meta_state(m) == REQUEUED_STATE
+                || len > self.params.max_message()
+                || reach + record_len(len) as u64 + REC_HEADER as u64 > self.params.capacity
+            {
+                break;
+            }
+            let fresh = len as u64 | (u64::from(fresh_meta(s, len)) << 32);
+            self.header(p).store(fresh, Ordering::Release);
+            crash_point!("ring.repair.restored");
+            s = s.wrapping_add(1);
+            p = p.wrapping_add(record_len(len) as u32);
+        }
+        self.reclaim_locked()?;
+        self.advance_head()?;
+        Ok(())
+    }
+
+    /// Runs a repair under the get lock now if the lock's holder died
+    /// inside it (for `len` and the counters, which are read without it).
+    fn repair_if_abandoned(&self) {
+        if self.get_lock.owner_tid() != 0 && self.get_lock.abandoned() {
+            let _ = self.lock_get(None);
         }
     }
 
@@ -473,19 +583,24 @@ impl Ring {
                     found += 1;
                     self.deliver(p, len, scratch, sink);
                     let d = meta_deliveries(m) + 1;
+                    // Counters may run high, never low, across a kill (and
+                    // are recounted by the repair that follows one).
+                    if lease.is_some() {
+                        self.u32_at(LEASED).fetch_add(1, Ordering::Relaxed);
+                        crash_point!("ring.get.requeued_counted");
+                        *receipt = Some((s, p, d));
+                    }
                     self.write_meta(
                         p,
                         lease.map_or(meta(ACKED, 0, d), |o| meta(DELIVERED, o, d)),
                     );
+                    crash_point!("ring.get.requeued_marked");
                     let r = self.u32_at(REQUEUED);
                     r.store(
                         r.load(Ordering::Relaxed).saturating_sub(1),
                         Ordering::Relaxed,
                     );
-                    if lease.is_some() {
-                        self.u32_at(LEASED).fetch_add(1, Ordering::Relaxed);
-                        *receipt = Some((s, p, d));
-                    }
+                    crash_point!("ring.get.requeued_uncounted");
                     n += 1;
                 }
                 s = s.wrapping_add(1);
@@ -510,15 +625,19 @@ impl Ring {
                 break;
             };
             self.deliver(p, len, scratch, sink);
+            if lease.is_some() {
+                self.u32_at(LEASED).fetch_add(1, Ordering::Relaxed);
+                crash_point!("ring.get.leased_counted");
+                *receipt = Some((s, p, 1));
+            }
             if mark {
+                // Ahead of the cursor until it moves: a kill before that
+                // leaves a marked record that the repair restores.
                 self.write_meta(
                     p,
                     lease.map_or(meta(ACKED, 0, 1), |o| meta(DELIVERED, o, 1)),
                 );
-            }
-            if lease.is_some() {
-                self.u32_at(LEASED).fetch_add(1, Ordering::Relaxed);
-                *receipt = Some((s, p, 1));
+                crash_point!("ring.get.marked");
             }
             s = s.wrapping_add(1);
             p = p.wrapping_add(record_len(len) as u32);
@@ -531,6 +650,7 @@ impl Ring {
                 // Nothing was outstanding and everything taken is
                 // acknowledged: the free space starts at the new cursor.
                 self.u64_at(HEAD).store(pack(s, p), Ordering::Release);
+                crash_point!("ring.get.head");
                 return Ok(n);
             }
         }
@@ -573,6 +693,7 @@ impl Ring {
             return Ok(false);
         }
         head_word.store(pack(s, p), Ordering::Release);
+        crash_point!("ring.get.head");
         Ok(true)
     }
 
@@ -581,6 +702,7 @@ impl Ring {
     fn reclaim_locked(&self) -> Result<u64, OpError> {
         self.u64_at(LAST_RECLAIM)
             .store(sys::now_realtime_ns(), Ordering::Relaxed);
+        crash_point!("ring.reclaim.stamp");
         let mut alive = [None::<bool>; OWNER_SLOTS];
         let head = self.u64_at(HEAD).load(Ordering::Relaxed);
         let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
@@ -600,6 +722,7 @@ impl Ring {
                         leased += 1;
                     } else {
                         self.write_meta(p, meta(REQUEUED_STATE, 0, meta_deliveries(m)));
+                        crash_point!("ring.reclaim.marked");
                         requeued += 1;
                         moved += 1;
                     }
@@ -612,12 +735,14 @@ impl Ring {
         }
         self.u32_at(LEASED).store(leased, Ordering::Relaxed);
         self.u32_at(REQUEUED).store(requeued, Ordering::Release);
+        crash_point!("ring.reclaim.counted");
         // Free the slots of every dead owner (their leases were requeued
         // above), including owners that died holding no lease.
         for (o, a) in alive.iter().enumerate() {
             let slot = self.seg.at::<AtomicU32>(OWNERS + o * 16);
             if slot.load(Ordering::Acquire) != 0 && !a.unwrap_or_else(|| self.owner_alive(o)) {
                 slot.store(0, Ordering::Release);
+                crash_point!("ring.reclaim.slot_freed");
             }
         }
         Ok(moved)
@@ -629,12 +754,12 @@ impl Ring {
             .at::<AtomicU32>(OWNERS + slot * 16)
             .load(Ordering::Acquire);
         let start = self.u64_at(OWNERS + slot * 16 + 8).load(Ordering::Relaxed);
-        pid != 0 && sys::pid_alive(pid) && sys::start_time(pid).is_none_or(|t| t == start)
+        pid != 0 && sys::process_alive(pid, start)
     }
 
     /// This process's owner slot, claimed on first use.
     fn owner_slot(&self) -> Result<u32, OpError> {
-        let me = std::process::id();
+        let me = sys::my_pid();
         let cached = self.my_slot.load(Ordering::Relaxed);
         if (cached as usize) < OWNER_SLOTS
             && self
@@ -645,7 +770,7 @@ impl Ring {
         {
             return Ok(cached);
         }
-        let start = sys::start_time(me).unwrap_or(0);
+        let start = sys::my_start();
         for o in 0..OWNER_SLOTS {
             let slot = self.seg.at::<AtomicU32>(OWNERS + o * 16);
             if slot.load(Ordering::Acquire) == me {
@@ -665,7 +790,9 @@ impl Ring {
                 if slot.load(Ordering::Acquire) == 0 {
                     self.u64_at(OWNERS + o * 16 + 8)
                         .store(start, Ordering::Relaxed);
+                    crash_point!("ring.lease.slot_start");
                     slot.store(me, Ordering::Release);
+                    crash_point!("ring.lease.slot");
                     self.my_slot.store(o as u32, Ordering::Relaxed);
                     return Ok(o as u32);
                 }
@@ -715,7 +842,7 @@ impl Ring {
             let (taken, slot) = if std::mem::take(&mut skip_take) {
                 (0, 0)
             } else {
-                let _held = acquire(&self.get_lock, deadline)?;
+                let _held = self.lock_get(deadline)?;
                 self.maybe_reclaim_locked()?;
                 let slot = if lease {
                     Some(self.owner_slot()?)
@@ -827,7 +954,7 @@ impl Ring {
         requeue: bool,
     ) -> Result<(), OpError> {
         let moved = {
-            let _held = acquire(&self.get_lock, None)?;
+            let _held = self.lock_get(None)?;
             if slot as usize >= OWNER_SLOTS
                 || self
                     .seg
@@ -857,19 +984,23 @@ impl Ring {
             if rp != p || meta_state(m) != DELIVERED || meta_owner(m) != slot {
                 return Err(OpError::NothingOutstanding);
             }
+            // The state is the truth; the counters follow it (and are
+            // recounted by the repair after a kill in between).
+            if requeue {
+                self.u32_at(REQUEUED).fetch_add(1, Ordering::Release);
+                crash_point!("ring.settle.requeued_counted");
+                self.write_meta(rp, meta(REQUEUED_STATE, 0, meta_deliveries(m)));
+            } else {
+                self.write_meta(rp, meta(ACKED, 0, meta_deliveries(m)));
+            }
+            crash_point!("ring.settle.marked");
             let leased = self.u32_at(LEASED);
             leased.store(
                 leased.load(Ordering::Relaxed).saturating_sub(1),
                 Ordering::Relaxed,
             );
-            if requeue {
-                self.write_meta(rp, meta(REQUEUED_STATE, 0, meta_deliveries(m)));
-                self.u32_at(REQUEUED).fetch_add(1, Ordering::Release);
-                false
-            } else {
-                self.write_meta(rp, meta(ACKED, 0, meta_deliveries(m)));
-                self.advance_head()?
-            }
+            crash_point!("ring.settle.uncounted");
+            !requeue && self.advance_head()?
         };
         if requeue {
             self.cell(NOT_EMPTY).wake_all();
@@ -883,7 +1014,7 @@ impl Ring {
     /// Requeues the leases of dead consumers now; returns how many.
     fn lease_reclaim(&self) -> Result<u64, OpError> {
         let n = {
-            let _held = acquire(&self.get_lock, None)?;
+            let _held = self.lock_get(None)?;
             self.reclaim_locked()?
         };
         if n > 0 {
@@ -958,31 +1089,65 @@ impl Ring {
     /// Messages ever put: by `tail`, or by the cursor when it is ahead
     /// (a producer is between its header and `tail` stores, or died there).
     fn total_put(&self) -> u64 {
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        let put = total(self.u64_at(PUT_TOTAL).load(Ordering::Relaxed), seq(tail));
+        let end = self.published_end();
+        let put = total(self.u64_at(PUT_TOTAL).load(Ordering::Relaxed), seq(end));
         put.max(self.total_got())
+    }
+
+    /// `tail`, or past it the end of the records published beyond it (by a
+    /// producer between its header and `tail` stores, or killed there): a
+    /// hint read without the put lock, for `len` and the counters. The walk
+    /// stops at anything that is not a plausible record.
+    fn published_end(&self) -> u64 {
+        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        let (mut s, mut p) = (seq(tail), pos(tail));
+        if p % REC_HEADER as u32 != 0 {
+            return tail;
+        }
+        loop {
+            let word = self.header(p).load(Ordering::Acquire);
+            let len = word as u32 as usize;
+            let m = (word >> 32) as u32;
+            if word == END_MARK
+                || len > self.params.max_message()
+                || (meta_state(m) == FRESH && m != fresh_meta(s, len))
+            {
+                break;
+            }
+            let next = p.wrapping_add(record_len(len) as u32);
+            if next.wrapping_sub(pos(tail)) as u64 > self.params.capacity {
+                break;
+            }
+            s = s.wrapping_add(1);
+            p = next;
+        }
+        pack(s, p)
     }
 
     /// Stores `tail` and the put total it implies; the caller holds the put
     /// lock.
     fn move_tail(&self, tail: u64) {
         self.u64_at(TAIL).store(tail, Ordering::Release);
+        crash_point!("ring.put.tail");
         let stored = self.u64_at(PUT_TOTAL);
         stored.store(
             total(stored.load(Ordering::Relaxed), seq(tail)),
             Ordering::Relaxed,
         );
+        crash_point!("ring.put.total");
     }
 
     /// Stores the cursor (delivering the records before it) and the get
     /// total it implies; the caller holds the get lock.
     fn move_cursor(&self, cursor: u64) {
         self.u64_at(CURSOR).store(cursor, Ordering::Release);
+        crash_point!("ring.get.cursor");
         let stored = self.u64_at(GOT_TOTAL);
         stored.store(
             total(stored.load(Ordering::Relaxed), seq(cursor)),
             Ordering::Relaxed,
         );
+        crash_point!("ring.get.total");
     }
 
     fn total_got(&self) -> u64 {
@@ -1024,6 +1189,7 @@ impl Ring {
         let fixed = pack(s, p);
         if fixed != tail {
             self.move_tail(fixed);
+            crash_point!("ring.put.tail_walked");
         }
         // head <= tail, in records and in bytes, within the byte budget.
         let check = |head: u64| {
@@ -1042,6 +1208,51 @@ impl Ring {
             check(*head)?;
         }
         Ok(fixed)
+    }
+
+    /// Carries out a journaled purge, if one is on; the caller holds the
+    /// get lock. Every step can be done again: requeued records become
+    /// acknowledged, the cursor and the purged total take the journal's
+    /// values (purged items count as done, so `join` does not wait for
+    /// them), head moves, and the journal is turned off last.
+    fn finish_purge_locked(&self) -> Result<(), OpError> {
+        if self.u64_at(JOURNAL).load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        let target = self.u64_at(JOURNAL_CURSOR).load(Ordering::Relaxed);
+        let head = self.u64_at(HEAD).load(Ordering::Relaxed);
+        self.check_span(head, target, "the purge journal's cursor")?;
+        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+        let (mut s, mut p) = (seq(head), pos(head));
+        while s != seq(cursor) && s != seq(target) {
+            let len = self.validate_at(s, p, cursor)?;
+            let m = self.read_meta(p);
+            if meta_state(m) == REQUEUED_STATE {
+                self.write_meta(p, meta(ACKED, 0, meta_deliveries(m)));
+                crash_point!("ring.purge.marked");
+            }
+            s = s.wrapping_add(1);
+            p = p.wrapping_add(record_len(len) as u32);
+        }
+        self.u32_at(REQUEUED).store(0, Ordering::Relaxed);
+        if cursor != target {
+            self.move_cursor(target);
+        }
+        self.u64_at(PURGED_TOTAL).store(
+            self.u64_at(JOURNAL_PURGED).load(Ordering::Relaxed),
+            Ordering::Release,
+        );
+        crash_point!("ring.purge.done");
+        self.advance_head()?;
+        self.u64_at(JOURNAL).store(0, Ordering::Release);
+        crash_point!("ring.purge.cleared");
+        Ok(())
+    }
+
+    /// Tasks marked done, and items purged.
+    fn done_total(&self) -> u64 {
+        let done = self.u64_at(DONE_TOTAL).load(Ordering::Acquire);
+        done.wrapping_add(self.u64_at(PURGED_TOTAL).load(Ordering::Acquire))
     }
 }
 
@@ -1071,8 +1282,10 @@ impl QueueBackend for Ring {
         while done < msgs.len() {
             let first_rec = record_len(msgs[done].len());
             {
+                // A producer killed inside needs no repair: `settled_tail`
+                // below moves `tail` over whatever it published.
                 let _held = match acquire(&self.put_lock, deadline) {
-                    Ok(h) => h,
+                    Ok((h, _)) => h,
                     Err(e) => return (done, Err(e)),
                 };
                 if self.closed() {
@@ -1105,11 +1318,13 @@ impl QueueBackend for Ring {
                         h = fresh;
                     }
                     self.write_wrapped(p.wrapping_add(REC_HEADER as u32), msg);
+                    crash_point!("ring.put.payload");
                     let word = msg.len() as u64 | (u64::from(fresh_meta(s, msg.len())) << 32);
                     if done == start {
                         first = word;
                     } else {
                         self.header(p).store(word, Ordering::Relaxed);
+                        crash_point!("ring.put.header");
                     }
                     s = s.wrapping_add(1);
                     p = p.wrapping_add(rec as u32);
@@ -1120,9 +1335,11 @@ impl QueueBackend for Ring {
                     // The room check kept 8 free bytes after the batch
                     // (capacity >= max_bytes + 8): the new end mark.
                     self.header(p).store(END_MARK, Ordering::Relaxed);
+                    crash_point!("ring.put.end_mark");
                     // Publish last: one store over the old end mark makes
                     // the whole batch visible.
                     self.header(pos(tail)).store(first, Ordering::Release);
+                    crash_point!("ring.put.publish");
                     self.move_tail(pack(s, p));
                 }
             }
@@ -1167,7 +1384,7 @@ impl QueueBackend for Ring {
 
     /// Copies the next message without taking it.
     fn peek(&self, out: &mut Vec<u8>) -> Result<bool, OpError> {
-        let _held = acquire(&self.get_lock, None)?;
+        let _held = self.lock_get(None)?;
         let head = self.u64_at(HEAD).load(Ordering::Relaxed);
         let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
         self.check_span(head, cursor, "the delivery cursor")?;
@@ -1200,9 +1417,15 @@ impl QueueBackend for Ring {
     }
 
     /// Discards every message; returns how many.
+    ///
+    /// Journaled, as it changes several words: the new cursor and purged
+    /// total are written first, then one store turns the journal on; a
+    /// purge killed after that is finished by the repair of the next get-lock
+    /// holder ([`Ring::finish_purge_locked`]), one killed before it never
+    /// happened.
     fn purge(&self) -> Result<u64, OpError> {
         let n = {
-            let _held = acquire(&self.get_lock, None)?;
+            let _held = self.lock_get(None)?;
             let head = self.u64_at(HEAD).load(Ordering::Relaxed);
             let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
             self.check_span(head, cursor, "the delivery cursor")?;
@@ -1211,29 +1434,29 @@ impl QueueBackend for Ring {
             let (mut s, mut p) = (seq(head), pos(head));
             while s != seq(cursor) {
                 let len = self.validate_at(s, p, cursor)?;
-                let m = self.read_meta(p);
-                if meta_state(m) == REQUEUED_STATE {
-                    self.write_meta(p, meta(ACKED, 0, meta_deliveries(m)));
+                if meta_state(self.read_meta(p)) == REQUEUED_STATE {
                     dropped += 1;
                 }
                 s = s.wrapping_add(1);
                 p = p.wrapping_add(record_len(len) as u32);
             }
-            self.u32_at(REQUEUED).store(0, Ordering::Relaxed);
-            // Mark the undelivered records acknowledged, then deliver them
-            // all with one store of the cursor.
+            // The undelivered records are delivered, as acknowledged, by
+            // moving the cursor past them (behind the cursor, a FRESH record
+            // counts as acknowledged).
             let (mut s, mut p) = (seq(cursor), pos(cursor));
             while let Some(len) = self.published_at(head, s, p)? {
-                self.write_meta(p, meta(ACKED, 0, 0));
                 s = s.wrapping_add(1);
                 p = p.wrapping_add(record_len(len) as u32);
             }
-            self.move_cursor(pack(s, p));
-            self.advance_head()?;
             let n = s.wrapping_sub(seq(cursor)) as u64 + dropped;
-            // Purged items will never be processed: count them as done so
-            // that `join` does not wait for them.
-            self.u64_at(DONE_TOTAL).fetch_add(n, Ordering::AcqRel);
+            let purged = self.u64_at(PURGED_TOTAL).load(Ordering::Relaxed);
+            self.u64_at(JOURNAL_CURSOR)
+                .store(pack(s, p), Ordering::Relaxed);
+            self.u64_at(JOURNAL_PURGED)
+                .store(purged.wrapping_add(n), Ordering::Relaxed);
+            self.u64_at(JOURNAL).store(1, Ordering::Release);
+            crash_point!("ring.purge.journal");
+            self.finish_purge_locked()?;
             n
         };
         self.cell(NOT_FULL).wake_all();
@@ -1246,6 +1469,7 @@ impl QueueBackend for Ring {
         {
             let _held = acquire(&self.put_lock, None)?;
             self.seg.at::<AtomicU32>(CLOSED).store(1, Ordering::Release);
+            crash_point!("ring.close.flag");
         }
         self.cell(NOT_EMPTY).force_wake_all();
         self.cell(NOT_FULL).force_wake_all();
@@ -1254,11 +1478,12 @@ impl QueueBackend for Ring {
 
     /// Number of messages in the queue.
     fn len(&self) -> u64 {
-        // Cursor first: the tail read afterwards is never behind it.
+        self.repair_if_abandoned();
+        // Cursor first: the end read afterwards is never behind it.
         let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
         let requeued = self.u32_at(REQUEUED).load(Ordering::Acquire);
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
-        ahead(seq(tail), seq(cursor)) + u64::from(requeued)
+        let end = self.published_end();
+        ahead(seq(end), seq(cursor)) + u64::from(requeued)
     }
 
     /// Whether no message of the smallest size could be put now.
@@ -1283,11 +1508,12 @@ impl QueueBackend for Ring {
     }
 
     fn counters(&self) -> Counters {
+        self.repair_if_abandoned();
         let head = self.u64_at(HEAD).load(Ordering::Acquire);
         let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
         let got = self.total_got();
         let requeued = u64::from(self.u32_at(REQUEUED).load(Ordering::Acquire));
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        let tail = self.published_end();
         let put = self.total_put();
         Counters {
             len: ahead(seq(tail), seq(cursor)) + requeued,
@@ -1298,7 +1524,7 @@ impl QueueBackend for Ring {
             closed: self.closed(),
             total_put: put,
             total_got: got,
-            total_done: self.u64_at(DONE_TOTAL).load(Ordering::Acquire),
+            total_done: self.done_total(),
             waiting_get: self.cell(NOT_EMPTY).waiting(),
             waiting_put: self.cell(NOT_FULL).waiting(),
         }
@@ -1309,7 +1535,8 @@ impl QueueBackend for Ring {
         let done = self.u64_at(DONE_TOTAL);
         let mut cur = done.load(Ordering::Acquire);
         loop {
-            if cur >= self.total_put() {
+            let purged = self.u64_at(PURGED_TOTAL).load(Ordering::Acquire);
+            if cur.wrapping_add(purged) >= self.total_put() {
                 return Err(OpError::NothingOutstanding);
             }
             match done.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire) {
@@ -1317,16 +1544,16 @@ impl QueueBackend for Ring {
                 Err(now) => cur = now,
             }
         }
-        if cur + 1 >= self.total_put() {
+        crash_point!("ring.task_done.counted");
+        if self.unfinished() == 0 {
             self.cell(ALL_DONE).wake_all();
         }
         Ok(())
     }
 
-    /// Tasks put but not yet marked done.
+    /// Tasks put but not yet marked done (purged items count as done).
     fn unfinished(&self) -> u64 {
-        let done = self.u64_at(DONE_TOTAL).load(Ordering::Acquire);
-        self.total_put().saturating_sub(done)
+        self.total_put().saturating_sub(self.done_total())
     }
 
     /// Waits until every task put has been marked done; false on timeout.
@@ -1377,5 +1604,6 @@ impl QueueBackend for Ring {
 
     fn note_dead_lettered(&self) {
         self.u64_at(DEAD_LETTERED).fetch_add(1, Ordering::Relaxed);
+        crash_point!("ring.dead_letter.counted");
     }
 }

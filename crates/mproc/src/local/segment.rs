@@ -23,7 +23,7 @@ use crate::sys::{self, Mapping};
 /// The magic number at offset 0 of every segment.
 pub(crate) const MAGIC: [u8; 8] = *b"MPROCseg";
 /// The layout version this build reads and writes.
-pub(crate) const LAYOUT_VERSION: u32 = 3;
+pub(crate) const LAYOUT_VERSION: u32 = 4;
 /// Size of the header; object state starts at or after this offset.
 pub(crate) const HEADER_LEN: usize = 64;
 
@@ -142,6 +142,7 @@ impl Segment {
         };
         let (fd, tmp): (OwnedFd, Option<PathBuf>) = match &place {
             Place::Named(ns, _) => {
+                remove_dead_temps(ns.path());
                 let tmp = temp_path(ns.path());
                 let f = OpenOptions::new()
                     .read(true)
@@ -160,6 +161,7 @@ impl Segment {
         };
         // From here on, remove the temporary file on every exit path.
         let cleanup = TempGuard(tmp.clone());
+        crate::crash::crash_point!("segment.create.temp");
         allocate(&fd, len).map_err(io_err)?;
         let map = Mapping::map(fd.as_fd(), len).map_err(io_err)?;
         let seg = Segment {
@@ -187,6 +189,7 @@ impl Segment {
         std::sync::atomic::fence(Ordering::Release);
         // SAFETY: offset 0 holds the 8-byte magic field of the header written above.
         unsafe { std::ptr::write_volatile(seg.map.as_ptr().cast::<[u8; 8]>(), MAGIC) };
+        crate::crash::crash_point!("segment.create.published");
         if let (Place::Named(ns, name), Some(tmp)) = (&place, &tmp) {
             let dest = ns.path().join(name);
             match std::fs::hard_link(tmp, &dest) {
@@ -199,6 +202,7 @@ impl Segment {
                 }
                 Err(e) => return Err(io_err(e)),
             }
+            crate::crash::crash_point!("segment.create.linked");
         }
         drop(cleanup);
         Ok(seg)
@@ -475,15 +479,48 @@ fn allocate(fd: &OwnedFd, len: usize) -> io::Result<()> {
     }
 }
 
+/// A hidden file name for a segment being built: `.tmp-PID-START-N-R`,
+/// naming its creator (pid and start time) so that the file of a creator
+/// that died before finishing can be recognised and removed.
 fn temp_path(dir: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     dir.join(format!(
-        ".tmp-{}-{}-{}",
-        std::process::id(),
+        ".tmp-{}-{}-{}-{}",
+        sys::my_pid(),
+        sys::my_start(),
         n,
         sys::now_realtime_ns() % 1_000_000_007
     ))
+}
+
+/// Removes the hidden files of creators that died mid-way (see
+/// [`temp_path`]); files of live creators, and names of any other form,
+/// are left alone.
+pub(crate) fn remove_dead_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(".tmp-")) else {
+            continue;
+        };
+        let mut parts = rest.split('-').map(str::parse::<u64>);
+        let (Some(Ok(pid)), Some(Ok(start))) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(pid) = u32::try_from(pid) else {
+            continue;
+        };
+        // Only regular files we own (symlink_metadata: never follow).
+        let ours = e
+            .metadata()
+            .is_ok_and(|m| m.is_file() && std::os::unix::fs::MetadataExt::uid(&m) == sys::my_uid());
+        if ours && !sys::process_alive(pid, start) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Removes a temporary file when dropped.

@@ -199,6 +199,7 @@ impl LocalSem {
         if self.seg.at::<AtomicU32>(WAITERS).load(Ordering::Relaxed) > 0 {
             let seq = self.seg.at::<AtomicU32>(SEQ);
             seq.fetch_add(1, Ordering::Release);
+            crate::crash::crash_point!("sem.wake.bumped");
             futex_wake(seq, i32::MAX);
         }
     }
@@ -217,11 +218,15 @@ impl LocalSem {
         match slot {
             None => {
                 self.total_word().fetch_sub(1, Ordering::AcqRel);
+                crate::crash::crash_point!("sem.acquire.total");
                 self.value_word().store(v - 1, Ordering::Release);
+                crate::crash::crash_point!("sem.acquire.value");
             }
             Some(i) => {
                 self.value_word().store(v - 1, Ordering::Release);
+                crate::crash::crash_point!("sem.acquire.value");
                 self.slots().payload(i).fetch_add(1, Ordering::AcqRel);
+                crate::crash::crash_point!("sem.acquire.held");
             }
         }
         Ok(true)
@@ -281,7 +286,9 @@ impl LocalSem {
                 return Ok(Err(ReleaseRefused::Bound(max)));
             }
             self.total_word().store(total + 1, Ordering::Release);
+            crate::crash::crash_point!("sem.release.total");
             self.value_word().fetch_add(1, Ordering::AcqRel);
+            crate::crash::crash_point!("sem.release.value");
         }
         self.wake();
         Ok(Ok(()))
@@ -301,7 +308,9 @@ impl LocalSem {
         let had = {
             let _g = self.lock_state()?;
             let units = s.payload(i).swap(0, Ordering::AcqRel);
+            crate::crash::crash_point!("sem.slot.units_taken");
             self.value_word().fetch_add(units, Ordering::AcqRel);
+            crate::crash::crash_point!("sem.slot.units_returned");
             units
         };
         // SAFETY: forwarded from this function's contract.

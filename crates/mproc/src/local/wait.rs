@@ -19,12 +19,24 @@
 //!
 //! A waiter killed while asleep leaves SLEEPERS set: the next waker pays one
 //! spare `FUTEX_WAKE` and clears it, so nothing stays slower after a crash.
-//! (It leaves the display count `waiters` one too high.)
+//! A cell with a [`Sleepers`] registry counts its waiters there, by process
+//! (pid and start time), so a waiter killed asleep stops being counted at
+//! once; without one, `waiters` stays one too high after such a kill.
+//!
+//! A waker killed between its change of the state and its wake-up would
+//! leave the sleepers asleep with the condition already true: no sleep is
+//! longer than [`WAKE_SLICE`], after which the sleeper looks again.
 
-use std::sync::atomic::{fence, AtomicU32, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sys::{self, futex_wait, futex_wake, WaitResult};
+use crate::crash::crash_point;
+use crate::local::segment::Segment;
+use crate::sys::{self, futex_wait, futex_wake};
+
+/// The longest single sleep of a waiter: a waker that died between its
+/// change of the state and its wake-up delays its sleepers by at most this.
+pub(crate) const WAKE_SLICE: Duration = Duration::from_millis(100);
 
 /// How a waiter spins before yielding: `looks` looks at the state, `gap`
 /// apart (busy, with `PAUSE`).
@@ -78,6 +90,84 @@ const SLEEPERS: u32 = 1;
 pub(crate) struct WaitCell<'a> {
     pub(crate) seq: &'a AtomicU32,
     pub(crate) waiters: &'a AtomicU32,
+    /// Where sleepers register, with this cell's id, if the object keeps a
+    /// registry (then `waiters` is unused).
+    pub(crate) sleepers: Option<(Sleepers<'a>, u32)>,
+}
+
+/// A table of the processes asleep on an object's wait cells:
+/// `n` slots of `{pid u32, cell u32, start time u64}`.
+///
+/// A sleeper claims a free slot (or one of a dead process) by a
+/// compare-and-swap of `pid`, then writes its start time and the cell it
+/// sleeps on, and frees the slot when it wakes. A kill at any point leaves
+/// a slot whose process is gone, which is neither counted nor kept: the
+/// next sleeper that needs it takes it.
+#[derive(Clone, Copy)]
+pub(crate) struct Sleepers<'a> {
+    seg: &'a Segment,
+    off: usize,
+    n: usize,
+}
+
+/// Bytes of one sleeper slot.
+pub(crate) const SLEEPER_SLOT: usize = 16;
+
+impl<'a> Sleepers<'a> {
+    pub(crate) fn new(seg: &'a Segment, off: usize, n: usize) -> Sleepers<'a> {
+        Sleepers { seg, off, n }
+    }
+
+    fn pid(&self, i: usize) -> &'a AtomicU32 {
+        self.seg.at(self.off + i * SLEEPER_SLOT)
+    }
+
+    fn cell(&self, i: usize) -> &'a AtomicU32 {
+        self.seg.at(self.off + i * SLEEPER_SLOT + 4)
+    }
+
+    fn start(&self, i: usize) -> &'a AtomicU64 {
+        self.seg.at(self.off + i * SLEEPER_SLOT + 8)
+    }
+
+    fn alive(&self, i: usize, pid: u32) -> bool {
+        sys::process_alive(pid, self.start(i).load(Ordering::Acquire))
+    }
+
+    /// Registers the caller as asleep on cell `id`; `None` if every slot
+    /// holds a live sleeper.
+    fn register(&self, id: u32) -> Option<usize> {
+        let me = sys::my_pid();
+        for i in 0..self.n {
+            let pid = self.pid(i);
+            let cur = pid.load(Ordering::Relaxed);
+            if (cur == 0 || (cur != me && !self.alive(i, cur)))
+                && pid
+                    .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.start(i).store(sys::my_start(), Ordering::Relaxed);
+                self.cell(i).store(id, Ordering::Release);
+                crash_point!("cell.wait.registered");
+                return Some(i);
+            }
+        }
+        None
+    }
+
+    fn leave(&self, i: usize) {
+        self.pid(i).store(0, Ordering::Release);
+    }
+
+    /// Live processes asleep on cell `id`.
+    fn count(&self, id: u32) -> u32 {
+        (0..self.n)
+            .filter(|&i| {
+                let pid = self.pid(i).load(Ordering::Acquire);
+                pid != 0 && self.cell(i).load(Ordering::Acquire) == id && self.alive(i, pid)
+            })
+            .count() as u32
+    }
 }
 
 impl WaitCell<'_> {
@@ -112,7 +202,7 @@ impl WaitCell<'_> {
             }
         }
         loop {
-            self.waiters.fetch_add(1, Ordering::SeqCst);
+            let registered = self.enter();
             let mut seq = self.seq.load(Ordering::SeqCst);
             if seq & SLEEPERS == 0 {
                 match self.seq.compare_exchange(
@@ -121,10 +211,13 @@ impl WaitCell<'_> {
                     Ordering::SeqCst,
                     Ordering::SeqCst,
                 ) {
-                    Ok(_) => seq |= SLEEPERS,
+                    Ok(_) => {
+                        seq |= SLEEPERS;
+                        crash_point!("cell.wait.sleepers");
+                    }
                     Err(_) => {
                         // A waker bumped it meanwhile: look again.
-                        self.waiters.fetch_sub(1, Ordering::SeqCst);
+                        self.leave(registered);
                         if ready() {
                             return true;
                         }
@@ -134,16 +227,40 @@ impl WaitCell<'_> {
             }
             fence(Ordering::SeqCst);
             if ready() {
-                self.waiters.fetch_sub(1, Ordering::SeqCst);
+                self.leave(registered);
                 return true;
             }
-            let r = futex_wait(self.seq, seq, deadline);
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            // Never longer than WAKE_SLICE: a waker may have died between
+            // its change and its wake-up.
+            let slice = Instant::now() + WAKE_SLICE;
+            futex_wait(self.seq, seq, Some(deadline.map_or(slice, |d| d.min(slice))));
+            self.leave(registered);
             if ready() {
                 return true;
             }
-            if r == WaitResult::TimedOut {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
+            }
+        }
+    }
+
+    /// Counts the caller as a waiter: in the registry if the cell has one
+    /// (`Some(slot)`), else in `waiters`.
+    fn enter(&self) -> Option<usize> {
+        if let Some((s, id)) = self.sleepers {
+            if let Some(i) = s.register(id) {
+                return Some(i);
+            }
+        }
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        None
+    }
+
+    fn leave(&self, registered: Option<usize>) {
+        match (registered, self.sleepers) {
+            (Some(i), Some((s, _))) => s.leave(i),
+            _ => {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
             }
         }
     }
@@ -184,6 +301,7 @@ impl WaitCell<'_> {
                 .compare_exchange_weak(seq, next, Ordering::AcqRel, Ordering::Relaxed)
             {
                 Ok(_) => {
+                    crash_point!("cell.wake.bumped");
                     futex_wake(self.seq, i32::MAX);
                     return;
                 }
@@ -196,11 +314,18 @@ impl WaitCell<'_> {
     /// Wakes every waiter unconditionally (close, abort: rare events).
     pub(crate) fn force_wake_all(&self) {
         self.seq.fetch_add(2, Ordering::AcqRel);
+        crash_point!("cell.wake.bumped");
         futex_wake(self.seq, i32::MAX);
     }
 
-    /// Number of processes currently registered as waiting.
+    /// Number of processes currently waiting: the live ones in the
+    /// registry, plus any counted in `waiters` (a cell without a registry,
+    /// or sleepers that found it full).
     pub(crate) fn waiting(&self) -> u32 {
-        self.waiters.load(Ordering::Relaxed)
+        let counted = self.waiters.load(Ordering::Relaxed);
+        match self.sleepers {
+            Some((s, id)) => s.count(id) + counted,
+            None => counted,
+        }
     }
 }

@@ -18,6 +18,7 @@
 //! ```text
 //! slot (64 bytes)
 //!      0    16  robust lock
+//!     16     8  start time of the claimer (0 = not yet known)
 //!     48     4  pid   (0 = free)
 //!     52     4  payload (units held, ...)
 //!     56     8  aux (a ticket, ...)
@@ -40,11 +41,14 @@ pub(crate) const WATCH_SLICE: std::time::Duration = std::time::Duration::from_mi
 
 /// Bytes per slot.
 pub(crate) const SLOT_LEN: usize = 64;
+/// The claimer's start time (0: not yet written, or a free slot): with
+/// `PID`, names its process uniquely.
+const START: usize = 16;
 const PID: usize = 48;
 const PAYLOAD: usize = 52;
 const AUX: usize = 56;
 
-const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= PID);
+const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= START);
 
 /// A table of `n` slots at offset `off` of a segment.
 #[derive(Clone, Copy)]
@@ -96,6 +100,23 @@ impl<'a> Slots<'a> {
     }
 
     /// The slot's payload word.
+    fn start(&self, i: usize) -> &'a AtomicU64 {
+        self.seg.at::<AtomicU64>(self.base(i) + START)
+    }
+
+    /// Whether the process that claimed slot `i` as `pid` is alive (by pid
+    /// alone while its start time is not yet written).
+    fn claimer_alive(&self, i: usize, pid: u32) -> bool {
+        sys::process_alive(pid, self.start(i).load(Ordering::Relaxed))
+    }
+
+    /// Frees slot `i`: its start time first, so that the next claimer's
+    /// slot never shows a stale one.
+    fn free(&self, i: usize) {
+        self.start(i).store(0, Ordering::Relaxed);
+        self.pid(i).store(0, Ordering::Release);
+    }
+
     pub(crate) fn payload(&self, i: usize) -> &'a AtomicU32 {
         self.seg.at::<AtomicU32>(self.base(i) + PAYLOAD)
     }
@@ -127,7 +148,10 @@ impl<'a> Slots<'a> {
             {
                 continue;
             }
+            self.start(i).store(sys::my_start(), Ordering::Relaxed);
+            crate::crash::crash_point!("slot.claim.pid");
             self.payload(i).store(payload, Ordering::Relaxed);
+            crate::crash::crash_point!("slot.claim.payload");
             // A reaper may hold the mutex for an instant (it looked while the
             // pid was set but the mutex not yet taken): wait for it.
             match self.mutex(i).lock(None) {
@@ -151,9 +175,11 @@ impl<'a> Slots<'a> {
     /// The calling thread must have claimed slot `i` and not left it yet.
     pub(crate) unsafe fn leave(&self, i: usize) {
         self.payload(i).store(0, Ordering::Relaxed);
+        crate::crash::crash_point!("slot.leave.payload");
         // SAFETY: this thread holds the slot's mutex (function contract).
         unsafe { self.mutex(i).unlock() };
-        self.pid(i).store(0, Ordering::Release);
+        self.free(i);
+        crate::crash::crash_point!("slot.leave.pid");
     }
 
     /// Looks at slot `i` without changing it.
@@ -168,7 +194,7 @@ impl<'a> Slots<'a> {
         let dead = if m.owner_tid() != 0 {
             m.abandoned()
         } else {
-            !sys::pid_alive(pid)
+            !self.claimer_alive(i, pid)
         };
         if dead {
             SlotState::Dead(pid)
@@ -194,20 +220,22 @@ impl<'a> Slots<'a> {
                 reap(self.payload(i).swap(0, Ordering::AcqRel));
                 // SAFETY: try_lock just acquired it for this thread.
                 unsafe { m.unlock() };
-                self.pid(i).store(0, Ordering::Release);
+                self.free(i);
                 Ok(true)
             }
             Some(Acquired::Clean) => {
                 // Free mutex with a pid: a participant between its pid and
                 // its lock (alive), or one killed right there (no payload
                 // moved yet, since payloads move only under the mutex).
-                let dead = !sys::pid_alive(pid) && self.pid(i).load(Ordering::Acquire) == pid;
+                let dead =
+                    !self.claimer_alive(i, pid) && self.pid(i).load(Ordering::Acquire) == pid;
                 if dead {
                     reap(self.payload(i).swap(0, Ordering::AcqRel));
                 }
                 // SAFETY: try_lock just acquired it for this thread.
                 unsafe { m.unlock() };
-                if dead {
+                if dead && self.pid(i).load(Ordering::Acquire) == pid {
+                    self.start(i).store(0, Ordering::Relaxed);
                     let _ =
                         self.pid(i)
                             .compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed);
@@ -230,19 +258,17 @@ impl<'a> Slots<'a> {
         skip: Option<usize>,
         deadline: Option<Instant>,
     ) -> WaitResult {
-        let mut watching = false;
         for i in (0..self.n).filter(|&i| Some(i) != skip) {
             match self.state(i) {
                 SlotState::Free => {}
                 SlotState::Dead(_) => return WaitResult::Woken,
-                SlotState::Live(_) => watching = true,
+                SlotState::Live(_) => {}
             }
         }
-        let slice = watching.then(|| Instant::now() + WATCH_SLICE);
-        let until = match (deadline, slice) {
-            (Some(d), Some(s)) => Some(d.min(s)),
-            (d, s) => d.or(s),
-        };
+        // Sliced even when no other slot is taken: a waker may have died
+        // between its change of the state and its wake-up.
+        let slice = Instant::now() + WATCH_SLICE;
+        let until = Some(deadline.map_or(slice, |d| d.min(slice)));
         match sys::futex_wait(seq, seen, until) {
             WaitResult::TimedOut if deadline.is_some_and(|d| Instant::now() >= d) => {
                 WaitResult::TimedOut

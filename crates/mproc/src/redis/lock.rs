@@ -622,6 +622,18 @@ impl LockBackend for RedisLock {
         })
     }
 
+    fn force_release(&self) -> io::Result<()> {
+        self.pool
+            .run(|c| {
+                redis::cmd("DEL")
+                    .arg(&self.keys.owner)
+                    .arg(&self.keys.info)
+                    .arg(&self.keys.held)
+                    .query::<()>(c)
+            })
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
     fn waiters(&self) -> Vec<Waiter> {
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -260,6 +260,7 @@ impl Barrier {
                 // A party died mid-update: the round cannot be trusted.
                 let g = StateGuard(self);
                 self.word(BROKEN).store(1, Ordering::Release);
+                crate::crash::crash_point!("barrier.broken.flag");
                 Ok(g)
             }
             None => Err(BarrierError::Io(std::io::Error::other(
@@ -271,6 +272,7 @@ impl Barrier {
     fn wake(&self) {
         let seq = self.word(SEQ);
         seq.fetch_add(1, Ordering::Release);
+        crate::crash::crash_point!("barrier.wake.bumped");
         futex_wake(seq, i32::MAX);
     }
 
@@ -280,6 +282,7 @@ impl Barrier {
         {
             let _g = self.lock_state()?;
             self.word(BROKEN).store(1, Ordering::Release);
+            crate::crash::crash_point!("barrier.broken.flag");
         }
         self.wake();
         Ok(())
@@ -373,15 +376,19 @@ impl Barrier {
                     }
                 }
                 self.word(COUNT).store(0, Ordering::Relaxed);
+                crate::crash::crash_point!("barrier.wait.reset");
                 self.word(GENERATION)
                     .store(g.wrapping_add(1), Ordering::Release);
+                crate::crash::crash_point!("barrier.wait.generation");
                 drop(_st);
                 self.wake();
                 return Ok(idx);
             }
             self.word(COUNT).store(idx + 1, Ordering::Relaxed);
+            crate::crash::crash_point!("barrier.wait.count");
             if let Some(i) = slot {
                 s_payload(self, i).store(g, Ordering::Release);
+                crate::crash::crash_point!("barrier.wait.slot");
             }
             (g, idx)
         };

@@ -30,7 +30,7 @@ use crate::local::watch::{SlotState, Slots};
 use crate::lock::{Lock, LockGuard, LockResult};
 use crate::namespace::Namespace;
 use crate::sync::ConditionError;
-use crate::sys::{self, futex_wait, futex_wake, Acquired, RobustLock, WaitResult};
+use crate::sys::{self, futex_wait, futex_wake, Acquired, RobustLock};
 use crate::util::{open_or_create_loop, to_deadline};
 
 const MUTEX: usize = 64;
@@ -229,6 +229,7 @@ impl Condition {
                 .compare_exchange(WAITING, NOTIFIED, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
+                crate::crash::crash_point!("condition.notify.slot");
                 futex_wake(st, 1);
                 woken += 1;
             }
@@ -251,7 +252,11 @@ impl Condition {
             if st.load(Ordering::Acquire) != WAITING {
                 break true;
             }
-            if futex_wait(st, WAITING, deadline) == WaitResult::TimedOut
+            // Sliced: a notifier may have died between marking this slot
+            // and waking it.
+            let slice = Instant::now() + crate::local::watch::WATCH_SLICE;
+            let _ = futex_wait(st, WAITING, Some(deadline.map_or(slice, |d| d.min(slice))));
+            if deadline.is_some_and(|d| Instant::now() >= d)
                 && st
                     .compare_exchange(WAITING, GONE, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()

@@ -124,6 +124,7 @@ impl Event {
         WaitCell {
             seq: self.seg.at::<AtomicU32>(SEQ),
             waiters: self.seg.at::<AtomicU32>(WAITERS),
+            sleepers: None,
         }
     }
 
@@ -135,12 +136,14 @@ impl Event {
     /// Sets the event and wakes every process waiting for it.
     pub fn set(&self) {
         self.flag().store(1, Ordering::Release);
+        crate::crash::crash_point!("event.set.flag");
         self.cell().wake_all();
     }
 
     /// Clears the event.
     pub fn clear(&self) {
         self.flag().store(0, Ordering::Release);
+        crate::crash::crash_point!("event.clear.flag");
     }
 
     /// Processes asleep waiting for the event.

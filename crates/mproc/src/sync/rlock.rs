@@ -156,7 +156,7 @@ impl RLock {
     }
 
     fn mine(&self) -> bool {
-        self.inner.mutex.owner_tid() == sys::my_tid()
+        self.inner.mutex.held_by_me()
     }
 
     fn acquire_inner(

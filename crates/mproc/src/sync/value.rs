@@ -212,6 +212,7 @@ impl Cells {
         }
         // SAFETY: as in `read`; T has no drop glue.
         unsafe { std::ptr::write_volatile(self.ptr::<T>().add(i), v) };
+        crate::crash::crash_point!("value.write.element");
         true
     }
 
@@ -230,7 +231,7 @@ impl Cells {
     /// thread that already holds the lock (through a guard) runs `f` as it
     /// is, as Python's RLock-backed values do, instead of deadlocking.
     fn with<R>(&self, force: bool, f: impl FnOnce() -> R) -> R {
-        if !(self.locked || force) || self.mutex.owner_tid() == sys::my_tid() {
+        if !(self.locked || force) || self.mutex.held_by_me() {
             return f();
         }
         match self.lock(false, None) {

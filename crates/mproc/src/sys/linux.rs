@@ -184,14 +184,68 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// The state letter and start time of process (or thread) `id`, from
+/// `/proc/ID/stat`: fields 3 and 22.
+fn proc_stat(id: u32) -> Option<(u8, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{id}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: skip past
+    // the last ')'; field 3 is then the first.
+    let mut rest = stat[stat.rfind(')')? + 1..].split_ascii_whitespace();
+    let state = *rest.next()?.as_bytes().first()?;
+    Some((state, rest.nth(18)?.parse().ok()?))
+}
+
 /// The start time of process `pid` (clock ticks since boot, field 22 of
 /// `/proc/PID/stat`): with the pid, it names a process uniquely.
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses: skip past
-    // the last ')'; field 3 is then the first.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_ascii_whitespace().nth(19)?.parse().ok()
+    proc_stat(pid).map(|(_, t)| t)
+}
+
+/// Whether the process that was `pid` with start time `start` (0: unknown)
+/// still runs: it exists, is not a zombie (killed, not yet reaped), and the
+/// pid has not been reused by a process that started at another time. Only
+/// the low 32 bits of `start` are compared when `start` fits in 32 bits
+/// (lock entry records keep those).
+pub(crate) fn process_alive(pid: u32, start: u64) -> bool {
+    if !pid_alive(pid) {
+        return false;
+    }
+    match proc_stat(pid) {
+        // No procfs for this pid (another pid namespace): trust kill(2).
+        None => true,
+        Some((state, t)) => {
+            let same = start == 0
+                || t == start
+                || (start <= u64::from(u32::MAX) && t as u32 == start as u32);
+            same && state != b'Z' && state != b'X'
+        }
+    }
+}
+
+/// This process's start time (cached; a forked child asks again).
+pub(crate) fn my_start() -> u64 {
+    static START: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let pid = my_pid();
+    let cached = START.load(std::sync::atomic::Ordering::Relaxed);
+    if cached != 0 && cached >> 40 == u64::from(pid) {
+        return cached & 0xff_ffff_ffff;
+    }
+    let t = start_time(pid).unwrap_or(0) & 0xff_ffff_ffff;
+    START.store(u64::from(pid) << 40 | t, std::sync::atomic::Ordering::Relaxed);
+    t
+}
+
+/// Ends this process at once with SIGKILL (crash points).
+#[cfg(feature = "crash-points")]
+pub(crate) fn kill_self() -> ! {
+    // SAFETY: kill and raise have no memory preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+        libc::raise(libc::SIGKILL);
+    }
+    loop {
+        std::hint::spin_loop();
+    }
 }
 
 /// Creates an anonymous memory file (close-on-exec) for an unnamed object.
@@ -273,15 +327,17 @@ impl Drop for Mapping {
 /// offset  field
 ///      0  word      u32  owner's thread id | FUTEX_WAITERS (0 = free)
 ///      4  held      u32  thread id of the holder inside its critical section
-///      8  held_pid  u32  that holder's process id
-///     12  reserved  u32
+///      8  who       u64  that holder's process: pid | start time (low 32 bits) << 32
 /// ```
+///
+/// The holder's process is named by its pid *and* its start time, so a dead
+/// holder whose pid (and thread id) the kernel has given to another process
+/// is still recognised as gone.
 #[repr(C, align(8))]
 pub(crate) struct RawRobustMutex {
     word: AtomicU32,
     held: AtomicU32,
-    held_pid: AtomicU32,
-    reserved: AtomicU32,
+    who: std::sync::atomic::AtomicU64,
 }
 
 /// Outcome of a successful acquisition.
@@ -337,15 +393,17 @@ pub(crate) fn my_tid() -> u32 {
 
 /// Whether thread `tid` is gone: `tgkill(pid, tid, 0)` when the thread's
 /// process is known (a thread id reused by another process counts as gone),
-/// `kill(tid, 0)` otherwise; a zombie (killed, not yet reaped) is gone too.
-fn thread_gone(tid: u32, pid: Option<u32>) -> bool {
+/// and that process's start time must still match (a pid reused by a
+/// process that started later counts as gone); `kill(tid, 0)` otherwise. A
+/// zombie (killed, not yet reaped) is gone too.
+fn thread_gone(tid: u32, process: Option<(u32, u64)>) -> bool {
     if tid == 0 || tid > i32::MAX as u32 {
         return true;
     }
     // SAFETY: signal 0 performs only the existence and permission checks.
     let r = unsafe {
-        match pid {
-            Some(pid) if pid != 0 && pid <= i32::MAX as u32 => {
+        match process {
+            Some((pid, _)) if pid != 0 && pid <= i32::MAX as u32 => {
                 libc::syscall(libc::SYS_tgkill, pid as libc::pid_t, tid as libc::pid_t, 0)
                     as libc::c_int
             }
@@ -355,13 +413,13 @@ fn thread_gone(tid: u32, pid: Option<u32>) -> bool {
     if r == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
         return true;
     }
-    // Only a process's first thread lingers as a zombie; its state is the
-    // first field after the command name in /proc/TID/stat.
-    std::fs::read_to_string(format!("/proc/{tid}/stat")).is_ok_and(|stat| {
-        stat.rfind(')')
-            .and_then(|i| stat[i + 1..].split_ascii_whitespace().next())
-            .is_some_and(|state| state == "Z" || state == "X")
-    })
+    if let Some((pid, start)) = process {
+        if pid != 0 && !process_alive(pid, start) {
+            return true;
+        }
+    }
+    // Only a process's first thread lingers as a zombie.
+    proc_stat(tid).is_some_and(|(state, _)| state == b'Z' || state == b'X')
 }
 
 /// A handle to a robust lock inside a live mapping.
@@ -416,9 +474,9 @@ impl RobustLock {
     /// segment not yet published).
     pub(crate) unsafe fn init(&self) -> io::Result<()> {
         let r = self.raw();
-        for w in [&r.word, &r.held, &r.held_pid, &r.reserved] {
-            w.store(0, std::sync::atomic::Ordering::Relaxed);
-        }
+        r.word.store(0, std::sync::atomic::Ordering::Relaxed);
+        r.held.store(0, std::sync::atomic::Ordering::Relaxed);
+        r.who.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -427,9 +485,15 @@ impl RobustLock {
     fn enter(&self, tid: u32) -> Acquired {
         use std::sync::atomic::Ordering::Relaxed;
         let r = self.raw();
+        crate::crash::crash_point!("lock.acquire.word");
         let died = r.held.load(Relaxed) != 0;
-        r.held_pid.store(my_pid(), Relaxed);
+        // The process first, then the thread: `held` names the holder only
+        // once `who` names its process (a kill between the two leaves the
+        // previous record, whose owner is gone, or none).
+        r.who
+            .store(u64::from(my_pid()) | (my_start() & 0xffff_ffff) << 32, Relaxed);
         r.held.store(tid, Relaxed);
+        crate::crash::crash_point!("lock.acquire.entered");
         if died {
             Acquired::OwnerDied
         } else {
@@ -457,9 +521,12 @@ impl RobustLock {
         let owner = w & FUTEX_TID_MASK;
         let r = self.raw();
         // The entry record names the owner's process once it has entered:
-        // then a thread id reused by another process is recognised.
-        let pid = (r.held.load(Relaxed) == owner).then(|| r.held_pid.load(Relaxed));
-        thread_gone(owner, pid)
+        // then a thread id or pid reused by another process is recognised.
+        let process = (r.held.load(Relaxed) == owner).then(|| {
+            let who = r.who.load(Relaxed);
+            (who as u32, who >> 32)
+        });
+        thread_gone(owner, process)
     }
 
     /// Acquires without a system call if the lock is free or freed within a
@@ -606,6 +673,15 @@ impl RobustLock {
                         std::thread::sleep(std::time::Duration::from_millis(1));
                     }
                     Some(libc::EDEADLK) => return held_here(w),
+                    // The word names a kernel thread, which can never hold
+                    // a lock: a damaged word. Take it over unless a holder
+                    // record says that thread entered (it cannot have).
+                    Some(libc::EPERM) => {
+                        let now = word.load(Relaxed);
+                        if now & FUTEX_TID_MASK != tid && self.take_over(now, tid) {
+                            return Ok(Some(self.enter(tid)));
+                        }
+                    }
                     _ => {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
@@ -687,6 +763,7 @@ impl RobustLock {
         // Leave first: a kill between the two stores leaves a finished
         // critical section and a lock whose owner is gone.
         r.held.store(0, Release);
+        crate::crash::crash_point!("lock.release.left");
         let w = r.word.load(Relaxed);
         if w & FUTEX_WAITERS != 0 || r.word.compare_exchange(w, 0, Release, Relaxed).is_err() {
             // Sleepers: the kernel hands the lock to one of them (it checks
@@ -694,6 +771,7 @@ impl RobustLock {
             let _ = self.futex_pi(FUTEX_UNLOCK_PI, None);
             std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         }
+        crate::crash::crash_point!("lock.release.word");
     }
 
     /// Whether the lock is held by a live thread (a system call when it is
@@ -708,6 +786,28 @@ impl RobustLock {
         w & FUTEX_TID_MASK != 0 && self.word_owner_gone(w)
     }
 
+    /// Frees the lock whatever its state, and forgets its holder record:
+    /// the way out of a lock word damaged beyond what [`lock`](Self::lock)
+    /// repairs by itself. The next locker is told `Clean`.
+    pub(crate) fn force_free(&self) {
+        let r = self.raw();
+        r.held.store(0, std::sync::atomic::Ordering::Relaxed);
+        r.who.store(0, std::sync::atomic::Ordering::Relaxed);
+        r.word.store(0, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the calling thread holds the lock: the word names its thread
+    /// and the entry record its process (pid and start time), so a thread
+    /// whose id once belonged to a dead holder is not taken for it.
+    pub(crate) fn held_by_me(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let tid = my_tid();
+        let r = self.raw();
+        r.word.load(Relaxed) & FUTEX_TID_MASK == tid
+            && r.held.load(Relaxed) == tid
+            && r.who.load(Relaxed) == u64::from(my_pid()) | (my_start() & 0xffff_ffff) << 32
+    }
+
     /// Thread id of the current owner, if any (0 when free).
     pub(crate) fn owner_tid(&self) -> u32 {
         self.raw().word.load(std::sync::atomic::Ordering::Relaxed) & FUTEX_TID_MASK
@@ -716,3 +816,9 @@ impl RobustLock {
 
 /// Bit of a PI futex word: some thread sleeps on it (see `futex(2)`).
 pub(crate) const FUTEX_WAITERS: u32 = 0x8000_0000;
+
+/// The caller's effective user id.
+pub(crate) fn my_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}

@@ -33,6 +33,9 @@ pub(crate) fn fence_after_unlock() {
 }
 
 pub(crate) use imp::{
-    futex_wait, futex_wake, memfd, my_pid, my_tid, now_coarse_ns, now_realtime_ns, pid_alive,
-    start_time, Acquired, Mapping, RawRobustMutex, RobustLock, WaitResult,
+    futex_wait, futex_wake, memfd, my_pid, my_start, my_tid, my_uid, now_coarse_ns, now_realtime_ns,
+    process_alive, Acquired, Mapping, RawRobustMutex, RobustLock,
+    WaitResult,
 };
+#[cfg(feature = "crash-points")]
+pub(crate) use imp::kill_self;
