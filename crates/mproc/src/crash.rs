@@ -18,81 +18,219 @@
 /// Names are `object.operation.store`; each names the store right before it.
 pub(crate) const POINTS: &[(&str, &str)] = &[
     // The robust lock (under every lock, queue, semaphore, value...).
-    ("lock.acquire.word", "lock, takeover, put, get, ... (the word is taken)"),
-    ("lock.acquire.entered", "lock, takeover, put, get, ... (entry record written)"),
-    ("lock.release.left", "unlock, put, get, ... (entry record cleared)"),
-    ("lock.release.word", "unlock, put, get, ... (the word is released)"),
+    (
+        "lock.acquire.word",
+        "lock, takeover, put, get, ... (the word is taken)",
+    ),
+    (
+        "lock.acquire.entered",
+        "lock, takeover, put, get, ... (entry record written)",
+    ),
+    (
+        "lock.release.left",
+        "unlock, put, get, ... (entry record cleared)",
+    ),
+    (
+        "lock.release.word",
+        "unlock, put, get, ... (the word is released)",
+    ),
     ("lock.record.holder", "lock (holder record written)"),
     ("lock.record.cleared", "unlock (holder record cleared)"),
     ("lock.waiter.registered", "lock (waiter slot claimed)"),
     ("lock.waiter.left", "lock (waiter slot freed)"),
     // Wait cells (blocking queue calls, events, join).
-    ("cell.wait.registered", "get, put, join, event wait (a sleeper slot is claimed)"),
-    ("cell.wait.sleepers", "get, put, join, event wait (the sleepers bit is set)"),
-    ("cell.wake.bumped", "put, get, ack, nack, task_done, close, purge, event set (waiters are woken)"),
+    (
+        "cell.wait.registered",
+        "get, put, join, event wait (a sleeper slot is claimed)",
+    ),
+    (
+        "cell.wait.sleepers",
+        "get, put, join, event wait (the sleepers bit is set)",
+    ),
+    (
+        "cell.wake.bumped",
+        "put, get, ack, nack, task_done, close, purge, event set (waiters are woken)",
+    ),
     // Segments (every named object).
-    ("segment.create.temp", "queue create, ... (the hidden file is made and sized)"),
-    ("segment.create.published", "queue create, ... (the header's magic is written)"),
-    ("segment.create.linked", "queue create, ... (the file is linked under its name)"),
+    (
+        "segment.create.temp",
+        "queue create, ... (the hidden file is made and sized)",
+    ),
+    (
+        "segment.create.published",
+        "queue create, ... (the header's magic is written)",
+    ),
+    (
+        "segment.create.linked",
+        "queue create, ... (the file is linked under its name)",
+    ),
     // The queue ring.
-    ("ring.put.tail_walked", "put (tail moved over a dead producer's records)"),
+    (
+        "ring.put.tail_walked",
+        "put (tail moved over a dead producer's records)",
+    ),
     ("ring.put.payload", "put, put_many (a payload is written)"),
-    ("ring.put.header", "put_many (a header after the first is written)"),
-    ("ring.put.end_mark", "put, put_many (the new end mark is written)"),
-    ("ring.put.publish", "put, put_many (the first header is published)"),
+    (
+        "ring.put.header",
+        "put_many (a header after the first is written)",
+    ),
+    (
+        "ring.put.end_mark",
+        "put, put_many (the new end mark is written)",
+    ),
+    (
+        "ring.put.publish",
+        "put, put_many (the first header is published)",
+    ),
     ("ring.put.tail", "put, put_many (tail is moved)"),
     ("ring.put.total", "put, put_many (the put total is stored)"),
-    ("ring.get.requeued_counted", "get_leased (a requeued record is counted leased)"),
-    ("ring.get.requeued_marked", "get, get_leased (a requeued record is marked)"),
-    ("ring.get.requeued_uncounted", "get, get_leased (the requeued count drops)"),
-    ("ring.get.leased_counted", "get_leased (the leased count rises)"),
-    ("ring.get.marked", "get, get_many, get_leased (a record's state is written)"),
-    ("ring.get.cursor", "get, get_many, get_leased, purge (the cursor is moved)"),
-    ("ring.get.total", "get, get_many, get_leased, purge (the get total is stored)"),
+    (
+        "ring.get.requeued_counted",
+        "get_leased (a requeued record is counted leased)",
+    ),
+    (
+        "ring.get.requeued_marked",
+        "get, get_leased (a requeued record is marked)",
+    ),
+    (
+        "ring.get.requeued_uncounted",
+        "get, get_leased (the requeued count drops)",
+    ),
+    (
+        "ring.get.leased_counted",
+        "get_leased (the leased count rises)",
+    ),
+    (
+        "ring.get.marked",
+        "get, get_many, get_leased (a record's state is written)",
+    ),
+    (
+        "ring.get.cursor",
+        "get, get_many, get_leased, purge (the cursor is moved)",
+    ),
+    (
+        "ring.get.total",
+        "get, get_many, get_leased, purge (the get total is stored)",
+    ),
     ("ring.get.head", "get, get_many, ack, purge (head is moved)"),
-    ("ring.lease.slot_start", "get_leased (an owner slot's start time is written)"),
+    (
+        "ring.lease.slot_start",
+        "get_leased (an owner slot's start time is written)",
+    ),
     ("ring.lease.slot", "get_leased (an owner slot is claimed)"),
-    ("ring.settle.requeued_counted", "nack (the requeued count rises)"),
-    ("ring.settle.marked", "ack, nack (the record's state is written)"),
-    ("ring.settle.uncounted", "ack, nack (the leased count drops)"),
-    ("ring.reclaim.stamp", "reclaim, get (the reclaim time is stored)"),
-    ("ring.reclaim.marked", "reclaim (a dead owner's record is requeued)"),
-    ("ring.reclaim.counted", "reclaim (leased and requeued are recounted)"),
-    ("ring.reclaim.slot_freed", "reclaim (a dead owner's slot is freed)"),
-    ("ring.repair.restored", "repair (a marked record's header is restored)"),
+    (
+        "ring.settle.requeued_counted",
+        "nack (the requeued count rises)",
+    ),
+    (
+        "ring.settle.marked",
+        "ack, nack (the record's state is written)",
+    ),
+    (
+        "ring.settle.uncounted",
+        "ack, nack (the leased count drops)",
+    ),
+    (
+        "ring.reclaim.stamp",
+        "reclaim, get (the reclaim time is stored)",
+    ),
+    (
+        "ring.reclaim.marked",
+        "reclaim (a dead owner's record is requeued)",
+    ),
+    (
+        "ring.reclaim.counted",
+        "reclaim (leased and requeued are recounted)",
+    ),
+    (
+        "ring.reclaim.slot_freed",
+        "reclaim (a dead owner's slot is freed)",
+    ),
+    (
+        "ring.repair.restored",
+        "repair (a marked record's header is restored)",
+    ),
     ("ring.purge.journal", "purge (the purge is journaled)"),
     ("ring.purge.marked", "purge (a requeued record is dropped)"),
     ("ring.purge.done", "purge (the purged total is stored)"),
     ("ring.purge.cleared", "purge (the journal is cleared)"),
-    ("ring.task_done.counted", "task_done (the done total is raised)"),
+    (
+        "ring.task_done.counted",
+        "task_done (the done total is raised)",
+    ),
     ("ring.close.flag", "close (the closed flag is set)"),
-    ("ring.dead_letter.counted", "nack (a dead-lettered item is counted)"),
+    (
+        "ring.dead_letter.counted",
+        "nack (a dead-lettered item is counted)",
+    ),
     // Participant slots (semaphore holders, barrier parties, condition waiters).
-    ("slot.claim.pid", "sem acquire, barrier wait, condition wait (a slot is claimed)"),
-    ("slot.claim.payload", "sem acquire, barrier wait, condition wait (the slot's payload is set)"),
-    ("slot.leave.payload", "sem release, barrier wait, condition wait (the payload is cleared)"),
-    ("slot.leave.pid", "sem release, barrier wait, condition wait (the slot is freed)"),
+    (
+        "slot.claim.pid",
+        "sem acquire, barrier wait, condition wait (a slot is claimed)",
+    ),
+    (
+        "slot.claim.payload",
+        "sem acquire, barrier wait, condition wait (the slot's payload is set)",
+    ),
+    (
+        "slot.leave.payload",
+        "sem release, barrier wait, condition wait (the payload is cleared)",
+    ),
+    (
+        "slot.leave.pid",
+        "sem release, barrier wait, condition wait (the slot is freed)",
+    ),
     // Semaphores.
-    ("sem.acquire.total", "sem acquire (an untracked unit leaves the total)"),
+    (
+        "sem.acquire.total",
+        "sem acquire (an untracked unit leaves the total)",
+    ),
     ("sem.acquire.value", "sem acquire (the value drops)"),
     ("sem.acquire.held", "sem acquire (the slot's units rise)"),
     ("sem.release.total", "sem release (the total rises)"),
     ("sem.release.value", "sem release (the value rises)"),
-    ("sem.slot.units_taken", "sem release (the slot's units are taken)"),
-    ("sem.slot.units_returned", "sem release (the slot's units return to the value)"),
+    (
+        "sem.slot.units_taken",
+        "sem release (the slot's units are taken)",
+    ),
+    (
+        "sem.slot.units_returned",
+        "sem release (the slot's units return to the value)",
+    ),
     ("sem.wake.bumped", "sem release (waiters are woken)"),
     // Events.
     ("event.set.flag", "event set (the flag is stored)"),
     ("event.clear.flag", "event clear (the flag is stored)"),
     // Conditions.
-    ("condition.notify.slot", "condition notify (a waiter is marked notified)"),
+    (
+        "condition.notify.slot",
+        "condition notify (a waiter is marked notified)",
+    ),
     // Barriers.
-    ("barrier.wait.count", "barrier wait (the arrival count rises)"),
-    ("barrier.wait.slot", "barrier wait (the party's slot records the generation)"),
-    ("barrier.wait.reset", "barrier wait (the last party resets the count)"),
-    ("barrier.wait.generation", "barrier wait (the last party opens the generation)"),
-    ("barrier.wake.bumped", "barrier wait, abort (waiters are woken)"),
-    ("barrier.broken.flag", "barrier wait, abort (the broken flag is set)"),
+    (
+        "barrier.wait.count",
+        "barrier wait (the arrival count rises)",
+    ),
+    (
+        "barrier.wait.slot",
+        "barrier wait (the party's slot records the generation)",
+    ),
+    (
+        "barrier.wait.reset",
+        "barrier wait (the last party resets the count)",
+    ),
+    (
+        "barrier.wait.generation",
+        "barrier wait (the last party opens the generation)",
+    ),
+    (
+        "barrier.wake.bumped",
+        "barrier wait, abort (waiters are woken)",
+    ),
+    (
+        "barrier.broken.flag",
+        "barrier wait, abort (the broken flag is set)",
+    ),
     // Values and arrays.
     ("value.write.element", "value write (an element is stored)"),
 ];
@@ -189,7 +327,10 @@ mod tests {
             );
         }
         for (n, _) in POINTS {
-            assert!(used.iter().any(|u| u == n), "listed crash point {n} is never reached");
+            assert!(
+                used.iter().any(|u| u == n),
+                "listed crash point {n} is never reached"
+            );
         }
         let mut names: Vec<_> = POINTS.iter().map(|(n, _)| n).collect();
         names.sort();

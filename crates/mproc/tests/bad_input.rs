@@ -27,7 +27,7 @@ const QUEUE_HEAD: u64 = 320;
 const QUEUE_RING: u64 = 2048;
 const LOCK_SEG_LEN: usize = 1024;
 /// The segment layout version this build writes.
-const LAYOUT: u32 = 3;
+const LAYOUT: u32 = 4;
 
 /// Deadline for a child that runs a batch of bad inputs.
 const BATCH: Duration = Duration::from_secs(120);

@@ -136,8 +136,6 @@ impl LocalLock {
         }
         None
     }
-
-
 }
 
 impl LockBackend for LocalLock {

@@ -86,9 +86,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptToken};
+use crate::crash::crash_point;
 use crate::error::{CreateError, ObjectKind, OpenError};
 use crate::local::segment::{Place, Segment};
-use crate::crash::crash_point;
 use crate::local::wait::{Sleepers, Spin, WaitCell, SLEEPER_SLOT};
 use crate::namespace::Namespace;
 use crate::sys::{self, RobustLock};
@@ -1249,6 +1249,11 @@ impl Ring {
         Ok(())
     }
 
+    /// Tasks put but not yet marked done, as the words say now.
+    fn unfinished_now(&self) -> u64 {
+        self.total_put().saturating_sub(self.done_total())
+    }
+
     /// Tasks marked done, and items purged.
     fn done_total(&self) -> u64 {
         let done = self.u64_at(DONE_TOTAL).load(Ordering::Acquire);
@@ -1357,9 +1362,18 @@ impl QueueBackend for Ring {
                     first_rec
                 };
                 let room = || self.closed() || self.has_room(rec);
+                // Before and after each sleep, also repair what a consumer
+                // killed inside the get lock left: it may hold the room
+                // this producer waits for (a cursor moved, head not yet).
+                let ready = || {
+                    room() || {
+                        self.repair_if_abandoned();
+                        room()
+                    }
+                };
                 let ok =
                     self.cell(NOT_FULL)
-                        .wait_until_checked(deadline, self.spin(), &room, &room);
+                        .wait_until_checked(deadline, self.spin(), &room, &ready);
                 if !ok {
                     return (done, Err(OpError::WouldBlock));
                 }
@@ -1545,15 +1559,18 @@ impl QueueBackend for Ring {
             }
         }
         crash_point!("ring.task_done.counted");
-        if self.unfinished() == 0 {
+        if self.unfinished_now() == 0 {
             self.cell(ALL_DONE).wake_all();
         }
         Ok(())
     }
 
-    /// Tasks put but not yet marked done (purged items count as done).
+    /// Tasks put but not yet marked done (purged items count as done),
+    /// after finishing what a consumer killed inside the get lock left
+    /// (a journaled purge).
     fn unfinished(&self) -> u64 {
-        self.total_put().saturating_sub(self.done_total())
+        self.repair_if_abandoned();
+        self.unfinished_now()
     }
 
     /// Waits until every task put has been marked done; false on timeout.

@@ -233,7 +233,11 @@ impl WaitCell<'_> {
             // Never longer than WAKE_SLICE: a waker may have died between
             // its change and its wake-up.
             let slice = Instant::now() + WAKE_SLICE;
-            futex_wait(self.seq, seq, Some(deadline.map_or(slice, |d| d.min(slice))));
+            futex_wait(
+                self.seq,
+                seq,
+                Some(deadline.map_or(slice, |d| d.min(slice))),
+            );
             self.leave(registered);
             if ready() {
                 return true;

@@ -9,7 +9,7 @@
 //!    124     4  reset mark  generation + 1 of the last round ended by reset
 //!    128     4  seq      } bumped on every change waiters look at
 //!    132     4  waiters  }
-//!    192  8192  128 party slots (see `watch`), payload = the generation waited in
+//!    192  8192  128 party slots (see `watch`), payload = `arrived(generation)` waited in
 //! ```
 //!
 //! Parameters: `[parties, default timeout in µs (0 = none), 0, 0]`.
@@ -47,6 +47,12 @@ const SEG_LEN: usize = SLOTS_OFF + Slots::len_for(SLOTS);
 const MAX_PARTIES: u32 = 1 << 20;
 /// Slot payload of a party not yet counted in a generation.
 const NOT_YET: u32 = u32::MAX;
+
+/// The slot payload of a party counted in generation `g`: never 0 (a slot
+/// whose claimer died before writing its payload holds 0) nor [`NOT_YET`].
+fn arrived(g: u32) -> u32 {
+    g % (u32::MAX - 1) + 1
+}
 
 fn expected_len(p: &[u64; 4]) -> Result<usize, String> {
     if p[0] == 0 || p[0] > u64::from(MAX_PARTIES) {
@@ -320,7 +326,9 @@ impl Barrier {
             for i in 0..SLOTS {
                 if let SlotState::Dead(_) = s.state(i) {
                     s.reap(i, |payload| {
-                        if payload == g && self.word(GENERATION).load(Ordering::Acquire) == g {
+                        if payload == arrived(g)
+                            && self.word(GENERATION).load(Ordering::Acquire) == g
+                        {
                             self.word(BROKEN).store(1, Ordering::Release);
                             broke = true;
                         }
@@ -387,7 +395,7 @@ impl Barrier {
             self.word(COUNT).store(idx + 1, Ordering::Relaxed);
             crate::crash::crash_point!("barrier.wait.count");
             if let Some(i) = slot {
-                s_payload(self, i).store(g, Ordering::Release);
+                s_payload(self, i).store(arrived(g), Ordering::Release);
                 crate::crash::crash_point!("barrier.wait.slot");
             }
             (g, idx)

@@ -231,7 +231,10 @@ pub(crate) fn my_start() -> u64 {
         return cached & 0xff_ffff_ffff;
     }
     let t = start_time(pid).unwrap_or(0) & 0xff_ffff_ffff;
-    START.store(u64::from(pid) << 40 | t, std::sync::atomic::Ordering::Relaxed);
+    START.store(
+        u64::from(pid) << 40 | t,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     t
 }
 
@@ -490,8 +493,10 @@ impl RobustLock {
         // The process first, then the thread: `held` names the holder only
         // once `who` names its process (a kill between the two leaves the
         // previous record, whose owner is gone, or none).
-        r.who
-            .store(u64::from(my_pid()) | (my_start() & 0xffff_ffff) << 32, Relaxed);
+        r.who.store(
+            u64::from(my_pid()) | (my_start() & 0xffff_ffff) << 32,
+            Relaxed,
+        );
         r.held.store(tid, Relaxed);
         crate::crash::crash_point!("lock.acquire.entered");
         if died {

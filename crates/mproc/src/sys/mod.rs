@@ -32,10 +32,9 @@ pub(crate) fn fence_after_unlock() {
     std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
 }
 
-pub(crate) use imp::{
-    futex_wait, futex_wake, memfd, my_pid, my_start, my_tid, my_uid, now_coarse_ns, now_realtime_ns,
-    process_alive, Acquired, Mapping, RawRobustMutex, RobustLock,
-    WaitResult,
-};
 #[cfg(feature = "crash-points")]
 pub(crate) use imp::kill_self;
+pub(crate) use imp::{
+    futex_wait, futex_wake, memfd, my_pid, my_start, my_tid, my_uid, now_coarse_ns,
+    now_realtime_ns, process_alive, Acquired, Mapping, RawRobustMutex, RobustLock, WaitResult,
+};
