@@ -368,6 +368,9 @@ const LOCK_YIELDS: u32 = 16;
 /// Longest single sleep of a contended `lock`: after it, the waiter checks
 /// that the owner named by the word is the thread that took the lock.
 const OWNER_CHECK_SLICE: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a live thread may own the word without entering before the
+/// word is taken for damaged (a holder enters right after taking it).
+const STRANGER_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 /// How long a lock whose word the kernel keeps refusing (`EINVAL`: a
 /// hand-over in progress, or a damaged word) is retried before it is
 /// reported as damaged.
@@ -609,7 +612,6 @@ impl RobustLock {
             Ok(None)
         };
         let mut refused_since: Option<Instant> = None;
-        let mut suspect: Option<u32> = None;
         let mut gone_but_alive = 0u32;
         loop {
             let w = word.load(Relaxed);
@@ -622,24 +624,26 @@ impl RobustLock {
                 Ok(()) => return Ok(Some(self.enter(tid))),
                 Err(e) => match e.raw_os_error() {
                     Some(libc::ETIMEDOUT) => {
-                        if deadline.is_some_and(|d| Instant::now() >= d) {
-                            return Ok(None);
-                        }
-                        // A long wait: is the owner a thread that took the
-                        // lock, and still there? A reused thread id is gone;
-                        // a live thread that has not entered over two whole
-                        // slices (a holder enters right after taking the
-                        // word) was named by a damaged word.
+                        // Is the owner a thread that took the lock, and still
+                        // there? Asked at every timeout, however short the
+                        // caller's deadline: a dead owner (its thread id, or
+                        // its pid, reused by another process or not) is
+                        // taken over; so is a live thread that has not
+                        // entered for over a second (a holder enters right
+                        // after taking the word): a damaged word, or a holder
+                        // killed before entering whose id was reused.
                         let w = word.load(Relaxed);
                         let owner = w & FUTEX_TID_MASK;
-                        if owner != 0 {
+                        if owner != 0 && owner != tid {
                             let stranger = self.raw().held.load(Relaxed) != owner;
-                            if (self.word_owner_gone(w) || (stranger && suspect == Some(w)))
-                                && self.take_over(w, tid)
+                            let long_stranger = stranger && self.suspected_for(w) > STRANGER_FOR;
+                            if (long_stranger || self.word_owner_gone(w)) && self.take_over(w, tid)
                             {
                                 return Ok(Some(self.enter(tid)));
                             }
-                            suspect = stranger.then_some(w);
+                        }
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Ok(None);
                         }
                     }
                     // The kernel found the owner it looked at gone (or the
@@ -694,6 +698,24 @@ impl RobustLock {
                         ))
                     }
                 },
+            }
+        }
+    }
+
+    /// How long this process has seen the word hold `w` with no holder
+    /// entered (0 the first time); remembered across calls, so that callers
+    /// with short deadlines add up.
+    fn suspected_for(&self, w: u32) -> std::time::Duration {
+        static SUSPECTS: std::sync::Mutex<Vec<(usize, u32, Instant)>> =
+            std::sync::Mutex::new(Vec::new());
+        let at = self.m as usize;
+        let mut v = SUSPECTS.lock().unwrap_or_else(|e| e.into_inner());
+        v.retain(|&(_, _, since)| since.elapsed() < STRANGER_FOR * 8);
+        match v.iter().find(|&&(a, word, _)| a == at && word == w) {
+            Some(&(_, _, since)) => since.elapsed(),
+            None => {
+                v.push((at, w, Instant::now()));
+                std::time::Duration::ZERO
             }
         }
     }
