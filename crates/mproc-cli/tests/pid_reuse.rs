@@ -14,9 +14,17 @@ use std::time::{Duration, Instant};
 
 use common::Ns;
 
+/// The tests of this file take turns: each steers the kernel's next pid.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Starts `sleep 60` as a process with pid `pid`, or `None` if the pid
 /// could not be had.
+///
+/// Waits a few clock ticks first: a process is named by its pid and start
+/// time, which the kernel counts in ticks (10 ms), and only a deliberate
+/// steering of the pid counter can reuse a pid within the same tick.
 fn take_pid(pid: u32) -> Option<Child> {
+    std::thread::sleep(Duration::from_millis(50));
     let spawn = || {
         Command::new("sleep")
             .arg("60")
@@ -74,6 +82,7 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 #[test]
 fn a_lock_whose_dead_holders_pid_was_reused_is_taken_over() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Ns::new();
     // `mproc lock` holds the lock on its main thread: its thread id is its
     // pid, which is what the reused process will have.
@@ -108,6 +117,7 @@ fn a_lock_whose_dead_holders_pid_was_reused_is_taken_over() {
 #[cfg(feature = "crash-points")]
 #[test]
 fn a_queue_whose_dead_producers_pid_was_reused_takes_puts() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let ns = Ns::new();
     ns.cmd().args(["queue", "create", "pq"]).assert().success();
     // A producer killed holding the put lock (after writing its payload).
