@@ -88,6 +88,11 @@ pub(crate) enum Command {
     /// One consumer of `demo pipeline` (started by the demo).
     #[command(name = "__pipeline-consumer", hide = true)]
     PipelineConsumer(crate::demo::pipeline::ConsumerArgs),
+    /// Print every crash point (NAME and the operations that reach it), one
+    /// per line: `MPROC_CRASH_AT=NAME:K` SIGKILLs a process the K-th time it
+    /// reaches NAME (builds with the `crash-points` feature only).
+    #[cfg(feature = "crash-points")]
+    CrashPoints,
     /// Measure queues and locks on this machine (and Python's Queue, if python3 is there).
     Bench(crate::bench::BenchArgs),
     /// One worker process of `bench` (started by it).
@@ -121,6 +126,13 @@ pub(crate) enum LockSub {
     Status {
         /// Locks to show.
         names: Vec<String>,
+    },
+    /// Free a lock whatever its state: the way out of a damaged lock word
+    /// (exit 65). A dead holder needs no breaking; a live one loses its
+    /// exclusion.
+    Break {
+        /// The lock to free.
+        name: String,
     },
 }
 

@@ -94,6 +94,8 @@ fn io_code(e: &io::Error, fallback: (u8, &'static str)) -> (u8, &'static str) {
     match e.kind() {
         io::ErrorKind::PermissionDenied => (NOPERM, "permission_denied"),
         io::ErrorKind::NotFound => (NOINPUT, "not_found"),
+        // A damaged lock word (the library's only use of this kind).
+        io::ErrorKind::InvalidData => (DATAERR, "damaged"),
         _ => fallback,
     }
 }

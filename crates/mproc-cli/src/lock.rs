@@ -30,6 +30,7 @@ use crate::signals;
 pub(crate) fn run(ctx: &Ctx, args: LockCmd) -> anyhow::Result<u8> {
     match args.sub {
         Some(LockSub::Status { names }) => status(ctx, &names),
+        Some(LockSub::Break { name }) => break_lock(ctx, &name),
         None => run_locked(ctx, args.run),
     }
 }
@@ -238,6 +239,23 @@ struct LockRow {
 }
 
 /// `mproc lock status [NAME..]`.
+/// `mproc lock break NAME`.
+fn break_lock(ctx: &Ctx, name: &str) -> anyhow::Result<u8> {
+    let ns = ctx.ns()?;
+    let lock = Lock::open_in(&ns, name).map_err(|e| exit::from_open(&e))?;
+    if let Some(h) = lock.holder().filter(|h| h.pid != 0) {
+        tracing::warn!("lock '{name}': pid {} held it; it no longer does", h.pid);
+    }
+    lock.force_release()
+        .map_err(|e| exit::from_io(&e, (exit::SOFTWARE, "internal"), &format!("lock '{name}'")))?;
+    if ctx.json {
+        println!("{}", serde_json::json!({ "lock": name, "released": true }));
+    } else if ctx.verbosity >= 0 {
+        eprintln!("mproc: lock '{name}' released");
+    }
+    Ok(0)
+}
+
 fn status(ctx: &Ctx, names: &[String]) -> anyhow::Result<u8> {
     let ns = ctx.ns()?;
     let mut rows = Vec::new();

@@ -58,6 +58,15 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Sem(args) => sem::run(&ctx, &args)?,
         Command::Event(cmd) => event::run(&ctx, cmd)?,
         Command::Ls => ls::run(&ctx)?,
+        #[cfg(feature = "crash-points")]
+        Command::CrashPoints => {
+            use std::io::Write;
+            let mut out = io::stdout().lock();
+            for (name, ops) in mproc::crash_points() {
+                writeln!(out, "{name}\t{ops}")?;
+            }
+            0
+        }
         Command::Demo(cmd) => demo::run(&ctx, cmd)?,
         Command::Completions { shell } => completions::run(shell)?,
         Command::Torture(args) => torture::run(&ctx, &args)?,

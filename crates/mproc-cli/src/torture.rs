@@ -19,6 +19,13 @@
 //! wrote the same counter value, and the counter is not behind them
 //! (`lost_updates`); every worker alive after the last kill made progress
 //! within a second (`wedged`); the queue's counters match its contents.
+//!
+//! `--hog N` runs N busy processes beside the workers, so that kills land
+//! while workers are preempted mid-operation (a quiet machine almost never
+//! shows those instants); kills come at a wide spread of instants, from
+//! tens of microseconds to tens of milliseconds apart. A run with any
+//! anomaly keeps its directory (ledgers, namespace) and reports which
+//! workers were wedged with the queue's and the lock's state.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -58,6 +65,10 @@ pub(crate) struct TortureArgs {
     /// microseconds (keeps the ledgers of long runs small).
     #[arg(long, default_value_t = 0)]
     pub(crate) pace_us: u64,
+    /// Busy processes to run beside the workers (load, so that kills land
+    /// in preempted operations).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) hog: u32,
 }
 
 /// `mproc __torture-worker`: one worker (started by `mproc torture`).
@@ -155,6 +166,15 @@ pub(crate) fn worker(ctx: &Ctx, args: &WorkerArgs) -> anyhow::Result<u8> {
                 counter.write_all_at(&v.to_le_bytes(), 0).map_err(fail)?;
                 drop(guard);
                 note(&mut log, &format!("D {v}\n"))?;
+            }
+        }
+        "hog" => {
+            // Busy, looking at the stop flag now and then.
+            let mut n = 0u64;
+            while !stop.exists() {
+                for _ in 0..1_000_000 {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
             }
         }
         other => return Err(fail(format!("unknown torture role {other}")).into()),
@@ -301,14 +321,24 @@ pub(crate) fn run(ctx: &Ctx, args: &TortureArgs) -> anyhow::Result<u8> {
         let w = h.spawn(role)?;
         h.workers.push(w);
     }
+    let mut hogs = Vec::new();
+    for _ in 0..args.hog {
+        hogs.push(h.spawn("hog")?);
+    }
     let started = Instant::now();
     let end = started + Duration::from_secs_f64(args.seconds);
     let mut rng = Rng::new();
     let mut kills = 0u64;
     while Instant::now() < end && !h.workers.is_empty() {
-        std::thread::sleep(Duration::from_micros(
-            2_000 + (rng.unit() * 30_000.0) as u64,
-        ));
+        // A wide spread of instants: a third of the kills come within a
+        // few hundred microseconds of the last restart (mid-start-up,
+        // mid-first-operation), the rest up to 32 ms apart.
+        let gap = if rng.unit() < 0.33 {
+            20 + (rng.unit() * 500.0) as u64
+        } else {
+            1_000 + (rng.unit() * 31_000.0) as u64
+        };
+        std::thread::sleep(Duration::from_micros(gap));
         let i = (rng.unit() * h.workers.len() as f64) as usize % h.workers.len();
         let role = h.workers[i].role;
         let _ = h.workers[i].child.kill();
@@ -316,20 +346,46 @@ pub(crate) fn run(ctx: &Ctx, args: &TortureArgs) -> anyhow::Result<u8> {
         kills += 1;
         h.workers[i] = h.spawn(role)?;
     }
-    // After the last kill, every survivor must make progress within 1 s.
+    // After the last kill, every survivor must make progress within 1 s
+    // (a busy machine gets up to 5 s in all before a worker counts as
+    // wedged).
     std::thread::sleep(Duration::from_millis(100));
     let before: Vec<u64> = h.workers.iter().map(|w| h.ledger_len(w)).collect();
+    let look = Instant::now();
+    let stalled = |h: &Harness| -> Vec<usize> {
+        (0..h.workers.len())
+            .filter(|&i| h.ledger_len(&h.workers[i]) == before[i])
+            .collect()
+    };
     std::thread::sleep(Duration::from_secs(1));
-    let mut wedged = h
-        .workers
+    while !stalled(&h).is_empty() && look.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stuck = stalled(&h);
+    let mut wedged = stuck.len() as u64;
+    let wedged_detail: Vec<_> = stuck
         .iter()
-        .zip(&before)
-        .filter(|(w, &b)| h.ledger_len(w) == b)
-        .count() as u64;
+        .map(|&i| {
+            let w = &h.workers[i];
+            json!({ "role": w.role, "id": w.id, "pid": w.child.id() })
+        })
+        .collect();
+    let lock_state = Lock::open_in(&ns, LOCK).ok().map(|l| {
+        json!({
+            "locked": l.is_locked(),
+            "holder": l.holder().map(|h| h.pid),
+            "waiters": l.waiters().iter().map(|w| w.pid).collect::<Vec<_>>(),
+        })
+    });
+    let queue_state = format!("{:?}", q.stats());
     // Shut down: lock users see the stop flag, the queue's close ends
     // producers, and consumers once it is drained.
     tracing::info!(kills, wedged, "kill phase over; shutting down");
     std::fs::write(dir.join("stop"), b"").map_err(fail)?;
+    for mut hog in hogs {
+        let _ = hog.child.kill();
+        let _ = hog.child.wait();
+    }
     q.close();
     let grace = Instant::now() + Duration::from_secs(10);
     for w in &mut h.workers {
@@ -390,7 +446,16 @@ pub(crate) fn run(ctx: &Ctx, args: &TortureArgs) -> anyhow::Result<u8> {
         "counters_ok": counters_ok,
         "total_put": stats.total_put,
         "total_got": stats.total_got,
+        "hogs": args.hog,
+        "wedged_workers": wedged_detail,
+        "queue_at_wedge_check": if wedged > 0 { json!(queue_state) } else { json!(null) },
+        "lock_at_wedge_check": if wedged > 0 { json!(lock_state) } else { json!(null) },
+        "kept_dir": if clean { json!(null) } else { json!(dir.display().to_string()) },
     });
+    if !clean {
+        // Keep the ledgers and the namespace for the post-mortem.
+        let _ = tmp.keep();
+    }
     if ctx.json {
         println!("{report}");
     } else {

@@ -30,6 +30,10 @@ pub(crate) enum OpError {
 
 impl From<io::Error> for OpError {
     fn from(e: io::Error) -> Self {
+        // A lock word the kernel refuses is damage, not a failing system.
+        if e.kind() == io::ErrorKind::InvalidData {
+            return OpError::Damaged(e.to_string());
+        }
         OpError::Io(e)
     }
 }

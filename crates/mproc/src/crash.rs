@@ -16,6 +16,7 @@
 /// Every crash point: its name and the operations that reach it.
 ///
 /// Names are `object.operation.store`; each names the store right before it.
+#[cfg_attr(not(any(test, feature = "crash-points")), allow(dead_code))]
 pub(crate) const POINTS: &[(&str, &str)] = &[
     // The robust lock (under every lock, queue, semaphore, value...).
     (

@@ -82,7 +82,9 @@ pub use crate::{
         DEFAULT_MAX_MESSAGE,
     },
     pool::{Pool, PoolError},
-    process::{ExitCode, Process, ProcessBuilder, ProcessError, SpawnError, StartMethod},
+    process::{
+        ExitCode, Process, ProcessBuilder, ProcessError, ProcessId, SpawnError, StartMethod,
+    },
     queue::{ByteQueue, Leased, Queue, QueueOptions, QueueStats, DEFAULT_MAX_BYTES},
     runtime::{
         ConsumeFn, ProduceFn, Producer, Runtime, RuntimeError, Summary, WorkerError, WorkerRole,

@@ -36,5 +36,6 @@ pub(crate) fn fence_after_unlock() {
 pub(crate) use imp::kill_self;
 pub(crate) use imp::{
     futex_wait, futex_wake, memfd, my_pid, my_start, my_tid, my_uid, now_coarse_ns,
-    now_realtime_ns, process_alive, Acquired, Mapping, RawRobustMutex, RobustLock, WaitResult,
+    now_realtime_ns, process_alive, start_time, Acquired, Mapping, RawRobustMutex, RobustLock,
+    WaitResult,
 };
