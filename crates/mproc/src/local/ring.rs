@@ -456,9 +456,12 @@ impl Ring {
 
     /// Runs a repair under the get lock now if the lock's holder died
     /// inside it (for `len` and the counters, which are read without it).
+    ///
+    /// Waits for the lock briefly only: a damaged lock word the kernel
+    /// refuses is reported by the operations that need the lock, not here.
     fn repair_if_abandoned(&self) {
         if self.get_lock.owner_tid() != 0 && self.get_lock.abandoned() {
-            let _ = self.lock_get(None);
+            let _ = self.lock_get(Some(Instant::now() + std::time::Duration::from_millis(10)));
         }
     }
 
