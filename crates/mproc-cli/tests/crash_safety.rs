@@ -20,7 +20,10 @@ fn patch_word(path: &std::path::Path, at: u64, v: u32) {
 #[test]
 fn a_lock_word_naming_a_kernel_thread_is_taken_over() {
     let ns = Ns::new();
-    ns.cmd().args(["lock", "L", "--", "true"]).assert().success();
+    ns.cmd()
+        .args(["lock", "L", "--", "true"])
+        .assert()
+        .success();
     // Thread 2 is kthreadd: the kernel refuses it as a lock owner (EPERM);
     // no process can hold a lock as it, so the word is damage.
     patch_word(&ns.dir().join("L"), LOCK_WORD, 2);
@@ -33,7 +36,10 @@ fn a_lock_word_naming_a_kernel_thread_is_taken_over() {
 #[test]
 fn lock_break_frees_a_lock_held_by_a_live_stranger() {
     let ns = Ns::new();
-    ns.cmd().args(["lock", "L", "--", "true"]).assert().success();
+    ns.cmd()
+        .args(["lock", "L", "--", "true"])
+        .assert()
+        .success();
     // A live thread that never took the lock: the init process's.
     patch_word(&ns.dir().join("L"), LOCK_WORD, 1);
     ns.cmd()
