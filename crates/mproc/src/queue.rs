@@ -58,10 +58,11 @@ impl QueueOptions {
         self
     }
 
-    /// Byte budget for the messages in the queue (each costs its length
-    /// rounded up to 8, plus 8). The largest message is `max_bytes - 8`.
-    /// The queue's segment holds a ring of the next power of two above
-    /// `max_bytes + 8` bytes (2 MiB for the default budget).
+    /// Byte budget: the largest message, and the bytes the queue holds at
+    /// once (each message costs its length rounded up to 8, plus an 8-byte
+    /// header; the budget has room for one header more than `max_bytes`,
+    /// so that a message of `max_bytes` bytes fits). The queue's segment
+    /// is memory (RAM, on tmpfs): `max_bytes` plus about 2 KiB.
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
         self

@@ -364,26 +364,27 @@ fn sixteen_mib_messages_and_the_size_limit() {
     let e = small.put(&too_big).unwrap_err();
     match e.kind() {
         PutErrorKind::TooLarge { size, limit } => {
-            assert_eq!((*size, *limit), (5000, 4088));
-            assert!(e.to_string().contains("4088"), "{e}");
+            // A message of max_bytes bytes fits.
+            assert_eq!((*size, *limit), (5000, 4096));
+            assert!(e.to_string().contains("4096"), "{e}");
         }
         k => panic!("{k:?}"),
     }
-    small.put(&vec![1u8; 4088]).unwrap();
+    small.put(&vec![1u8; 4096]).unwrap();
     assert!(small.is_full());
 }
 
 #[test]
 fn empty_messages_and_byte_budget() {
     let q = ByteQueue::with_options(QueueOptions::new().max_bytes(64)).unwrap();
-    for _ in 0..8 {
+    for _ in 0..9 {
         q.try_put(b"").unwrap();
     }
     assert!(
         q.try_put(b"").unwrap_err().is_full(),
-        "8 records of 8 bytes fill 64 bytes"
+        "9 records of 8 bytes fill a budget of 64 bytes plus one header"
     );
-    assert_eq!(q.len(), 8);
+    assert_eq!(q.len(), 9);
     assert_eq!(q.get().unwrap(), b"");
     q.try_put(b"").unwrap();
 }

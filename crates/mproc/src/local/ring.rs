@@ -21,7 +21,7 @@
 //!    520  all_done   wait cell {seq, waiters}
 //!    576  lease owners: 28 × {pid u32, pad u32, start time u64}
 //!   1024  sleepers: 64 × {pid u32, cell u32, start time u64}
-//!   2048  ring bytes (capacity, a power of two)
+//!   2048  ring bytes (capacity = max_bytes rounded up to 8, plus two headers)
 //! ```
 //! A record is `[len u32][meta u32][payload, padded to 8 bytes]`; its
 //! 8-byte header is one aligned word, and its payload may wrap around the
@@ -29,8 +29,8 @@
 //! a lease, acknowledged, requeued), the lease owner's slot and the delivery
 //! count. Between `head` and `cursor`, a record still FRESH was delivered by
 //! a plain get and counts as acknowledged. The word after the last record
-//! is always the end mark (`len = u32::MAX`): the ring's capacity is the
-//! next power of two above `max_bytes + 8`, so the mark always fits.
+//! is always the end mark (`len = u32::MAX`): the record budget leaves 8
+//! bytes of the capacity free, so the mark always fits.
 //!
 //! ## Leases (at-least-once delivery)
 //! Records between `head` and `cursor` have been delivered but still occupy
@@ -43,10 +43,15 @@
 //! delivery count increased. Every state change is a single store of the
 //! meta word, and the counters `leased`/`requeued` are recounted from the
 //! states on each reclaim, so a kill at any instruction leaves a state that
-//! the next reclaim makes exact. Positions are byte counters modulo 2^32
-//! (the capacity is at most 2^31) and sequence numbers count records modulo
-//! 2^32, so `len = put_seq - got_seq` and `used = put_pos - got_pos` are exact
-//! with wrapping arithmetic.
+//! the next reclaim makes exact. Positions are byte counters modulo the
+//! largest multiple of the capacity that fits in 32 bits (at least 2^31),
+//! so the distance between two of them is exact even when one is stale (a
+//! producer's remembered `head`); a position's place in the ring is the
+//! counter modulo the capacity. Sequence numbers count records modulo 2^32,
+//! so `len = put_seq - got_seq` is exact with wrapping arithmetic; whether
+//! `tail` is behind `head` (a dead producer left it there) is told by them.
+//! The ring is only as large as its budget: `max_bytes` (a message of that
+//! many bytes fits) rounded up to 8, plus a header, plus the end mark.
 //!
 //! ## Protocol (two-lock queue)
 //! Producers hold the put lock, consumers the get lock; a producer and a
@@ -168,7 +173,7 @@ fn meta_deliveries(m: u32) -> u32 {
 pub(crate) const REC_HEADER: usize = 8;
 /// The end mark: the header word after the last published record.
 const END_MARK: u64 = u32::MAX as u64;
-/// The largest ring: positions are 32-bit counters.
+/// The largest ring: positions are 32-bit offsets.
 pub(crate) const MAX_CAPACITY: usize = 1 << 31;
 /// The smallest byte budget.
 pub(crate) const MIN_BYTES: usize = 64;
@@ -194,8 +199,21 @@ fn ahead(to: u32, from: u32) -> u64 {
     (to.wrapping_sub(from) as i32).max(0) as u64
 }
 
+/// `p % d`, given `magic = u64::MAX / d + 1` (Lemire, Kaser and Kurz,
+/// "Faster remainder by direct computation": exact for all 32-bit `p` and
+/// `d`), with two multiplications instead of a division.
+fn rem(p: u32, magic: u64, d: u64) -> u64 {
+    let low = magic.wrapping_mul(u64::from(p));
+    ((u128::from(low) * u128::from(d)) >> 64) as u64
+}
+
+/// The part of a byte budget a record of `payload` bytes takes.
+fn rounded(bytes: usize) -> usize {
+    bytes.div_ceil(8) * 8
+}
+
 fn record_len(payload: usize) -> usize {
-    REC_HEADER + payload.div_ceil(8) * 8
+    REC_HEADER + rounded(payload)
 }
 
 /// Reconstructs a 64-bit total from a lagging stored total and the exact
@@ -209,8 +227,14 @@ fn total(stored: u64, seq: u32) -> u64 {
 pub(crate) struct RingParams {
     /// Message-count bound; 0 means unbounded.
     pub(crate) maxsize: u64,
-    /// Byte budget for records (headers included).
+    /// The byte budget as given: the largest message, and (with the
+    /// messages' headers and padding, plus one header) what the queue
+    /// holds at once.
     pub(crate) max_bytes: u64,
+    /// Bytes of records (headers and padding included) held at once:
+    /// `max_bytes` rounded up to 8, plus one header.
+    budget: u64,
+    /// Bytes of the ring: the budget plus the end mark.
     capacity: u64,
     /// Deliveries after which a leased item is dead-lettered (0: never).
     pub(crate) max_deliveries: u32,
@@ -218,7 +242,7 @@ pub(crate) struct RingParams {
 
 impl RingParams {
     pub(crate) fn new(maxsize: usize, max_bytes: usize) -> Result<RingParams, String> {
-        let most = MAX_CAPACITY - REC_HEADER;
+        let most = MAX_CAPACITY - 3 * REC_HEADER;
         if !(MIN_BYTES..=most).contains(&max_bytes) {
             return Err(format!(
                 "max_bytes must be between {MIN_BYTES} and {most}, got {max_bytes}"
@@ -230,10 +254,12 @@ impl RingParams {
                 u32::MAX / 2
             ));
         }
+        let budget = rounded(max_bytes) + REC_HEADER;
         Ok(RingParams {
             maxsize: maxsize as u64,
             max_bytes: max_bytes as u64,
-            capacity: (max_bytes + REC_HEADER).next_power_of_two() as u64,
+            budget: budget as u64,
+            capacity: (budget + REC_HEADER) as u64,
             max_deliveries: 0,
         })
     }
@@ -265,9 +291,15 @@ impl RingParams {
         RING + self.capacity as usize
     }
 
-    /// The largest payload a single message may have.
+    /// Positions count modulo this: the largest multiple of the capacity
+    /// that fits in 32 bits (at least 2^31, as the capacity is at most 2^31).
+    fn modulus(&self) -> u64 {
+        (1u64 << 32) / self.capacity * self.capacity
+    }
+
+    /// The largest payload a single message may have: `max_bytes`.
     pub(crate) fn max_message(&self) -> usize {
-        (self.max_bytes as usize - REC_HEADER) & !7
+        self.max_bytes as usize
     }
 }
 
@@ -286,6 +318,11 @@ pub(crate) struct Ring {
     /// lock): a past value of `head`, so it can only under-estimate room;
     /// re-read when it says full. Saves a cross-core miss per put.
     seen_head: AtomicU64,
+    /// Positions count modulo this multiple of the capacity (at least
+    /// 2^31), so that distances between them are exact however stale.
+    modulus: u64,
+    /// `offset` divides by the capacity with this precomputed inverse.
+    magic: u64,
     put_lock: RobustLock,
     get_lock: RobustLock,
 }
@@ -376,6 +413,8 @@ impl Ring {
             params,
             my_slot: AtomicU32::new(u32::MAX),
             seen_head: AtomicU64::new(0),
+            modulus: params.modulus(),
+            magic: (u64::MAX / params.capacity).wrapping_add(1),
             put_lock,
             get_lock,
         };
@@ -434,7 +473,7 @@ impl Ring {
             let word = self.header(p).load(Ordering::Acquire);
             let len = word as u32 as usize;
             let m = (word >> 32) as u32;
-            let reach = p.wrapping_sub(pos(head)) as u64;
+            let reach = self.psub(p, pos(head));
             if word == END_MARK
                 || meta_state(m) == FRESH
                 || meta_state(m) == REQUEUED_STATE
@@ -447,7 +486,7 @@ impl Ring {
             self.header(p).store(fresh, Ordering::Release);
             crash_point!("ring.repair.restored");
             s = s.wrapping_add(1);
-            p = p.wrapping_add(record_len(len) as u32);
+            p = self.padd(p, record_len(len));
         }
         self.reclaim_locked()?;
         self.advance_head()?;
@@ -481,8 +520,42 @@ impl Ring {
         self.seg.at::<AtomicU32>(CLOSED).load(Ordering::Acquire) != 0
     }
 
-    fn mask(&self) -> u32 {
-        (self.params.capacity - 1) as u32
+    /// The ring offset of position `p`: `p` modulo the capacity, by
+    /// multiplication with a precomputed inverse (Lemire's direct
+    /// remainder, exact for every 32-bit `p`), so that any position, even
+    /// one read from a damaged word, names a byte inside the ring.
+    fn offset(&self, p: u32) -> usize {
+        rem(p, self.magic, self.params.capacity) as usize
+    }
+
+    /// Position `p` moved forward by `n` bytes (at most the capacity).
+    fn padd(&self, p: u32, n: usize) -> u32 {
+        let q = u64::from(p).wrapping_add(n as u64);
+        (if q >= self.modulus {
+            q.wrapping_sub(self.modulus)
+        } else {
+            q
+        }) as u32
+    }
+
+    /// Bytes from position `from` forward to position `to`.
+    fn psub(&self, to: u32, from: u32) -> u64 {
+        if to >= from {
+            u64::from(to - from)
+        } else {
+            (u64::from(to) + self.modulus).wrapping_sub(u64::from(from))
+        }
+    }
+
+    /// Bytes of records from `head` to `tail`; 0 when `tail` is behind
+    /// `head` (by its sequence number: a producer died before moving it
+    /// over records consumed since).
+    fn used(&self, head: u64, tail: u64) -> u64 {
+        if ahead(seq(tail), seq(head)) == 0 {
+            0
+        } else {
+            self.psub(pos(tail), pos(head))
+        }
     }
 
     /// Whether a record of `rec` bytes fits now.
@@ -497,9 +570,9 @@ impl Ring {
     /// that were consumed since) counts as empty: the next producer moves it.
     fn room(&self, head: u64, tail: u64, rec: usize) -> bool {
         let count = ahead(seq(tail), seq(head));
-        let used = ahead(pos(tail), pos(head));
+        let used = self.used(head, tail);
         (self.params.maxsize == 0 || count < self.params.maxsize)
-            && used.saturating_add(rec as u64) <= self.params.max_bytes
+            && used.saturating_add(rec as u64) <= self.params.budget
     }
 
     /// Whether a get may find something now (a hint for waiting consumers:
@@ -517,7 +590,7 @@ impl Ring {
     /// for every record; rounded down otherwise, so that a damaged position
     /// still names a word inside the ring).
     fn header(&self, p: u32) -> &AtomicU64 {
-        self.seg.at(RING + (p & self.mask() & !7) as usize)
+        self.seg.at(RING + (self.offset(p) & !7))
     }
 
     fn u32_at(&self, off: usize) -> &AtomicU32 {
@@ -541,7 +614,7 @@ impl Ring {
     /// Writes `data` into the ring at byte position `at`, wrapping.
     fn write_wrapped(&self, at: u32, data: &[u8]) {
         let cap = self.params.capacity as usize;
-        let off = (at & self.mask()) as usize;
+        let off = self.offset(at);
         let first = data.len().min(cap - off);
         self.seg.write(RING + off, &data[..first]);
         if first < data.len() {
@@ -552,7 +625,7 @@ impl Ring {
     /// Reads `out.len()` bytes from byte position `at`, wrapping.
     fn read_wrapped(&self, at: u32, out: &mut [u8]) {
         let cap = self.params.capacity as usize;
-        let off = (at & self.mask()) as usize;
+        let off = self.offset(at);
         let first = out.len().min(cap - off);
         self.seg.read(RING + off, &mut out[..first]);
         if first < out.len() {
@@ -607,7 +680,7 @@ impl Ring {
                     n += 1;
                 }
                 s = s.wrapping_add(1);
-                p = p.wrapping_add(record_len(len) as u32);
+                p = self.padd(p, record_len(len));
             }
             if found == 0 && s == seq(cursor) {
                 // The counter said requeued records exist, the walk found
@@ -643,7 +716,7 @@ impl Ring {
                 crash_point!("ring.get.marked");
             }
             s = s.wrapping_add(1);
-            p = p.wrapping_add(record_len(len) as u32);
+            p = self.padd(p, record_len(len));
             n += 1;
         }
         if s != seq(cursor) {
@@ -671,7 +744,7 @@ impl Ring {
     fn deliver(&self, p: u32, len: usize, scratch: &mut Vec<u8>, sink: &mut dyn FnMut(&[u8])) {
         scratch.clear();
         scratch.resize(len, 0);
-        self.read_wrapped(p.wrapping_add(REC_HEADER as u32), scratch);
+        self.read_wrapped(self.padd(p, REC_HEADER), scratch);
         sink(scratch);
     }
 
@@ -690,7 +763,7 @@ impl Ring {
                 break;
             }
             s = s.wrapping_add(1);
-            p = p.wrapping_add(record_len(len) as u32);
+            p = self.padd(p, record_len(len));
         }
         if s == seq(head) {
             return Ok(false);
@@ -734,7 +807,7 @@ impl Ring {
                 _ => {}
             }
             s = s.wrapping_add(1);
-            p = p.wrapping_add(record_len(len) as u32);
+            p = self.padd(p, record_len(len));
         }
         self.u32_at(LEASED).store(leased, Ordering::Relaxed);
         self.u32_at(REQUEUED).store(requeued, Ordering::Release);
@@ -981,7 +1054,7 @@ impl Ring {
                     break;
                 }
                 rs = rs.wrapping_add(1);
-                rp = rp.wrapping_add(record_len(len) as u32);
+                rp = self.padd(rp, record_len(len));
             }
             let m = self.read_meta(rp);
             if rp != p || meta_state(m) != DELIVERED || meta_owner(m) != slot {
@@ -1029,9 +1102,12 @@ impl Ring {
     /// Checks that `to` is at most the ring's capacity ahead of `from`, in
     /// bytes (8-aligned) and in records (at least 8 bytes each).
     fn check_span(&self, from: u64, to: u64, what: &str) -> Result<(), OpError> {
-        let bytes = pos(to).wrapping_sub(pos(from)) as u64;
+        let bytes = self.psub(pos(to), pos(from));
         let count = seq(to).wrapping_sub(seq(from)) as u64;
-        if bytes > self.params.capacity
+        let cap = self.params.capacity;
+        if bytes > cap
+            || u64::from(pos(from)) >= self.modulus
+            || u64::from(pos(to)) >= self.modulus
             || count > bytes / REC_HEADER as u64
             || (pos(from) | pos(to)) % REC_HEADER as u32 != 0
         {
@@ -1055,7 +1131,7 @@ impl Ring {
         let m = (word >> 32) as u32;
         // The record and the end mark after it lie within one capacity of
         // `head`, in bytes and in records.
-        let reach = p.wrapping_sub(pos(head)) as u64;
+        let reach = self.psub(p, pos(head));
         if len > self.params.max_message()
             || m != fresh_meta(s, len)
             || reach + record_len(len) as u64 + REC_HEADER as u64 > self.params.capacity
@@ -1070,7 +1146,7 @@ impl Ring {
 
     /// Checks the record at (`s`, `p`), before `bound` (the cursor); returns its length.
     fn validate_at(&self, s: u32, p: u32, bound: u64) -> Result<usize, OpError> {
-        let used = pos(bound).wrapping_sub(p) as u64;
+        let used = self.psub(pos(bound), p);
         let count = seq(bound).wrapping_sub(s) as u64;
         if used > self.params.capacity || count > used / REC_HEADER as u64 {
             return Err(OpError::Damaged(format!(
@@ -1104,25 +1180,24 @@ impl Ring {
     fn published_end(&self) -> u64 {
         let tail = self.u64_at(TAIL).load(Ordering::Acquire);
         let (mut s, mut p) = (seq(tail), pos(tail));
-        if p % REC_HEADER as u32 != 0 {
+        if p % REC_HEADER as u32 != 0 || u64::from(p) >= self.modulus {
             return tail;
         }
+        let mut walked = 0u64;
         loop {
             let word = self.header(p).load(Ordering::Acquire);
             let len = word as u32 as usize;
             let m = (word >> 32) as u32;
+            walked += record_len(len.min(self.params.max_message())) as u64;
             if word == END_MARK
                 || len > self.params.max_message()
                 || (meta_state(m) == FRESH && m != fresh_meta(s, len))
+                || walked > self.params.budget
             {
                 break;
             }
-            let next = p.wrapping_add(record_len(len) as u32);
-            if next.wrapping_sub(pos(tail)) as u64 > self.params.capacity {
-                break;
-            }
             s = s.wrapping_add(1);
-            p = next;
+            p = self.padd(p, record_len(len));
         }
         pack(s, p)
     }
@@ -1164,9 +1239,12 @@ impl Ring {
     fn settled_tail(&self, head: &mut u64) -> Result<u64, OpError> {
         let tail = self.u64_at(TAIL).load(Ordering::Relaxed);
         let (mut s, mut p) = (seq(tail), pos(tail));
-        if p % REC_HEADER as u32 != 0 {
-            return Err(OpError::Damaged(format!("misaligned tail position {p}")));
+        if p % REC_HEADER as u32 != 0 || u64::from(p) >= self.modulus {
+            return Err(OpError::Damaged(format!(
+                "tail position {p} is not in the ring"
+            )));
         }
+        let mut walked = 0u64;
         loop {
             let word = self.header(p).load(Ordering::Acquire);
             if word == END_MARK {
@@ -1183,8 +1261,9 @@ impl Ring {
                 )));
             }
             s = s.wrapping_add(1);
-            p = p.wrapping_add(record_len(len) as u32);
-            if p.wrapping_sub(pos(tail)) as u64 > self.params.capacity {
+            p = self.padd(p, record_len(len));
+            walked += record_len(len) as u64;
+            if walked > self.params.capacity {
                 // Further than a whole ring: no end mark where one must be.
                 return Err(OpError::Damaged("the ring has no end mark".into()));
             }
@@ -1197,11 +1276,11 @@ impl Ring {
         // head <= tail, in records and in bytes, within the byte budget.
         let check = |head: u64| {
             self.check_span(head, fixed, "the tail")?;
-            let used = pos(fixed).wrapping_sub(pos(head)) as u64;
-            if used > self.params.max_bytes {
+            let used = self.used(head, fixed);
+            if used > self.params.budget {
                 return Err(OpError::Damaged(format!(
                     "the tail lies {used} bytes ahead of the head, beyond the budget of {}",
-                    self.params.max_bytes
+                    self.params.budget
                 )));
             }
             Ok(())
@@ -1235,7 +1314,7 @@ impl Ring {
                 crash_point!("ring.purge.marked");
             }
             s = s.wrapping_add(1);
-            p = p.wrapping_add(record_len(len) as u32);
+            p = self.padd(p, record_len(len));
         }
         self.u32_at(REQUEUED).store(0, Ordering::Relaxed);
         if cursor != target {
@@ -1325,7 +1404,7 @@ impl QueueBackend for Ring {
                         }
                         h = fresh;
                     }
-                    self.write_wrapped(p.wrapping_add(REC_HEADER as u32), msg);
+                    self.write_wrapped(self.padd(p, REC_HEADER), msg);
                     crash_point!("ring.put.payload");
                     let word = msg.len() as u64 | (u64::from(fresh_meta(s, msg.len())) << 32);
                     if done == start {
@@ -1335,7 +1414,7 @@ impl QueueBackend for Ring {
                         crash_point!("ring.put.header");
                     }
                     s = s.wrapping_add(1);
-                    p = p.wrapping_add(rec as u32);
+                    p = self.padd(p, rec);
                     done += 1;
                 }
                 self.seen_head.store(h, Ordering::Relaxed);
@@ -1413,7 +1492,7 @@ impl QueueBackend for Ring {
                     break;
                 }
                 s = s.wrapping_add(1);
-                p = p.wrapping_add(record_len(len) as u32);
+                p = self.padd(p, record_len(len));
             }
         }
         let len = if s == seq(cursor) {
@@ -1429,7 +1508,7 @@ impl QueueBackend for Ring {
         };
         out.clear();
         out.resize(len, 0);
-        self.read_wrapped(p.wrapping_add(REC_HEADER as u32), out);
+        self.read_wrapped(self.padd(p, REC_HEADER), out);
         Ok(true)
     }
 
@@ -1455,7 +1534,7 @@ impl QueueBackend for Ring {
                     dropped += 1;
                 }
                 s = s.wrapping_add(1);
-                p = p.wrapping_add(record_len(len) as u32);
+                p = self.padd(p, record_len(len));
             }
             // The undelivered records are delivered, as acknowledged, by
             // moving the cursor past them (behind the cursor, a FRESH record
@@ -1463,7 +1542,7 @@ impl QueueBackend for Ring {
             let (mut s, mut p) = (seq(cursor), pos(cursor));
             while let Some(len) = self.published_at(head, s, p)? {
                 s = s.wrapping_add(1);
-                p = p.wrapping_add(record_len(len) as u32);
+                p = self.padd(p, record_len(len));
             }
             let n = s.wrapping_sub(seq(cursor)) as u64 + dropped;
             let purged = self.u64_at(PURGED_TOTAL).load(Ordering::Relaxed);
@@ -1537,7 +1616,7 @@ impl QueueBackend for Ring {
             leased: u64::from(self.u32_at(LEASED).load(Ordering::Acquire)),
             requeued,
             dead_lettered: self.u64_at(DEAD_LETTERED).load(Ordering::Relaxed),
-            bytes_used: ahead(pos(tail), pos(head)),
+            bytes_used: self.used(head, tail),
             closed: self.closed(),
             total_put: put,
             total_got: got,
@@ -1625,5 +1704,59 @@ impl QueueBackend for Ring {
     fn note_dead_lettered(&self) {
         self.u64_at(DEAD_LETTERED).fetch_add(1, Ordering::Relaxed);
         crash_point!("ring.dead_letter.counted");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rem_is_the_remainder() {
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for d in [
+            8u64,
+            72,
+            1 << 20,
+            (1 << 20) + 16,
+            4112,
+            (1 << 31) - 8,
+            1 << 31,
+        ] {
+            let magic = (u64::MAX / d).wrapping_add(1);
+            for p in [0u32, 1, 7, d as u32 - 1, u32::MAX, u32::MAX - 7] {
+                assert_eq!(rem(p, magic, d), u64::from(p) % d, "{p} % {d}");
+            }
+            for _ in 0..10_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let p = x as u32;
+                assert_eq!(rem(p, magic, d), u64::from(p) % d, "{p} % {d}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_ring_is_as_large_as_its_budget() {
+        let p = RingParams::new(0, 16 << 20).unwrap();
+        assert_eq!(p.max_message(), 16 << 20);
+        assert_eq!(p.capacity, (16 << 20) + 16);
+        assert!(p.modulus() >= 1 << 31 && p.modulus() % p.capacity == 0);
+        let p = RingParams::new(0, 100).unwrap();
+        assert_eq!((p.budget, p.capacity), (112, 120));
+    }
+
+    #[test]
+    fn counters_lead_and_totals() {
+        assert_eq!(ahead(5, 3), 2);
+        assert_eq!(ahead(3, 5), 0, "behind counts as nothing");
+        assert_eq!(ahead(1, u32::MAX), 2, "across the wrap");
+        assert_eq!(total(10, 12), 12);
+        assert_eq!(total(u64::from(u32::MAX), 1), 1 << 32 | 1);
+        assert_eq!(record_len(0), 8);
+        assert_eq!(record_len(9), 24);
+        assert_ne!(fresh_meta(1, 8), fresh_meta(2, 8));
+        assert_eq!(meta_state(fresh_meta(1, 8)), FRESH);
     }
 }

@@ -82,6 +82,8 @@ impl Spin {
 /// of microseconds (bounded) before paying for a futex sleep and wake-up,
 /// which crosses CPUs through the hypervisor on a VM (~50 µs).
 const YIELDS: u32 = 64;
+/// The longest the spin and yield rounds last before a waiter sleeps.
+const YIELD_FOR: Duration = Duration::from_micros(200);
 /// Bit 0 of `seq`: a waiter may be asleep on it.
 const SLEEPERS: u32 = 1;
 
@@ -188,6 +190,7 @@ impl WaitCell<'_> {
         quick: &dyn Fn() -> bool,
         ready: &dyn Fn() -> bool,
     ) -> bool {
+        let spun = Instant::now();
         for i in 0..spin.looks + YIELDS {
             if quick() {
                 return true;
@@ -198,6 +201,13 @@ impl WaitCell<'_> {
                     std::hint::spin_loop();
                 }
             } else {
+                // On a busy machine one yield can give the CPU away for a
+                // whole time slice: bound the rounds by time, and by the
+                // caller's deadline.
+                let now = Instant::now();
+                if now.duration_since(spun) > YIELD_FOR || deadline.is_some_and(|d| now >= d) {
+                    break;
+                }
                 std::thread::yield_now();
             }
         }

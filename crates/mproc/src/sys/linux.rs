@@ -365,6 +365,8 @@ const LOCK_SPINS: u32 = 12;
 const LOCK_SPIN_GAP_MAX: u32 = 128;
 /// Yields of the CPU after the spin, before a contended `lock` sleeps.
 const LOCK_YIELDS: u32 = 16;
+/// The longest those yields last.
+const LOCK_YIELD_FOR: std::time::Duration = std::time::Duration::from_micros(200);
 /// Longest single sleep of a contended `lock`: after it, the waiter checks
 /// that the owner named by the word is the thread that took the lock.
 const OWNER_CHECK_SLICE: std::time::Duration = std::time::Duration::from_millis(500);
@@ -562,10 +564,16 @@ impl RobustLock {
         // Still held: the holder may be waiting for a CPU. Give it ours a
         // few times before sleeping, since a sleeper is handed the lock
         // directly on unlock and the lock then waits for it to be scheduled.
+        // On a busy machine one yield can give the CPU away for a whole
+        // time slice: the rounds are bounded by time too.
+        let yielding = Instant::now();
         for _ in 0..LOCK_YIELDS {
             std::thread::yield_now();
             if freed_and_taken() {
                 return Some(self.enter(tid));
+            }
+            if yielding.elapsed() > LOCK_YIELD_FOR {
+                break;
             }
         }
         None
