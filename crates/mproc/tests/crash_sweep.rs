@@ -154,6 +154,22 @@ fn round_trip(q: &ByteQueue) {
     assert_eq!(q.try_get().unwrap(), b"rt");
 }
 
+/// The queue holds exactly `want` (after requeueing dead leases), and
+/// works.
+fn left_exactly(ns: &Namespace, want: &[&str]) {
+    let q = q(ns);
+    assert_eq!(drain(&q), strs(want));
+    round_trip(&q);
+}
+
+/// A queue of `items` whose first was leased by a consumer that died, and
+/// requeued.
+fn a_requeued(ns: &Namespace, items: &[&str]) {
+    drop(make_q(ns, items));
+    helper(ns, "lease_and_die", None);
+    q(ns).reclaim().unwrap();
+}
+
 fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -343,40 +359,24 @@ fn scenarios() -> Vec<Scenario> {
                 assert_eq!(m, b"a");
                 mark("leased");
             },
-            check: |ns, _| {
-                let q = q(ns);
-                assert_eq!(drain(&q), strs(&["a", "b"]));
-                round_trip(&q);
-            },
+            check: |ns, _| left_exactly(ns, &["a", "b"]),
         },
         // get_leased of a requeued item (a consumer died holding it).
         Scenario {
             name: "get_leased_requeued",
-            setup: |ns| {
-                drop(make_q(ns, &["a", "b"]));
-                helper(ns, "lease_and_die", None);
-                q(ns).reclaim().unwrap();
-            },
+            setup: |ns| a_requeued(ns, &["a", "b"]),
             peer: None,
             op: |ns, mark| {
                 let (m, r) = q(ns).get_leased().unwrap();
                 assert_eq!((m.as_slice(), r.deliveries()), (&b"a"[..], 2));
                 mark("leased");
             },
-            check: |ns, _| {
-                let q = q(ns);
-                assert_eq!(drain(&q), strs(&["a", "b"]));
-                round_trip(&q);
-            },
+            check: |ns, _| left_exactly(ns, &["a", "b"]),
         },
         // plain get of a requeued item (at most once).
         Scenario {
             name: "get_requeued",
-            setup: |ns| {
-                drop(make_q(ns, &["a", "b"]));
-                helper(ns, "lease_and_die", None);
-                q(ns).reclaim().unwrap();
-            },
+            setup: |ns| a_requeued(ns, &["a", "b"]),
             peer: None,
             op: |ns, mark| {
                 assert_eq!(q(ns).get().unwrap(), b"a");
@@ -427,11 +427,7 @@ fn scenarios() -> Vec<Scenario> {
                 q.nack(&r).unwrap();
                 mark("nacked");
             },
-            check: |ns, _| {
-                let q = q(ns);
-                assert_eq!(drain(&q), strs(&["a", "b"]));
-                round_trip(&q);
-            },
+            check: |ns, _| left_exactly(ns, &["a", "b"]),
         },
         // reclaim of a dead consumer's lease.
         Scenario {
@@ -445,11 +441,7 @@ fn scenarios() -> Vec<Scenario> {
                 q(ns).reclaim().unwrap();
                 mark("reclaimed");
             },
-            check: |ns, _| {
-                let q = q(ns);
-                assert_eq!(drain(&q), strs(&["a", "b"]));
-                round_trip(&q);
-            },
+            check: |ns, _| left_exactly(ns, &["a", "b"]),
         },
         // task_done: a process is blocked in join.
         Scenario {
@@ -679,16 +671,7 @@ fn scenarios() -> Vec<Scenario> {
         Scenario {
             name: "barrier",
             setup: |ns| drop(Barrier::create_in(ns, "b", 2).unwrap()),
-            peer: Some((
-                |ns| match Barrier::open_in(ns, "b")
-                    .unwrap()
-                    .wait_timeout(Duration::from_secs(15))
-                {
-                    Ok(_) => "passed".into(),
-                    Err(e) => format!("err:{e}"),
-                },
-                PeerRule::AfterCheck,
-            )),
+            peer: Some((barrier_party, PeerRule::AfterCheck)),
             op: |ns, mark| {
                 let b = Barrier::open_in(ns, "b").unwrap();
                 let t = Instant::now();
@@ -702,11 +685,7 @@ fn scenarios() -> Vec<Scenario> {
                 // Reset frees (breaks) whoever still waits; then a whole
                 // round works.
                 let b = Barrier::open_in(ns, "b").unwrap();
-                b.reset().unwrap();
-                let b2 = b.clone();
-                let t = std::thread::spawn(move || b2.wait_timeout(Duration::from_secs(5)));
-                b.wait_timeout(Duration::from_secs(5)).unwrap();
-                t.join().unwrap().unwrap();
+                reset_and_meet(&b);
             },
         },
         // value write under its lock.
@@ -947,27 +926,14 @@ fn scenarios() -> Vec<Scenario> {
                 let b = Barrier::open_in(ns, "b").unwrap();
                 // The peer has met the barrier (or given up) by now.
                 std::thread::sleep(Duration::from_millis(1300));
-                b.reset().unwrap();
-                let b2 = b.clone();
-                let t = std::thread::spawn(move || b2.wait_timeout(Duration::from_secs(5)));
-                b.wait_timeout(Duration::from_secs(5)).unwrap();
-                t.join().unwrap().unwrap();
+                reset_and_meet(&b);
             },
         },
         // barrier abort, a party waiting.
         Scenario {
             name: "barrier_abort",
             setup: |ns| drop(Barrier::create_in(ns, "b", 2).unwrap()),
-            peer: Some((
-                |ns| match Barrier::open_in(ns, "b")
-                    .unwrap()
-                    .wait_timeout(Duration::from_secs(15))
-                {
-                    Ok(_) => "passed".into(),
-                    Err(e) => format!("err:{e}"),
-                },
-                PeerRule::BeforeCheck,
-            )),
+            peer: Some((barrier_party, PeerRule::BeforeCheck)),
             op: |ns, mark| {
                 Barrier::open_in(ns, "b").unwrap().abort().unwrap();
                 mark("aborted");
@@ -980,11 +946,7 @@ fn scenarios() -> Vec<Scenario> {
                     "broken vs the waiting party: {}",
                     o.peer
                 );
-                b.reset().unwrap();
-                let b2 = b.clone();
-                let t = std::thread::spawn(move || b2.wait_timeout(Duration::from_secs(5)));
-                b.wait_timeout(Duration::from_secs(5)).unwrap();
-                t.join().unwrap().unwrap();
+                reset_and_meet(&b);
             },
         },
         // queue create: the object appears whole or not at all.
@@ -1015,6 +977,27 @@ fn scenarios() -> Vec<Scenario> {
             },
         },
     ]
+}
+
+/// A party of barrier "b": what its wait gave.
+fn barrier_party(ns: &Namespace) -> String {
+    match Barrier::open_in(ns, "b")
+        .unwrap()
+        .wait_timeout(Duration::from_secs(15))
+    {
+        Ok(_) => "passed".into(),
+        Err(e) => format!("err:{e}"),
+    }
+}
+
+/// Resets a two-party barrier (breaking whoever still waits), then two
+/// threads meet at it.
+fn reset_and_meet(b: &Barrier) {
+    b.reset().unwrap();
+    let b2 = b.clone();
+    let t = std::thread::spawn(move || b2.wait_timeout(Duration::from_secs(5)));
+    b.wait_timeout(Duration::from_secs(5)).unwrap();
+    t.join().unwrap().unwrap();
 }
 
 /// Like [`drain`] when `a` is leased by a live peer.

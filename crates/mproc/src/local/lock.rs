@@ -99,6 +99,16 @@ impl LocalLock {
         crate::crash::crash_point!("lock.record.holder");
     }
 
+    /// Forgets the holder record (before a release).
+    fn clear_holder(&self) {
+        self.seg
+            .at::<AtomicU32>(HOLDER_PID)
+            .store(0, Ordering::Relaxed);
+        self.seg
+            .at::<AtomicU32>(TAG_LEN)
+            .store(0, Ordering::Relaxed);
+    }
+
     fn waiter_pid(&self, i: usize) -> &AtomicU32 {
         self.seg.at::<AtomicU32>(WAITERS_OFF + i * 16)
     }
@@ -172,12 +182,7 @@ impl LockBackend for LocalLock {
     }
 
     unsafe fn release(&self) {
-        self.seg
-            .at::<AtomicU32>(HOLDER_PID)
-            .store(0, Ordering::Relaxed);
-        self.seg
-            .at::<AtomicU32>(TAG_LEN)
-            .store(0, Ordering::Relaxed);
+        self.clear_holder();
         crate::crash::crash_point!("lock.record.cleared");
         // SAFETY: the caller holds the mutex (function contract).
         unsafe { self.mutex.unlock() };
@@ -229,12 +234,7 @@ impl LockBackend for LocalLock {
     }
 
     fn force_release(&self) -> io::Result<()> {
-        self.seg
-            .at::<AtomicU32>(HOLDER_PID)
-            .store(0, Ordering::Relaxed);
-        self.seg
-            .at::<AtomicU32>(TAG_LEN)
-            .store(0, Ordering::Relaxed);
+        self.clear_holder();
         self.mutex.force_free();
         Ok(())
     }
