@@ -263,6 +263,10 @@ fn get(ctx: &Ctx, name: &str, wait: Wait, count: u64, end: Option<u8>) -> anyhow
     let q = open(&ns, name)?;
     signals::watch()?;
     let mut buf = Vec::new();
+    // Like the library's `get_many`, a batch is "up to K": once a message
+    // has been taken, the end of the stream or of the wait ends the batch
+    // with success, so that the last, partial batch is processed too.
+    let mut taken: u64 = 0;
     for _ in 0..count {
         let r = signals::sliced(
             wait,
@@ -279,12 +283,17 @@ fn get(ctx: &Ctx, name: &str, wait: Wait, count: u64, end: Option<u8>) -> anyhow
             Ok(()) => {}
             // The end of the stream is not an error: exit 3 quietly, so that
             // `while msg=$(mproc queue get q); do ..; done` ends cleanly.
-            Err(GetError::Closed) => {
+            Err(GetError::Closed) if taken == 0 => {
                 tracing::info!("queue '{name}' is closed and drained");
                 return Ok(exit::CLOSED);
             }
+            Err(GetError::Closed | GetError::Empty) if taken > 0 => {
+                tracing::info!("queue '{name}': {taken} of {count} message(s) taken");
+                return Ok(exit::OK);
+            }
             Err(e) => return Err(exit::from_get(&e, name, &wait.gave_up()).into()),
         }
+        taken += 1;
         emit(ctx, name, &buf, end)?;
         signals::checkpoint();
     }
