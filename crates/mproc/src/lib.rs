@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod codec;
 mod error;
 mod fence;
 mod handle;
