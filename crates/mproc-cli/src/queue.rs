@@ -345,6 +345,7 @@ pub(crate) fn stats_json(name: &str, s: &QueueStats) -> serde_json::Value {
         "total_got": s.total_got,
         "waiting_get": s.waiting_get,
         "waiting_put": s.waiting_put,
+        "in_flight": s.leased,
         "bytes": s.bytes_used,
         "max_bytes": s.max_bytes,
         "max_message": s.max_message,
@@ -355,7 +356,7 @@ pub(crate) fn stats_json(name: &str, s: &QueueStats) -> serde_json::Value {
 pub(crate) fn stats_line(s: &QueueStats) -> String {
     format!(
         "size={} maxsize={} closed={} total_put={} total_got={} waiting_get={} waiting_put={} \
-         bytes={} max_bytes={} max_message={}",
+         in_flight={} bytes={} max_bytes={} max_message={}",
         s.len,
         s.maxsize.unwrap_or(0),
         u8::from(s.closed),
@@ -363,6 +364,7 @@ pub(crate) fn stats_line(s: &QueueStats) -> String {
         s.total_got,
         s.waiting_get,
         s.waiting_put,
+        s.leased,
         s.bytes_used,
         s.max_bytes,
         s.max_message,
