@@ -82,7 +82,10 @@ impl fmt::Display for ObjectKind {
 #[non_exhaustive]
 pub enum NamespaceError {
     /// The directory is owned by another user.
-    #[error("namespace directory {dir} is owned by uid {owner}, not by us (uid {me})")]
+    #[error(
+        "namespace directory {dir} is owned by uid {owner}, not by us (uid {me}); \
+         choose a directory of your own with MPROC_DIR or `mproc --dir` (or have {dir} removed)"
+    )]
     NotOwner {
         /// The directory.
         dir: PathBuf,
@@ -93,7 +96,8 @@ pub enum NamespaceError {
     },
     /// Group or others may write the directory.
     #[error(
-        "namespace directory {dir} is writable by group or others (mode {mode:o}); refusing it"
+        "namespace directory {dir} is writable by group or others (mode {mode:o}); refusing it: \
+         choose a directory of your own with MPROC_DIR or `mproc --dir` (or chmod go-w {dir})"
     )]
     Insecure {
         /// The directory.

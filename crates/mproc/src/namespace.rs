@@ -119,9 +119,17 @@ impl Namespace {
         self.remote.as_ref()
     }
 
-    /// The per-user default: `/dev/shm/mproc-<uid>` (tmpfs), or
-    /// `$TMPDIR/mproc-<uid>` where `/dev/shm` does not exist.
+    /// The per-user default: `$XDG_RUNTIME_DIR/mproc` when that variable
+    /// names an existing directory (per user, 0700, made by the system, so
+    /// no other user can take the name first), else `/dev/shm/mproc-<uid>`
+    /// (tmpfs), or `$TMPDIR/mproc-<uid>` where `/dev/shm` does not exist.
     pub fn default_dir() -> PathBuf {
+        if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            let run = PathBuf::from(run);
+            if run.is_dir() {
+                return run.join("mproc");
+            }
+        }
         // SAFETY: geteuid has no preconditions and cannot fail.
         let uid = unsafe { libc::geteuid() };
         let base = if Path::new("/dev/shm").is_dir() {
