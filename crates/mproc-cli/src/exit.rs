@@ -186,7 +186,9 @@ pub(crate) fn from_get(e: &GetError, name: &str, waited: &str) -> Failure {
             "closed",
             format!("queue '{name}' is closed and drained"),
         ),
-        GetError::Decode { .. } => Failure::new(DATAERR, "undecodable", format!("queue '{name}': {e}")),
+        GetError::Decode { .. } => {
+            Failure::new(DATAERR, "undecodable", format!("queue '{name}': {e}"))
+        }
         GetError::Damaged(_) => Failure::new(DATAERR, "damaged", format!("queue '{name}': {e}")),
         _ => Failure::internal(format!("queue '{name}': {e}")),
     }

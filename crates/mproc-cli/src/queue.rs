@@ -266,8 +266,7 @@ fn get(ctx: &Ctx, name: &str, wait: Wait, count: u64, end: Option<u8>) -> anyhow
     // Like the library's `get_many`, a batch is "up to K": once a message
     // has been taken, the end of the stream or of the wait ends the batch
     // with success, so that the last, partial batch is processed too.
-    let mut taken: u64 = 0;
-    for _ in 0..count {
+    for taken in 0..count {
         let r = signals::sliced(
             wait,
             |deadline| match deadline {
@@ -293,7 +292,6 @@ fn get(ctx: &Ctx, name: &str, wait: Wait, count: u64, end: Option<u8>) -> anyhow
             }
             Err(e) => return Err(exit::from_get(&e, name, &wait.gave_up()).into()),
         }
-        taken += 1;
         emit(ctx, name, &buf, end)?;
         signals::checkpoint();
     }

@@ -300,7 +300,12 @@ fn unexpected_io_failure_is_internal_70() {
 #[test]
 fn help_hides_empty_env_values_and_dir_is_not_required() {
     let ns = Ns::new();
-    let out = ns.cmd().env("MPROC_DIR", "").arg("--help").output().unwrap();
+    let out = ns
+        .cmd()
+        .env("MPROC_DIR", "")
+        .arg("--help")
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(!help.contains("MPROC_DIR=]"), "{help}");
     assert!(help.contains("--dir <DIR>"), "{help}");
@@ -326,7 +331,10 @@ fn durations_take_units() {
             .args(["queue", "put", "-t", d, "q", "x"])
             .assert()
             .success();
-        ns.cmd().args(["lock", "-w", d, "l", "--", "true"]).assert().success();
+        ns.cmd()
+            .args(["lock", "-w", d, "l", "--", "true"])
+            .assert()
+            .success();
     }
     ns.cmd()
         .args(["queue", "get", "-t", "2x", "q"])

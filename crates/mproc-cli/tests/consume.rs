@@ -200,8 +200,7 @@ fn a_killed_consume_leaves_no_worker_running_and_stat_shows_in_flight() {
         "-c",
         "cat >/dev/null; echo $$ >> pids; exec sleep 60",
     ]);
-    cmd.current_dir(ns.dir())
-        .stdin(std::process::Stdio::null());
+    cmd.current_dir(ns.dir()).stdin(std::process::Stdio::null());
     let mut consume = common::Bg::spawn(&mut cmd);
     let pids = ns.file("pids");
     ns.wait_until("two commands to start", || {
@@ -225,7 +224,15 @@ fn a_killed_consume_leaves_no_worker_running_and_stat_shows_in_flight() {
     // and nothing runs twice at once.
     ns.cmd()
         .current_dir(ns.dir())
-        .args(["queue", "consume", "q", "--", "sh", "-c", "cat >> again; echo >> again"])
+        .args([
+            "queue",
+            "consume",
+            "q",
+            "--",
+            "sh",
+            "-c",
+            "cat >> again; echo >> again",
+        ])
         .assert()
         .success();
     let again = std::fs::read_to_string(ns.file("again")).unwrap();
@@ -256,7 +263,11 @@ fn a_command_that_cannot_start_never_consumes_its_message() {
         .count() as u64;
     let left = ns.stat_of("q", "size");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(ran + left, 200, "every message ran or is still queued; {stderr}");
+    assert_eq!(
+        ran + left,
+        200,
+        "every message ran or is still queued; {stderr}"
+    );
     assert_eq!(ns.stat_of("q", "in_flight"), 0);
     if out.status.success() {
         assert_eq!(left, 0, "{stderr}");
@@ -269,8 +280,7 @@ fn a_command_that_cannot_start_never_consumes_its_message() {
     closed_queue(&ns, &msgs[..3]);
     let script = ns.file("job.sh");
     std::fs::write(&script, "#!/nonexistent/interpreter\n").unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     ns.cmd()
         .args(["queue", "consume", "q", "-j", "2", "--"])
         .arg(&script)

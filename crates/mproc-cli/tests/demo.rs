@@ -106,7 +106,11 @@ fn tickets_prints_the_tutorial_lines() {
     // The buyers who came too late say what they saw and did too.
     assert_eq!(text.matches(" sees ").count(), 3, "{text}");
     assert_eq!(text.matches(" sees 0 tickets").count(), 2, "{text}");
-    assert_eq!(text.matches(" bought nothing: sold out").count(), 2, "{text}");
+    assert_eq!(
+        text.matches(" bought nothing: sold out").count(),
+        2,
+        "{text}"
+    );
     assert!(text.contains("sold 1 of 1 ticket to 3 buyers: oversold 0, 0 left"));
     assert!(text.contains("attempts/s"));
     // The demo leaves nothing in the user's namespace.

@@ -41,5 +41,8 @@ fn rust_string_queue_and_the_cli_read_each_other() {
         .assert()
         .success();
     let e = jobs.get().unwrap_err();
-    assert!(matches!(e, mproc::GetError::Decode { ref bytes, .. } if bytes == &[0xff, b'x']), "{e:?}");
+    assert!(
+        matches!(e, mproc::GetError::Decode { ref bytes, .. } if bytes == &[0xff, b'x']),
+        "{e:?}"
+    );
 }

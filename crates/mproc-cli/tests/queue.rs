@@ -593,7 +593,11 @@ fn path_with_mproc(ns: &Ns) -> String {
     if !link.exists() {
         std::os::unix::fs::symlink(common::bin(), &link).unwrap();
     }
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 #[test]
@@ -603,8 +607,11 @@ fn cli_md_batch_recipe_processes_the_last_partial_batch() {
     let path = path_with_mproc(&ns);
     // The recipe's `process-batch`: a command on PATH that records its batch.
     let pb = ns.file("bin").join("process-batch");
-    std::fs::write(&pb, "#!/bin/sh\ncat \"$1\" >> processed.txt; echo batch >> batches.txt\n")
-        .unwrap();
+    std::fs::write(
+        &pb,
+        "#!/bin/sh\ncat \"$1\" >> processed.txt; echo batch >> batches.txt\n",
+    )
+    .unwrap();
     std::fs::set_permissions(&pb, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let script = format!(
         "set -e\n\
@@ -628,7 +635,10 @@ fn cli_md_batch_recipe_processes_the_last_partial_batch() {
         .stderr("");
     let got = std::fs::read_to_string(ns.file("processed.txt")).unwrap();
     let want: String = (1..=70).map(|i| format!("{i}\n")).collect();
-    assert_eq!(got, want, "every message of every batch, the last partial one too");
+    assert_eq!(
+        got, want,
+        "every message of every batch, the last partial one too"
+    );
     let batches = std::fs::read_to_string(ns.file("batches.txt")).unwrap();
     assert_eq!(batches.lines().count(), 2, "50 + 20");
 }

@@ -222,7 +222,9 @@ impl ser::SerializeSeq for RawSeq<'_> {
     type Ok = ();
     type Error = RawError;
     fn serialize_element<V: Serialize + ?Sized>(&mut self, v: &V) -> Result<(), RawError> {
-        v.serialize(ByteProbe { buf: &mut *self.buf })
+        v.serialize(ByteProbe {
+            buf: &mut *self.buf,
+        })
     }
     fn end(self) -> Result<(), RawError> {
         Ok(())
@@ -267,7 +269,9 @@ impl<'de> de::Deserializer<'de> for RawDe<'de> {
     fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, RawError> {
         match std::str::from_utf8(self.bytes) {
             Ok(s) => visitor.visit_borrowed_str(s),
-            Err(e) => Err(RawError::Invalid(format!("the message is not UTF-8 text: {e}"))),
+            Err(e) => Err(RawError::Invalid(format!(
+                "the message is not UTF-8 text: {e}"
+            ))),
         }
     }
     fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, RawError> {

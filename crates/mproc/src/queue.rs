@@ -1,9 +1,9 @@
 //! The cross-process [`Queue`] (typed) and [`ByteQueue`] (raw bytes).
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 

@@ -479,17 +479,23 @@ fn an_undecodable_item_is_handed_back_never_dropped() {
     let typed: Queue<String> = Queue::from_bytes(q.clone());
     // peek leaves it in place.
     q.put(&[0xff, 0xfe]).unwrap();
-    assert!(matches!(typed.peek().unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xff, 0xfe]));
+    assert!(
+        matches!(typed.peek().unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xff, 0xfe])
+    );
     assert_eq!(q.len(), 1);
     // get takes it and hands its bytes back.
-    assert!(matches!(typed.get().unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xff, 0xfe]));
+    assert!(
+        matches!(typed.get().unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xff, 0xfe])
+    );
     // A batch: the good items before a bad one are returned, the bad one
     // and everything after it come out of the next calls, in order.
     q.put(b"a").unwrap();
     q.put(&[0xff]).unwrap();
     q.put(b"b").unwrap();
     assert_eq!(typed.get_many(10).unwrap(), ["a"]);
-    assert!(matches!(typed.get_many(10).unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xff]));
+    assert!(
+        matches!(typed.get_many(10).unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xff])
+    );
     assert_eq!(typed.try_get().unwrap(), "b");
     assert!(typed.try_get().unwrap_err().is_empty());
     // A leased get moves it to the dead-letter queue as well.
@@ -497,7 +503,9 @@ fn an_undecodable_item_is_handed_back_never_dropped() {
     let ns = mproc::Namespace::dir(dir.path()).unwrap();
     let named: Queue<String> = Queue::create_in(&ns, "n", mproc::QueueOptions::new()).unwrap();
     named.as_bytes().put(&[0xc3]).unwrap();
-    assert!(matches!(named.get_leased().unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xc3]));
+    assert!(
+        matches!(named.get_leased().unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xc3])
+    );
     let dlq = ByteQueue::open_in(&ns, "n.dlq").unwrap();
     assert_eq!(dlq.get().unwrap(), [0xc3]);
 }
