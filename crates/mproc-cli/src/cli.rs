@@ -297,6 +297,11 @@ pub(crate) enum QueueCmd {
         /// Write a NUL after each message.
         #[arg(short = '0', long = "null")]
         null: bool,
+        /// At-least-once: take each message under a lease and acknowledge it
+        /// only once it is written; if this process dies first or the write
+        /// fails, the message goes back to the queue.
+        #[arg(long)]
+        leased: bool,
     },
     /// Show the next message without taking it (exit 1 when empty).
     Peek {

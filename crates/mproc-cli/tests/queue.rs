@@ -642,3 +642,51 @@ fn cli_md_batch_recipe_processes_the_last_partial_batch() {
     let batches = std::fs::read_to_string(ns.file("batches.txt")).unwrap();
     assert_eq!(batches.lines().count(), 2, "50 + 20");
 }
+
+#[test]
+fn get_leased_acknowledges_only_what_it_wrote() {
+    let ns = Ns::new();
+    ns.cmd().args(["queue", "create", "q"]).assert().success();
+    ns.cmd()
+        .args(["queue", "put", "q", "one", "two"])
+        .assert()
+        .success();
+    // stdout that fails every write: --leased gives the message back.
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let st = ns
+        .std_cmd(&["queue", "get", "--leased", "q"])
+        .stdout(full())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!st.success());
+    assert_eq!(ns.stat_of("q", "size"), 2);
+    assert_eq!(ns.stat_of("q", "in_flight"), 0);
+    ns.cmd()
+        .args([
+            "queue", "get", "--leased", "--count", "5", "--lines", "-n", "q",
+        ])
+        .assert()
+        .success()
+        .stdout("one\ntwo\n");
+    assert_eq!(ns.stat_of("q", "size"), 0);
+    assert_eq!(ns.stat_of("q", "in_flight"), 0);
+    // Plain get is at-most-once: the same failed write loses the message.
+    ns.cmd()
+        .args(["queue", "put", "q", "three"])
+        .assert()
+        .success();
+    let st = ns
+        .std_cmd(&["queue", "get", "q"])
+        .stdout(full())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!st.success());
+    assert_eq!(ns.stat_of("q", "size"), 0);
+}
