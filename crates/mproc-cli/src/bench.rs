@@ -34,7 +34,7 @@ const QUEUE_BYTES: usize = mproc::DEFAULT_MAX_BYTES;
 /// `mproc bench`.
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Seconds per measurement, split over its runs (fractions allowed).
+    /// Time per measurement, split over its runs (500ms, 2s; plain numbers are seconds).
     #[arg(long, value_name = "S", default_value = "1", value_parser = parse_secs)]
     seconds: Secs,
 }

@@ -23,18 +23,17 @@ use clap_complete::Shell;
     max_term_width = 100
 )]
 pub(crate) struct Cli {
-    /// Namespace directory that holds the named objects.
-    #[arg(long, global = true, env = "MPROC_DIR", value_name = "DIR")]
+    // MPROC_DIR and MPROC_URL are read by `Ctx`, not by clap: an
+    // environment default would show in usage lines as if the flag had
+    // been given.
+    /// Namespace directory that holds the named objects [default: $MPROC_DIR when set and
+    /// not empty].
+    #[arg(long, global = true, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
     /// Server that holds the named objects instead of a directory:
-    /// redis://:PASSWORD@HOST:PORT/DB?prefix=NAME (all but HOST optional), rediss://... for TLS.
-    #[arg(
-        long,
-        global = true,
-        env = "MPROC_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    /// redis://:PASSWORD@HOST:PORT/DB?prefix=NAME (all but HOST optional), rediss://... for TLS
+    /// [default: $MPROC_URL when set and not empty].
+    #[arg(long, global = true, value_name = "URL")]
     pub(crate) url: Option<String>,
     /// One JSON object on stdout per command (NDJSON for streams); errors as JSON on stderr.
     #[arg(long, global = true)]
@@ -147,7 +146,7 @@ pub(crate) struct LockRunArgs {
         conflicts_with = "wait"
     )]
     pub(crate) nonblock: bool,
-    /// Give up after SECS (fractions allowed; 0 = -n; "inf" = wait forever).
+    /// Give up after SECS (2.5, 500ms, 2s, 1m, 1.5h; 0 = -n; "inf" = wait forever).
     #[arg(
         short = 'w',
         long = "wait",
@@ -192,28 +191,39 @@ pub(crate) struct LockRunArgs {
     pub(crate) cmd: Vec<OsString>,
 }
 
-/// A duration given in seconds; `None` means forever.
+/// A duration (every duration flag takes one); `None` means forever.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Secs(pub(crate) Option<Duration>);
 
-/// Parses `SECS`: a non-negative decimal number, or `inf`.
+/// Parses a duration: a non-negative decimal number with an optional unit,
+/// `ms`, `s`, `m` or `h` (plain numbers are seconds: `0.5`, `500ms`, `2s`,
+/// `1m`, `1.5h`), or `inf`.
 pub(crate) fn parse_secs(s: &str) -> Result<Secs, String> {
     let t = s.trim();
     if matches!(t, "inf" | "infinity" | "forever") {
         return Ok(Secs(None));
     }
-    let v: f64 = t
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let (number, unit) = [("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)]
+        .into_iter()
+        .find_map(|(suffix, unit)| t.strip_suffix(suffix).map(|n| (n, unit)))
+        .unwrap_or((t, 1.0));
+    let v: f64 = number.trim().parse().map_err(|_| {
+        format!("{s:?} is not a duration (examples: 0.5, 500ms, 2s, 1m, 1.5h, inf)")
+    })?;
     if !v.is_finite() {
         return Ok(Secs(None));
     }
     if v < 0.0 {
-        return Err(format!("{s:?}: seconds may not be negative"));
+        return Err(format!("{s:?}: a duration may not be negative"));
     }
-    Duration::try_from_secs_f64(v)
+    Duration::try_from_secs_f64(v * unit)
         .map(|d| Secs(Some(d)))
         .map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// [`parse_secs`] as seconds (infinite for `inf`).
+pub(crate) fn parse_secs_f64(s: &str) -> Result<f64, String> {
+    parse_secs(s).map(|d| d.0.map_or(f64::INFINITY, |d| d.as_secs_f64()))
 }
 
 /// Parses a byte size: a number with an optional K, M or G suffix (powers of 1024).
@@ -266,7 +276,7 @@ pub(crate) enum QueueCmd {
         /// Fail at once (exit 1) when the queue is full.
         #[arg(short = 'n', long = "nonblock", conflicts_with = "timeout")]
         nonblock: bool,
-        /// Wait at most SECS for room for each message (0 = -n, "inf" = forever).
+        /// Wait at most SECS for room for each message (500ms, 2s, 1m; 0 = -n, "inf" = forever).
         #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs)]
         timeout: Option<Secs>,
         /// Read stdin as one message per line (the newline is not part of it).
@@ -286,7 +296,7 @@ pub(crate) enum QueueCmd {
         /// Fail at once (exit 1) when the queue is empty.
         #[arg(short = 'n', long = "nonblock", conflicts_with = "timeout")]
         nonblock: bool,
-        /// Wait at most SECS for each message (0 = -n, "inf" = forever).
+        /// Wait at most SECS for each message (500ms, 2s, 1m; 0 = -n, "inf" = forever).
         #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs)]
         timeout: Option<Secs>,
         /// Take K messages.
@@ -299,6 +309,11 @@ pub(crate) enum QueueCmd {
         /// Write a NUL after each message.
         #[arg(short = '0', long = "null")]
         null: bool,
+        /// At-least-once: take each message under a lease and acknowledge it
+        /// only once it is written; if this process dies first or the write
+        /// fails, the message goes back to the queue.
+        #[arg(long)]
+        leased: bool,
     },
     /// Show the next message without taking it (exit 1 when empty).
     Peek {
@@ -403,6 +418,14 @@ mod tests {
         assert_eq!(parse_secs("inf"), Ok(Secs(None)));
         assert!(parse_secs("-1").is_err());
         assert!(parse_secs("x").is_err());
+        let ms = |n| Ok(Secs(Some(Duration::from_millis(n))));
+        assert_eq!(parse_secs("500ms"), ms(500));
+        assert_eq!(parse_secs("2s"), ms(2000));
+        assert_eq!(parse_secs("1m"), ms(60_000));
+        assert_eq!(parse_secs("1.5h"), ms(5_400_000));
+        assert_eq!(parse_secs("2"), ms(2000));
+        assert!(parse_secs("2x").is_err());
+        assert!(parse_secs("ms").is_err());
     }
 
     #[test]

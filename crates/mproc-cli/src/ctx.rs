@@ -26,8 +26,10 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Builds the settings from the parsed flags.
+    /// Builds the settings from the parsed flags (`MPROC_DIR` when there
+    /// is no `--dir`).
     pub(crate) fn new(dir: Option<PathBuf>, json: bool, verbose: u8, quiet: u8) -> Ctx {
+        let dir = dir.or_else(|| std::env::var_os("MPROC_DIR").map(PathBuf::from));
         Ctx {
             dir: dir.filter(|d| !d.as_os_str().is_empty()),
             url: None,
@@ -37,8 +39,9 @@ impl Ctx {
         }
     }
 
-    /// Sets `--url` / `MPROC_URL` (ignored when empty).
+    /// Sets `--url`, else `MPROC_URL` (ignored when empty).
     pub(crate) fn with_url(mut self, url: Option<String>) -> Ctx {
+        let url = url.or_else(|| std::env::var("MPROC_URL").ok());
         self.url = url.filter(|u| !u.is_empty());
         self
     }

@@ -188,7 +188,9 @@ pub(crate) fn from_get(e: &GetError, name: &str, waited: &str) -> Failure {
             "closed",
             format!("queue '{name}' is closed and drained"),
         ),
-        GetError::Decode(_) => Failure::new(DATAERR, "undecodable", format!("queue '{name}': {e}")),
+        GetError::Decode { .. } => {
+            Failure::new(DATAERR, "undecodable", format!("queue '{name}': {e}"))
+        }
         GetError::Damaged(_) => Failure::new(DATAERR, "damaged", format!("queue '{name}': {e}")),
         _ => Failure::internal(format!("queue '{name}': {e}")),
     }
@@ -250,7 +252,15 @@ mod tests {
         assert_eq!(from_get(&GetError::Empty, "q", "").code, BUSY);
         assert_eq!(from_get(&GetError::Closed, "q", "").code, CLOSED);
         assert_eq!(
-            from_get(&GetError::Decode("x".into()), "q", "").code,
+            from_get(
+                &GetError::Decode {
+                    message: "x".into(),
+                    bytes: vec![]
+                },
+                "q",
+                ""
+            )
+            .code,
             DATAERR
         );
         assert_eq!(from_put(&PutErrorKind::Full, "q", "").code, BUSY);

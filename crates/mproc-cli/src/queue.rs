@@ -58,6 +58,7 @@ pub(crate) fn run(ctx: &Ctx, cmd: QueueCmd) -> anyhow::Result<u8> {
             count,
             lines,
             null,
+            leased,
         } => {
             let end = if lines {
                 Some(b'\n')
@@ -66,7 +67,13 @@ pub(crate) fn run(ctx: &Ctx, cmd: QueueCmd) -> anyhow::Result<u8> {
             } else {
                 None
             };
-            get(ctx, &name, Wait::from_flags(nonblock, timeout), count, end)
+            let how = GetHow {
+                wait: Wait::from_flags(nonblock, timeout),
+                count,
+                end,
+                leased,
+            };
+            get(ctx, &name, how)
         }
         QueueCmd::Peek { name, lines } => peek(ctx, &name, lines),
         QueueCmd::Len { name } => len(ctx, &name),
@@ -257,35 +264,87 @@ fn emit(ctx: &Ctx, name: &str, msg: &[u8], end: Option<u8>) -> io::Result<()> {
     }
 }
 
+/// How `get` takes its messages.
+#[derive(Debug, Clone, Copy)]
+struct GetHow {
+    /// Wait for each message.
+    wait: Wait,
+    /// At most this many messages.
+    count: u64,
+    /// Written after each message (`--lines`, `-0`).
+    end: Option<u8>,
+    /// Under a lease, acknowledged once written (`--leased`).
+    leased: bool,
+}
+
 /// `mproc queue get`.
-fn get(ctx: &Ctx, name: &str, wait: Wait, count: u64, end: Option<u8>) -> anyhow::Result<u8> {
+fn get(ctx: &Ctx, name: &str, how: GetHow) -> anyhow::Result<u8> {
+    let GetHow {
+        wait,
+        count,
+        end,
+        leased,
+    } = how;
     let ns = ctx.ns()?;
     let q = open(&ns, name)?;
     signals::watch()?;
     let mut buf = Vec::new();
-    for _ in 0..count {
+    // Like the library's `get_many`, a batch is "up to K": once a message
+    // has been taken, the end of the stream or of the wait ends the batch
+    // with success, so that the last, partial batch is processed too.
+    for taken in 0..count {
         let r = signals::sliced(
             wait,
-            |deadline| match deadline {
-                None => q.try_get_into(&mut buf),
-                Some(_) => q.get_into(&mut buf, deadline),
+            |deadline| {
+                if leased {
+                    let got = match deadline {
+                        None => q.try_get_leased(),
+                        Some(d) => q.get_leased_deadline(d),
+                    };
+                    return got.map(|(msg, receipt)| {
+                        buf = msg;
+                        Some(receipt)
+                    });
+                }
+                match deadline {
+                    None => q.try_get_into(&mut buf),
+                    Some(_) => q.get_into(&mut buf, deadline),
+                }
+                .map(|()| None)
             },
             GetError::is_empty,
         );
         if r.is_err() {
             signals::checkpoint();
         }
-        match r {
-            Ok(()) => {}
+        let receipt = match r {
+            Ok(receipt) => receipt,
             // The end of the stream is not an error: exit 3 quietly, so that
             // `while msg=$(mproc queue get q); do ..; done` ends cleanly.
-            Err(GetError::Closed) => {
+            Err(GetError::Closed) if taken == 0 => {
                 tracing::info!("queue '{name}' is closed and drained");
                 return Ok(exit::CLOSED);
             }
+            Err(GetError::Closed | GetError::Empty) if taken > 0 => {
+                tracing::info!("queue '{name}': {taken} of {count} message(s) taken");
+                return Ok(exit::OK);
+            }
             Err(e) => return Err(exit::from_get(&e, name, &wait.gave_up()).into()),
+        };
+        let written = emit(ctx, name, &buf, end);
+        if let Some(receipt) = receipt {
+            // At-least-once: acknowledged only once written; a message
+            // that could not be written goes back to the queue.
+            let settled = if written.is_ok() {
+                q.ack(&receipt)
+            } else {
+                q.nack(&receipt)
+            };
+            if let Err(e) = settled {
+                tracing::warn!("queue '{name}': settling a leased message: {e}");
+            }
         }
-        emit(ctx, name, &buf, end)?;
+        written?;
         signals::checkpoint();
     }
     Ok(exit::OK)
@@ -336,6 +395,7 @@ pub(crate) fn stats_json(name: &str, s: &QueueStats) -> serde_json::Value {
         "total_got": s.total_got,
         "waiting_get": s.waiting_get,
         "waiting_put": s.waiting_put,
+        "in_flight": s.leased,
         "bytes": s.bytes_used,
         "max_bytes": s.max_bytes,
         "max_message": s.max_message,
@@ -346,7 +406,7 @@ pub(crate) fn stats_json(name: &str, s: &QueueStats) -> serde_json::Value {
 pub(crate) fn stats_line(s: &QueueStats) -> String {
     format!(
         "size={} maxsize={} closed={} total_put={} total_got={} waiting_get={} waiting_put={} \
-         bytes={} max_bytes={} max_message={}",
+         in_flight={} bytes={} max_bytes={} max_message={}",
         s.len,
         s.maxsize.unwrap_or(0),
         u8::from(s.closed),
@@ -354,6 +414,7 @@ pub(crate) fn stats_line(s: &QueueStats) -> String {
         s.total_got,
         s.waiting_get,
         s.waiting_put,
+        s.leased,
         s.bytes_used,
         s.max_bytes,
         s.max_message,

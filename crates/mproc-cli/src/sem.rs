@@ -41,7 +41,7 @@ pub(crate) struct SemArgs {
     /// Fail at once (exit 1, or -E) when no unit is free.
     #[arg(short = 'n', long = "nonblock", conflicts_with = "wait")]
     pub(crate) nonblock: bool,
-    /// Give up after SECS (fractions allowed; 0 = -n; "inf" = wait forever).
+    /// Give up after SECS (2.5, 500ms, 2s, 1m, 1.5h; 0 = -n; "inf" = wait forever).
     #[arg(short = 'w', long = "wait", visible_alias = "timeout", value_name = "SECS",
           value_parser = parse_secs)]
     pub(crate) wait: Option<Secs>,

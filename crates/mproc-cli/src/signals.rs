@@ -85,21 +85,6 @@ pub(crate) fn start(on_signal: impl Fn(i32, i32) + Send + 'static) -> io::Result
     Ok(())
 }
 
-/// Makes a child start with the handled signals unblocked (a spawned
-/// process inherits the signal mask of the thread that starts it).
-pub(crate) fn unblock_in_child(cmd: &mut std::process::Command) {
-    use std::os::unix::process::CommandExt;
-    let set = handled_set();
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // the async-signal-safe pthread_sigmask on a set computed before the fork.
-    unsafe {
-        cmd.pre_exec(move || {
-            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
-            Ok(())
-        });
-    }
-}
-
 /// Ends the process by `sig` with its default action, so that the caller's
 /// shell sees "killed by SIGINT" (and stops a loop, for instance).
 pub(crate) fn die_by_signal(sig: i32) -> ! {

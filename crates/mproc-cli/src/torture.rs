@@ -49,8 +49,8 @@ const LOCK: &str = "torture.lock";
 /// `mproc torture`.
 #[derive(Debug, Args)]
 pub(crate) struct TortureArgs {
-    /// How long to kill and restart workers.
-    #[arg(long, default_value_t = 10.0)]
+    /// How long to kill and restart workers (2s, 1m, ...; plain numbers are seconds).
+    #[arg(long, default_value = "10", value_parser = crate::cli::parse_secs_f64)]
     pub(crate) seconds: f64,
     /// Producer processes.
     #[arg(long, default_value_t = 2)]

@@ -296,3 +296,73 @@ fn unexpected_io_failure_is_internal_70() {
     assert_eq!(out.status.code(), Some(70));
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("mproc: stdin: "));
 }
+
+#[test]
+fn help_hides_empty_env_values_and_dir_is_not_required() {
+    let ns = Ns::new();
+    let out = ns
+        .cmd()
+        .env("MPROC_DIR", "")
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(!help.contains("MPROC_DIR=]"), "{help}");
+    assert!(help.contains("--dir <DIR>"), "{help}");
+    // MPROC_DIR set: a usage error does not show --dir as if it were required.
+    let out = ns.cmd().args(["queue", "get"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Usage: mproc queue get"), "{err}");
+    assert!(!err.contains("--dir"), "{err}");
+}
+
+#[test]
+fn durations_take_units() {
+    let ns = Ns::new();
+    ns.cmd().args(["queue", "create", "q"]).assert().success();
+    ns.cmd()
+        .args(["queue", "get", "-t", "300ms", "q"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("gave up after 0.30s"));
+    for d in ["500ms", "2s", "1m", "1.5h", "2", "0.5", "inf"] {
+        ns.cmd()
+            .args(["queue", "put", "-t", d, "q", "x"])
+            .assert()
+            .success();
+        ns.cmd()
+            .args(["lock", "-w", d, "l", "--", "true"])
+            .assert()
+            .success();
+    }
+    ns.cmd()
+        .args(["queue", "get", "-t", "2x", "q"])
+        .assert()
+        .code(64)
+        .stderr(predicate::str::contains("not a duration"));
+}
+
+#[test]
+fn default_namespace_prefers_xdg_runtime_dir_and_says_what_to_do_when_taken() {
+    let run = tempfile::tempdir().unwrap();
+    let mproc = || {
+        let mut c = assert_cmd::Command::new(common::bin());
+        c.env_remove("MPROC_DIR")
+            .env_remove("MPROC_URL")
+            .env("XDG_RUNTIME_DIR", run.path())
+            .timeout(common::WATCHDOG);
+        c
+    };
+    mproc().args(["queue", "create", "q"]).assert().success();
+    assert!(run.path().join("mproc").join("q").exists());
+    mproc().args(["queue", "rm", "q"]).assert().success();
+    // Another user got there first: 77, and the error says what to do.
+    let taken = run.path().join("mproc");
+    std::os::unix::fs::chown(&taken, Some(65534), Some(65534)).unwrap();
+    mproc()
+        .args(["queue", "create", "q"])
+        .assert()
+        .code(77)
+        .stderr(predicate::str::contains("MPROC_DIR"));
+}

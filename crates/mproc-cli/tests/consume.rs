@@ -183,3 +183,110 @@ fn a_signal_stops_consume_after_the_commands_in_flight() {
     assert_eq!(std::fs::read_to_string(&done).unwrap(), "finished\n");
     assert_eq!(ns.stat_of("q", "waiting_get"), 0);
 }
+
+#[test]
+fn a_killed_consume_leaves_no_worker_running_and_stat_shows_in_flight() {
+    let ns = Ns::new();
+    let msgs: Vec<String> = (0..5).map(|i| format!("m{i}")).collect();
+    closed_queue(&ns, &msgs);
+    let mut cmd = ns.std_cmd(&[
+        "queue",
+        "consume",
+        "-j",
+        "2",
+        "q",
+        "--",
+        "sh",
+        "-c",
+        "cat >/dev/null; echo $$ >> pids; exec sleep 60",
+    ]);
+    cmd.current_dir(ns.dir()).stdin(std::process::Stdio::null());
+    let mut consume = common::Bg::spawn(&mut cmd);
+    let pids = ns.file("pids");
+    ns.wait_until("two commands to start", || {
+        std::fs::read_to_string(&pids).is_ok_and(|t| t.lines().count() == 2)
+    });
+    let st = ns.stat("q");
+    assert!(st.contains(&("in_flight".into(), "2".into())), "{st:?}");
+    assert!(st.contains(&("size".into(), "3".into())), "{st:?}");
+    let workers: Vec<u32> = std::fs::read_to_string(&pids)
+        .unwrap()
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe { libc::kill(consume.pid() as i32, libc::SIGKILL) };
+    consume.wait();
+    ns.wait_until("the workers to die with consume", || {
+        workers.iter().all(|&p| common::dead(p))
+    });
+    // A restarted consume runs every message, the two in flight again,
+    // and nothing runs twice at once.
+    ns.cmd()
+        .current_dir(ns.dir())
+        .args([
+            "queue",
+            "consume",
+            "q",
+            "--",
+            "sh",
+            "-c",
+            "cat >> again; echo >> again",
+        ])
+        .assert()
+        .success();
+    let again = std::fs::read_to_string(ns.file("again")).unwrap();
+    let got: BTreeSet<&str> = again.lines().collect();
+    assert_eq!(got, msgs.iter().map(String::as_str).collect());
+}
+
+#[test]
+fn a_command_that_cannot_start_never_consumes_its_message() {
+    let ns = Ns::new();
+    let msgs: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
+    closed_queue(&ns, &msgs);
+    // Too few file descriptors for 40 workers' pipes: some spawns fail
+    // with EMFILE. A message is acknowledged only if its command ran.
+    let out = assert_cmd::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 32; exec \"$M\" queue consume q -j 40 -- sh -c 'echo \"$(cat)\" >> out'")
+        .env("M", common::bin())
+        .env("MPROC_DIR", ns.dir())
+        .current_dir(ns.dir())
+        .timeout(common::WATCHDOG)
+        .output()
+        .unwrap();
+    let ran = std::fs::read_to_string(ns.file("out"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .count() as u64;
+    let left = ns.stat_of("q", "size");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        ran + left,
+        200,
+        "every message ran or is still queued; {stderr}"
+    );
+    assert_eq!(ns.stat_of("q", "in_flight"), 0);
+    if out.status.success() {
+        assert_eq!(left, 0, "{stderr}");
+    } else {
+        assert_eq!(out.status.code(), Some(69), "{stderr}");
+    }
+    // A command that cannot be started at all (its interpreter is
+    // missing: ENOENT from exec): nothing runs, nothing is consumed, 69.
+    let ns = Ns::new();
+    closed_queue(&ns, &msgs[..3]);
+    let script = ns.file("job.sh");
+    std::fs::write(&script, "#!/nonexistent/interpreter\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    ns.cmd()
+        .args(["queue", "consume", "q", "-j", "2", "--"])
+        .arg(&script)
+        .assert()
+        .code(69)
+        .stderr(predicate::str::contains("given back"));
+    assert_eq!(ns.stat_of("q", "size"), 3);
+    assert_eq!(ns.stat_of("q", "in_flight"), 0);
+}

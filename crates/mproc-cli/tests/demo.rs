@@ -103,6 +103,14 @@ fn tickets_prints_the_tutorial_lines() {
     }
     assert_eq!(text.matches(" bought a ticket").count(), 1, "{text}");
     assert_eq!(text.matches(" sees 1 ticket").count(), 1, "{text}");
+    // The buyers who came too late say what they saw and did too.
+    assert_eq!(text.matches(" sees ").count(), 3, "{text}");
+    assert_eq!(text.matches(" sees 0 tickets").count(), 2, "{text}");
+    assert_eq!(
+        text.matches(" bought nothing: sold out").count(),
+        2,
+        "{text}"
+    );
     assert!(text.contains("sold 1 of 1 ticket to 3 buyers: oversold 0, 0 left"));
     assert!(text.contains("attempts/s"));
     // The demo leaves nothing in the user's namespace.

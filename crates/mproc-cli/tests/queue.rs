@@ -343,7 +343,7 @@ fn get_on_empty_times_out_with_1() {
         .stdout("")
         .stderr(predicate::str::contains("gave up after 0.20s"));
     assert!(start.elapsed() >= Duration::from_millis(200));
-    // --count stops at the first timeout, keeping what it got.
+    // --count stops at the first timeout: a partial batch is a success.
     ns.cmd()
         .args(["queue", "put", "q", "only"])
         .assert()
@@ -351,8 +351,23 @@ fn get_on_empty_times_out_with_1() {
     ns.cmd()
         .args(["queue", "get", "-t", "0.1", "--count", "3", "--lines", "q"])
         .assert()
-        .code(1)
+        .code(0)
         .stdout("only\n");
+    // Nothing in time: 1.
+    ns.cmd()
+        .args(["queue", "get", "-t", "0.1", "--count", "3", "--lines", "q"])
+        .assert()
+        .code(1)
+        .stdout("");
+    ns.cmd()
+        .args(["queue", "put", "q", "a", "b"])
+        .assert()
+        .success();
+    ns.cmd()
+        .args(["queue", "get", "-n", "--count", "3", "--lines", "q"])
+        .assert()
+        .code(0)
+        .stdout("a\nb\n");
 }
 
 #[test]
@@ -414,8 +429,13 @@ fn close_drains_then_exits_3() {
     ns.cmd()
         .args(["queue", "get", "b", "--count", "5", "--lines"])
         .assert()
-        .code(3)
+        .code(0)
         .stdout("two\n");
+    ns.cmd()
+        .args(["queue", "get", "b", "--count", "5", "--lines"])
+        .assert()
+        .code(3)
+        .stdout("");
     ns.cmd()
         .args(["queue", "get", "b"])
         .assert()
@@ -549,4 +569,124 @@ fn a_signal_ends_blocked_calls_and_waiter_counts_stay_exact() {
     assert_eq!(st.signal(), Some(libc::SIGHUP));
     assert_eq!(ns.stat_of("q", "waiting_put"), 0);
     assert_eq!(ns.stat_of("q", "size"), 1);
+}
+
+/// The lines of CLI.md from the one starting with `first` to the next
+/// `done` line, exactly as printed.
+fn cli_md_loop(first: &str) -> String {
+    let doc = include_str!("../CLI.md");
+    let start = doc
+        .find(first)
+        .unwrap_or_else(|| panic!("CLI.md has no line starting {first:?}"));
+    let rest = &doc[start..];
+    let end = rest.find("\ndone").expect("the loop's done") + "\ndone".len();
+    let line_end = rest[end..].find('\n').map_or(rest.len(), |i| end + i);
+    rest[..line_end].to_string()
+}
+
+/// A directory holding an `mproc` symlink to the binary under test, for a
+/// `PATH` that runs the documented commands as printed.
+fn path_with_mproc(ns: &Ns) -> String {
+    let bin = ns.file("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let link = bin.join("mproc");
+    if !link.exists() {
+        std::os::unix::fs::symlink(common::bin(), &link).unwrap();
+    }
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn cli_md_batch_recipe_processes_the_last_partial_batch() {
+    let ns = Ns::new();
+    let recipe = cli_md_loop("while mproc queue get jobs --count 50 --lines > batch.txt; do");
+    let path = path_with_mproc(&ns);
+    // The recipe's `process-batch`: a command on PATH that records its batch.
+    let pb = ns.file("bin").join("process-batch");
+    std::fs::write(
+        &pb,
+        "#!/bin/sh\ncat \"$1\" >> processed.txt; echo batch >> batches.txt\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&pb, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = format!(
+        "set -e\n\
+         mproc queue create jobs --maxsize 100\n\
+         seq 1 70 | mproc queue put jobs --lines\n\
+         mproc queue close jobs\n\
+         set +e\n\
+         {recipe}\n\
+         echo \"end $?\"\n"
+    );
+    assert_cmd::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .env("PATH", path)
+        .env("MPROC_DIR", ns.dir())
+        .current_dir(ns.dir())
+        .timeout(common::WATCHDOG)
+        .assert()
+        .success()
+        .stdout("end 0\n")
+        .stderr("");
+    let got = std::fs::read_to_string(ns.file("processed.txt")).unwrap();
+    let want: String = (1..=70).map(|i| format!("{i}\n")).collect();
+    assert_eq!(
+        got, want,
+        "every message of every batch, the last partial one too"
+    );
+    let batches = std::fs::read_to_string(ns.file("batches.txt")).unwrap();
+    assert_eq!(batches.lines().count(), 2, "50 + 20");
+}
+
+#[test]
+fn get_leased_acknowledges_only_what_it_wrote() {
+    let ns = Ns::new();
+    ns.cmd().args(["queue", "create", "q"]).assert().success();
+    ns.cmd()
+        .args(["queue", "put", "q", "one", "two"])
+        .assert()
+        .success();
+    // stdout that fails every write: --leased gives the message back.
+    let full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let st = ns
+        .std_cmd(&["queue", "get", "--leased", "q"])
+        .stdout(full())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!st.success());
+    assert_eq!(ns.stat_of("q", "size"), 2);
+    assert_eq!(ns.stat_of("q", "in_flight"), 0);
+    ns.cmd()
+        .args([
+            "queue", "get", "--leased", "--count", "5", "--lines", "-n", "q",
+        ])
+        .assert()
+        .success()
+        .stdout("one\ntwo\n");
+    assert_eq!(ns.stat_of("q", "size"), 0);
+    assert_eq!(ns.stat_of("q", "in_flight"), 0);
+    // Plain get is at-most-once: the same failed write loses the message.
+    ns.cmd()
+        .args(["queue", "put", "q", "three"])
+        .assert()
+        .success();
+    let st = ns
+        .std_cmd(&["queue", "get", "q"])
+        .stdout(full())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!st.success());
+    assert_eq!(ns.stat_of("q", "size"), 0);
 }

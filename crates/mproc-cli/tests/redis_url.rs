@@ -54,6 +54,7 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 }
 
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn queue_and_lock_commands_through_the_environment() {
     let Some(url) = url() else { return };
     let ok = |args: &[&str]| {
@@ -92,6 +93,7 @@ fn queue_and_lock_commands_through_the_environment() {
 }
 
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn demo_tickets_never_oversells() {
     let Some(url) = url() else { return };
     let out = mproc(&url)
@@ -138,6 +140,7 @@ fn demo_tickets_never_oversells() {
 }
 
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn demo_pipeline_delivers_every_item_once() {
     let Some(url) = url() else { return };
     let out = mproc(&url)

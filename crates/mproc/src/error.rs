@@ -82,7 +82,10 @@ impl fmt::Display for ObjectKind {
 #[non_exhaustive]
 pub enum NamespaceError {
     /// The directory is owned by another user.
-    #[error("namespace directory {dir} is owned by uid {owner}, not by us (uid {me})")]
+    #[error(
+        "namespace directory {dir} is owned by uid {owner}, not by us (uid {me}); \
+         choose a directory of your own with MPROC_DIR or `mproc --dir` (or have {dir} removed)"
+    )]
     NotOwner {
         /// The directory.
         dir: PathBuf,
@@ -93,7 +96,8 @@ pub enum NamespaceError {
     },
     /// Group or others may write the directory.
     #[error(
-        "namespace directory {dir} is writable by group or others (mode {mode:o}); refusing it"
+        "namespace directory {dir} is writable by group or others (mode {mode:o}); refusing it: \
+         choose a directory of your own with MPROC_DIR or `mproc --dir` (or chmod go-w {dir})"
     )]
     Insecure {
         /// The directory.
@@ -453,9 +457,17 @@ pub enum GetError {
     /// The queue is closed and every item has been taken: end of stream.
     #[error("the queue is closed and drained")]
     Closed,
-    /// An item was taken but could not be decoded into the requested type.
-    #[error("cannot decode the item: {0}")]
-    Decode(String),
+    /// An item could not be decoded into the requested type. Nothing is
+    /// lost: `bytes` is the message exactly as it was in the queue (a
+    /// `get` has taken it; a leased get has also moved it to the
+    /// dead-letter queue; `peek` has left it in place).
+    #[error("cannot decode the item: {message}")]
+    Decode {
+        /// Why it could not be decoded.
+        message: String,
+        /// The message's bytes.
+        bytes: Vec<u8>,
+    },
     /// The queue's shared state is damaged.
     #[error("the queue is damaged: {0}")]
     Damaged(String),

@@ -45,6 +45,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod codec;
 mod crash;
 mod error;
 mod fence;
@@ -114,3 +115,18 @@ pub fn crash_points() -> &'static [(&'static str, &'static str)] {
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
+
+/// The Rust snippets of CLI.md, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../mproc-cli/CLI.md")]
+pub struct CliDoctests;
+
+/// The Rust snippets of REDIS.md, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../REDIS.md")]
+pub struct RedisDoctests;
+
+/// The Rust snippets of RELIABILITY.md, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../RELIABILITY.md")]
+pub struct ReliabilityDoctests;

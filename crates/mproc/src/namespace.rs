@@ -3,6 +3,11 @@
 //! A [`Namespace`] is a private directory (on tmpfs by default). Opening and
 //! creating named objects goes through it, so code names an object and the
 //! configuration (`MPROC_DIR`) says where it lives.
+//!
+//! A group namespace is the explicit way to share objects between users: a
+//! directory that belongs to a group this process is in, has the setgid bit
+//! and is not writable by others (mode `2770`, for instance). Its objects are
+//! created `0660` with that group, and objects of other members are opened.
 
 use std::fs;
 use std::io;
@@ -25,6 +30,8 @@ use crate::name::validate_name;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
     dir: PathBuf,
+    /// The group of a group namespace (shared by its members).
+    group: Option<u32>,
     /// The server, for a namespace opened from a `redis://` URL.
     #[cfg(feature = "redis")]
     remote: Option<crate::redis::Remote>,
@@ -85,6 +92,7 @@ impl Namespace {
                 let remote = crate::redis::Remote::parse(url)?;
                 return Ok(Namespace {
                     dir: PathBuf::new(),
+                    group: None,
                     remote: Some(remote),
                 });
             }
@@ -119,9 +127,17 @@ impl Namespace {
         self.remote.as_ref()
     }
 
-    /// The per-user default: `/dev/shm/mproc-<uid>` (tmpfs), or
-    /// `$TMPDIR/mproc-<uid>` where `/dev/shm` does not exist.
+    /// The per-user default: `$XDG_RUNTIME_DIR/mproc` when that variable
+    /// names an existing directory (per user, 0700, made by the system, so
+    /// no other user can take the name first), else `/dev/shm/mproc-<uid>`
+    /// (tmpfs), or `$TMPDIR/mproc-<uid>` where `/dev/shm` does not exist.
     pub fn default_dir() -> PathBuf {
+        if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            let run = PathBuf::from(run);
+            if run.is_dir() {
+                return run.join("mproc");
+            }
+        }
         // SAFETY: geteuid has no preconditions and cannot fail.
         let uid = unsafe { libc::geteuid() };
         let base = if Path::new("/dev/shm").is_dir() {
@@ -135,7 +151,9 @@ impl Namespace {
     /// A namespace in `dir`, created with mode 0700 if missing.
     ///
     /// A directory owned by another user, writable by group or others, or
-    /// reached through a symbolic link is refused.
+    /// reached through a symbolic link is refused, except a group namespace:
+    /// a setgid directory of one of this process's groups, not writable by
+    /// others, whatever member owns it (see the module documentation).
     pub fn dir(dir: impl Into<PathBuf>) -> Result<Namespace, NamespaceError> {
         let dir = dir.into();
         let io_err = |source| NamespaceError::Io {
@@ -151,6 +169,15 @@ impl Namespace {
         if !meta.is_dir() {
             return Err(NamespaceError::NotADirectory(dir));
         }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o2000 != 0 && mode & 0o002 == 0 && in_group(meta.gid()) {
+            return Ok(Namespace {
+                dir,
+                group: Some(meta.gid()),
+                #[cfg(feature = "redis")]
+                remote: None,
+            });
+        }
         // SAFETY: geteuid has no preconditions and cannot fail.
         let me = unsafe { libc::geteuid() };
         if meta.uid() != me {
@@ -160,15 +187,21 @@ impl Namespace {
                 me,
             });
         }
-        let mode = meta.mode() & 0o7777;
         if mode & 0o022 != 0 {
             return Err(NamespaceError::Insecure { dir, mode });
         }
         Ok(Namespace {
             dir,
+            group: None,
             #[cfg(feature = "redis")]
             remote: None,
         })
+    }
+
+    /// The group whose members share this namespace, `None` for a private
+    /// one.
+    pub fn group(&self) -> Option<u32> {
+        self.group
     }
 
     /// The directory of this namespace (empty for a server namespace).
@@ -230,4 +263,21 @@ impl Namespace {
         }
         self.dir.display().to_string()
     }
+}
+
+/// Whether this process is in group `gid` (effective or supplementary).
+fn in_group(gid: u32) -> bool {
+    // SAFETY: getegid has no preconditions and cannot fail.
+    if unsafe { libc::getegid() } == gid {
+        return true;
+    }
+    // SAFETY: with a size of 0, getgroups only returns the count.
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if n <= 0 {
+        return false;
+    }
+    let mut groups = vec![0 as libc::gid_t; n as usize];
+    // SAFETY: `groups` has room for `n` entries.
+    let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+    n > 0 && groups[..n as usize].contains(&gid)
 }

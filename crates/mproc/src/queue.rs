@@ -1,9 +1,10 @@
 //! The cross-process [`Queue`] (typed) and [`ByteQueue`] (raw bytes).
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -595,30 +596,27 @@ fn with_buf<R>(
     })
 }
 
-/// Encodes `item` with postcard into `buf`.
-pub(crate) fn encode<T: Serialize>(item: &T, buf: &mut Vec<u8>) -> Result<(), String> {
-    buf.clear();
-    let taken = std::mem::take(buf);
-    match postcard::to_extend(item, taken) {
-        Ok(v) => {
-            *buf = v;
-            Ok(())
-        }
-        Err(e) => Err(e.to_string()),
-    }
-}
+use crate::codec::encode;
 
-/// Decodes a whole message with postcard.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GetError> {
-    postcard::from_bytes(bytes).map_err(|e| GetError::Decode(e.to_string()))
+/// Decodes a whole message; on failure the error carries its bytes.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GetError> {
+    crate::codec::decode(bytes).map_err(|message| GetError::Decode {
+        message,
+        bytes: bytes.to_vec(),
+    })
 }
 
 /// A bounded, blocking FIFO of `T` shared by processes: Python's
 /// `multiprocessing.Queue`, with exact `len` and a `close` that ends every
 /// consumer cleanly.
 ///
-/// Items are encoded with postcard. Each producer's items arrive in its
-/// order. A killed producer or consumer never leaves the queue torn or locked.
+/// Items are encoded with postcard, except a value that serializes as one
+/// string or byte sequence (`String`, `Vec<u8>`, ...): it travels as its raw
+/// bytes, so a `Queue<String>` and `mproc queue put`/`get` or a
+/// [`ByteQueue`] read each other's messages. An item that cannot be decoded
+/// is never dropped: [`GetError::Decode`] hands its bytes back. Each
+/// producer's items arrive in its order. A killed producer or consumer
+/// never leaves the queue torn or locked.
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -637,6 +635,9 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GetError> {
 /// ```
 pub struct Queue<T> {
     bytes: ByteQueue,
+    /// Messages a `get_many` took after one that could not be decoded:
+    /// the next gets of this handle (and its clones) return them first.
+    held: Arc<Mutex<VecDeque<Vec<u8>>>>,
     _marker: PhantomData<fn(T) -> T>,
 }
 
@@ -644,6 +645,7 @@ impl<T> Clone for Queue<T> {
     fn clone(&self) -> Self {
         Queue {
             bytes: self.bytes.clone(),
+            held: Arc::clone(&self.held),
             _marker: PhantomData,
         }
     }
@@ -716,12 +718,21 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         ByteQueue::open_or_create_in(ns, name, opts).map(Queue::from_bytes)
     }
 
-    /// Wraps a byte queue; items are encoded with postcard.
+    /// Wraps a byte queue (see the type's documentation for the encoding).
     pub fn from_bytes(bytes: ByteQueue) -> Queue<T> {
         Queue {
             bytes,
+            held: Arc::default(),
             _marker: PhantomData,
         }
+    }
+
+    /// The next message held back by an earlier `get_many`, if any.
+    fn take_held(&self) -> Option<Vec<u8>> {
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front()
     }
 
     /// The underlying byte queue.
@@ -785,6 +796,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     }
 
     fn get_inner(&self, try_only: bool, deadline: Option<Instant>) -> Result<T, GetError> {
+        if let Some(held) = self.take_held() {
+            return decode(&held);
+        }
         with_buf(&DECODE_BUF, |buf| {
             self.bytes.get_inner(buf, try_only, deadline)?;
             decode(buf)
@@ -823,17 +837,38 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         max: usize,
         deadline: Option<Instant>,
     ) -> Result<Vec<T>, GetError> {
-        let mut out = Vec::new();
-        let mut bad = None;
-        self.bytes
-            .get_many_with(max, deadline, |b| match decode(b) {
-                Ok(v) => out.push(v),
-                Err(e) => bad = Some(e),
-            })?;
-        match bad {
-            Some(e) if out.is_empty() => Err(e),
-            _ => Ok(out),
+        if let Some(held) = self.take_held() {
+            return decode(&held).map(|v| vec![v]);
         }
+        let mut out = Vec::new();
+        // From the first message that cannot be decoded on, the batch is
+        // kept as bytes: it is returned by this call's error or by the
+        // next calls, never dropped.
+        let mut rest: Vec<Vec<u8>> = Vec::new();
+        self.bytes.get_many_with(max, deadline, |b| {
+            if rest.is_empty() {
+                if let Ok(v) = crate::codec::decode(b) {
+                    out.push(v);
+                    return;
+                }
+            }
+            rest.push(b.to_vec());
+        })?;
+        let mut rest = rest.into_iter();
+        if out.is_empty() {
+            if let Some(first) = rest.next() {
+                self.held
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend(rest);
+                return decode(&first).map(|v| vec![v]);
+            }
+        }
+        self.held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(rest);
+        Ok(out)
     }
 
     fn get_leased_typed(
@@ -845,7 +880,10 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         match decode(&bytes) {
             Ok(item) => Ok(Leased { item, receipt }),
             Err(e) => {
-                // An undecodable item would come back forever: settle it.
+                // An undecodable item would come back forever: it goes to
+                // the dead-letter queue, and its bytes to the caller.
+                self.bytes.dead_letter(&bytes);
+                self.bytes.backend().note_dead_lettered();
                 let _ = self.bytes.ack(&receipt);
                 Err(e)
             }

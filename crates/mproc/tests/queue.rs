@@ -470,5 +470,43 @@ fn undecodable_item_is_an_error_not_a_panic() {
     let q = ByteQueue::new(0).unwrap();
     q.put(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).unwrap();
     let typed: Queue<u64> = Queue::from_bytes(q.clone());
-    assert!(matches!(typed.get().unwrap_err(), GetError::Decode(_)));
+    let bad = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+    assert!(matches!(typed.get().unwrap_err(), GetError::Decode { bytes, .. } if bytes == bad));
+}
+
+#[test]
+fn an_undecodable_item_is_handed_back_never_dropped() {
+    let q = ByteQueue::new(0).unwrap();
+    let typed: Queue<String> = Queue::from_bytes(q.clone());
+    // peek leaves it in place.
+    q.put(&[0xff, 0xfe]).unwrap();
+    assert!(
+        matches!(typed.peek().unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xff, 0xfe])
+    );
+    assert_eq!(q.len(), 1);
+    // get takes it and hands its bytes back.
+    assert!(
+        matches!(typed.get().unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xff, 0xfe])
+    );
+    // A batch: the good items before a bad one are returned, the bad one
+    // and everything after it come out of the next calls, in order.
+    q.put(b"a").unwrap();
+    q.put(&[0xff]).unwrap();
+    q.put(b"b").unwrap();
+    assert_eq!(typed.get_many(10).unwrap(), ["a"]);
+    assert!(
+        matches!(typed.get_many(10).unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xff])
+    );
+    assert_eq!(typed.try_get().unwrap(), "b");
+    assert!(typed.try_get().unwrap_err().is_empty());
+    // A leased get moves it to the dead-letter queue as well.
+    let dir = tempfile::tempdir().unwrap();
+    let ns = mproc::Namespace::dir(dir.path()).unwrap();
+    let named: Queue<String> = Queue::create_in(&ns, "n", mproc::QueueOptions::new()).unwrap();
+    named.as_bytes().put(&[0xc3]).unwrap();
+    assert!(
+        matches!(named.get_leased().unwrap_err(), GetError::Decode { bytes, .. } if bytes == [0xc3])
+    );
+    let dlq = ByteQueue::open_in(&ns, "n.dlq").unwrap();
+    assert_eq!(dlq.get().unwrap(), [0xc3]);
 }

@@ -139,6 +139,7 @@ fn is_io<T>(r: &Result<T, GetError>) -> bool {
 }
 
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn server_restart_fails_cleanly_then_reconnects() {
     if !enabled() {
         return;
@@ -187,6 +188,7 @@ fn server_restart_fails_cleanly_then_reconnects() {
 }
 
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn restart_without_persistence_reports_the_lost_queue() {
     if !enabled() {
         return;
@@ -205,6 +207,7 @@ fn restart_without_persistence_reports_the_lost_queue() {
 }
 
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn paused_server_times_out_with_a_clear_error() {
     if !enabled() {
         return;
@@ -243,6 +246,7 @@ fn paused_server_times_out_with_a_clear_error() {
 }
 
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn consumer_killed_mid_item_has_its_item_redelivered() {
     if !enabled() {
         return;
@@ -294,6 +298,7 @@ fn consumer_killed_mid_item_has_its_item_redelivered() {
 }
 
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn poison_item_is_set_aside_after_max_deliveries() {
     if !enabled() {
         return;
@@ -346,6 +351,7 @@ fn signal(pid: u32, sig: libc::c_int) {
 }
 
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn stalled_lock_holder_loses_its_lease_and_its_fenced_write_is_refused() {
     if !enabled() {
         return;
@@ -399,6 +405,7 @@ fn stalled_lock_holder_loses_its_lease_and_its_fenced_write_is_refused() {
 }
 
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn password_in_the_url() {
     if !enabled() {
         return;
@@ -425,6 +432,7 @@ fn password_in_the_url() {
 /// (`#insecure`: no certificate check), password included.
 #[cfg(feature = "redis-tls")]
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn tls_url() {
     if !enabled() {
         return;
@@ -499,6 +507,7 @@ fn tls_url() {
 }
 
 #[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
 fn shared_memory_objects_refuse_a_server_namespace() {
     if !enabled() {
         return;

@@ -425,12 +425,19 @@ fn purchase(
 fn take(name: &str, count: &mut i64, delay: Duration, chatty: bool) -> anyhow::Result<bool> {
     step(delay);
     let bought = *count > 0;
-    if bought && chatty {
+    // Like the tutorial, every buyer says what it saw and what it did.
+    if chatty {
         ctx::out_line(&format!("{name} sees {}", tickets(*count)))?;
+    }
+    if bought {
         *count -= 1;
-        ctx::out_line(&format!("{name} bought a ticket"))?;
-    } else if bought {
-        *count -= 1;
+    }
+    if chatty {
+        ctx::out_line(&if bought {
+            format!("{name} bought a ticket")
+        } else {
+            format!("{name} bought nothing: sold out")
+        })?;
     }
     step(delay);
     Ok(bought)

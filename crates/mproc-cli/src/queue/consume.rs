@@ -45,6 +45,21 @@ struct Shared {
     first_failure: Mutex<Option<u8>>,
     /// A queue error that ended a worker.
     error: Mutex<Option<Failure>>,
+    /// Workers that stopped because their command could not be started.
+    unstartable: AtomicU64,
+    /// Why the last of them could not start it.
+    start_error: Mutex<Option<String>>,
+}
+
+/// What became of one message's command.
+enum Ran {
+    /// It ran and succeeded.
+    Ok,
+    /// It ran and failed with this exit code.
+    Failed(u8),
+    /// It could not be started (`EMFILE`, `EAGAIN`, `ENOENT`...): it did
+    /// not see the message.
+    NotStarted(io::Error),
 }
 
 /// Whether `prog` names a runnable file, directly or through `PATH`.
@@ -91,6 +106,8 @@ pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
         failed: AtomicU64::new(0),
         first_failure: Mutex::new(None),
         error: Mutex::new(None),
+        unstartable: AtomicU64::new(0),
+        start_error: Mutex::new(None),
     };
     // A terminating signal stops the taking of new messages; the commands
     // in flight finish, then `mproc` ends by that signal.
@@ -126,6 +143,27 @@ pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
     }
     if let Some(e) = error {
         return Err(e.into());
+    }
+    let unstartable = shared.unstartable.load(Ordering::Relaxed);
+    if unstartable == u64::from(args.jobs) {
+        let why = shared
+            .start_error
+            .lock()
+            .ok()
+            .and_then(|mut g| g.take())
+            .unwrap_or_default();
+        return Err(Failure::new(
+            exit::UNAVAILABLE,
+            "unavailable",
+            format!(
+                "queue '{}': cannot run '{}': {why}; its messages were given back \
+                 ({} left in the queue)",
+                args.name,
+                prog.to_string_lossy(),
+                shared.queue.len()
+            ),
+        )
+        .into());
     }
     if failed > 0 {
         ctx::err_line(&format!(
@@ -163,7 +201,29 @@ fn worker(sh: &Shared, w: u32) {
             }
         };
         let seq = sh.taken.fetch_add(1, Ordering::Relaxed) + 1;
-        let outcome = run_one(sh, w, seq, &msg);
+        let outcome = match run_one(sh, w, seq, &msg) {
+            Ran::Ok => Ok(()),
+            Ran::Failed(code) => Err(code),
+            Ran::NotStarted(e) => {
+                // The command never saw the message: it goes back to the
+                // queue, and this worker stops (the others go on).
+                if let Err(e) = sh.queue.nack(&receipt) {
+                    tracing::warn!("giving a message back: {e}");
+                }
+                ctx::err_line(&format!(
+                    "mproc: queue '{}': cannot run '{}': {e}; the message was given back \
+                     and worker {w} stops",
+                    sh.name,
+                    sh.argv[0].to_string_lossy()
+                ));
+                sh.taken.fetch_sub(1, Ordering::Relaxed);
+                sh.unstartable.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut g) = sh.start_error.lock() {
+                    *g = Some(e.to_string());
+                }
+                return;
+            }
+        };
         let retry = outcome.is_err() && receipt.deliveries() < sh.tries;
         let settled = if retry {
             sh.queue.nack(&receipt)
@@ -188,27 +248,23 @@ fn worker(sh: &Shared, w: u32) {
     }
 }
 
-/// Runs the command on one message; `Err` holds its exit code on failure.
-fn run_one(sh: &Shared, w: u32, seq: u64, msg: &[u8]) -> Result<(), u8> {
-    let (prog, rest) = sh.argv.split_first().ok_or(exit::USAGE)?;
+/// Runs the command on one message.
+fn run_one(sh: &Shared, w: u32, seq: u64, msg: &[u8]) -> Ran {
+    let Some((prog, rest)) = sh.argv.split_first() else {
+        return Ran::Failed(exit::USAGE);
+    };
     let mut cmd = Command::new(prog);
     cmd.args(rest)
         .env("MPROC_QUEUE", &sh.name)
         .env("MPROC_WORKER", w.to_string())
         .env("MPROC_SEQ", seq.to_string())
         .stdin(Stdio::piped());
-    signals::unblock_in_child(&mut cmd);
-    let spawned = cmd.spawn();
-    let mut child = match spawned {
+    // The command dies with `mproc` (even by SIGKILL), so that a message
+    // given back to the queue is never run twice at once.
+    signals::die_with_parent(&mut cmd, true);
+    let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) => {
-            ctx::err_line(&format!(
-                "mproc: queue '{}': cannot run '{}' for message {seq}: {e}",
-                sh.name,
-                prog.to_string_lossy()
-            ));
-            return Err(exit::UNAVAILABLE);
-        }
+        Err(e) => return Ran::NotStarted(e),
     };
     if let Some(mut stdin) = child.stdin.take() {
         // A command that does not read its input is fine.
@@ -225,11 +281,11 @@ fn run_one(sh: &Shared, w: u32, seq: u64, msg: &[u8]) -> Result<(), u8> {
                 "mproc: queue '{}': waiting for the command: {e}",
                 sh.name
             ));
-            return Err(exit::SOFTWARE);
+            return Ran::Failed(exit::SOFTWARE);
         }
     };
     if status.success() {
-        return Ok(());
+        return Ran::Ok;
     }
     let code = exit::child_code(status);
     ctx::err_line(&format!(
@@ -238,7 +294,7 @@ fn run_one(sh: &Shared, w: u32, seq: u64, msg: &[u8]) -> Result<(), u8> {
         prog.to_string_lossy(),
         describe(status)
     ));
-    Err(code)
+    Ran::Failed(code)
 }
 
 /// "exit status 3" or "signal 9".

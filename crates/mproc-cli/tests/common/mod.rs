@@ -57,11 +57,14 @@ impl Ns {
         c
     }
 
-    /// Starts `mproc ARGS` in the background (stdout piped, stdin null,
-    /// default signal actions).
+    /// Starts `mproc ARGS` in the background (stdout piped, stdin and
+    /// stderr null, so that its expected warnings and errors do not mix
+    /// with the test output; default signal actions).
     pub(crate) fn spawn(&self, args: &[&str]) -> Bg {
         let mut c = self.std_cmd(args);
-        c.stdin(Stdio::null()).stdout(Stdio::piped());
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
         default_signals(&mut c);
         Bg::spawn(&mut c)
     }

@@ -148,10 +148,21 @@ impl Segment {
                     .read(true)
                     .write(true)
                     .create_new(true)
-                    .mode(0o600)
+                    .mode(if ns.group().is_some() { 0o660 } else { 0o600 })
                     .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                     .open(&tmp)
                     .map_err(io_err)?;
+                if let Some(gid) = ns.group() {
+                    // A group namespace: 0660 with its group, whatever the umask.
+                    let shared = (|| {
+                        std::os::unix::fs::fchown(&f, None, Some(gid))?;
+                        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o660))
+                    })();
+                    if let Err(e) = shared {
+                        let _ = std::fs::remove_file(&tmp);
+                        return Err(io_err(e));
+                    }
+                }
                 (f.into(), Some(tmp))
             }
             Place::Anonymous => {
@@ -246,7 +257,7 @@ impl Segment {
                     source,
                 },
             })?;
-        let mut seg = Segment::from_file(file, Some(name), kind, expected_len)?;
+        let mut seg = Segment::from_file(file, Some(name), ns.group(), kind, expected_len)?;
         seg.named = Some((ns.path().to_owned(), name.to_owned()));
         Ok(seg)
     }
@@ -257,12 +268,15 @@ impl Segment {
         kind: ObjectKind,
         expected_len: impl Fn(&[u64; 4]) -> Result<usize, String>,
     ) -> Result<Segment, OpenError> {
-        Segment::from_file(File::from(fd), None, kind, expected_len)
+        Segment::from_file(File::from(fd), None, None, kind, expected_len)
     }
 
+    /// `group`: the group of a group namespace, whose members' objects are
+    /// accepted when they belong to it and others cannot write them.
     fn from_file(
         file: File,
         name: Option<&str>,
+        group: Option<u32>,
         kind: ObjectKind,
         expected_len: impl Fn(&[u64; 4]) -> Result<usize, String>,
     ) -> Result<Segment, OpenError> {
@@ -278,8 +292,9 @@ impl Segment {
         if !meta.file_type().is_file() {
             return Err(damaged("not a regular file".into()));
         }
+        let shared = group.is_some_and(|g| meta.gid() == g && meta.mode() & 0o002 == 0);
         // SAFETY: geteuid has no preconditions and cannot fail.
-        if name.is_some() && meta.uid() != unsafe { libc::geteuid() } {
+        if name.is_some() && !shared && meta.uid() != unsafe { libc::geteuid() } {
             return Err(OpenError::PermissionDenied { name: label });
         }
         let size = meta.len();
