@@ -107,7 +107,8 @@ pub(crate) enum Command {
     after_help = crate::exit::TABLE,
     override_usage = "mproc lock [-n | -w SECS] [-E N] [--tag TEXT] NAME -- CMD [ARGS]...\n       \
         mproc lock [-n | -w SECS] [-E N] [--tag TEXT] NAME -c 'shell command'\n       \
-        mproc lock status [NAME]..."
+        mproc lock status [NAME]...\n       \
+        mproc lock break NAME"
 )]
 pub(crate) struct LockCmd {
     /// `status`.
