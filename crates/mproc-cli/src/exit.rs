@@ -205,7 +205,15 @@ pub(crate) fn from_put(e: &PutErrorKind, name: &str, waited: &str) -> Failure {
             format!("queue '{name}' is full{waited}"),
         ),
         PutErrorKind::Closed => Failure::new(CLOSED, "closed", format!("queue '{name}' is closed")),
-        PutErrorKind::TooLarge { .. } | PutErrorKind::Encode(_) => {
+        PutErrorKind::TooLarge { size, limit } => Failure::new(
+            DATAERR,
+            "too_large",
+            format!(
+                "queue '{name}': a message of {size} bytes exceeds its limit of {limit} bytes \
+                 (create the queue with a larger --max-bytes)"
+            ),
+        ),
+        PutErrorKind::Encode(_) => {
             Failure::new(DATAERR, "too_large", format!("queue '{name}': {e}"))
         }
         PutErrorKind::Damaged(_) => {
@@ -266,7 +274,9 @@ mod tests {
         assert_eq!(from_put(&PutErrorKind::Full, "q", "").code, BUSY);
         assert_eq!(from_put(&PutErrorKind::Closed, "q", "").code, CLOSED);
         let big = PutErrorKind::TooLarge { size: 9, limit: 8 };
-        assert_eq!(from_put(&big, "q", "").code, DATAERR);
+        let f = from_put(&big, "q", "");
+        assert_eq!(f.code, DATAERR);
+        assert!(f.message.contains("--max-bytes"), "{}", f.message);
     }
 
     #[test]
