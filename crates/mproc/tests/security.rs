@@ -316,7 +316,16 @@ impl Arena {
         for (k, v) in orders {
             c.env(k, v);
         }
-        let out = c.output().expect("run the attacker");
+        // The copied executable may still be open for writing in a child
+        // forked by another test thread meanwhile (ETXTBSY): try again.
+        let mut out = c.output().expect("run the attacker");
+        for _ in 0..20 {
+            if !String::from_utf8_lossy(&out.stderr).contains("Text file busy") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            out = c.output().expect("run the attacker");
+        }
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),
