@@ -29,10 +29,9 @@ fn shell(ns: &Ns, stubs: &[(&str, &str)], script: &str) -> assert_cmd::Command {
         std::os::unix::fs::symlink(common::bin(), &link).unwrap();
     }
     for (name, body) in stubs {
-        let at = if name.starts_with("./") {
-            ns.dir().join(&name[2..])
-        } else {
-            bin.join(name)
+        let at = match name.strip_prefix("./") {
+            Some(local) => ns.dir().join(local),
+            None => bin.join(name),
         };
         std::fs::write(&at, format!("#!/bin/sh\n{body}\n")).unwrap();
         std::fs::set_permissions(&at, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
