@@ -59,13 +59,17 @@ impl Namespace {
 
     /// A namespace from a URL: `redis://[user:password@]host[:port][/db]`
     /// or `rediss://…` (TLS) for objects on a Redis or Valkey server (with
-    /// the `redis` feature), `file:///path` or a plain path for a directory.
+    /// the `redis` feature), `redis+cluster://host:port[,host:port…]` (or
+    /// `rediss+cluster://`) for a Redis Cluster given by seed nodes,
+    /// `file:///path` or a plain path for a directory.
     ///
     /// Redis URLs take options after `?`: `prefix=NAME` (key prefix, default
     /// `mproc`; every key of object N is under the hash tag `{NAME:N}`),
     /// `timeout=SECS` (one server round trip, default 10), `lease=SECS`
     /// (lock lease, renewed while held, default 10), `consumer_lease=SECS`
-    /// (a silent consumer's items are redelivered after this, default 10).
+    /// (a silent consumer's items are redelivered after this, default 10),
+    /// `strict=1` (an evicting `maxmemory-policy` is an error, not a
+    /// warning). Any other option is refused.
     ///
     /// ```
     /// let dir = tempfile::tempdir().unwrap();
@@ -79,7 +83,10 @@ impl Namespace {
         if let Some(path) = url.strip_prefix("file://") {
             return Namespace::dir(PathBuf::from(path));
         }
-        if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+        if ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"]
+            .iter()
+            .any(|s| lower.starts_with(s))
+        {
             #[cfg(feature = "redis")]
             {
                 let remote = crate::redis::Remote::parse(url)?;

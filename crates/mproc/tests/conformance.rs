@@ -4,9 +4,12 @@
 //! drift apart.
 //!
 //! The Redis instantiation reads the server from `MPROC_TEST_REDIS_URL`
-//! (e.g. `redis://127.0.0.1:6390/`); without it the Redis tests print that
-//! they were skipped, unless `MPROC_REQUIRE_REDIS=1`, which makes a missing
-//! server (or a build without the `redis` feature) a failure.
+//! (e.g. `redis://127.0.0.1:6390/`), the Redis Cluster one (`cluster::`)
+//! from `MPROC_TEST_REDIS_CLUSTER_URL` (`redis+cluster://127.0.0.1:P1,…/`,
+//! set by `.ci/redis-cluster.sh`); without the variable the tests print
+//! that they were skipped, unless `MPROC_REQUIRE_REDIS=1` (for the cluster:
+//! `MPROC_REQUIRE_REDIS_CLUSTER=1`), which makes a missing server (or a
+//! build without the `redis` feature) a failure.
 
 mod common;
 
@@ -67,16 +70,23 @@ fn unique_prefix() -> String {
 }
 
 fn redis_env() -> Option<Env> {
-    let required = std::env::var("MPROC_REQUIRE_REDIS").is_ok_and(|v| v == "1");
-    let Some(base) = std::env::var("MPROC_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            !required,
-            "MPROC_REQUIRE_REDIS=1 but MPROC_TEST_REDIS_URL is not set"
-        );
-        eprintln!("skipped: MPROC_TEST_REDIS_URL is not set (no Redis server for this test)");
+    server_env("MPROC_TEST_REDIS_URL", "MPROC_REQUIRE_REDIS")
+}
+
+fn cluster_env() -> Option<Env> {
+    server_env(
+        "MPROC_TEST_REDIS_CLUSTER_URL",
+        "MPROC_REQUIRE_REDIS_CLUSTER",
+    )
+}
+
+/// A fresh prefix on the server (or cluster) named by variable `var`;
+/// a missing one is a failure when variable `require` is 1.
+fn server_env(var: &str, require: &str) -> Option<Env> {
+    let required = std::env::var(require).is_ok_and(|v| v == "1");
+    let Some(base) = std::env::var(var).ok().filter(|u| !u.is_empty()) else {
+        assert!(!required, "{require}=1 but {var} is not set");
+        eprintln!("skipped: {var} is not set (no Redis server for this test)");
         return None;
     };
     let sep = if base.contains('?') { '&' } else { '?' };
@@ -93,7 +103,7 @@ fn redis_env() -> Option<Env> {
             redis: true,
         }),
         Err(e) => {
-            assert!(!required, "MPROC_REQUIRE_REDIS=1 but {url}: {e}");
+            assert!(!required, "{require}=1 but {url}: {e}");
             eprintln!("skipped: {e}");
             None
         }
@@ -108,6 +118,9 @@ macro_rules! conformance {
         }
         mod redis {
             $(#[test] fn $name() { if let Some(env) = super::redis_env() { super::$name(&env) } })*
+        }
+        mod cluster {
+            $(#[test] fn $name() { if let Some(env) = super::cluster_env() { super::$name(&env) } })*
         }
     };
 }

@@ -33,7 +33,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisError};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Client, Cmd, Connection, ConnectionLike, RedisError, RedisResult, Value};
 
 use crate::error::{NamespaceError, ObjectKind, RemoveError};
 use crate::name::validate_name;
@@ -50,10 +51,11 @@ const DEFAULT_CONSUMER_LEASE: Duration = Duration::from_secs(10);
 /// The longest a blocking server command is asked to block in one slice.
 pub(crate) const MAX_SLICE: Duration = Duration::from_secs(2);
 
-/// A Redis server and the settings taken from its URL.
+/// A Redis server (or a Redis Cluster) and the settings taken from its URL.
 ///
 /// URL form: `redis://[user:password@]host[:port][/db][?options]` or
-/// `rediss://...` for TLS. Options (all optional):
+/// `rediss://...` for TLS; `redis+cluster://[user:password@]host:port[,host:port...][/][?options]`
+/// (or `rediss+cluster://`) for a cluster given by its seed nodes. Options (all optional):
 /// `prefix=NAME` (key prefix, default `mproc`), `timeout=SECS` (one round
 /// trip, default 10), `lease=SECS` (lock lease, default 10),
 /// `consumer_lease=SECS` (consumer heartbeat lease, default 10).
@@ -61,12 +63,18 @@ pub(crate) const MAX_SLICE: Duration = Duration::from_secs(2);
 pub(crate) struct Remote {
     /// The URL as given (with its password).
     url: String,
-    /// The URL handed to the client: without our options.
+    /// The URL handed to the client: without our options (for a cluster,
+    /// the seed node URLs joined by spaces).
     server_url: String,
+    /// The seed nodes of a cluster (`redis://…` URLs), empty for one server.
+    nodes: Vec<String>,
     pub(crate) prefix: String,
     pub(crate) timeout: Duration,
     pub(crate) lease: Duration,
     pub(crate) consumer_lease: Duration,
+    /// `strict=1`: a server configuration that breaks the backend's
+    /// guarantees (an evicting `maxmemory-policy`) is an error, not a warning.
+    pub(crate) strict: bool,
 }
 
 impl fmt::Debug for Remote {
@@ -78,10 +86,57 @@ impl fmt::Debug for Remote {
     }
 }
 
-/// Whether `url` names a Redis server.
+/// The URL schemes of the Redis backend.
+pub(crate) const SCHEMES: [&str; 4] = [
+    "redis://",
+    "rediss://",
+    "redis+cluster://",
+    "rediss+cluster://",
+];
+
+/// Whether `url` names a Redis server or cluster.
 pub(crate) fn is_redis_url(url: &str) -> bool {
     let lower = url.to_ascii_lowercase();
-    lower.starts_with("redis://") || lower.starts_with("rediss://")
+    SCHEMES.iter().any(|s| lower.starts_with(s))
+}
+
+/// Options the client library itself reads from a URL (passed on).
+const CLIENT_OPTIONS: [&str; 1] = ["protocol"];
+
+/// Our URL options, for the message naming an unknown one.
+const OPTIONS: [&str; 5] = ["prefix", "timeout", "lease", "consumer_lease", "strict"];
+
+/// Splits a cluster URL's base (`redis+cluster://[cred@]h:p,h:p[/]`) into
+/// one `redis://` / `rediss://` URL per seed node.
+fn cluster_nodes(base: &str, fragment: &str) -> Result<Vec<String>, String> {
+    let (scheme, rest) = base.split_once("://").ok_or("no scheme")?;
+    let node_scheme = if scheme.eq_ignore_ascii_case("rediss+cluster") {
+        "rediss"
+    } else {
+        "redis"
+    };
+    let (cred, hosts) = match rest.rsplit_once('@') {
+        Some((c, h)) => (format!("{c}@"), h),
+        None => (String::new(), rest),
+    };
+    let hosts = match hosts.split_once('/') {
+        Some((h, "")) => h,
+        Some((_, db)) => {
+            return Err(format!(
+                "a cluster has only database 0 (remove \"/{db}\")"
+            ))
+        }
+        None => hosts,
+    };
+    let nodes: Vec<String> = hosts
+        .split(',')
+        .filter(|h| !h.is_empty())
+        .map(|h| format!("{node_scheme}://{cred}{h}/{fragment}"))
+        .collect();
+    if nodes.is_empty() {
+        return Err("no seed node (redis+cluster://HOST:PORT[,HOST:PORT...])".into());
+    }
+    Ok(nodes)
 }
 
 /// The URL with any password replaced by `***`, for messages.
@@ -118,11 +173,13 @@ impl Remote {
         if !is_redis_url(url) {
             return Err(bad("not a redis:// or rediss:// URL"));
         }
-        if url.to_ascii_lowercase().starts_with("rediss://") && !cfg!(feature = "redis-tls") {
+        let lower = url.to_ascii_lowercase();
+        if lower.starts_with("rediss") && !cfg!(feature = "redis-tls") {
             return Err(bad(
                 "rediss:// (TLS) needs mproc built with the \"redis-tls\" feature",
             ));
         }
+        let cluster = lower.contains("+cluster://");
         // `#insecure` (skip certificate checks) is the client's: keep it last.
         let (rest, fragment) = match url.split_once('#') {
             Some((r, f)) => (r, format!("#{f}")),
@@ -135,6 +192,8 @@ impl Remote {
         let mut r = Remote {
             url: url.to_owned(),
             server_url: format!("{base}{fragment}"),
+            nodes: Vec::new(),
+            strict: false,
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
             lease: DEFAULT_LEASE,
@@ -151,8 +210,28 @@ impl Remote {
                 "timeout" => r.timeout = parse_secs(k, v, url)?,
                 "lease" => r.lease = parse_secs(k, v, url)?,
                 "consumer_lease" => r.consumer_lease = parse_secs(k, v, url)?,
-                _ => passed.push(pair),
+                "strict" => {
+                    r.strict = match v {
+                        "1" | "true" | "yes" => true,
+                        "0" | "false" | "no" => false,
+                        _ => return Err(bad(&format!("strict={v:?} is not 0 or 1"))),
+                    }
+                }
+                _ if CLIENT_OPTIONS.contains(&k) && !cluster => passed.push(pair),
+                _ => {
+                    return Err(bad(&format!(
+                        "unknown option {k:?} (known: {})",
+                        OPTIONS.join(", ")
+                    )))
+                }
             }
+        }
+        if cluster {
+            r.nodes = cluster_nodes(base, &fragment).map_err(|e| bad(&e))?;
+            r.server_url = r.nodes.join(" ");
+            ClusterClient::new(r.nodes.iter().map(String::as_str))
+                .map_err(|e| bad(&e.to_string()))?;
+            return Ok(r);
         }
         if !passed.is_empty() {
             r.server_url = format!("{base}?{}{fragment}", passed.join("&"));
@@ -172,6 +251,11 @@ impl Remote {
         redact(&self.url)
     }
 
+    /// Whether the URL names a Redis Cluster (`redis+cluster://`).
+    pub(crate) fn is_cluster(&self) -> bool {
+        !self.nodes.is_empty()
+    }
+
     /// The hash tag shared by every key of object `name`.
     pub(crate) fn tag(&self, name: &str) -> String {
         format!("{{{}:{}}}", self.prefix, name)
@@ -187,8 +271,25 @@ impl Remote {
             return Ok(p);
         }
         map.retain(|_, w| w.strong_count() > 0);
-        let client = Client::open(self.server_url.as_str())
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        let invalid = |e: RedisError| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
+        let client = if self.is_cluster() {
+            // MOVED/ASK are followed at once; a slot without a master
+            // (CLUSTERDOWN, TRYAGAIN during a failover or resharding) is
+            // retried a few times within about one timeout, then reported.
+            let wait_ms = (self.timeout.as_millis() as u64 / 8).max(10);
+            ServerClient::Cluster(
+                ClusterClient::builder(self.nodes.iter().map(String::as_str))
+                    .connection_timeout(self.timeout)
+                    .response_timeout(self.timeout)
+                    .retries(4)
+                    .min_retry_wait(wait_ms / 4)
+                    .max_retry_wait(wait_ms)
+                    .build()
+                    .map_err(invalid)?,
+            )
+        } else {
+            ServerClient::Single(Client::open(self.server_url.as_str()).map_err(invalid)?)
+        };
         let pool = Arc::new(Pool {
             client,
             idle: Mutex::new(Vec::new()),
@@ -206,21 +307,10 @@ impl Remote {
         let pattern = format!("{{{}:*}}:meta", self.prefix);
         let keys: Vec<String> = pool.run(|c| {
             let mut out = Vec::new();
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(c)?;
-                out.extend(batch);
-                if next == 0 {
-                    return Ok(out);
-                }
-                cursor = next;
+            for node in c.masters()? {
+                out.extend(c.scan(node.as_ref(), &pattern)?);
             }
+            Ok(out)
         })?;
         let head = format!("{{{}:", self.prefix);
         let mut out = Vec::new();
@@ -261,27 +351,18 @@ impl Remote {
                 dir: self.display(),
             });
         }
-        // The meta key first: opens fail from now on.
+        // The meta key first: opens fail from now on. Every key of the
+        // object is in one slot, so on one master: the others find none.
         let pattern = format!("{tag}:*");
         pool.run(|c| {
             redis::cmd("DEL").arg(&meta).exec(c)?;
-            let mut cursor: u64 = 0;
-            loop {
-                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                    .arg(cursor)
-                    .arg("MATCH")
-                    .arg(&pattern)
-                    .arg("COUNT")
-                    .arg(1000)
-                    .query(c)?;
-                if !batch.is_empty() {
-                    redis::cmd("UNLINK").arg(&batch).exec(c)?;
+            for node in c.masters()? {
+                let keys = c.scan(node.as_ref(), &pattern)?;
+                for batch in keys.chunks(500) {
+                    redis::cmd("UNLINK").arg(batch).exec(c)?;
                 }
-                if next == 0 {
-                    return Ok(());
-                }
-                cursor = next;
             }
+            Ok(())
         })
         .map_err(io_err)
     }
@@ -296,15 +377,172 @@ pub(crate) fn kind_of(s: &str) -> Option<ObjectKind> {
     }
 }
 
+/// The client of a server or of a cluster.
+enum ServerClient {
+    Single(Client),
+    Cluster(ClusterClient),
+}
+
+impl ServerClient {
+    fn connect(&self, timeout: Duration) -> RedisResult<Conn> {
+        Ok(match self {
+            ServerClient::Single(c) => Conn::Single(c.get_connection_with_timeout(timeout)?),
+            ServerClient::Cluster(c) => Conn::Cluster(Box::new(c.get_connection()?)),
+        })
+    }
+}
+
+/// A master of a cluster, by address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Node {
+    host: String,
+    port: u16,
+}
+
+/// A connection to one server, or to every node of a cluster (commands go
+/// to the master of their keys' slot, following MOVED and ASK).
+pub(crate) enum Conn {
+    /// One server.
+    Single(Connection),
+    /// A cluster.
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    fn set_read_timeout(&self, d: Option<Duration>) -> RedisResult<()> {
+        match self {
+            Conn::Single(c) => c.set_read_timeout(d),
+            Conn::Cluster(c) => c.set_read_timeout(d),
+        }
+    }
+
+    fn set_write_timeout(&self, d: Option<Duration>) -> RedisResult<()> {
+        match self {
+            Conn::Single(c) => c.set_write_timeout(d),
+            Conn::Cluster(c) => c.set_write_timeout(d),
+        }
+    }
+
+    /// The masters to scan: `[None]` (this server) for one server, every
+    /// master's address for a cluster.
+    pub(crate) fn masters(&mut self) -> RedisResult<Vec<Option<Node>>> {
+        let Conn::Cluster(c) = self else {
+            return Ok(vec![None]);
+        };
+        // [[start, end, [host, port, id…], replicas…], …]
+        let slots: Vec<Vec<Value>> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut **c)?;
+        let mut out: Vec<Option<Node>> = Vec::new();
+        for range in slots {
+            let Some(Value::Array(master)) = range.get(2) else {
+                continue;
+            };
+            let (Some(host), Some(port)) = (master.first(), master.get(1)) else {
+                continue;
+            };
+            let host: String = redis::from_redis_value_ref(host)?;
+            let port: u16 = redis::from_redis_value_ref(port)?;
+            let node = Some(Node { host, port });
+            if !out.contains(&node) {
+                out.push(node);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every key matching `pattern` on `node` (this server when `None`).
+    pub(crate) fn scan(&mut self, node: Option<&Node>, pattern: &str) -> RedisResult<Vec<String>> {
+        let mut out = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+            let (next, batch): (u64, Vec<String>) = match (node, &mut *self) {
+                (Some(n), Conn::Cluster(c)) => {
+                    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                    let v = c.route_command(
+                        &cmd,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host: n.host.clone(),
+                            port: n.port,
+                        }),
+                    )?;
+                    redis::from_redis_value(v)?
+                }
+                _ => cmd.query(self)?,
+            };
+            out.extend(batch);
+            if next == 0 {
+                return Ok(out);
+            }
+            cursor = next;
+        }
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        match self {
+            Conn::Single(c) => c.req_command(cmd),
+            Conn::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+
+    /// Pipelines are used only for commands on one object's keys (one
+    /// slot), which the cluster connection sends to that slot's master.
+    fn supports_pipelining(&self) -> bool {
+        true
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Conn::Single(c) => c.check_connection(),
+            Conn::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Conn::Single(c) => c.is_open(),
+            Conn::Cluster(c) => c.is_open(),
+        }
+    }
+}
+
 /// Connections to one server, reused across calls.
 ///
 /// Each call takes a connection for its whole duration, so a blocking
 /// command never shares its connection; a connection that failed is dropped
 /// and the next call opens a new one (reconnecting after a server restart).
 pub(crate) struct Pool {
-    client: Client,
+    client: ServerClient,
     /// Idle connections with the read timeout they were last given.
-    idle: Mutex<Vec<(Connection, Duration)>>,
+    idle: Mutex<Vec<(Conn, Duration)>>,
     timeout: Duration,
     display: String,
     /// Whether the last call reached the server.
@@ -328,7 +566,7 @@ impl Pool {
         &self,
         block: Option<Duration>,
         fresh: bool,
-    ) -> Result<(Connection, Duration, bool), RedisError> {
+    ) -> Result<(Conn, Duration, bool), RedisError> {
         let idle = if fresh {
             None
         } else {
@@ -344,7 +582,7 @@ impl Pool {
                 (c, true)
             }
             None => {
-                let c = self.client.get_connection_with_timeout(self.timeout)?;
+                let c = self.client.connect(self.timeout)?;
                 c.set_read_timeout(Some(read))?;
                 c.set_write_timeout(Some(self.timeout))?;
                 (c, false)
@@ -353,7 +591,7 @@ impl Pool {
         Ok((c, read, was_idle))
     }
 
-    fn give_back(&self, c: Connection, read: Duration) {
+    fn give_back(&self, c: Conn, read: Duration) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE {
             idle.push((c, read));
@@ -369,7 +607,7 @@ impl Pool {
     /// Runs `f` on a pooled connection.
     pub(crate) fn run<R>(
         &self,
-        f: impl FnMut(&mut Connection) -> Result<R, RedisError>,
+        f: impl FnMut(&mut Conn) -> Result<R, RedisError>,
     ) -> io::Result<R> {
         self.run_blocking(None, f)
     }
@@ -382,7 +620,7 @@ impl Pool {
     pub(crate) fn run_blocking<R>(
         &self,
         block: Option<Duration>,
-        mut f: impl FnMut(&mut Connection) -> Result<R, RedisError>,
+        mut f: impl FnMut(&mut Conn) -> Result<R, RedisError>,
     ) -> io::Result<R> {
         let mut fresh = false;
         loop {
