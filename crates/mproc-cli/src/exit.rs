@@ -29,6 +29,9 @@ pub(crate) const UNAVAILABLE: u8 = 69;
 pub(crate) const SOFTWARE: u8 = 70;
 /// Cannot create the object or the namespace.
 pub(crate) const CANTCREAT: u8 = 73;
+/// Temporary failure: the server could not be reached or answered that it
+/// is not ready (try again later); a lock's lease was lost.
+pub(crate) const TEMPFAIL: u8 = 75;
 /// Permission denied.
 pub(crate) const NOPERM: u8 = 77;
 
@@ -47,6 +50,9 @@ Exit status:
   69     the command could not be run
   70     internal error
   73     cannot create the object or the namespace
+  75     temporary failure: the server is unreachable, timed out or not
+         ready (LOADING, TRYAGAIN, CLUSTERDOWN); `lock`: the lease was lost
+         and the command was terminated
   77     permission denied";
 
 /// A failure with its exit code, kind and one-line message.

@@ -324,11 +324,33 @@ impl<G> std::error::Error for LockError<G> {}
 /// lock protects, then use the guard as usual.
 pub struct OwnerDied<G> {
     guard: G,
+    lease_expired: bool,
 }
 
 impl<G> OwnerDied<G> {
     pub(crate) fn new(guard: G) -> Self {
-        OwnerDied { guard }
+        OwnerDied {
+            guard,
+            lease_expired: false,
+        }
+    }
+
+    /// The previous holder did not die: its lease (a lock on a server) ran
+    /// out while its process still ran, or ran on another machine where
+    /// its death cannot be seen. It may still be inside its critical
+    /// section: writes it makes through fenced cells are refused.
+    pub(crate) fn lease_expired(guard: G) -> Self {
+        OwnerDied {
+            guard,
+            lease_expired: true,
+        }
+    }
+
+    /// Whether the previous holder's lease expired (true) rather than its
+    /// process being seen dead (false). Always false for locks in a
+    /// directory namespace, which are released only by a holder's death.
+    pub fn previous_lease_expired(&self) -> bool {
+        self.lease_expired
     }
 
     /// The guard of the now-held lock.
@@ -350,7 +372,14 @@ impl<G> fmt::Debug for OwnerDied<G> {
 
 impl<G> fmt::Display for OwnerDied<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("acquired the lock, but its previous owner died while holding it")
+        if self.lease_expired {
+            f.write_str(
+                "acquired the lock, but the previous holder's lease expired while it held it \
+                 (it never released; it may still be running)",
+            )
+        } else {
+            f.write_str("acquired the lock, but its previous owner died while holding it")
+        }
     }
 }
 

@@ -369,7 +369,9 @@ fn stalled_lock_holder_loses_its_lease_and_its_fenced_write_is_refused() {
                 Err(FenceError::LeaseLost) => "refused".to_string(),
                 other => format!("{other:?}"),
             };
-            let check = matches!(guard.check(), Err(FenceError::LeaseLost));
+            let check = matches!(guard.check(), Err(FenceError::LeaseLost))
+                && !guard.lease_valid()
+                && guard.lease_valid_until().unwrap() <= Instant::now();
             (write, check)
         },
     )
@@ -380,7 +382,12 @@ fn stalled_lock_holder_loses_its_lease_and_its_fenced_write_is_refused() {
     // The lease runs out while the holder is stopped; the next acquirer is
     // told the previous holder never released.
     let guard = match lock.lock_timeout(JOIN) {
-        Err(LockError::OwnerDied(o)) => o.into_inner(),
+        Err(LockError::OwnerDied(o)) => {
+            // The holder is stopped, not dead: its lease expired.
+            assert!(o.previous_lease_expired(), "told 'died' of a live holder");
+            assert!(o.to_string().contains("lease expired"), "{o}");
+            o.into_inner()
+        }
         other => panic!("expected OwnerDied, got {other:?}"),
     };
     assert!(stopped_at.elapsed() >= Duration::from_millis(500));
@@ -519,4 +526,62 @@ fn shared_memory_objects_refuse_a_server_namespace() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(cwd_before.len(), cwd_after.len(), "no file was created");
+}
+
+#[test]
+fn holder_is_told_its_lease_is_lost_before_it_expires_on_a_paused_server() {
+    if !enabled() {
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let srv = Server::start(&[]);
+    let ns = srv.ns("lease=1.5&timeout=5");
+    let lock = Lock::create_in(&ns, "paused-lease").unwrap();
+    let guard = lock.lock().unwrap();
+    let first = guard.lease_valid_until().expect("a lock on a server has a lease");
+    // Renewals (every lease/3) move the end of the lease forward.
+    std::thread::sleep(Duration::from_millis(1200));
+    let until = guard.lease_valid_until().unwrap();
+    assert!(until > first, "renewed: {until:?} after {first:?}");
+    assert!(guard.lease_valid());
+    let fired: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let f2 = Arc::clone(&fired);
+    guard.on_lease_lost(move || *f2.lock().unwrap() = Some(Instant::now()));
+    // A callback registered on a lock released first is never run.
+    let other = Lock::create_in(&ns, "released-first").unwrap();
+    let never = Arc::new(AtomicBool::new(false));
+    {
+        let g = other.lock().unwrap();
+        let n2 = Arc::clone(&never);
+        g.on_lease_lost(move || n2.store(true, Ordering::SeqCst));
+    }
+    let server = srv.child.as_ref().unwrap().id();
+    let before = guard.lease_valid_until().unwrap();
+    signal(server, libc::SIGSTOP);
+    let paused = Instant::now();
+    let deadline = paused + Duration::from_secs(4);
+    while fired.lock().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let at = fired.lock().unwrap().expect("the loss callback ran");
+    assert!(!guard.lease_valid());
+    // Not before the last confirmed renewal's lease, and no later than a
+    // lease after the pause (when the server's lease surely ran out).
+    assert!(at + Duration::from_millis(30) >= before, "{at:?} < {before:?}");
+    assert!(
+        at <= paused + Duration::from_millis(1500),
+        "told {:?} after the pause",
+        at - paused
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    signal(server, libc::SIGCONT);
+    // The next acquirer is told the lease expired (this process lives).
+    let lock2 = Lock::open_in(&ns, "paused-lease").unwrap();
+    match lock2.lock_timeout(JOIN) {
+        Err(LockError::OwnerDied(o)) => assert!(o.previous_lease_expired()),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    drop(guard);
+    assert!(!never.load(Ordering::SeqCst));
 }
