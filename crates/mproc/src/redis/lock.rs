@@ -736,16 +736,28 @@ impl LockBackend for RedisLock {
         };
         drop(st);
         self.shared.cv.notify_all();
-        // A failure leaves the lease to expire on the server.
-        let _ = self.pool.run(|c| {
-            release_script()
-                .key(&self.keys.owner)
-                .key(&self.keys.wake)
-                .key(&self.keys.info)
-                .key(&self.keys.held)
-                .arg(&h.token)
-                .invoke::<i64>(c)
-        });
+        // A failure leaves the lease to expire on the server. A holding
+        // lost, or whose renewals have been failing, keeps trying for one
+        // lease: clearing its mark tells the next holder that no holder
+        // died (see `previous_holder`).
+        let now = Instant::now();
+        let failing = h.lost || now + self.lease / 3 >= h.valid_until;
+        let give_up = now + if failing { self.lease } else { Duration::ZERO };
+        loop {
+            let r = self.pool.run(|c| {
+                release_script()
+                    .key(&self.keys.owner)
+                    .key(&self.keys.wake)
+                    .key(&self.keys.info)
+                    .key(&self.keys.held)
+                    .arg(&h.token)
+                    .invoke::<i64>(c)
+            });
+            if r.is_ok() || Instant::now() >= give_up {
+                return;
+            }
+            thread::sleep(WAIT_SLICE);
+        }
     }
 
     fn set_tag(&self, tag: &str) {

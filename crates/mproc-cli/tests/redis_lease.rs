@@ -1,0 +1,171 @@
+//! `mproc lock` on a Redis server never lets its command outlive the lease:
+//! with the server stopped (SIGSTOP) past the lease, the command is gone
+//! before the lease could have run out on the server, and `mproc` exits 75.
+//!
+//! Each test starts its own `redis-server` on a free loopback port (and
+//! kills it). They run when `MPROC_TEST_REDIS_URL` is set (the sign that
+//! Redis is installed, see `.ci/redis.sh`); otherwise they print that they
+//! were skipped, unless `MPROC_REQUIRE_REDIS=1`.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn enabled() -> bool {
+    let required = std::env::var("MPROC_REQUIRE_REDIS").is_ok_and(|v| v == "1");
+    let have = std::env::var("MPROC_TEST_REDIS_URL").is_ok_and(|u| !u.is_empty());
+    if !have {
+        assert!(
+            !required,
+            "MPROC_REQUIRE_REDIS=1 but MPROC_TEST_REDIS_URL is not set"
+        );
+        eprintln!("skipped: MPROC_TEST_REDIS_URL is not set (no Redis server for this test)");
+    }
+    have
+}
+
+/// A redis-server of this test, resumed and killed when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..20 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--dir"])
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed");
+            for _ in 0..100 {
+                let pong = Command::new("redis-cli")
+                    .args(["-h", "127.0.0.1", "-p", &port.to_string(), "ping"])
+                    .output()
+                    .is_ok_and(|o| o.stdout.starts_with(b"PONG"));
+                if pong {
+                    return Server {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start redis-server");
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie waiting to be reaped).
+fn gone(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state == "Z" || state == "X"),
+    }
+}
+
+#[test]
+fn lock_command_is_stopped_before_the_lease_expires_on_a_stopped_server() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start();
+    let url = format!(
+        "redis://127.0.0.1:{}/?lease=5&timeout=2&prefix=lease{}",
+        srv.port,
+        std::process::id()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("pid");
+    let mut mproc = Command::new(env!("CARGO_BIN_EXE_mproc"))
+        .env("MPROC_URL", &url)
+        .env_remove("MPROC_DIR")
+        .args(["lock", "critical", "--", "sh", "-c"])
+        .arg(format!("echo $$ > {}; exec sleep 30", pidfile.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let pid: u32 = loop {
+        if let Some(p) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+        {
+            break p;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the command never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Let renewals succeed: the command runs past its first lease.
+    std::thread::sleep(Duration::from_millis(5500));
+    assert!(!gone(pid), "the command was stopped while renewals succeed");
+    srv.signal(libc::SIGSTOP);
+    let paused = Instant::now();
+    while !gone(pid) && paused.elapsed() < Duration::from_secs(8) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let after = paused.elapsed();
+    // The last renewal the server confirmed was at most lease/3 (1.67 s)
+    // before the pause, so its lease runs until 3.33 s after the pause at
+    // the earliest.
+    assert!(gone(pid), "the command still runs {after:?} after the pause");
+    assert!(
+        after < Duration::from_millis(3333),
+        "the command ran {after:?} into the pause: past the lease's end"
+    );
+    // Past the lease, the server comes back; mproc releases and exits.
+    std::thread::sleep(Duration::from_millis(5500).saturating_sub(paused.elapsed()));
+    srv.signal(libc::SIGCONT);
+    let out = mproc.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("lease was lost"), "{err}");
+    // The next holder is not told that a holder died: mproc lived until it
+    // had stopped the command, and cleared its mark once the server was back.
+    let next = Command::new(env!("CARGO_BIN_EXE_mproc"))
+        .env("MPROC_URL", &url)
+        .env_remove("MPROC_DIR")
+        .args(["lock", "critical", "--", "true"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&next.stderr);
+    assert!(next.status.success(), "{err}");
+    assert!(!err.contains("died"), "{err}");
+}
