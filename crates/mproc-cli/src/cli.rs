@@ -36,6 +36,18 @@ pub(crate) struct Cli {
         hide_env_values = true
     )]
     pub(crate) url: Option<String>,
+    /// How long long-running commands (`lock` while waiting, the demos) keep
+    /// retrying while the server is unreachable or not ready, in seconds
+    /// (`inf`: forever, 0: never). Default 60. The outage is reported once on
+    /// stderr; when it outlasts this, the command exits 75.
+    #[arg(
+        long,
+        global = true,
+        env = "MPROC_RETRY_FOR",
+        value_name = "SECS",
+        value_parser = parse_secs
+    )]
+    pub(crate) retry_for: Option<Secs>,
     /// One JSON object on stdout per command (NDJSON for streams); errors as JSON on stderr.
     #[arg(long, global = true)]
     pub(crate) json: bool,

@@ -23,6 +23,9 @@ pub(crate) struct Ctx {
     pub(crate) tty: bool,
     /// `-v` count minus `-q` count.
     pub(crate) verbosity: i8,
+    /// `--retry-for`: how long one server outage is ridden out (`None`:
+    /// forever).
+    pub(crate) retry_for: Option<Duration>,
 }
 
 impl Ctx {
@@ -34,7 +37,21 @@ impl Ctx {
             json,
             tty: io::stdout().is_terminal(),
             verbosity: (verbose.min(10) as i8) - (quiet.min(10) as i8),
+            retry_for: Some(crate::retry::DEFAULT_RETRY_FOR),
         }
+    }
+
+    /// Sets `--retry-for` (`None`: keep the default).
+    pub(crate) fn with_retry_for(mut self, secs: Option<crate::cli::Secs>) -> Ctx {
+        if let Some(s) = secs {
+            self.retry_for = s.0;
+        }
+        self
+    }
+
+    /// A fresh outage tracker with this command's retry budget.
+    pub(crate) fn outage(&self) -> crate::retry::Outage {
+        crate::retry::Outage::new(self.retry_for, self.verbosity < 0)
     }
 
     /// Sets `--url` / `MPROC_URL` (ignored when empty).

@@ -95,8 +95,28 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// Whether an error of this kind is transient server trouble (refused,
+/// reset or timed-out connections, a server not ready): worth retrying.
+pub(crate) fn is_transient(kind: io::ErrorKind) -> bool {
+    use io::ErrorKind as K;
+    matches!(
+        kind,
+        K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::TimedOut
+            | K::UnexpectedEof
+            | K::ResourceBusy
+    )
+}
+
 /// The exit code and kind for an I/O error that is not otherwise classified.
 fn io_code(e: &io::Error, fallback: (u8, &'static str)) -> (u8, &'static str) {
+    if is_transient(e.kind()) {
+        return (TEMPFAIL, "unavailable");
+    }
     match e.kind() {
         io::ErrorKind::PermissionDenied => (NOPERM, "permission_denied"),
         io::ErrorKind::NotFound => (NOINPUT, "not_found"),
@@ -196,6 +216,9 @@ pub(crate) fn from_get(e: &GetError, name: &str, waited: &str) -> Failure {
         ),
         GetError::Decode(_) => Failure::new(DATAERR, "undecodable", format!("queue '{name}': {e}")),
         GetError::Damaged(_) => Failure::new(DATAERR, "damaged", format!("queue '{name}': {e}")),
+        GetError::Io(kind, msg) if is_transient(*kind) => {
+            Failure::new(TEMPFAIL, "unavailable", format!("queue '{name}': {msg}"))
+        }
         _ => Failure::internal(format!("queue '{name}': {e}")),
     }
 }
@@ -214,6 +237,9 @@ pub(crate) fn from_put(e: &PutErrorKind, name: &str, waited: &str) -> Failure {
         }
         PutErrorKind::Damaged(_) => {
             Failure::new(DATAERR, "damaged", format!("queue '{name}': {e}"))
+        }
+        PutErrorKind::Io(kind, msg) if is_transient(*kind) => {
+            Failure::new(TEMPFAIL, "unavailable", format!("queue '{name}': {msg}"))
         }
         _ => Failure::internal(format!("queue '{name}': {e}")),
     }
@@ -263,6 +289,15 @@ mod tests {
         assert_eq!(from_put(&PutErrorKind::Closed, "q", "").code, CLOSED);
         let big = PutErrorKind::TooLarge { size: 9, limit: 8 };
         assert_eq!(from_put(&big, "q", "").code, DATAERR);
+        let down = GetError::Io(io::ErrorKind::TimedOut, "timed out after 10 s".into());
+        let f = from_get(&down, "q", "");
+        assert_eq!((f.code, f.message.as_str()), (TEMPFAIL, "queue 'q': timed out after 10 s"));
+        let busy = PutErrorKind::Io(io::ErrorKind::ResourceBusy, "CLUSTERDOWN".into());
+        assert_eq!(from_put(&busy, "q", "").code, TEMPFAIL);
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(from_io(&refused, (SOFTWARE, "internal"), "x").code, TEMPFAIL);
+        let other = GetError::Io(io::ErrorKind::Other, "ERR".into());
+        assert_eq!(from_get(&other, "q", "").code, SOFTWARE);
     }
 
     #[test]

@@ -18,12 +18,13 @@ use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use mproc::{Lock, LockError, LockGuard, ObjectKind};
+use mproc::{CreateError, Lock, LockError, LockGuard, ObjectKind, OpenError, OpenOrCreateError};
 use serde_json::json;
 
 use crate::cli::{LockCmd, LockRunArgs, LockSub};
 use crate::ctx::{self, age, fmt_secs, proc_cmdline, unix_secs, Ctx, Wait};
 use crate::exit::{self, Failure};
+use crate::retry::{io_transient, lock_transient, Outage};
 use crate::signals;
 
 /// Runs `mproc lock ...`.
@@ -114,12 +115,26 @@ fn holder_text(lock: &Lock) -> String {
     }
 }
 
-/// Acquires `lock` as `wait` says; `None` when it stayed busy.
-fn acquire<'a>(lock: &'a Lock, name: &str, wait: Wait) -> Result<Option<LockGuard<'a>>, Failure> {
-    let r = match wait {
-        Wait::Forever => lock.lock(),
-        Wait::Never => lock.try_lock(),
-        Wait::For(d) => lock.lock_timeout(d),
+/// Acquires `lock` as `wait` says; `None` when it stayed busy. While
+/// waiting, server outages are ridden out as `outage` allows.
+fn acquire<'a>(
+    lock: &'a Lock,
+    name: &str,
+    wait: Wait,
+    outage: &mut Outage,
+) -> Result<Option<LockGuard<'a>>, Failure> {
+    let deadline = match wait {
+        Wait::For(d) => Instant::now().checked_add(d),
+        _ => None,
+    };
+    let r = match (wait, deadline) {
+        // Without waiting, there is nothing to ride out.
+        (Wait::Never, _) => lock.try_lock(),
+        (Wait::For(_), Some(end)) => outage.run(
+            || lock.lock_timeout(end.saturating_duration_since(Instant::now())),
+            lock_transient,
+        ),
+        _ => outage.run(|| lock.lock(), lock_transient),
     };
     match r {
         Ok(g) => Ok(Some(g)),
@@ -158,9 +173,21 @@ fn run_locked(ctx: &Ctx, args: LockRunArgs) -> anyhow::Result<u8> {
     start_signal_thread().map_err(|e| Failure::internal(format!("cannot set up signals: {e}")))?;
 
     let ns = ctx.ns()?;
-    let lock = Lock::open_or_create_in(&ns, &name).map_err(|e| exit::from_open_or_create(&e))?;
+    let mut outage = ctx.outage();
+    let lock = outage
+        .run(
+            || Lock::open_or_create_in(&ns, &name),
+            |e| match e {
+                OpenOrCreateError::Open(OpenError::Io { source, .. })
+                | OpenOrCreateError::Create(CreateError::Io { source, .. }) => {
+                    io_transient(source)
+                }
+                _ => None,
+            },
+        )
+        .map_err(|e| exit::from_open_or_create(&e))?;
     let started = Instant::now();
-    let acquired = acquire(&lock, &name, wait)?;
+    let acquired = acquire(&lock, &name, wait, &mut outage)?;
     if acquired.is_some() {
         // From here on the command will run: signals are kept for it.
         *phase() = Phase::Spawning(None);

@@ -1,6 +1,8 @@
-//! `mproc lock` on a Redis server never lets its command outlive the lease:
-//! with the server stopped (SIGSTOP) past the lease, the command is gone
-//! before the lease could have run out on the server, and `mproc` exits 75.
+//! The CLI against a Redis server in trouble: `mproc lock` never lets its
+//! command outlive the lease (with the server stopped past the lease, the
+//! command is gone before the lease could have run out on the server, and
+//! `mproc` exits 75); unreachable or silent servers exit 75 with words; a
+//! waiting `mproc lock` rides out an outage within `--retry-for`.
 //!
 //! Each test starts its own `redis-server` on a free loopback port (and
 //! kills it). They run when `MPROC_TEST_REDIS_URL` is set (the sign that
@@ -40,41 +42,61 @@ impl Server {
                 .local_addr()
                 .unwrap()
                 .port();
-            let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--dir"])
-                .arg(dir.path())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("redis-server is installed");
-            for _ in 0..100 {
-                let pong = Command::new("redis-cli")
-                    .args(["-h", "127.0.0.1", "-p", &port.to_string(), "ping"])
-                    .output()
-                    .is_ok_and(|o| o.stdout.starts_with(b"PONG"));
-                if pong {
-                    return Server {
-                        child,
-                        port,
-                        _dir: dir,
-                    };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            if let Some(child) = spawn(port, dir.path()) {
+                return Server {
+                    child,
+                    port,
+                    _dir: dir,
+                };
             }
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("could not start redis-server");
+    }
+
+    /// Kills the server (its port then refuses connections).
+    fn stop(&mut self) {
+        self.signal(libc::SIGCONT);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port.
+    fn restart(&mut self) {
+        self.child = spawn(self.port, self._dir.path()).expect("redis-server restarts");
     }
 
     fn signal(&self, sig: libc::c_int) {
         // SAFETY: kill has no memory-safety preconditions; the pid is our child.
         unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
     }
+}
+
+/// A redis-server on `port`, once it answers.
+fn spawn(port: u16, dir: &std::path::Path) -> Option<Child> {
+    let mut child = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--dir"])
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server is installed");
+    for _ in 0..100 {
+        let pong = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "ping"])
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"PONG"));
+        if pong {
+            return Some(child);
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
 }
 
 impl Drop for Server {
@@ -168,4 +190,91 @@ fn lock_command_is_stopped_before_the_lease_expires_on_a_stopped_server() {
     let err = String::from_utf8_lossy(&next.stderr);
     assert!(next.status.success(), "{err}");
     assert!(!err.contains("died"), "{err}");
+}
+
+fn mproc(url: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mproc"));
+    c.env("MPROC_URL", url)
+        .env_remove("MPROC_DIR")
+        .env_remove("MPROC_RETRY_FOR")
+        .stdin(Stdio::null());
+    c
+}
+
+#[test]
+fn server_trouble_exits_75_and_says_what_happened() {
+    if !enabled() {
+        return;
+    }
+    let mut srv = Server::start();
+    let url = format!(
+        "redis://127.0.0.1:{}/?timeout=1&prefix=trouble{}",
+        srv.port,
+        std::process::id()
+    );
+    let ok = mproc(&url)
+        .args(["queue", "create", "jobs"])
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    // A server that does not answer.
+    srv.signal(libc::SIGSTOP);
+    let out = mproc(&url)
+        .args(["queue", "put", "jobs", "x"])
+        .output()
+        .unwrap();
+    srv.signal(libc::SIGCONT);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("timed out after 1 s"), "{err}");
+    // A server that is gone.
+    srv.stop();
+    let out = mproc(&url)
+        .args(["queue", "put", "jobs", "x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+    let out = mproc(&url).args(["ls"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(75));
+}
+
+#[test]
+fn waiting_lock_rides_out_an_outage_within_retry_for() {
+    if !enabled() {
+        return;
+    }
+    let mut srv = Server::start();
+    let url = format!(
+        "redis://127.0.0.1:{}/?timeout=1&prefix=outage{}",
+        srv.port,
+        std::process::id()
+    );
+    srv.stop();
+    let waiter = mproc(&url)
+        .args(["--retry-for", "30", "lock", "printer", "--", "true"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    srv.restart();
+    let out = waiter.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(err.matches("retrying for up to 30").count(), 1, "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+    assert!(err.contains("answers again"), "{err}");
+    // With no retry budget, the same outage ends the command at once.
+    srv.stop();
+    let (out, took) = {
+        let t = Instant::now();
+        let o = mproc(&url)
+            .args(["--retry-for", "0", "lock", "printer", "--", "true"])
+            .output()
+            .unwrap();
+        (o, t.elapsed())
+    };
+    assert_eq!(out.status.code(), Some(75));
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }

@@ -130,7 +130,7 @@ pub enum OpenError {
     #[error(transparent)]
     Namespace(#[from] NamespaceError),
     /// No object has this name.
-    #[error("{kind} '{name}' does not exist (dir {dir})")]
+    #[error("{kind} '{name}' does not exist ({})", place(.dir))]
     NotFound {
         /// The kind that was asked for.
         kind: ObjectKind,
@@ -194,7 +194,7 @@ pub enum CreateError {
     #[error(transparent)]
     Namespace(#[from] NamespaceError),
     /// An object with this name already exists.
-    #[error("'{name}' already exists (dir {dir})")]
+    #[error("'{name}' already exists ({})", place(.dir))]
     AlreadyExists {
         /// The name.
         name: String,
@@ -248,7 +248,7 @@ pub enum RemoveError {
     #[error(transparent)]
     InvalidName(#[from] NameError),
     /// No object has this name.
-    #[error("'{name}' does not exist (dir {dir})")]
+    #[error("'{name}' does not exist ({})", place(.dir))]
     NotFound {
         /// The name.
         name: String,
@@ -543,4 +543,14 @@ pub enum AckError {
     /// The backend failed.
     #[error("queue backend error: {1}")]
     Io(io::ErrorKind, String),
+}
+
+/// Where an object lives, for messages: `dir PATH` for a directory
+/// namespace, `on URL` for a server.
+fn place(dir: &str) -> String {
+    if dir.contains("://") {
+        format!("on {dir}")
+    } else {
+        format!("dir {dir}")
+    }
 }

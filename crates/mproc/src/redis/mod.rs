@@ -654,20 +654,70 @@ impl Pool {
         }
     }
 
-    /// A clear I/O error naming the server.
+    /// A clear I/O error naming the server, saying what happened in words.
+    ///
+    /// Kinds: `TimedOut`, `ConnectionRefused`, `ConnectionReset`,
+    /// `BrokenPipe` (the connection failed otherwise), `ResourceBusy` (the
+    /// server answered that it cannot serve now: LOADING, TRYAGAIN,
+    /// CLUSTERDOWN, MASTERDOWN), `Other` (any other server error).
     pub(crate) fn io_error(&self, e: &RedisError) -> io::Error {
-        let kind = if e.is_timeout() {
-            io::ErrorKind::TimedOut
+        use redis::{ErrorKind as K, ServerErrorKind as S};
+        let server = &self.display;
+        let (kind, what) = if e.is_timeout() {
+            (
+                io::ErrorKind::TimedOut,
+                format!(
+                    "timed out after {} s without a reply",
+                    fmt_secs(self.timeout)
+                ),
+            )
         } else if e.is_connection_refusal() {
-            io::ErrorKind::ConnectionRefused
+            (
+                io::ErrorKind::ConnectionRefused,
+                "connection refused (is the server running?)".to_owned(),
+            )
         } else if e.is_connection_dropped() {
-            io::ErrorKind::ConnectionReset
+            (
+                io::ErrorKind::ConnectionReset,
+                "connection lost (the server closed it or restarted)".to_owned(),
+            )
         } else if e.is_io_error() {
-            io::ErrorKind::BrokenPipe
+            (
+                io::ErrorKind::BrokenPipe,
+                format!("connection failed: {e}"),
+            )
         } else {
-            io::ErrorKind::Other
+            match e.kind() {
+                K::Server(S::BusyLoading) => (
+                    io::ErrorKind::ResourceBusy,
+                    "the server is still loading its data (LOADING)".to_owned(),
+                ),
+                K::Server(S::TryAgain) => (
+                    io::ErrorKind::ResourceBusy,
+                    "the slot is being moved between masters (TRYAGAIN)".to_owned(),
+                ),
+                K::Server(S::ClusterDown) => (
+                    io::ErrorKind::ResourceBusy,
+                    "the cluster is down (CLUSTERDOWN)".to_owned(),
+                ),
+                K::Server(S::MasterDown) => (
+                    io::ErrorKind::ResourceBusy,
+                    "the replica lost its master (MASTERDOWN)".to_owned(),
+                ),
+                _ => (io::ErrorKind::Other, e.to_string()),
+            }
         };
-        io::Error::new(kind, format!("redis server {}: {e}", self.display))
+        io::Error::new(kind, format!("redis server {server}: {what}"))
+    }
+}
+
+/// Seconds for messages: `10`, `0.5`.
+fn fmt_secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s}")
     }
 }
 
