@@ -64,11 +64,32 @@ impl Ctx {
     /// the library's default.
     pub(crate) fn ns(&self) -> Result<Namespace, Failure> {
         if let Some(url) = &self.url {
-            return Namespace::from_url(url).map_err(|e| exit::from_namespace(&e));
+            let ns = Namespace::from_url(url).map_err(|e| exit::from_namespace(&e))?;
+            check_server_once(&ns)?;
+            return Ok(ns);
         }
         let dir = self.dir.clone().unwrap_or_else(Namespace::default_dir);
         Namespace::dir(dir).map_err(|e| exit::from_namespace(&e))
     }
+}
+
+/// Set in the environment of worker processes whose parent has already
+/// checked the server's configuration.
+pub(crate) const SERVER_CHECKED: &str = "MPROC_SERVER_CHECKED";
+
+/// Checks the server's configuration once per process (not at all in
+/// workers whose parent did): problems are warnings, or errors (exit 78)
+/// with the URL option `strict=1`.
+fn check_server_once(ns: &Namespace) -> Result<(), Failure> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::Relaxed) || std::env::var_os(SERVER_CHECKED).is_some() {
+        return Ok(());
+    }
+    for problem in ns.check_server().map_err(|e| exit::from_namespace(&e))? {
+        tracing::warn!("server {}: {problem}", ns.location());
+    }
+    Ok(())
 }
 
 /// How long a blocking call may wait.

@@ -34,6 +34,8 @@ pub(crate) const CANTCREAT: u8 = 73;
 pub(crate) const TEMPFAIL: u8 = 75;
 /// Permission denied.
 pub(crate) const NOPERM: u8 = 77;
+/// The server's configuration breaks a guarantee (with `?strict=1`).
+pub(crate) const CONFIG: u8 = 78;
 
 /// The exit-code table, as printed at the end of `mproc --help`.
 pub(crate) const TABLE: &str = "\
@@ -53,7 +55,8 @@ Exit status:
   75     temporary failure: the server is unreachable, timed out or not
          ready (LOADING, TRYAGAIN, CLUSTERDOWN); `lock`: the lease was lost
          and the command was terminated
-  77     permission denied";
+  77     permission denied
+  78     the server's configuration breaks a guarantee (URL option strict=1)";
 
 /// A failure with its exit code, kind and one-line message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +143,7 @@ pub(crate) fn from_namespace(e: &NamespaceError) -> Failure {
         }
         NamespaceError::NotADirectory(_) => (CANTCREAT, "cannot_create"),
         NamespaceError::UnsupportedUrl(_) => (USAGE, "usage"),
+        NamespaceError::Misconfigured { .. } => (CONFIG, "misconfigured"),
         NamespaceError::Io { source, .. } => io_code(source, (CANTCREAT, "cannot_create")),
         _ => (SOFTWARE, "internal"),
     };

@@ -278,3 +278,51 @@ fn waiting_lock_rides_out_an_outage_within_retry_for() {
     assert_eq!(out.status.code(), Some(75));
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
+
+#[test]
+fn configuration_is_checked_at_connect() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start();
+    let base = format!("redis://127.0.0.1:{}/", srv.port);
+    let prefix = format!("conf{}", std::process::id());
+    // A misspelt option is a usage error naming it.
+    let out = mproc(&format!("{base}?prefix={prefix}&consumer_leese=2"))
+        .arg("ls")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("consumer_leese"), "{err}");
+    // Messages name the server, not a "dir".
+    let url = format!("{base}?prefix={prefix}");
+    let out = mproc(&url)
+        .args(["queue", "len", "missing"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(66), "{err}");
+    assert!(err.contains("(on redis://127.0.0.1:"), "{err}");
+    assert!(!err.contains("dir "), "{err}");
+    // A server that may evict: a warning, an error with strict=1.
+    let out = mproc(&url).arg("ls").output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("maxmemory-policy"));
+    let set = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &srv.port.to_string()])
+        .args(["config", "set", "maxmemory-policy", "allkeys-lru"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&set.stdout).contains("OK"));
+    let out = mproc(&url).arg("ls").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("maxmemory-policy is allkeys-lru"), "{err}");
+    let out = mproc(&format!("{url}&strict=1"))
+        .arg("ls")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(err.contains("noeviction"), "{err}");
+}

@@ -104,11 +104,23 @@ pub enum NamespaceError {
     /// The path exists but is not a directory (or is a symbolic link).
     #[error("namespace path {0} is not a directory")]
     NotADirectory(PathBuf),
-    /// The URL's scheme is not supported by this build.
+    /// The URL's scheme is not supported by this build, or the URL is
+    /// malformed (an unknown option, a bad value).
     #[error(
-        "unsupported namespace URL {0} (supported: a directory path, file://, redis://, rediss://)"
+        "unsupported namespace URL {0} (supported: a directory path, file://, redis://, \
+         rediss://, redis+cluster://, rediss+cluster://)"
     )]
     UnsupportedUrl(String),
+    /// The server's configuration breaks a guarantee of the backend (an
+    /// error only with the URL option `strict=1`; see
+    /// [`Namespace::check_server`](crate::Namespace::check_server)).
+    #[error("server {server}: {problem}")]
+    Misconfigured {
+        /// The server's URL, password hidden.
+        server: String,
+        /// What is wrong, in words.
+        problem: String,
+    },
     /// The directory could not be created or inspected.
     #[error("namespace directory {dir}: {source}")]
     Io {

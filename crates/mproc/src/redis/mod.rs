@@ -301,6 +301,33 @@ impl Remote {
         Ok(pool)
     }
 
+    /// What in the server's configuration breaks the backend's guarantees,
+    /// in words (every master of a cluster is asked). A server that
+    /// refuses `CONFIG GET` (managed services may) or cannot be reached is
+    /// not reported here: its failures show at the first operation.
+    pub(crate) fn config_problems(&self) -> Vec<String> {
+        let Ok(pool) = self.pool() else {
+            return Vec::new();
+        };
+        pool.run(|c| {
+            let mut out = Vec::new();
+            for node in c.masters()? {
+                let mut cmd = redis::cmd("CONFIG");
+                cmd.arg("GET").arg("maxmemory-policy");
+                let kv: Vec<String> = c.query_on(node.as_ref(), &cmd)?;
+                if let Some(policy) = kv.get(1).filter(|p| p.as_str() != "noeviction") {
+                    let at = node.map_or(String::new(), |n| format!(" ({}:{})", n.host, n.port));
+                    out.push(format!(
+                        "maxmemory-policy is {policy}{at}: a full server may evict queue items, \
+                         leases and counters silently; set it to noeviction"
+                    ));
+                }
+            }
+            Ok(out)
+        })
+        .unwrap_or_default()
+    }
+
     /// Every object under this prefix, sorted by name.
     pub(crate) fn list(&self) -> io::Result<Vec<ObjectInfo>> {
         let pool = self.pool()?;
@@ -365,6 +392,29 @@ impl Remote {
             Ok(())
         })
         .map_err(io_err)
+    }
+}
+
+impl crate::Namespace {
+    /// Checks the server's configuration against what the backend needs
+    /// (`maxmemory-policy noeviction`, on every master of a cluster) and
+    /// returns the problems found, in words, for the caller to show as
+    /// warnings. With the URL option `strict=1`, a problem is an error
+    /// ([`NamespaceError::Misconfigured`]) instead. Always empty for a
+    /// directory namespace, and for a server that cannot be reached or
+    /// refuses `CONFIG GET` (its failures show at the first operation).
+    pub fn check_server(&self) -> Result<Vec<String>, NamespaceError> {
+        let Some(r) = self.remote() else {
+            return Ok(Vec::new());
+        };
+        let problems = r.config_problems();
+        if r.strict && !problems.is_empty() {
+            return Err(NamespaceError::Misconfigured {
+                server: r.display(),
+                problem: problems.join("; "),
+            });
+        }
+        Ok(problems)
     }
 }
 
@@ -449,6 +499,28 @@ impl Conn {
         Ok(out)
     }
 
+    /// Runs `cmd` on `node` (this server when `None`).
+    fn query_on<T: redis::FromRedisValue>(
+        &mut self,
+        node: Option<&Node>,
+        cmd: &Cmd,
+    ) -> RedisResult<T> {
+        match (node, &mut *self) {
+            (Some(n), Conn::Cluster(c)) => {
+                use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                let v = c.route_command(
+                    cmd,
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host: n.host.clone(),
+                        port: n.port,
+                    }),
+                )?;
+                Ok(redis::from_redis_value(v)?)
+            }
+            _ => cmd.query(self),
+        }
+    }
+
     /// Every key matching `pattern` on `node` (this server when `None`).
     pub(crate) fn scan(&mut self, node: Option<&Node>, pattern: &str) -> RedisResult<Vec<String>> {
         let mut out = Vec::new();
@@ -456,20 +528,7 @@ impl Conn {
         loop {
             let mut cmd = redis::cmd("SCAN");
             cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
-            let (next, batch): (u64, Vec<String>) = match (node, &mut *self) {
-                (Some(n), Conn::Cluster(c)) => {
-                    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-                    let v = c.route_command(
-                        &cmd,
-                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
-                            host: n.host.clone(),
-                            port: n.port,
-                        }),
-                    )?;
-                    redis::from_redis_value(v)?
-                }
-                _ => cmd.query(self)?,
-            };
+            let (next, batch): (u64, Vec<String>) = self.query_on(node, &cmd)?;
             out.extend(batch);
             if next == 0 {
                 return Ok(out);
@@ -779,6 +838,20 @@ mod tests {
         assert!(Remote::parse("redis://h/?prefix=a/b").is_err());
         assert!(Remote::parse("redis://h/?lease=-1").is_err());
         assert!(Remote::parse("http://h/").is_err());
+        let e = Remote::parse("redis://h/?consumer_leese=2").unwrap_err();
+        assert!(e.to_string().contains("unknown option \"consumer_leese\""), "{e}");
+        assert!(Remote::parse("redis://h/?strict=2").is_err());
+        assert!(Remote::parse("redis://h/?strict=1").unwrap().strict);
+        let c = Remote::parse("redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:7001/?prefix=p")
+            .unwrap();
+        assert!(c.is_cluster());
+        assert_eq!(
+            c.nodes,
+            ["redis://:pw@127.0.0.1:7000/", "redis://:pw@127.0.0.1:7001/"]
+        );
+        assert_eq!(c.display(), "redis+cluster://:***@127.0.0.1:7000,127.0.0.1:7001/?prefix=p");
+        assert!(Remote::parse("redis+cluster://127.0.0.1:7000/2").is_err());
+        assert!(Remote::parse("redis+cluster:///").is_err());
         assert_eq!(
             Remote::parse("rediss://h:6380/?prefix=p#insecure").is_ok(),
             cfg!(feature = "redis-tls")
