@@ -295,11 +295,17 @@ mod tests {
         assert_eq!(from_put(&big, "q", "").code, DATAERR);
         let down = GetError::Io(io::ErrorKind::TimedOut, "timed out after 10 s".into());
         let f = from_get(&down, "q", "");
-        assert_eq!((f.code, f.message.as_str()), (TEMPFAIL, "queue 'q': timed out after 10 s"));
+        assert_eq!(
+            (f.code, f.message.as_str()),
+            (TEMPFAIL, "queue 'q': timed out after 10 s")
+        );
         let busy = PutErrorKind::Io(io::ErrorKind::ResourceBusy, "CLUSTERDOWN".into());
         assert_eq!(from_put(&busy, "q", "").code, TEMPFAIL);
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(from_io(&refused, (SOFTWARE, "internal"), "x").code, TEMPFAIL);
+        assert_eq!(
+            from_io(&refused, (SOFTWARE, "internal"), "x").code,
+            TEMPFAIL
+        );
         let other = GetError::Io(io::ErrorKind::Other, "ERR".into());
         assert_eq!(from_get(&other, "q", "").code, SOFTWARE);
     }

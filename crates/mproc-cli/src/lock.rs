@@ -179,9 +179,7 @@ fn run_locked(ctx: &Ctx, args: LockRunArgs) -> anyhow::Result<u8> {
             || Lock::open_or_create_in(&ns, &name),
             |e| match e {
                 OpenOrCreateError::Open(OpenError::Io { source, .. })
-                | OpenOrCreateError::Create(CreateError::Io { source, .. }) => {
-                    io_transient(source)
-                }
+                | OpenOrCreateError::Create(CreateError::Io { source, .. }) => io_transient(source),
                 _ => None,
             },
         )

@@ -131,7 +131,7 @@ fn lock_command_is_stopped_before_the_lease_expires_on_a_stopped_server() {
     );
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("pid");
-    let mut mproc = Command::new(env!("CARGO_BIN_EXE_mproc"))
+    let mproc = Command::new(env!("CARGO_BIN_EXE_mproc"))
         .env("MPROC_URL", &url)
         .env_remove("MPROC_DIR")
         .args(["lock", "critical", "--", "sh", "-c"])
@@ -167,7 +167,10 @@ fn lock_command_is_stopped_before_the_lease_expires_on_a_stopped_server() {
     // The last renewal the server confirmed was at most lease/3 (1.67 s)
     // before the pause, so its lease runs until 3.33 s after the pause at
     // the earliest.
-    assert!(gone(pid), "the command still runs {after:?} after the pause");
+    assert!(
+        gone(pid),
+        "the command still runs {after:?} after the pause"
+    );
     assert!(
         after < Duration::from_millis(3333),
         "the command ran {after:?} into the pause: past the lease's end"

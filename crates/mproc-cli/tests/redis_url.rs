@@ -215,12 +215,17 @@ fn ls_lists_objects_of_every_master(url: &str) {
     let listed = String::from_utf8_lossy(&out.stdout);
     for n in &names {
         assert!(
-            listed.lines().any(|l| l.split_whitespace().next() == Some(n)),
+            listed
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(n)),
             "{n} missing from {listed}"
         );
     }
     for n in &names {
-        let out = mproc(url).args(["queue", "rm", n.as_str()]).output().unwrap();
+        let out = mproc(url)
+            .args(["queue", "rm", n.as_str()])
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "rm {n}: {}",

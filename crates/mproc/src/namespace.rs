@@ -83,9 +83,14 @@ impl Namespace {
         if let Some(path) = url.strip_prefix("file://") {
             return Namespace::dir(PathBuf::from(path));
         }
-        if ["redis://", "rediss://", "redis+cluster://", "rediss+cluster://"]
-            .iter()
-            .any(|s| lower.starts_with(s))
+        if [
+            "redis://",
+            "rediss://",
+            "redis+cluster://",
+            "rediss+cluster://",
+        ]
+        .iter()
+        .any(|s| lower.starts_with(s))
         {
             #[cfg(feature = "redis")]
             {

@@ -539,7 +539,9 @@ fn holder_is_told_its_lease_is_lost_before_it_expires_on_a_paused_server() {
     let ns = srv.ns("lease=1.5&timeout=5");
     let lock = Lock::create_in(&ns, "paused-lease").unwrap();
     let guard = lock.lock().unwrap();
-    let first = guard.lease_valid_until().expect("a lock on a server has a lease");
+    let first = guard
+        .lease_valid_until()
+        .expect("a lock on a server has a lease");
     // Renewals (every lease/3) move the end of the lease forward.
     std::thread::sleep(Duration::from_millis(1200));
     let until = guard.lease_valid_until().unwrap();
@@ -568,7 +570,10 @@ fn holder_is_told_its_lease_is_lost_before_it_expires_on_a_paused_server() {
     assert!(!guard.lease_valid());
     // Not before the last confirmed renewal's lease, and no later than a
     // lease after the pause (when the server's lease surely ran out).
-    assert!(at + Duration::from_millis(30) >= before, "{at:?} < {before:?}");
+    assert!(
+        at + Duration::from_millis(30) >= before,
+        "{at:?} < {before:?}"
+    );
     assert!(
         at <= paused + Duration::from_millis(1500),
         "told {:?} after the pause",

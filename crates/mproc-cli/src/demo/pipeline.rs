@@ -20,8 +20,8 @@ use serde_json::json;
 use crate::cli::{parse_secs, Secs};
 use crate::ctx::{self, fmt_secs, Ctx};
 use crate::demo::{self_command, temp_dir, Children, Rng};
-use crate::retry::{get_transient, put_transient};
 use crate::exit::{self, Failure};
+use crate::retry::{get_transient, put_transient};
 
 /// The work queue's name.
 const ITEMS: &str = "items";

@@ -121,11 +121,7 @@ fn cluster_nodes(base: &str, fragment: &str) -> Result<Vec<String>, String> {
     };
     let hosts = match hosts.split_once('/') {
         Some((h, "")) => h,
-        Some((_, db)) => {
-            return Err(format!(
-                "a cluster has only database 0 (remove \"/{db}\")"
-            ))
-        }
+        Some((_, db)) => return Err(format!("a cluster has only database 0 (remove \"/{db}\")")),
         None => hosts,
     };
     let nodes: Vec<String> = hosts
@@ -527,7 +523,11 @@ impl Conn {
         let mut cursor: u64 = 0;
         loop {
             let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+            cmd.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(1000);
             let (next, batch): (u64, Vec<String>) = self.query_on(node, &cmd)?;
             out.extend(batch);
             if next == 0 {
@@ -741,10 +741,7 @@ impl Pool {
                 "connection lost (the server closed it or restarted)".to_owned(),
             )
         } else if e.is_io_error() {
-            (
-                io::ErrorKind::BrokenPipe,
-                format!("connection failed: {e}"),
-            )
+            (io::ErrorKind::BrokenPipe, format!("connection failed: {e}"))
         } else {
             match e.kind() {
                 K::Server(S::BusyLoading) => (
@@ -839,17 +836,23 @@ mod tests {
         assert!(Remote::parse("redis://h/?lease=-1").is_err());
         assert!(Remote::parse("http://h/").is_err());
         let e = Remote::parse("redis://h/?consumer_leese=2").unwrap_err();
-        assert!(e.to_string().contains("unknown option \"consumer_leese\""), "{e}");
+        assert!(
+            e.to_string().contains("unknown option \"consumer_leese\""),
+            "{e}"
+        );
         assert!(Remote::parse("redis://h/?strict=2").is_err());
         assert!(Remote::parse("redis://h/?strict=1").unwrap().strict);
-        let c = Remote::parse("redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:7001/?prefix=p")
-            .unwrap();
+        let c =
+            Remote::parse("redis+cluster://:pw@127.0.0.1:7000,127.0.0.1:7001/?prefix=p").unwrap();
         assert!(c.is_cluster());
         assert_eq!(
             c.nodes,
             ["redis://:pw@127.0.0.1:7000/", "redis://:pw@127.0.0.1:7001/"]
         );
-        assert_eq!(c.display(), "redis+cluster://:***@127.0.0.1:7000,127.0.0.1:7001/?prefix=p");
+        assert_eq!(
+            c.display(),
+            "redis+cluster://:***@127.0.0.1:7000,127.0.0.1:7001/?prefix=p"
+        );
         assert!(Remote::parse("redis+cluster://127.0.0.1:7000/2").is_err());
         assert!(Remote::parse("redis+cluster:///").is_err());
         assert_eq!(
