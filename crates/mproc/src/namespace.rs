@@ -61,6 +61,8 @@ impl Namespace {
     /// or `rediss://…` (TLS) for objects on a Redis or Valkey server (with
     /// the `redis` feature), `redis+cluster://host:port[,host:port…]` (or
     /// `rediss+cluster://`) for a Redis Cluster given by seed nodes,
+    /// `redis+sentinel://host:port[,host:port…]/MASTER_NAME[/db]` for the
+    /// primary that Redis Sentinel names (followed across failovers),
     /// `file:///path` or a plain path for a directory.
     ///
     /// Redis URLs take options after `?`: `prefix=NAME` (key prefix, default
@@ -88,6 +90,7 @@ impl Namespace {
             "rediss://",
             "redis+cluster://",
             "rediss+cluster://",
+            "redis+sentinel://",
         ]
         .iter()
         .any(|s| lower.starts_with(s))

@@ -140,7 +140,27 @@ conformance!(
     lock_try_timeout_and_holder,
     lock_holder_killed_is_reported,
     leased_item_of_a_killed_consumer_is_redelivered,
+    slow_live_consumer_keeps_its_item,
 );
+
+/// A consumer that works on an item for three consumer leases, but lives
+/// (its heartbeat runs), keeps it: no other consumer is handed it.
+fn slow_live_consumer_keeps_its_item(env: &Env) {
+    let q: JoinableQueue<u32> = JoinableQueue::create_in(&env.ns, "slow", opts(0)).unwrap();
+    q.put(7).unwrap();
+    let worker = JoinableQueue::<u32>::open_in(&env.ns, "slow").unwrap();
+    assert_eq!(worker.get().unwrap(), 7);
+    // Another consumer, looking all along (its heartbeat would take back
+    // the item of a consumer whose lease ran out).
+    let other = JoinableQueue::<u32>::open_in(&env.ns, "slow").unwrap();
+    let (r, _) = timed(|| other.get_timeout(Duration::from_millis(3500)));
+    assert!(
+        r.is_err(),
+        "the slow consumer's item was handed out again: {r:?}"
+    );
+    worker.task_done().unwrap();
+    q.join_timeout(JOIN).unwrap();
+}
 
 fn opts(maxsize: usize) -> QueueOptions {
     QueueOptions::new().maxsize(maxsize)

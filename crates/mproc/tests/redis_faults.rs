@@ -590,3 +590,163 @@ fn holder_is_told_its_lease_is_lost_before_it_expires_on_a_paused_server() {
     drop(guard);
     assert!(!never.load(Ordering::SeqCst));
 }
+
+/// A redis-sentinel of this test watching `master_port` as `mymaster`,
+/// killed when dropped.
+struct Sentinel {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    fn start(master_port: u16) -> Sentinel {
+        let dir = tempfile::Builder::new()
+            .prefix("mproc-redis-sentinel-")
+            .tempdir()
+            .unwrap();
+        for _ in 0..20 {
+            let port = free_port();
+            let conf = dir.path().join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                     sentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
+                     sentinel down-after-milliseconds mymaster 2000\n\
+                     sentinel failover-timeout mymaster 10000\n",
+                    dir.path().display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed");
+            for _ in 0..100 {
+                if cli(port, &["ping"]).is_ok_and(|r| r == "PONG") {
+                    return Sentinel {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start redis-sentinel");
+    }
+
+    /// The port of the master the sentinel names now.
+    fn master_port(&self) -> Option<u16> {
+        let r = cli(
+            self.port,
+            &["sentinel", "get-master-addr-by-name", "mymaster"],
+        )
+        .ok()?;
+        r.lines().nth(1)?.trim().parse().ok()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Retries `f` for up to 30 s while it fails (a failover is under way).
+fn eventually<T, E: std::fmt::Debug>(what: &str, mut f: impl FnMut() -> Result<T, E>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("{what}: {e:?}; again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("{what}: {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn sentinel_failover_is_followed_without_reconfiguring() {
+    if !enabled() {
+        return;
+    }
+    let master = Server::start(&[]);
+    let mport = master.port.to_string();
+    let replica = Server::start(&["--replicaof", "127.0.0.1", &mport]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cli(replica.port, &["info", "replication"])
+        .unwrap()
+        .contains("master_link_status:up")
+    {
+        assert!(Instant::now() < deadline, "the replica never synchronised");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sentinel = Sentinel::start(master.port);
+    let url = format!(
+        "redis+sentinel://127.0.0.1:{}/mymaster?prefix=failover&timeout=2&lease=2",
+        sentinel.port
+    );
+    let ns = Namespace::from_url(&url).unwrap();
+    let q = ByteQueue::create_in(&ns, "jobs", QueueOptions::new()).unwrap();
+    q.put(b"a").unwrap();
+    q.put(b"b").unwrap();
+    let lock = Lock::create_in(&ns, "printer").unwrap();
+    let fence_before = {
+        let g = lock.lock().unwrap();
+        g.fenced_set("pages", 5).unwrap();
+        g.fence().unwrap()
+    };
+    // Everything reached the replica before the failover (asynchronous
+    // replication: what had not would be lost).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cli(replica.port, &["llen", "{failover:jobs}:ready"]).unwrap() != "2"
+        || cli(replica.port, &["get", "{failover:printer}:cell:pages"]).unwrap() != "5"
+    {
+        assert!(Instant::now() < deadline, "replication did not catch up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(sentinel.master_port(), Some(master.port));
+    // The sentinel learns of the replica from the master's INFO: until it
+    // has, a failover is refused (NOGOODSLAVE).
+    eventually("forced failover", || {
+        match cli(sentinel.port, &["sentinel", "failover", "mymaster"]).unwrap() {
+            ok if ok == "OK" => Ok(()),
+            other => Err(other),
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sentinel.master_port() != Some(replica.port) {
+        assert!(Instant::now() < deadline, "the failover never happened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The same handles, without any reconfiguration, reach the new master
+    // (a call may fail while the old one steps down: it is retried here as
+    // `mproc --retry-for` does).
+    eventually("put after the failover", || q.try_put(b"c"));
+    assert!(
+        cli(replica.port, &["role"]).unwrap().starts_with("master"),
+        "the writes went to the promoted replica"
+    );
+    let got: Vec<Vec<u8>> = (0..3)
+        .map(|_| eventually("get", || q.get_timeout(Duration::from_secs(2))))
+        .collect();
+    assert_eq!(got, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    let g = eventually("lock", || lock.lock_timeout(Duration::from_secs(5)));
+    assert!(g.fence().unwrap() > fence_before, "fencing continues");
+    assert_eq!(g.fenced_add("pages", -1, 0).unwrap(), Some(4));
+    drop(g);
+    drop(master);
+}

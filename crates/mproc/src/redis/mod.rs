@@ -68,6 +68,8 @@ pub(crate) struct Remote {
     server_url: String,
     /// The seed nodes of a cluster (`redis://…` URLs), empty for one server.
     nodes: Vec<String>,
+    /// The sentinels and the master's name, for a `redis+sentinel://` URL.
+    sentinel: Option<SentinelSpec>,
     pub(crate) prefix: String,
     pub(crate) timeout: Duration,
     pub(crate) lease: Duration,
@@ -87,11 +89,12 @@ impl fmt::Debug for Remote {
 }
 
 /// The URL schemes of the Redis backend.
-pub(crate) const SCHEMES: [&str; 4] = [
+pub(crate) const SCHEMES: [&str; 5] = [
     "redis://",
     "rediss://",
     "redis+cluster://",
     "rediss+cluster://",
+    "redis+sentinel://",
 ];
 
 /// Whether `url` names a Redis server or cluster.
@@ -105,6 +108,69 @@ const CLIENT_OPTIONS: [&str; 1] = ["protocol"];
 
 /// Our URL options, for the message naming an unknown one.
 const OPTIONS: [&str; 5] = ["prefix", "timeout", "lease", "consumer_lease", "strict"];
+
+/// What a `redis+sentinel://` URL names.
+#[derive(Clone, PartialEq, Eq)]
+struct SentinelSpec {
+    /// The sentinels' addresses.
+    sentinels: Vec<(String, u16)>,
+    /// The monitored master's name.
+    master: String,
+    /// The master's user name.
+    username: Option<String>,
+    /// The master's password.
+    password: Option<String>,
+    /// The master's database.
+    db: i64,
+}
+
+/// Parses a sentinel URL's base: `redis+sentinel://[cred@]h:p[,h:p]/MASTER[/DB]`.
+fn sentinel_spec(base: &str) -> Result<SentinelSpec, String> {
+    const NO_NAME: &str = "the master's name is missing (redis+sentinel://HOST:PORT/MASTER_NAME)";
+    let rest = base.split_once("://").ok_or("no scheme")?.1;
+    let (cred, rest) = match rest.rsplit_once('@') {
+        Some((c, r)) => (Some(c), r),
+        None => (None, rest),
+    };
+    let (hosts, path) = rest.split_once('/').ok_or(NO_NAME)?;
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    let master = parts.next().ok_or(NO_NAME)?.to_owned();
+    let db = match parts.next() {
+        Some(d) => d
+            .parse()
+            .map_err(|_| format!("database {d:?} is not a number"))?,
+        None => 0,
+    };
+    let mut sentinels = Vec::new();
+    for h in hosts.split(',').filter(|h| !h.is_empty()) {
+        let (host, port) = match h.rsplit_once(':') {
+            Some((host, p)) => (
+                host,
+                p.parse::<u16>()
+                    .map_err(|_| format!("port {p:?} of {h:?} is not a number"))?,
+            ),
+            None => (h, 26379),
+        };
+        sentinels.push((host.to_owned(), port));
+    }
+    if sentinels.is_empty() {
+        return Err("no sentinel address".into());
+    }
+    let (username, password) = match cred {
+        Some(c) => match c.split_once(':') {
+            Some((u, p)) => (Some(u).filter(|u| !u.is_empty()), Some(p)),
+            None => (Some(c), None),
+        },
+        None => (None, None),
+    };
+    Ok(SentinelSpec {
+        sentinels,
+        master,
+        username: username.map(str::to_owned),
+        password: password.map(str::to_owned),
+        db,
+    })
+}
 
 /// Splits a cluster URL's base (`redis+cluster://[cred@]h:p,h:p[/]`) into
 /// one `redis://` / `rediss://` URL per seed node.
@@ -176,6 +242,7 @@ impl Remote {
             ));
         }
         let cluster = lower.contains("+cluster://");
+        let sentinel = lower.starts_with("redis+sentinel://");
         // `#insecure` (skip certificate checks) is the client's: keep it last.
         let (rest, fragment) = match url.split_once('#') {
             Some((r, f)) => (r, format!("#{f}")),
@@ -189,6 +256,7 @@ impl Remote {
             url: url.to_owned(),
             server_url: format!("{base}{fragment}"),
             nodes: Vec::new(),
+            sentinel: None,
             strict: false,
             prefix: DEFAULT_PREFIX.to_owned(),
             timeout: DEFAULT_TIMEOUT,
@@ -213,7 +281,7 @@ impl Remote {
                         _ => return Err(bad(&format!("strict={v:?} is not 0 or 1"))),
                     }
                 }
-                _ if CLIENT_OPTIONS.contains(&k) && !cluster => passed.push(pair),
+                _ if CLIENT_OPTIONS.contains(&k) && !cluster && !sentinel => passed.push(pair),
                 _ => {
                     return Err(bad(&format!(
                         "unknown option {k:?} (known: {})",
@@ -221,6 +289,11 @@ impl Remote {
                     )))
                 }
             }
+        }
+        if sentinel {
+            r.sentinel = Some(sentinel_spec(base).map_err(|e| bad(&e))?);
+            r.server_url = base.to_owned();
+            return Ok(r);
         }
         if cluster {
             r.nodes = cluster_nodes(base, &fragment).map_err(|e| bad(&e))?;
@@ -268,7 +341,23 @@ impl Remote {
         }
         map.retain(|_, w| w.strong_count() > 0);
         let invalid = |e: RedisError| io::Error::new(io::ErrorKind::InvalidInput, e.to_string());
-        let client = if self.is_cluster() {
+        let client = if let Some(s) = &self.sentinel {
+            use redis::sentinel::{SentinelClientBuilder, SentinelServerType};
+            let addrs = s
+                .sentinels
+                .iter()
+                .map(|(h, p)| redis::ConnectionAddr::Tcp(h.clone(), *p));
+            let mut b = SentinelClientBuilder::new(addrs, &s.master, SentinelServerType::Master)
+                .map_err(invalid)?
+                .set_client_to_redis_db(s.db);
+            if let Some(u) = &s.username {
+                b = b.set_client_to_redis_username(u);
+            }
+            if let Some(p) = &s.password {
+                b = b.set_client_to_redis_password(p);
+            }
+            ServerClient::Sentinel(Mutex::new(b.build().map_err(invalid)?))
+        } else if self.is_cluster() {
             // MOVED/ASK are followed at once; a slot without a master
             // (CLUSTERDOWN, TRYAGAIN during a failover or resharding) is
             // retried a few times within about one timeout, then reported.
@@ -423,10 +512,12 @@ pub(crate) fn kind_of(s: &str) -> Option<ObjectKind> {
     }
 }
 
-/// The client of a server or of a cluster.
+/// The client of a server, of a cluster, or of the master Sentinel names.
 enum ServerClient {
     Single(Client),
     Cluster(ClusterClient),
+    /// Every new connection asks the sentinels for the current master.
+    Sentinel(Mutex<redis::sentinel::SentinelClient>),
 }
 
 impl ServerClient {
@@ -434,6 +525,10 @@ impl ServerClient {
         Ok(match self {
             ServerClient::Single(c) => Conn::Single(c.get_connection_with_timeout(timeout)?),
             ServerClient::Cluster(c) => Conn::Cluster(Box::new(c.get_connection()?)),
+            ServerClient::Sentinel(s) => {
+                let client = s.lock().unwrap_or_else(|p| p.into_inner()).get_client()?;
+                Conn::Single(client.get_connection_with_timeout(timeout)?)
+            }
         })
     }
 }
@@ -693,6 +788,19 @@ impl Pool {
                     self.give_back(c, read);
                     return Ok(r);
                 }
+                Err(e) if demoted(&e) => {
+                    // The server became a replica (a failover): nothing was
+                    // written. Every pooled connection leads there; a new
+                    // one asks the sentinels for the current master.
+                    drop(c);
+                    self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+                    if !fresh {
+                        fresh = true;
+                        continue;
+                    }
+                    self.healthy.store(false, Ordering::Relaxed);
+                    return Err(self.io_error(&e));
+                }
                 Err(e) => {
                     // A server-side error (a script error, a wrong type)
                     // leaves the connection usable; anything else does not.
@@ -756,6 +864,16 @@ impl Pool {
                     io::ErrorKind::ResourceBusy,
                     "the cluster is down (CLUSTERDOWN)".to_owned(),
                 ),
+                K::Server(S::ReadOnly) => (
+                    io::ErrorKind::ResourceBusy,
+                    "the server is now a read-only replica (READONLY): a failover is under way"
+                        .to_owned(),
+                ),
+                _ if e.code() == Some("UNBLOCKED") => (
+                    io::ErrorKind::ResourceBusy,
+                    "the server stopped being the master while a call waited (UNBLOCKED)"
+                        .to_owned(),
+                ),
                 K::Server(S::MasterDown) => (
                     io::ErrorKind::ResourceBusy,
                     "the replica lost its master (MASTERDOWN)".to_owned(),
@@ -765,6 +883,15 @@ impl Pool {
         };
         io::Error::new(kind, format!("redis server {server}: {what}"))
     }
+}
+
+/// Whether `e` says the server stopped being a master (a failover): the
+/// command was refused, and a connection to the new master is needed.
+fn demoted(e: &RedisError) -> bool {
+    matches!(
+        e.kind(),
+        redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+    ) || e.code() == Some("UNBLOCKED")
 }
 
 /// Seconds for messages: `10`, `0.5`.
@@ -855,6 +982,18 @@ mod tests {
         );
         assert!(Remote::parse("redis+cluster://127.0.0.1:7000/2").is_err());
         assert!(Remote::parse("redis+cluster:///").is_err());
+        let s =
+            Remote::parse("redis+sentinel://:pw@127.0.0.1:26379,h2/mymaster/2?prefix=p").unwrap();
+        let spec = s.sentinel.as_ref().unwrap();
+        assert_eq!(
+            spec.sentinels,
+            [("127.0.0.1".to_owned(), 26379), ("h2".to_owned(), 26379)]
+        );
+        assert_eq!((spec.master.as_str(), spec.db), ("mymaster", 2));
+        assert_eq!(spec.password.as_deref(), Some("pw"));
+        assert!(!format!("{s:?}").contains("pw@"));
+        assert!(Remote::parse("redis+sentinel://127.0.0.1:26379/").is_err());
+        assert!(Remote::parse("redis+sentinel://127.0.0.1:x/m").is_err());
         assert_eq!(
             Remote::parse("rediss://h:6380/?prefix=p#insecure").is_ok(),
             cfg!(feature = "redis-tls")
