@@ -27,7 +27,9 @@ pub(crate) struct Cli {
     #[arg(long, global = true, env = "MPROC_DIR", value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
     /// Server that holds the named objects instead of a directory:
-    /// redis://:PASSWORD@HOST:PORT/DB?prefix=NAME (all but HOST optional), rediss://... for TLS.
+    /// redis://:PASSWORD@HOST:PORT/DB?prefix=NAME (all but HOST optional), rediss://... for TLS,
+    /// redis+cluster://HOST:PORT,HOST:PORT/ for a Redis Cluster,
+    /// redis+sentinel://HOST:PORT/MASTER_NAME for the primary Sentinel names.
     #[arg(
         long,
         global = true,

@@ -69,7 +69,7 @@ impl Namespace {
     /// `mproc`; every key of object N is under the hash tag `{NAME:N}`),
     /// `timeout=SECS` (one server round trip, default 10), `lease=SECS`
     /// (lock lease, renewed while held, default 10), `consumer_lease=SECS`
-    /// (a silent consumer's items are redelivered after this, default 10),
+    /// (a silent consumer's items are redelivered after this, default 2),
     /// `strict=1` (an evicting `maxmemory-policy` is an error, not a
     /// warning). Any other option is refused.
     ///

@@ -750,3 +750,37 @@ fn sentinel_failover_is_followed_without_reconfiguring() {
     drop(g);
     drop(master);
 }
+
+#[test]
+fn killed_consumers_item_comes_back_within_about_two_seconds_by_default() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start(&[]);
+    let ns = srv.ns(""); // the default consumer_lease (2 s)
+    let q = ByteQueue::create_in(&ns, "work", QueueOptions::new()).unwrap();
+    q.put(b"job").unwrap();
+    // Another consumer is already waiting (its heartbeat looks for dead
+    // consumers at every beat).
+    let other = ByteQueue::open_in(&ns, "work").unwrap();
+    let mut child = Process::spawn(q.clone(), |q: ByteQueue| -> () {
+        let _job = q.get().unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+    })
+    .unwrap();
+    let deadline = Instant::now() + JOIN;
+    while !q.is_empty() {
+        assert!(Instant::now() < deadline, "the consumer never took the job");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let killed_at = Instant::now();
+    let _ = child.join_timeout(JOIN);
+    let got = other.get_timeout(JOIN).unwrap();
+    let after = killed_at.elapsed();
+    assert_eq!(got, b"job");
+    // Its heartbeat lease (2 s from its last beat) had to run out first;
+    // then a beat of the waiting consumer (every 2/3 s) took it back.
+    assert!(after >= Duration::from_millis(1300), "after {after:?}");
+    assert!(after <= Duration::from_millis(3500), "after {after:?}");
+}

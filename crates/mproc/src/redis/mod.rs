@@ -46,8 +46,12 @@ const DEFAULT_PREFIX: &str = "mproc";
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default lock lease.
 const DEFAULT_LEASE: Duration = Duration::from_secs(10);
-/// Default consumer heartbeat lease.
-const DEFAULT_CONSUMER_LEASE: Duration = Duration::from_secs(10);
+/// Default consumer heartbeat lease: a consumer whose heartbeat (every
+/// lease/3) stopped for this long is presumed dead. Short, so that a dead
+/// consumer's items come back within about 2.7 s (lease + one beat); a
+/// live consumer is never presumed dead however slow its work, only if
+/// its whole process stalls (SIGSTOP, a VM pause) for longer.
+const DEFAULT_CONSUMER_LEASE: Duration = Duration::from_secs(2);
 /// The longest a blocking server command is asked to block in one slice.
 pub(crate) const MAX_SLICE: Duration = Duration::from_secs(2);
 
@@ -58,7 +62,7 @@ pub(crate) const MAX_SLICE: Duration = Duration::from_secs(2);
 /// (or `rediss+cluster://`) for a cluster given by its seed nodes. Options (all optional):
 /// `prefix=NAME` (key prefix, default `mproc`), `timeout=SECS` (one round
 /// trip, default 10), `lease=SECS` (lock lease, default 10),
-/// `consumer_lease=SECS` (consumer heartbeat lease, default 10).
+/// `consumer_lease=SECS` (consumer heartbeat lease, default 2).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct Remote {
     /// The URL as given (with its password).
