@@ -9,6 +9,8 @@
 //! Redis is installed, see `.ci/redis.sh`); otherwise they print that they
 //! were skipped, unless `MPROC_REQUIRE_REDIS=1`.
 
+mod common;
+
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -107,17 +109,6 @@ impl Drop for Server {
     }
 }
 
-/// Whether process `pid` is gone (or a zombie waiting to be reaped).
-fn gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().next())
-            .is_some_and(|state| state == "Z" || state == "X"),
-    }
-}
-
 #[test]
 fn lock_command_is_stopped_before_the_lease_expires_on_a_stopped_server() {
     if !enabled() {
@@ -157,10 +148,13 @@ fn lock_command_is_stopped_before_the_lease_expires_on_a_stopped_server() {
     };
     // Let renewals succeed: the command runs past its first lease.
     std::thread::sleep(Duration::from_millis(5500));
-    assert!(!gone(pid), "the command was stopped while renewals succeed");
+    assert!(
+        !common::dead(pid),
+        "the command was stopped while renewals succeed"
+    );
     srv.signal(libc::SIGSTOP);
     let paused = Instant::now();
-    while !gone(pid) && paused.elapsed() < Duration::from_secs(8) {
+    while !common::dead(pid) && paused.elapsed() < Duration::from_secs(8) {
         std::thread::sleep(Duration::from_millis(5));
     }
     let after = paused.elapsed();
@@ -168,7 +162,7 @@ fn lock_command_is_stopped_before_the_lease_expires_on_a_stopped_server() {
     // before the pause, so its lease runs until 3.33 s after the pause at
     // the earliest.
     assert!(
-        gone(pid),
+        common::dead(pid),
         "the command still runs {after:?} after the pause"
     );
     assert!(

@@ -69,6 +69,17 @@ fn mproc(url: &str) -> Command {
     c
 }
 
+/// Runs `mproc ARGS` on `url`; fails the test unless it succeeds; stdout.
+fn ok(url: &str, args: &[&str]) -> String {
+    let out = mproc(url).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().unwrap_or("");
@@ -81,15 +92,7 @@ fn json(out: &std::process::Output) -> serde_json::Value {
 }
 
 fn queue_and_lock_commands_through_the_environment(url: &str) {
-    let ok = |args: &[&str]| {
-        let out = mproc(url).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let ok = |args: &[&str]| ok(url, args);
     ok(&["queue", "create", "jobs", "--maxsize", "2"]);
     ok(&["queue", "put", "jobs", "one", "two"]);
     let full = mproc(url)
@@ -194,15 +197,7 @@ fn demo_pipeline_delivers_every_item_once(url: &str) {
 fn ls_lists_objects_of_every_master(url: &str) {
     let names: Vec<String> = (0..12).map(|i| format!("obj{i}")).collect();
     for n in &names {
-        let out = mproc(url)
-            .args(["queue", "create", n.as_str()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(url, &["queue", "create", n]);
     }
     if url.contains("+cluster://") {
         assert!(
@@ -210,9 +205,7 @@ fn ls_lists_objects_of_every_master(url: &str) {
             "twelve slots should spread over the masters"
         );
     }
-    let out = mproc(url).args(["ls"]).output().unwrap();
-    assert!(out.status.success());
-    let listed = String::from_utf8_lossy(&out.stdout);
+    let listed = ok(url, &["ls"]);
     for n in &names {
         assert!(
             listed
@@ -222,18 +215,9 @@ fn ls_lists_objects_of_every_master(url: &str) {
         );
     }
     for n in &names {
-        let out = mproc(url)
-            .args(["queue", "rm", n.as_str()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "rm {n}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        ok(url, &["queue", "rm", n]);
     }
-    let out = mproc(url).args(["ls"]).output().unwrap();
-    let listed = String::from_utf8_lossy(&out.stdout);
+    let listed = ok(url, &["ls"]);
     assert!(
         !names.iter().any(|n| listed.contains(n.as_str())),
         "{listed}"

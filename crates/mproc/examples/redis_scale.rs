@@ -13,66 +13,19 @@
 //! line: the total item rate, and how many distinct masters the queues'
 //! slots are on when the URL names a cluster (asked with `redis-cli`).
 
+#[path = "common/load.rs"]
+mod load;
+
 use std::process::Command;
 use std::time::Instant;
 
-use mproc::{ByteQueue, GetError, Namespace, QueueOptions};
+use mproc::{ByteQueue, Namespace, QueueOptions};
 
 fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
     std::env::args()
         .nth(i)
         .and_then(|s| s.parse().ok())
         .unwrap_or(default)
-}
-
-/// Moves `items` messages through queue `name` with `pairs` producers and
-/// `pairs` consumers; returns the items delivered.
-fn run_queue(ns: &Namespace, name: &str, items: usize, batch: usize, pairs: usize) -> usize {
-    let per = items / pairs;
-    let payload = [7u8; 16];
-    let mut producers = Vec::new();
-    for _ in 0..pairs {
-        let q = ByteQueue::open_in(ns, name).unwrap();
-        producers.push(std::thread::spawn(move || {
-            let msgs: Vec<&[u8]> = vec![&payload[..]; batch.max(1)];
-            let mut left = per;
-            while left > 0 {
-                let k = left.min(batch.max(1));
-                if batch <= 1 {
-                    q.put(&payload).unwrap();
-                } else {
-                    q.put_many(&msgs[..k]).unwrap();
-                }
-                left -= k;
-            }
-        }));
-    }
-    let mut consumers = Vec::new();
-    for _ in 0..pairs {
-        let q = ByteQueue::open_in(ns, name).unwrap();
-        consumers.push(std::thread::spawn(move || {
-            let mut n = 0usize;
-            loop {
-                let r = if batch <= 1 {
-                    q.get().map(|_| 1)
-                } else {
-                    q.get_many_with(batch, None, |_| {})
-                };
-                match r {
-                    Ok(k) => n += k,
-                    Err(GetError::Closed) => return n,
-                    Err(e) => panic!("{e}"),
-                }
-            }
-        }));
-    }
-    for p in producers {
-        p.join().unwrap();
-    }
-    ByteQueue::open_in(ns, name).unwrap().close();
-    let got: usize = consumers.into_iter().map(|c| c.join().unwrap()).sum();
-    assert_eq!(got, per * pairs, "every item arrives once");
-    got
 }
 
 /// The number of distinct masters holding the slots of `tags`, or `None`
@@ -132,7 +85,9 @@ fn main() {
         .iter()
         .map(|n| {
             let (ns, n) = (ns.clone(), n.clone());
-            std::thread::spawn(move || run_queue(&ns, &n, items, batch, pairs))
+            std::thread::spawn(move || {
+                load::move_items(&ns, &n, pairs, pairs, items / pairs, batch)
+            })
         })
         .collect();
     let total: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
