@@ -53,13 +53,16 @@ mproc_cluster_node() {
     mkdir -p "$dir"
     for try in $(seq 1 30); do
         port=$((20000 + RANDOM % 35000))
+        # In the background rather than daemonized: its pid is known at
+        # once, so a node that is slow to start is never left behind.
         redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
             --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" \
             --cluster-node-timeout 3000 \
-            --save '' --appendonly no --daemonize yes \
+            --save '' --appendonly no --daemonize no \
             --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" \
-            >/dev/null 2>&1 || continue
-        for _ in $(seq 1 50); do
+            >/dev/null 2>&1 </dev/null &
+        echo $! >"$dir/redis.pid"
+        for _ in $(seq 1 100); do
             if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; then
                 echo "$port"
                 return 0
