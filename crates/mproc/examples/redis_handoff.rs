@@ -103,7 +103,7 @@ fn main() {
         std::thread::sleep(Duration::from_secs(600));
     })
     .unwrap();
-    while q.len() > 0 {
+    while !q.is_empty() {
         std::thread::sleep(Duration::from_millis(1));
     }
     victim.kill().unwrap();
