@@ -114,6 +114,21 @@ impl Namespace {
         Namespace::dir(PathBuf::from(url))
     }
 
+    /// Checks the server's configuration against what the backend needs
+    /// (`maxmemory-policy noeviction`, on every master of a cluster) and
+    /// returns the problems found, in words, for the caller to show as
+    /// warnings. With the URL option `strict=1`, a problem is an error
+    /// ([`NamespaceError::Misconfigured`]) instead. Always empty for a
+    /// directory namespace, and for a server that cannot be reached or
+    /// refuses `CONFIG GET` (its failures show at the first operation).
+    pub fn check_server(&self) -> Result<Vec<String>, NamespaceError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.remote {
+            return r.check_config();
+        }
+        Ok(Vec::new())
+    }
+
     /// Whether objects of this namespace live on a server (a `redis://` URL).
     pub fn is_remote(&self) -> bool {
         #[cfg(feature = "redis")]

@@ -417,6 +417,18 @@ impl Remote {
         .unwrap_or_default()
     }
 
+    /// [`config_problems`](Self::config_problems), an error with `strict=1`.
+    pub(crate) fn check_config(&self) -> Result<Vec<String>, NamespaceError> {
+        let problems = self.config_problems();
+        if self.strict && !problems.is_empty() {
+            return Err(NamespaceError::Misconfigured {
+                server: self.display(),
+                problem: problems.join("; "),
+            });
+        }
+        Ok(problems)
+    }
+
     /// Every object under this prefix, sorted by name.
     pub(crate) fn list(&self) -> io::Result<Vec<ObjectInfo>> {
         let pool = self.pool()?;
@@ -481,29 +493,6 @@ impl Remote {
             Ok(())
         })
         .map_err(io_err)
-    }
-}
-
-impl crate::Namespace {
-    /// Checks the server's configuration against what the backend needs
-    /// (`maxmemory-policy noeviction`, on every master of a cluster) and
-    /// returns the problems found, in words, for the caller to show as
-    /// warnings. With the URL option `strict=1`, a problem is an error
-    /// ([`NamespaceError::Misconfigured`]) instead. Always empty for a
-    /// directory namespace, and for a server that cannot be reached or
-    /// refuses `CONFIG GET` (its failures show at the first operation).
-    pub fn check_server(&self) -> Result<Vec<String>, NamespaceError> {
-        let Some(r) = self.remote() else {
-            return Ok(Vec::new());
-        };
-        let problems = r.config_problems();
-        if r.strict && !problems.is_empty() {
-            return Err(NamespaceError::Misconfigured {
-                server: r.display(),
-                problem: problems.join("; "),
-            });
-        }
-        Ok(problems)
     }
 }
 
