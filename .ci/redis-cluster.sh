@@ -29,16 +29,14 @@ mproc_cluster_install() {
 
 mproc_cluster_stop() {
     [ -n "${MPROC_REDIS_CLUSTER_DIR:-}" ] || return 0
-    local f pid
+    local f pid pids=()
     for f in "$MPROC_REDIS_CLUSTER_DIR"/*/redis.pid; do
-        [ -f "$f" ] || continue
-        pid=$(cat "$f")
+        pid=$(cat "$f" 2>/dev/null) || continue
+        pids+=("$pid")
         kill -CONT "$pid" 2>/dev/null || true
         kill "$pid" 2>/dev/null || true
     done
-    for f in "$MPROC_REDIS_CLUSTER_DIR"/*/redis.pid; do
-        [ -f "$f" ] || continue
-        pid=$(cat "$f")
+    for pid in "${pids[@]}"; do
         for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$pid" 2>/dev/null || true
     done

@@ -376,6 +376,9 @@ fn peek_purge_and_stats(env: &Env) {
         (0, 3, 3, false)
     );
     assert_eq!(s.unfinished, 2, "purged messages are not waited for");
+    // Only what the backend enforces: a server enforces no byte budget.
+    assert_eq!(s.max_bytes == 0, env.redis, "{s:?}");
+    assert!(s.max_message > 0);
     let too_big = vec![0u8; q.max_message() + 1];
     assert!(matches!(
         q.put(&too_big).unwrap_err().kind(),

@@ -902,8 +902,13 @@ impl QueueBackend for RedisQueue {
         Some(&self.name)
     }
 
+    /// The byte budget is recorded on the server but not enforced (only the
+    /// per-message limit is): reported as 0, "none".
     fn limits(&self) -> Limits {
-        self.limits
+        Limits {
+            max_bytes: 0,
+            ..self.limits
+        }
     }
 
     fn put(
