@@ -18,6 +18,8 @@
 //! redis-benchmark runs before and after the mproc measurements; both
 //! results are printed, and the ratio uses their mean.
 
+#[path = "common/args.rs"]
+mod args;
 #[path = "common/load.rs"]
 mod load;
 
@@ -26,12 +28,7 @@ use std::time::{Duration, Instant};
 
 use mproc::{ByteQueue, Lock, Namespace, QueueOptions};
 
-fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
-    std::env::args()
-        .nth(i)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use args::arg;
 
 /// `host`, `port` and password of a `redis://` URL.
 fn server(url: &str) -> (String, String, Option<String>) {

@@ -12,16 +12,14 @@
 //! consumer process takes an item and is killed; the time until another
 //! consumer gets the item is the redelivery time.
 
+#[path = "common/args.rs"]
+mod args;
+
 use std::time::{Duration, Instant};
 
 use mproc::{ByteQueue, Lock, Namespace, Process, QueueOptions};
 
-fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
-    std::env::args()
-        .nth(i)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use args::arg;
 
 /// Monotonic nanoseconds, comparable across processes of one machine.
 fn mono_ns() -> u64 {

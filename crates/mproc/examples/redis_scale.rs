@@ -13,6 +13,8 @@
 //! line: the total item rate, and how many distinct masters the queues'
 //! slots are on when the URL names a cluster (asked with `redis-cli`).
 
+#[path = "common/args.rs"]
+mod args;
 #[path = "common/load.rs"]
 mod load;
 
@@ -21,12 +23,7 @@ use std::time::Instant;
 
 use mproc::{ByteQueue, Namespace, QueueOptions};
 
-fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
-    std::env::args()
-        .nth(i)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use args::arg;
 
 /// The number of distinct masters holding the slots of `tags`, or `None`
 /// when the URL is not a cluster's.
