@@ -41,11 +41,14 @@ mproc_redis_start() {
     local port try
     for try in $(seq 1 30); do
         port=$((20000 + RANDOM % 30000))
+        # In the background rather than daemonized: its pid is known at
+        # once, so a server that is slow to start is never left behind.
         redis-server --port "$port" --bind 127.0.0.1 --protected-mode yes \
-            --save '' --appendonly no --daemonize yes \
+            --save '' --appendonly no --daemonize no \
             --dir "$MPROC_REDIS_DIR" --pidfile "$MPROC_REDIS_DIR/redis.pid" \
-            --logfile "$MPROC_REDIS_DIR/redis.log" >/dev/null 2>&1 || continue
-        for _ in $(seq 1 50); do
+            --logfile "$MPROC_REDIS_DIR/redis.log" >/dev/null 2>&1 </dev/null &
+        echo $! >"$MPROC_REDIS_DIR/redis.pid"
+        for _ in $(seq 1 100); do
             if redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG; then
                 export MPROC_REDIS_PORT=$port MPROC_REDIS_DIR
                 export MPROC_TEST_REDIS_URL="redis://127.0.0.1:$port/"

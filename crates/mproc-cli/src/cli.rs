@@ -31,10 +31,24 @@ pub(crate) struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) dir: Option<PathBuf>,
     /// Server that holds the named objects instead of a directory:
-    /// redis://:PASSWORD@HOST:PORT/DB?prefix=NAME (all but HOST optional), rediss://... for TLS
+    /// redis://:PASSWORD@HOST:PORT/DB?prefix=NAME (all but HOST optional), rediss://... for TLS,
+    /// redis+cluster://HOST:PORT,HOST:PORT/ for a Redis Cluster,
+    /// redis+sentinel://HOST:PORT/MASTER_NAME for the primary Sentinel names
     /// [default: $MPROC_URL when set and not empty].
     #[arg(long, global = true, value_name = "URL")]
     pub(crate) url: Option<String>,
+    /// How long long-running commands (`lock` while waiting, the demos) keep
+    /// retrying while the server is unreachable or not ready, in seconds
+    /// (`inf`: forever, 0: never). Default 60. The outage is reported once on
+    /// stderr; when it outlasts this, the command exits 75.
+    #[arg(
+        long,
+        global = true,
+        env = "MPROC_RETRY_FOR",
+        value_name = "SECS",
+        value_parser = parse_secs
+    )]
+    pub(crate) retry_for: Option<Secs>,
     /// One JSON object on stdout per command (NDJSON for streams); errors as JSON on stderr.
     #[arg(long, global = true)]
     pub(crate) json: bool,

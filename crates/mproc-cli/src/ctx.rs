@@ -23,6 +23,9 @@ pub(crate) struct Ctx {
     pub(crate) tty: bool,
     /// `-v` count minus `-q` count.
     pub(crate) verbosity: i8,
+    /// `--retry-for`: how long one server outage is ridden out (`None`:
+    /// forever).
+    pub(crate) retry_for: Option<Duration>,
 }
 
 impl Ctx {
@@ -36,7 +39,21 @@ impl Ctx {
             json,
             tty: io::stdout().is_terminal(),
             verbosity: (verbose.min(10) as i8) - (quiet.min(10) as i8),
+            retry_for: Some(crate::retry::DEFAULT_RETRY_FOR),
         }
+    }
+
+    /// Sets `--retry-for` (`None`: keep the default).
+    pub(crate) fn with_retry_for(mut self, secs: Option<crate::cli::Secs>) -> Ctx {
+        if let Some(s) = secs {
+            self.retry_for = s.0;
+        }
+        self
+    }
+
+    /// A fresh outage tracker with this command's retry budget.
+    pub(crate) fn outage(&self) -> crate::retry::Outage {
+        crate::retry::Outage::new(self.retry_for, self.verbosity < 0)
     }
 
     /// Sets `--url`, else `MPROC_URL` (ignored when empty).
@@ -50,11 +67,32 @@ impl Ctx {
     /// the library's default.
     pub(crate) fn ns(&self) -> Result<Namespace, Failure> {
         if let Some(url) = &self.url {
-            return Namespace::from_url(url).map_err(|e| exit::from_namespace(&e));
+            let ns = Namespace::from_url(url).map_err(|e| exit::from_namespace(&e))?;
+            check_server_once(&ns)?;
+            return Ok(ns);
         }
         let dir = self.dir.clone().unwrap_or_else(Namespace::default_dir);
         Namespace::dir(dir).map_err(|e| exit::from_namespace(&e))
     }
+}
+
+/// Set in the environment of worker processes whose parent has already
+/// checked the server's configuration.
+pub(crate) const SERVER_CHECKED: &str = "MPROC_SERVER_CHECKED";
+
+/// Checks the server's configuration once per process (not at all in
+/// workers whose parent did): problems are warnings, or errors (exit 78)
+/// with the URL option `strict=1`.
+fn check_server_once(ns: &Namespace) -> Result<(), Failure> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static DONE: AtomicBool = AtomicBool::new(false);
+    if DONE.swap(true, Ordering::Relaxed) || std::env::var_os(SERVER_CHECKED).is_some() {
+        return Ok(());
+    }
+    for problem in ns.check_server().map_err(|e| exit::from_namespace(&e))? {
+        tracing::warn!("server {}: {problem}", ns.location());
+    }
+    Ok(())
 }
 
 /// How long a blocking call may wait.

@@ -29,8 +29,13 @@ pub(crate) const UNAVAILABLE: u8 = 69;
 pub(crate) const SOFTWARE: u8 = 70;
 /// Cannot create the object or the namespace.
 pub(crate) const CANTCREAT: u8 = 73;
+/// Temporary failure: the server could not be reached or answered that it
+/// is not ready (try again later); a lock's lease was lost.
+pub(crate) const TEMPFAIL: u8 = 75;
 /// Permission denied.
 pub(crate) const NOPERM: u8 = 77;
+/// The server's configuration breaks a guarantee (with `?strict=1`).
+pub(crate) const CONFIG: u8 = 78;
 
 /// The exit-code table, as printed at the end of `mproc --help`.
 pub(crate) const TABLE: &str = "\
@@ -47,7 +52,11 @@ Exit status:
   69     the command could not be run
   70     internal error
   73     cannot create the object or the namespace
-  77     permission denied";
+  75     temporary failure: the server is unreachable, timed out or not
+         ready (LOADING, TRYAGAIN, CLUSTERDOWN); `lock`: the lease was lost
+         and the command was terminated
+  77     permission denied
+  78     the server's configuration breaks a guarantee (URL option strict=1)";
 
 /// A failure with its exit code, kind and one-line message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +98,28 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
+/// Whether an error of this kind is transient server trouble (refused,
+/// reset or timed-out connections, a server not ready): worth retrying.
+pub(crate) fn is_transient(kind: io::ErrorKind) -> bool {
+    use io::ErrorKind as K;
+    matches!(
+        kind,
+        K::ConnectionRefused
+            | K::ConnectionReset
+            | K::ConnectionAborted
+            | K::NotConnected
+            | K::BrokenPipe
+            | K::TimedOut
+            | K::UnexpectedEof
+            | K::ResourceBusy
+    )
+}
+
 /// The exit code and kind for an I/O error that is not otherwise classified.
 fn io_code(e: &io::Error, fallback: (u8, &'static str)) -> (u8, &'static str) {
+    if is_transient(e.kind()) {
+        return (TEMPFAIL, "unavailable");
+    }
     match e.kind() {
         io::ErrorKind::PermissionDenied => (NOPERM, "permission_denied"),
         io::ErrorKind::NotFound => (NOINPUT, "not_found"),
@@ -114,6 +143,7 @@ pub(crate) fn from_namespace(e: &NamespaceError) -> Failure {
         }
         NamespaceError::NotADirectory(_) => (CANTCREAT, "cannot_create"),
         NamespaceError::UnsupportedUrl(_) => (USAGE, "usage"),
+        NamespaceError::Misconfigured { .. } => (CONFIG, "misconfigured"),
         NamespaceError::Io { source, .. } => io_code(source, (CANTCREAT, "cannot_create")),
         _ => (SOFTWARE, "internal"),
     };
@@ -192,6 +222,9 @@ pub(crate) fn from_get(e: &GetError, name: &str, waited: &str) -> Failure {
             Failure::new(DATAERR, "undecodable", format!("queue '{name}': {e}"))
         }
         GetError::Damaged(_) => Failure::new(DATAERR, "damaged", format!("queue '{name}': {e}")),
+        GetError::Io(kind, msg) if is_transient(*kind) => {
+            Failure::new(TEMPFAIL, "unavailable", format!("queue '{name}': {msg}"))
+        }
         _ => Failure::internal(format!("queue '{name}': {e}")),
     }
 }
@@ -218,6 +251,9 @@ pub(crate) fn from_put(e: &PutErrorKind, name: &str, waited: &str) -> Failure {
         }
         PutErrorKind::Damaged(_) => {
             Failure::new(DATAERR, "damaged", format!("queue '{name}': {e}"))
+        }
+        PutErrorKind::Io(kind, msg) if is_transient(*kind) => {
+            Failure::new(TEMPFAIL, "unavailable", format!("queue '{name}': {msg}"))
         }
         _ => Failure::internal(format!("queue '{name}': {e}")),
     }
@@ -277,6 +313,21 @@ mod tests {
         let f = from_put(&big, "q", "");
         assert_eq!(f.code, DATAERR);
         assert!(f.message.contains("--max-bytes"), "{}", f.message);
+        let down = GetError::Io(io::ErrorKind::TimedOut, "timed out after 10 s".into());
+        let f = from_get(&down, "q", "");
+        assert_eq!(
+            (f.code, f.message.as_str()),
+            (TEMPFAIL, "queue 'q': timed out after 10 s")
+        );
+        let busy = PutErrorKind::Io(io::ErrorKind::ResourceBusy, "CLUSTERDOWN".into());
+        assert_eq!(from_put(&busy, "q", "").code, TEMPFAIL);
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(
+            from_io(&refused, (SOFTWARE, "internal"), "x").code,
+            TEMPFAIL
+        );
+        let other = GetError::Io(io::ErrorKind::Other, "ERR".into());
+        assert_eq!(from_get(&other, "q", "").code, SOFTWARE);
     }
 
     #[test]

@@ -16,14 +16,15 @@
 use std::ffi::OsString;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use mproc::{Lock, LockError, LockGuard, ObjectKind};
+use mproc::{CreateError, Lock, LockError, LockGuard, ObjectKind, OpenError, OpenOrCreateError};
 use serde_json::json;
 
 use crate::cli::{LockCmd, LockRunArgs, LockSub};
 use crate::ctx::{self, age, fmt_secs, proc_cmdline, unix_secs, Ctx, Wait};
 use crate::exit::{self, Failure};
+use crate::retry::{io_transient, lock_transient, Outage};
 use crate::signals;
 
 /// Runs `mproc lock ...`.
@@ -114,15 +115,37 @@ fn holder_text(lock: &Lock) -> String {
     }
 }
 
-/// Acquires `lock` as `wait` says; `None` when it stayed busy.
-fn acquire<'a>(lock: &'a Lock, name: &str, wait: Wait) -> Result<Option<LockGuard<'a>>, Failure> {
-    let r = match wait {
-        Wait::Forever => lock.lock(),
-        Wait::Never => lock.try_lock(),
-        Wait::For(d) => lock.lock_timeout(d),
+/// Acquires `lock` as `wait` says; `None` when it stayed busy. While
+/// waiting, server outages are ridden out as `outage` allows.
+fn acquire<'a>(
+    lock: &'a Lock,
+    name: &str,
+    wait: Wait,
+    outage: &mut Outage,
+) -> Result<Option<LockGuard<'a>>, Failure> {
+    let deadline = match wait {
+        Wait::For(d) => Instant::now().checked_add(d),
+        _ => None,
+    };
+    let r = match (wait, deadline) {
+        // Without waiting, there is nothing to ride out.
+        (Wait::Never, _) => lock.try_lock(),
+        (Wait::For(_), Some(end)) => outage.run(
+            || lock.lock_timeout(end.saturating_duration_since(Instant::now())),
+            lock_transient,
+        ),
+        _ => outage.run(|| lock.lock(), lock_transient),
     };
     match r {
         Ok(g) => Ok(Some(g)),
+        Err(LockError::OwnerDied(o)) if o.previous_lease_expired() => {
+            tracing::warn!(
+                "lock '{name}': the previous holder's lease expired while it held it \
+                 (it never released and may still be running); \
+                 what it protects may be half-updated"
+            );
+            Ok(Some(o.into_inner()))
+        }
         Err(LockError::OwnerDied(o)) => {
             tracing::warn!(
                 "lock '{name}': its previous holder died while holding it; \
@@ -150,9 +173,19 @@ fn run_locked(ctx: &Ctx, args: LockRunArgs) -> anyhow::Result<u8> {
     start_signal_thread().map_err(|e| Failure::internal(format!("cannot set up signals: {e}")))?;
 
     let ns = ctx.ns()?;
-    let lock = Lock::open_or_create_in(&ns, &name).map_err(|e| exit::from_open_or_create(&e))?;
+    let mut outage = ctx.outage();
+    let lock = outage
+        .run(
+            || Lock::open_or_create_in(&ns, &name),
+            |e| match e {
+                OpenOrCreateError::Open(OpenError::Io { source, .. })
+                | OpenOrCreateError::Create(CreateError::Io { source, .. }) => io_transient(source),
+                _ => None,
+            },
+        )
+        .map_err(|e| exit::from_open_or_create(&e))?;
     let started = Instant::now();
-    let acquired = acquire(&lock, &name, wait)?;
+    let acquired = acquire(&lock, &name, wait, &mut outage)?;
     if acquired.is_some() {
         // From here on the command will run: signals are kept for it.
         *phase() = Phase::Spawning(None);
@@ -178,16 +211,98 @@ fn run_locked(ctx: &Ctx, args: LockRunArgs) -> anyhow::Result<u8> {
         fmt_secs(started.elapsed())
     );
 
-    let status = spawn_and_wait(&argv);
+    let status = spawn_and_wait(&argv, &guard);
     *phase() = Phase::Done;
     drop(guard);
     tracing::info!("lock '{name}' released");
-    let status = status?;
-    Ok(exit::child_code(status))
+    match status? {
+        Ended::Exited(status) => Ok(exit::child_code(status)),
+        Ended::LeaseLost { term, killed } => {
+            let how = if killed {
+                "killed (SIGKILL) after it ignored SIGTERM"
+            } else {
+                "terminated (SIGTERM)"
+            };
+            let msg = format!(
+                "lock '{name}': the lease was lost (no renewal reached the server in time); \
+                 the command was {how} {} before the lease would expire",
+                fmt_secs(term)
+            );
+            Err(Failure::new(exit::TEMPFAIL, "lease_lost", msg).into())
+        }
+    }
 }
 
-/// Runs the command as a child that dies with this process, and waits for it.
-fn spawn_and_wait(argv: &[OsString]) -> Result<std::process::ExitStatus, Failure> {
+/// How the command ended.
+enum Ended {
+    /// By itself (or by a signal not sent by `mproc lock`).
+    Exited(std::process::ExitStatus),
+    /// Terminated because the lease was about to run out: `term` before the
+    /// lease's end by this process's clock; `killed` if SIGKILL was needed.
+    LeaseLost { term: Duration, killed: bool },
+}
+
+/// When to stop a command whose lease is no longer renewed: SIGTERM at
+/// `grace + margin` before the lease would run out, SIGKILL at `margin`
+/// before it. Both are fractions of the lease (measured right after the
+/// grant), capped at 1 s and 0.5 s.
+fn stop_times(lease: Duration) -> (Duration, Duration) {
+    let grace = (lease / 5).min(Duration::from_secs(1));
+    let margin = (lease / 10).min(Duration::from_millis(500));
+    (grace, margin)
+}
+
+/// Waits for `child`; with a lease (a lock on a server), stops it before
+/// the lease would run out unless renewals keep it valid.
+fn wait_within_lease(
+    child: &mut std::process::Child,
+    guard: &LockGuard<'_>,
+) -> Result<Ended, Failure> {
+    let waited = |e: std::io::Error| Failure::internal(format!("waiting for the command: {e}"));
+    let Some(first) = guard.lease_valid_until() else {
+        return child.wait().map(Ended::Exited).map_err(waited);
+    };
+    let (grace, margin) = stop_times(first.saturating_duration_since(Instant::now()));
+    const POLL: Duration = Duration::from_millis(20);
+    loop {
+        if let Some(s) = child.try_wait().map_err(waited)? {
+            return Ok(Ended::Exited(s));
+        }
+        let until = guard.lease_valid_until().unwrap_or_else(Instant::now);
+        let term_at = until.checked_sub(grace + margin).unwrap_or(until);
+        let now = Instant::now();
+        if now < term_at && guard.lease_valid() {
+            std::thread::sleep(POLL.min(term_at - now));
+            continue;
+        }
+        let pid = child.id() as i32;
+        let term = until.saturating_duration_since(Instant::now());
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let kill_at = until.checked_sub(margin).unwrap_or(until);
+        loop {
+            if child.try_wait().map_err(waited)?.is_some() {
+                return Ok(Ended::LeaseLost {
+                    term,
+                    killed: false,
+                });
+            }
+            let now = Instant::now();
+            if now >= kill_at {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5).min(kill_at - now));
+        }
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        child.wait().map_err(waited)?;
+        return Ok(Ended::LeaseLost { term, killed: true });
+    }
+}
+
+/// Runs the command as a child that dies with this process, and waits for
+/// it (stopping it before the lock's lease would run out).
+fn spawn_and_wait(argv: &[OsString], guard: &LockGuard<'_>) -> Result<Ended, Failure> {
     let (prog, rest) = argv
         .split_first()
         .ok_or_else(|| Failure::usage("empty command"))?;
@@ -225,9 +340,7 @@ fn spawn_and_wait(argv: &[OsString]) -> Result<std::process::ExitStatus, Failure
         // SAFETY: kill has no memory-safety preconditions.
         unsafe { libc::kill(child.id() as i32, sig) };
     }
-    child
-        .wait()
-        .map_err(|e| Failure::internal(format!("waiting for the command: {e}")))
+    wait_within_lease(&mut child, guard)
 }
 
 /// One lock's state, for `status`.

@@ -21,6 +21,7 @@ mod exit;
 mod lock;
 mod ls;
 mod queue;
+mod retry;
 mod sem;
 mod signals;
 mod sync_ls;
@@ -50,7 +51,14 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     JSON_ERRORS.store(cli.json, Ordering::Relaxed);
     init_tracing(cli.verbose, cli.quiet);
-    let ctx = Ctx::new(cli.dir, cli.json, cli.verbose, cli.quiet).with_url(cli.url);
+    if let Some(cli::Secs(s)) = cli.retry_for {
+        // Worker processes (demos) inherit the budget. Still one thread here.
+        let v = s.map_or("inf".to_owned(), |d| d.as_secs_f64().to_string());
+        std::env::set_var("MPROC_RETRY_FOR", v);
+    }
+    let ctx = Ctx::new(cli.dir, cli.json, cli.verbose, cli.quiet)
+        .with_url(cli.url)
+        .with_retry_for(cli.retry_for);
     tracing::debug!(dir = ?ctx.dir, json = ctx.json, "starting");
     let code = match cli.command {
         Command::Lock(args) => lock::run(&ctx, args)?,

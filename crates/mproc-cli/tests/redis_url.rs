@@ -2,16 +2,48 @@
 //! commands, and the demos across processes with their guarantees (no
 //! ticket oversold, every pipeline item exactly once).
 //!
-//! The server comes from `MPROC_TEST_REDIS_URL` (see `.ci/redis.sh`);
-//! without it the tests print that they were skipped, unless
-//! `MPROC_REQUIRE_REDIS=1`.
+//! Every scenario runs twice: on one server (`server::`, from
+//! `MPROC_TEST_REDIS_URL`, see `.ci/redis.sh`) and on a 3-master Redis
+//! Cluster (`cluster::`, from `MPROC_TEST_REDIS_CLUSTER_URL`, see
+//! `.ci/redis-cluster.sh`). They are `#[ignore]`d, so a run without the
+//! servers lists them as ignored; `-- --ignored` runs them. Without the
+//! variable they then print that they were skipped, unless
+//! `MPROC_REQUIRE_REDIS=1` (`MPROC_REQUIRE_REDIS_CLUSTER=1`).
 
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-fn url() -> Option<String> {
-    let required = std::env::var("MPROC_REQUIRE_REDIS").is_ok_and(|v| v == "1");
-    match std::env::var("MPROC_TEST_REDIS_URL") {
+/// Instantiates every scenario for one server and for the cluster.
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod server {
+            $(#[test] #[ignore = "needs MPROC_TEST_REDIS_URL"] fn $name() {
+                if let Some(u) = super::url("MPROC_TEST_REDIS_URL", "MPROC_REQUIRE_REDIS") {
+                    super::$name(&u)
+                }
+            })*
+        }
+        mod cluster {
+            $(#[test] #[ignore = "needs MPROC_TEST_REDIS_CLUSTER_URL"] fn $name() {
+                if let Some(u) = super::url("MPROC_TEST_REDIS_CLUSTER_URL", "MPROC_REQUIRE_REDIS_CLUSTER") {
+                    super::$name(&u)
+                }
+            })*
+        }
+    };
+}
+
+on_both!(
+    queue_and_lock_commands_through_the_environment,
+    demo_tickets_never_oversells,
+    demo_pipeline_delivers_every_item_once,
+    ls_lists_objects_of_every_master,
+);
+
+/// The URL in variable `var` with a fresh prefix and short leases.
+fn url(var: &str, require: &str) -> Option<String> {
+    let required = std::env::var(require).is_ok_and(|v| v == "1");
+    match std::env::var(var) {
         Ok(u) if !u.is_empty() => {
             let nanos = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -24,11 +56,8 @@ fn url() -> Option<String> {
             ))
         }
         _ => {
-            assert!(
-                !required,
-                "MPROC_REQUIRE_REDIS=1 but MPROC_TEST_REDIS_URL is not set"
-            );
-            eprintln!("skipped: MPROC_TEST_REDIS_URL is not set (no Redis server for this test)");
+            assert!(!required, "{require}=1 but {var} is not set");
+            eprintln!("skipped: {var} is not set (no Redis server for this test)");
             None
         }
     }
@@ -42,6 +71,17 @@ fn mproc(url: &str) -> Command {
     c
 }
 
+/// Runs `mproc ARGS` on `url`; fails the test unless it succeeds; stdout.
+fn ok(url: &str, args: &[&str]) -> String {
+    let out = mproc(url).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     let text = String::from_utf8_lossy(&out.stdout);
     let last = text.lines().last().unwrap_or("");
@@ -53,22 +93,11 @@ fn json(out: &std::process::Output) -> serde_json::Value {
     })
 }
 
-#[test]
-#[ignore = "needs MPROC_TEST_REDIS_URL"]
-fn queue_and_lock_commands_through_the_environment() {
-    let Some(url) = url() else { return };
-    let ok = |args: &[&str]| {
-        let out = mproc(&url).args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+fn queue_and_lock_commands_through_the_environment(url: &str) {
+    let ok = |args: &[&str]| ok(url, args);
     ok(&["queue", "create", "jobs", "--maxsize", "2"]);
     ok(&["queue", "put", "jobs", "one", "two"]);
-    let full = mproc(&url)
+    let full = mproc(url)
         .args(["queue", "put", "-n", "jobs", "three"])
         .output()
         .unwrap();
@@ -77,7 +106,7 @@ fn queue_and_lock_commands_through_the_environment() {
     assert_eq!(ok(&["queue", "get", "jobs"]), "one");
     // --url takes precedence over MPROC_DIR.
     let out = Command::new(env!("CARGO_BIN_EXE_mproc"))
-        .args(["--url", &url, "queue", "get", "jobs"])
+        .args(["--url", url, "queue", "get", "jobs"])
         .env("MPROC_DIR", "/nonexistent/dir")
         .env_remove("MPROC_URL")
         .output()
@@ -92,11 +121,8 @@ fn queue_and_lock_commands_through_the_environment() {
     ok(&["queue", "rm", "jobs"]);
 }
 
-#[test]
-#[ignore = "needs MPROC_TEST_REDIS_URL"]
-fn demo_tickets_never_oversells() {
-    let Some(url) = url() else { return };
-    let out = mproc(&url)
+fn demo_tickets_never_oversells(url: &str) {
+    let out = mproc(url)
         .args([
             "--json",
             "demo",
@@ -118,7 +144,7 @@ fn demo_tickets_never_oversells() {
     assert_eq!(v["sold"], 3);
     assert_eq!(v["oversold"], 0);
     assert_eq!(v["left"], 0);
-    let out = mproc(&url)
+    let out = mproc(url)
         .args([
             "--json",
             "demo",
@@ -139,11 +165,8 @@ fn demo_tickets_never_oversells() {
     );
 }
 
-#[test]
-#[ignore = "needs MPROC_TEST_REDIS_URL"]
-fn demo_pipeline_delivers_every_item_once() {
-    let Some(url) = url() else { return };
-    let out = mproc(&url)
+fn demo_pipeline_delivers_every_item_once(url: &str) {
+    let out = mproc(url)
         .args([
             "--json",
             "demo",
@@ -169,4 +192,57 @@ fn demo_pipeline_delivers_every_item_once() {
         (Some(0), Some(0))
     );
     assert_eq!(v["order_ok"], true);
+}
+
+/// Twelve objects (spread over the masters of a cluster: each name is its
+/// own slot) are all listed, and all removed.
+fn ls_lists_objects_of_every_master(url: &str) {
+    let names: Vec<String> = (0..12).map(|i| format!("obj{i}")).collect();
+    for n in &names {
+        ok(url, &["queue", "create", n]);
+    }
+    if url.contains("+cluster://") {
+        assert!(
+            masters_holding(url) >= 2,
+            "twelve slots should spread over the masters"
+        );
+    }
+    let listed = ok(url, &["ls"]);
+    for n in &names {
+        assert!(
+            listed
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(n)),
+            "{n} missing from {listed}"
+        );
+    }
+    for n in &names {
+        ok(url, &["queue", "rm", n]);
+    }
+    let listed = ok(url, &["ls"]);
+    assert!(
+        !names.iter().any(|n| listed.contains(n.as_str())),
+        "{listed}"
+    );
+}
+
+/// How many of the cluster's masters (`MPROC_REDIS_CLUSTER_PORTS`) hold a
+/// key under the URL's prefix.
+fn masters_holding(url: &str) -> usize {
+    let prefix = url
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("prefix="))
+        .unwrap();
+    let ports = std::env::var("MPROC_REDIS_CLUSTER_PORTS").unwrap_or_default();
+    ports
+        .split_whitespace()
+        .filter(|p| {
+            let out = Command::new("redis-cli")
+                .args(["-h", "127.0.0.1", "-p", p, "--scan", "--pattern"])
+                .arg(format!("{{{prefix}:*"))
+                .output()
+                .unwrap();
+            !out.stdout.is_empty()
+        })
+        .count()
 }

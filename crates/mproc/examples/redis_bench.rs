@@ -18,17 +18,17 @@
 //! redis-benchmark runs before and after the mproc measurements; both
 //! results are printed, and the ratio uses their mean.
 
+#[path = "common/args.rs"]
+mod args;
+#[path = "common/load.rs"]
+mod load;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mproc::{ByteQueue, GetError, Lock, Namespace, QueueOptions};
+use mproc::{ByteQueue, Lock, Namespace, QueueOptions};
 
-fn arg<T: std::str::FromStr>(i: usize, default: T) -> T {
-    std::env::args()
-        .nth(i)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
+use args::arg;
 
 /// `host`, `port` and password of a `redis://` URL.
 fn server(url: &str) -> (String, String, Option<String>) {
@@ -77,58 +77,12 @@ fn pair_rate((lpush, rpop): (f64, f64)) -> f64 {
 /// Moves `items` messages from `clients / 2` producer threads to as many
 /// consumer threads; returns items per second.
 fn queue_rate(ns: &Namespace, name: &str, clients: usize, items: usize, batch: usize) -> f64 {
-    let q = ByteQueue::create_in(ns, name, QueueOptions::new().maxsize(10_000)).unwrap();
+    ByteQueue::create_in(ns, name, QueueOptions::new().maxsize(10_000)).unwrap();
     let producers = (clients / 2).max(1);
     let consumers = (clients - producers).max(1);
-    let per = items / producers;
-    let payload = [7u8; 16];
     let started = Instant::now();
-    let mut threads = Vec::new();
-    for _ in 0..producers {
-        let q = ByteQueue::open_in(ns, name).unwrap();
-        threads.push(std::thread::spawn(move || {
-            if batch <= 1 {
-                for _ in 0..per {
-                    q.put(&payload).unwrap();
-                }
-            } else {
-                let msgs: Vec<&[u8]> = vec![&payload[..]; batch];
-                let mut left = per;
-                while left > 0 {
-                    let k = left.min(batch);
-                    q.put_many(&msgs[..k]).unwrap();
-                    left -= k;
-                }
-            }
-            0usize
-        }));
-    }
-    let mut takers = Vec::new();
-    for _ in 0..consumers {
-        let q = ByteQueue::open_in(ns, name).unwrap();
-        takers.push(std::thread::spawn(move || {
-            let mut n = 0usize;
-            loop {
-                let r = if batch <= 1 {
-                    q.get().map(|_| 1)
-                } else {
-                    q.get_many_with(batch, None, |_| {})
-                };
-                match r {
-                    Ok(k) => n += k,
-                    Err(GetError::Closed) => return n,
-                    Err(e) => panic!("{e}"),
-                }
-            }
-        }));
-    }
-    for t in threads {
-        t.join().unwrap();
-    }
-    q.close();
-    let got: usize = takers.into_iter().map(|t| t.join().unwrap()).sum();
+    let got = load::move_items(ns, name, producers, consumers, items / producers, batch);
     let elapsed = started.elapsed();
-    assert_eq!(got, per * producers, "every item arrives once");
     let _ = ns.remove(name);
     got as f64 / elapsed.as_secs_f64()
 }

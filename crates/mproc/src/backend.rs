@@ -185,6 +185,11 @@ pub(crate) trait LockBackend: Send + Sync + fmt::Debug {
     fn waiters(&self) -> Vec<Waiter>;
     /// Frees the lock whatever its state (see `Lock::force_release`).
     fn force_release(&self) -> io::Result<()>;
+    /// Whether the last grant through this handle followed a holder whose
+    /// lease expired (rather than one that died).
+    fn took_expired_lease(&self) -> bool {
+        false
+    }
 }
 
 /// Who holds a lock.

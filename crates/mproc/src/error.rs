@@ -108,11 +108,23 @@ pub enum NamespaceError {
     /// The path exists but is not a directory (or is a symbolic link).
     #[error("namespace path {0} is not a directory")]
     NotADirectory(PathBuf),
-    /// The URL's scheme is not supported by this build.
+    /// The URL's scheme is not supported by this build, or the URL is
+    /// malformed (an unknown option, a bad value).
     #[error(
-        "unsupported namespace URL {0} (supported: a directory path, file://, redis://, rediss://)"
+        "unsupported namespace URL {0} (supported: a directory path, file://, redis://, \
+         rediss://, redis+cluster://, rediss+cluster://)"
     )]
     UnsupportedUrl(String),
+    /// The server's configuration breaks a guarantee of the backend (an
+    /// error only with the URL option `strict=1`; see
+    /// [`Namespace::check_server`](crate::Namespace::check_server)).
+    #[error("server {server}: {problem}")]
+    Misconfigured {
+        /// The server's URL, password hidden.
+        server: String,
+        /// What is wrong, in words.
+        problem: String,
+    },
     /// The directory could not be created or inspected.
     #[error("namespace directory {dir}: {source}")]
     Io {
@@ -134,7 +146,7 @@ pub enum OpenError {
     #[error(transparent)]
     Namespace(#[from] NamespaceError),
     /// No object has this name.
-    #[error("{kind} '{name}' does not exist (dir {dir})")]
+    #[error("{kind} '{name}' does not exist ({})", place(.dir))]
     NotFound {
         /// The kind that was asked for.
         kind: ObjectKind,
@@ -198,7 +210,7 @@ pub enum CreateError {
     #[error(transparent)]
     Namespace(#[from] NamespaceError),
     /// An object with this name already exists.
-    #[error("'{name}' already exists (dir {dir})")]
+    #[error("'{name}' already exists ({})", place(.dir))]
     AlreadyExists {
         /// The name.
         name: String,
@@ -252,7 +264,7 @@ pub enum RemoveError {
     #[error(transparent)]
     InvalidName(#[from] NameError),
     /// No object has this name.
-    #[error("'{name}' does not exist (dir {dir})")]
+    #[error("'{name}' does not exist ({})", place(.dir))]
     NotFound {
         /// The name.
         name: String,
@@ -328,11 +340,33 @@ impl<G> std::error::Error for LockError<G> {}
 /// lock protects, then use the guard as usual.
 pub struct OwnerDied<G> {
     guard: G,
+    lease_expired: bool,
 }
 
 impl<G> OwnerDied<G> {
     pub(crate) fn new(guard: G) -> Self {
-        OwnerDied { guard }
+        OwnerDied {
+            guard,
+            lease_expired: false,
+        }
+    }
+
+    /// The previous holder did not die: its lease (a lock on a server) ran
+    /// out while its process still ran, or ran on another machine where
+    /// its death cannot be seen. It may still be inside its critical
+    /// section: writes it makes through fenced cells are refused.
+    pub(crate) fn lease_expired(guard: G) -> Self {
+        OwnerDied {
+            guard,
+            lease_expired: true,
+        }
+    }
+
+    /// Whether the previous holder's lease expired (true) rather than its
+    /// process being seen dead (false). Always false for locks in a
+    /// directory namespace, which are released only by a holder's death.
+    pub fn previous_lease_expired(&self) -> bool {
+        self.lease_expired
     }
 
     /// The guard of the now-held lock.
@@ -354,7 +388,14 @@ impl<G> fmt::Debug for OwnerDied<G> {
 
 impl<G> fmt::Display for OwnerDied<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("acquired the lock, but its previous owner died while holding it")
+        if self.lease_expired {
+            f.write_str(
+                "acquired the lock, but the previous holder's lease expired while it held it \
+                 (it never released; it may still be running)",
+            )
+        } else {
+            f.write_str("acquired the lock, but its previous owner died while holding it")
+        }
     }
 }
 
@@ -526,4 +567,14 @@ pub enum AckError {
     /// The backend failed.
     #[error("queue backend error: {1}")]
     Io(io::ErrorKind, String),
+}
+
+/// Where an object lives, for messages: `dir PATH` for a directory
+/// namespace, `on URL` for a server.
+fn place(dir: &str) -> String {
+    if dir.contains("://") {
+        format!("on {dir}")
+    } else {
+        format!("dir {dir}")
+    }
 }

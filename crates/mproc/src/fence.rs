@@ -50,6 +50,46 @@ fn check_name(cell: &str) -> Result<(), FenceError> {
 }
 
 impl LockGuard<'_> {
+    /// Until when this holding's lease is valid, by this process's
+    /// monotonic clock: the sending of the last grant or renewal the server
+    /// confirmed, plus the lease (the server's lease started later, so this
+    /// errs early). Renewals move it forward; once the lease is lost it is
+    /// the instant the loss was noticed, in the past. `None` for a lock in
+    /// a directory namespace, which has no lease: it is held until
+    /// released or its holder dies.
+    pub fn lease_valid_until(&self) -> Option<std::time::Instant> {
+        match self.lock().imp() {
+            LockImpl::Local(_) => None,
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(l) => l.lease_valid_until(),
+        }
+    }
+
+    /// Whether this holding is still valid: always for a lock in a
+    /// directory namespace; for a lock on a server, while no renewal was
+    /// refused and [`lease_valid_until`](Self::lease_valid_until) is ahead.
+    pub fn lease_valid(&self) -> bool {
+        match self.lock().imp() {
+            LockImpl::Local(_) => true,
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(l) => l.lease_valid(),
+        }
+    }
+
+    /// Runs `f` once, on another thread, when this holding's lease is lost:
+    /// the server refused a renewal, or no renewal succeeded before
+    /// [`lease_valid_until`](Self::lease_valid_until) (even while the
+    /// server does not answer at all). At once if it is already lost; never
+    /// if the guard is released first, nor for a lock in a directory
+    /// namespace. `f` should be short (set a flag, signal a worker).
+    pub fn on_lease_lost(&self, f: impl FnOnce() + Send + 'static) {
+        match self.lock().imp() {
+            LockImpl::Local(_) => drop(f),
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(l) => l.on_lease_lost(Box::new(f)),
+        }
+    }
+
     /// The fencing token of this holding: it increases with every grant of
     /// the lock, so a resource that remembers the highest token it has seen
     /// can refuse writes from older holders. `None` for a lock in a

@@ -150,6 +150,9 @@ impl Lock {
                 };
                 match how {
                     Acquired::Clean => Ok(guard),
+                    Acquired::OwnerDied if self.backend().took_expired_lease() => {
+                        Err(LockError::OwnerDied(OwnerDied::lease_expired(guard)))
+                    }
                     Acquired::OwnerDied => Err(LockError::OwnerDied(OwnerDied::new(guard))),
                 }
             }

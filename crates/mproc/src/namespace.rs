@@ -66,13 +66,19 @@ impl Namespace {
 
     /// A namespace from a URL: `redis://[user:password@]host[:port][/db]`
     /// or `rediss://…` (TLS) for objects on a Redis or Valkey server (with
-    /// the `redis` feature), `file:///path` or a plain path for a directory.
+    /// the `redis` feature), `redis+cluster://host:port[,host:port…]` (or
+    /// `rediss+cluster://`) for a Redis Cluster given by seed nodes,
+    /// `redis+sentinel://host:port[,host:port…]/MASTER_NAME[/db]` for the
+    /// primary that Redis Sentinel names (followed across failovers),
+    /// `file:///path` or a plain path for a directory.
     ///
     /// Redis URLs take options after `?`: `prefix=NAME` (key prefix, default
     /// `mproc`; every key of object N is under the hash tag `{NAME:N}`),
     /// `timeout=SECS` (one server round trip, default 10), `lease=SECS`
     /// (lock lease, renewed while held, default 10), `consumer_lease=SECS`
-    /// (a silent consumer's items are redelivered after this, default 10).
+    /// (a silent consumer's items are redelivered after this, default 2),
+    /// `strict=1` (an evicting `maxmemory-policy` is an error, not a
+    /// warning). Any other option is refused.
     ///
     /// ```
     /// let dir = tempfile::tempdir().unwrap();
@@ -86,7 +92,16 @@ impl Namespace {
         if let Some(path) = url.strip_prefix("file://") {
             return Namespace::dir(PathBuf::from(path));
         }
-        if lower.starts_with("redis://") || lower.starts_with("rediss://") {
+        if [
+            "redis://",
+            "rediss://",
+            "redis+cluster://",
+            "rediss+cluster://",
+            "redis+sentinel://",
+        ]
+        .iter()
+        .any(|s| lower.starts_with(s))
+        {
             #[cfg(feature = "redis")]
             {
                 let remote = crate::redis::Remote::parse(url)?;
@@ -105,6 +120,21 @@ impl Namespace {
             return Err(NamespaceError::UnsupportedUrl(url.to_owned()));
         }
         Namespace::dir(PathBuf::from(url))
+    }
+
+    /// Checks the server's configuration against what the backend needs
+    /// (`maxmemory-policy noeviction`, on every master of a cluster) and
+    /// returns the problems found, in words, for the caller to show as
+    /// warnings. With the URL option `strict=1`, a problem is an error
+    /// ([`NamespaceError::Misconfigured`]) instead. Always empty for a
+    /// directory namespace, and for a server that cannot be reached or
+    /// refuses `CONFIG GET` (its failures show at the first operation).
+    pub fn check_server(&self) -> Result<Vec<String>, NamespaceError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = &self.remote {
+            return r.check_config();
+        }
+        Ok(Vec::new())
     }
 
     /// Whether objects of this namespace live on a server (a `redis://` URL).

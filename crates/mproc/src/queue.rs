@@ -111,9 +111,11 @@ pub struct QueueStats {
     pub len: u64,
     /// The count limit, `None` when unbounded.
     pub maxsize: Option<u64>,
-    /// Bytes of records in the queue.
+    /// Bytes of records in the queue (0 where the backend does not count
+    /// them: a queue on a Redis server).
     pub bytes_used: u64,
-    /// The byte budget.
+    /// The byte budget; 0 where the backend enforces none (a queue on a
+    /// Redis server, which enforces only `max_message`).
     pub max_bytes: u64,
     /// The largest message accepted, in bytes.
     pub max_message: u64,

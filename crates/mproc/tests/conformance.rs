@@ -4,12 +4,15 @@
 //! drift apart.
 //!
 //! The Redis instantiation reads the server from `MPROC_TEST_REDIS_URL`
-//! (e.g. `redis://127.0.0.1:6390/`). The Redis tests are `#[ignore]`d, so a
+//! (e.g. `redis://127.0.0.1:6390/`), the Redis Cluster one (`cluster::`)
+//! from `MPROC_TEST_REDIS_CLUSTER_URL` (`redis+cluster://127.0.0.1:P1,…/`,
+//! set by `.ci/redis-cluster.sh`). The server tests are `#[ignore]`d, so a
 //! run without a server lists them as ignored; `cargo test -- --ignored`
-//! runs them (`.ci/run` does when it has started a server). Without a
-//! server they then print that they were skipped, unless
-//! `MPROC_REQUIRE_REDIS=1`, which makes a missing server (or a build
-//! without the `redis` feature) a failure.
+//! runs them (`.ci/run` does when it has started the servers). Without the
+//! variable they then print that they were skipped, unless
+//! `MPROC_REQUIRE_REDIS=1` (for the cluster: `MPROC_REQUIRE_REDIS_CLUSTER=1`),
+//! which makes a missing server (or a build without the `redis` feature) a
+//! failure.
 
 mod common;
 
@@ -70,16 +73,23 @@ fn unique_prefix() -> String {
 }
 
 fn redis_env() -> Option<Env> {
-    let required = std::env::var("MPROC_REQUIRE_REDIS").is_ok_and(|v| v == "1");
-    let Some(base) = std::env::var("MPROC_TEST_REDIS_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
-        assert!(
-            !required,
-            "MPROC_REQUIRE_REDIS=1 but MPROC_TEST_REDIS_URL is not set"
-        );
-        eprintln!("skipped: MPROC_TEST_REDIS_URL is not set (no Redis server for this test)");
+    server_env("MPROC_TEST_REDIS_URL", "MPROC_REQUIRE_REDIS")
+}
+
+fn cluster_env() -> Option<Env> {
+    server_env(
+        "MPROC_TEST_REDIS_CLUSTER_URL",
+        "MPROC_REQUIRE_REDIS_CLUSTER",
+    )
+}
+
+/// A fresh prefix on the server (or cluster) named by variable `var`;
+/// a missing one is a failure when variable `require` is 1.
+fn server_env(var: &str, require: &str) -> Option<Env> {
+    let required = std::env::var(require).is_ok_and(|v| v == "1");
+    let Some(base) = std::env::var(var).ok().filter(|u| !u.is_empty()) else {
+        assert!(!required, "{require}=1 but {var} is not set");
+        eprintln!("skipped: {var} is not set (no Redis server for this test)");
         return None;
     };
     let sep = if base.contains('?') { '&' } else { '?' };
@@ -96,7 +106,7 @@ fn redis_env() -> Option<Env> {
             redis: true,
         }),
         Err(e) => {
-            assert!(!required, "MPROC_REQUIRE_REDIS=1 but {url}: {e}");
+            assert!(!required, "{require}=1 but {url}: {e}");
             eprintln!("skipped: {e}");
             None
         }
@@ -111,6 +121,9 @@ macro_rules! conformance {
         }
         mod redis {
             $(#[test] #[ignore = "needs MPROC_TEST_REDIS_URL"] fn $name() { if let Some(env) = super::redis_env() { super::$name(&env) } })*
+        }
+        mod cluster {
+            $(#[test] #[ignore = "needs MPROC_TEST_REDIS_CLUSTER_URL"] fn $name() { if let Some(env) = super::cluster_env() { super::$name(&env) } })*
         }
     };
 }
@@ -130,7 +143,27 @@ conformance!(
     lock_try_timeout_and_holder,
     lock_holder_killed_is_reported,
     leased_item_of_a_killed_consumer_is_redelivered,
+    slow_live_consumer_keeps_its_item,
 );
+
+/// A consumer that works on an item for three consumer leases, but lives
+/// (its heartbeat runs), keeps it: no other consumer is handed it.
+fn slow_live_consumer_keeps_its_item(env: &Env) {
+    let q: JoinableQueue<u32> = JoinableQueue::create_in(&env.ns, "slow", opts(0)).unwrap();
+    q.put(7).unwrap();
+    let worker = JoinableQueue::<u32>::open_in(&env.ns, "slow").unwrap();
+    assert_eq!(worker.get().unwrap(), 7);
+    // Another consumer, looking all along (its heartbeat would take back
+    // the item of a consumer whose lease ran out).
+    let other = JoinableQueue::<u32>::open_in(&env.ns, "slow").unwrap();
+    let (r, _) = timed(|| other.get_timeout(Duration::from_millis(3500)));
+    assert!(
+        r.is_err(),
+        "the slow consumer's item was handed out again: {r:?}"
+    );
+    worker.task_done().unwrap();
+    q.join_timeout(JOIN).unwrap();
+}
 
 fn opts(maxsize: usize) -> QueueOptions {
     QueueOptions::new().maxsize(maxsize)
@@ -346,6 +379,9 @@ fn peek_purge_and_stats(env: &Env) {
         (0, 3, 3, false)
     );
     assert_eq!(s.unfinished, 2, "purged messages are not waited for");
+    // Only what the backend enforces: a server enforces no byte budget.
+    assert_eq!(s.max_bytes == 0, env.redis, "{s:?}");
+    assert!(s.max_message > 0);
     let too_big = vec![0u8; q.max_message() + 1];
     assert!(matches!(
         q.put(&too_big).unwrap_err().kind(),

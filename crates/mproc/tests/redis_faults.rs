@@ -375,7 +375,9 @@ fn stalled_lock_holder_loses_its_lease_and_its_fenced_write_is_refused() {
                 Err(FenceError::LeaseLost) => "refused".to_string(),
                 other => format!("{other:?}"),
             };
-            let check = matches!(guard.check(), Err(FenceError::LeaseLost));
+            let check = matches!(guard.check(), Err(FenceError::LeaseLost))
+                && !guard.lease_valid()
+                && guard.lease_valid_until().unwrap() <= Instant::now();
             (write, check)
         },
     )
@@ -386,7 +388,12 @@ fn stalled_lock_holder_loses_its_lease_and_its_fenced_write_is_refused() {
     // The lease runs out while the holder is stopped; the next acquirer is
     // told the previous holder never released.
     let guard = match lock.lock_timeout(JOIN) {
-        Err(LockError::OwnerDied(o)) => o.into_inner(),
+        Err(LockError::OwnerDied(o)) => {
+            // The holder is stopped, not dead: its lease expired.
+            assert!(o.previous_lease_expired(), "told 'died' of a live holder");
+            assert!(o.to_string().contains("lease expired"), "{o}");
+            o.into_inner()
+        }
         other => panic!("expected OwnerDied, got {other:?}"),
     };
     assert!(stopped_at.elapsed() >= Duration::from_millis(500));
@@ -528,4 +535,264 @@ fn shared_memory_objects_refuse_a_server_namespace() {
         .map(|e| e.file_name())
         .collect();
     assert_eq!(cwd_before.len(), cwd_after.len(), "no file was created");
+}
+
+#[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
+fn holder_is_told_its_lease_is_lost_before_it_expires_on_a_paused_server() {
+    if !enabled() {
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let srv = Server::start(&[]);
+    let ns = srv.ns("lease=1.5&timeout=5");
+    let lock = Lock::create_in(&ns, "paused-lease").unwrap();
+    let guard = lock.lock().unwrap();
+    let first = guard
+        .lease_valid_until()
+        .expect("a lock on a server has a lease");
+    // Renewals (every lease/3) move the end of the lease forward.
+    std::thread::sleep(Duration::from_millis(1200));
+    let until = guard.lease_valid_until().unwrap();
+    assert!(until > first, "renewed: {until:?} after {first:?}");
+    assert!(guard.lease_valid());
+    let fired: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let f2 = Arc::clone(&fired);
+    guard.on_lease_lost(move || *f2.lock().unwrap() = Some(Instant::now()));
+    // A callback registered on a lock released first is never run.
+    let other = Lock::create_in(&ns, "released-first").unwrap();
+    let never = Arc::new(AtomicBool::new(false));
+    {
+        let g = other.lock().unwrap();
+        let n2 = Arc::clone(&never);
+        g.on_lease_lost(move || n2.store(true, Ordering::SeqCst));
+    }
+    let server = srv.child.as_ref().unwrap().id();
+    let before = guard.lease_valid_until().unwrap();
+    signal(server, libc::SIGSTOP);
+    let paused = Instant::now();
+    let deadline = paused + Duration::from_secs(4);
+    while fired.lock().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let at = fired.lock().unwrap().expect("the loss callback ran");
+    assert!(!guard.lease_valid());
+    // Not before the last confirmed renewal's lease, and no later than a
+    // lease after the pause (when the server's lease surely ran out).
+    assert!(
+        at + Duration::from_millis(30) >= before,
+        "{at:?} < {before:?}"
+    );
+    assert!(
+        at <= paused + Duration::from_millis(1500),
+        "told {:?} after the pause",
+        at - paused
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    signal(server, libc::SIGCONT);
+    // The next acquirer is told the lease expired (this process lives).
+    let lock2 = Lock::open_in(&ns, "paused-lease").unwrap();
+    match lock2.lock_timeout(JOIN) {
+        Err(LockError::OwnerDied(o)) => assert!(o.previous_lease_expired()),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    drop(guard);
+    assert!(!never.load(Ordering::SeqCst));
+}
+
+/// A redis-sentinel of this test watching `master_port` as `mymaster`,
+/// killed when dropped.
+struct Sentinel {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Sentinel {
+    fn start(master_port: u16) -> Sentinel {
+        let dir = tempfile::Builder::new()
+            .prefix("mproc-redis-sentinel-")
+            .tempdir()
+            .unwrap();
+        for _ in 0..20 {
+            let port = free_port();
+            let conf = dir.path().join("sentinel.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {}\n\
+                     sentinel monitor mymaster 127.0.0.1 {master_port} 1\n\
+                     sentinel down-after-milliseconds mymaster 2000\n\
+                     sentinel failover-timeout mymaster 10000\n",
+                    dir.path().display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server is installed");
+            for _ in 0..100 {
+                if cli(port, &["ping"]).is_ok_and(|r| r == "PONG") {
+                    return Sentinel {
+                        child,
+                        port,
+                        _dir: dir,
+                    };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("could not start redis-sentinel");
+    }
+
+    /// The port of the master the sentinel names now.
+    fn master_port(&self) -> Option<u16> {
+        let r = cli(
+            self.port,
+            &["sentinel", "get-master-addr-by-name", "mymaster"],
+        )
+        .ok()?;
+        r.lines().nth(1)?.trim().parse().ok()
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Retries `f` for up to 30 s while it fails (a failover is under way).
+fn eventually<T, E: std::fmt::Debug>(what: &str, mut f: impl FnMut() -> Result<T, E>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("{what}: {e:?}; again");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("{what}: {e:?}"),
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
+fn sentinel_failover_is_followed_without_reconfiguring() {
+    if !enabled() {
+        return;
+    }
+    let master = Server::start(&[]);
+    let mport = master.port.to_string();
+    let replica = Server::start(&["--replicaof", "127.0.0.1", &mport]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cli(replica.port, &["info", "replication"])
+        .unwrap()
+        .contains("master_link_status:up")
+    {
+        assert!(Instant::now() < deadline, "the replica never synchronised");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let sentinel = Sentinel::start(master.port);
+    let url = format!(
+        "redis+sentinel://127.0.0.1:{}/mymaster?prefix=failover&timeout=2&lease=2",
+        sentinel.port
+    );
+    let ns = Namespace::from_url(&url).unwrap();
+    let q = ByteQueue::create_in(&ns, "jobs", QueueOptions::new()).unwrap();
+    q.put(b"a").unwrap();
+    q.put(b"b").unwrap();
+    let lock = Lock::create_in(&ns, "printer").unwrap();
+    let fence_before = {
+        let g = lock.lock().unwrap();
+        g.fenced_set("pages", 5).unwrap();
+        g.fence().unwrap()
+    };
+    // Everything reached the replica before the failover (asynchronous
+    // replication: what had not would be lost).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while cli(replica.port, &["llen", "{failover:jobs}:ready"]).unwrap() != "2"
+        || cli(replica.port, &["get", "{failover:printer}:cell:pages"]).unwrap() != "5"
+    {
+        assert!(Instant::now() < deadline, "replication did not catch up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(sentinel.master_port(), Some(master.port));
+    // The sentinel learns of the replica from the master's INFO: until it
+    // has, a failover is refused (NOGOODSLAVE).
+    eventually("forced failover", || {
+        match cli(sentinel.port, &["sentinel", "failover", "mymaster"]).unwrap() {
+            ok if ok == "OK" => Ok(()),
+            other => Err(other),
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sentinel.master_port() != Some(replica.port) {
+        assert!(Instant::now() < deadline, "the failover never happened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The same handles, without any reconfiguration, reach the new master
+    // (a call may fail while the old one steps down: it is retried here as
+    // `mproc --retry-for` does).
+    eventually("put after the failover", || q.try_put(b"c"));
+    assert!(
+        cli(replica.port, &["role"]).unwrap().starts_with("master"),
+        "the writes went to the promoted replica"
+    );
+    let got: Vec<Vec<u8>> = (0..3)
+        .map(|_| eventually("get", || q.get_timeout(Duration::from_secs(2))))
+        .collect();
+    assert_eq!(got, [b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
+    let g = eventually("lock", || lock.lock_timeout(Duration::from_secs(5)));
+    assert!(g.fence().unwrap() > fence_before, "fencing continues");
+    assert_eq!(g.fenced_add("pages", -1, 0).unwrap(), Some(4));
+    drop(g);
+    drop(master);
+}
+
+#[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
+fn killed_consumers_item_comes_back_within_about_two_seconds_by_default() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start(&[]);
+    let ns = srv.ns(""); // the default consumer_lease (2 s)
+    let q = ByteQueue::create_in(&ns, "work", QueueOptions::new()).unwrap();
+    q.put(b"job").unwrap();
+    // Another consumer is already waiting (its heartbeat looks for dead
+    // consumers at every beat).
+    let other = ByteQueue::open_in(&ns, "work").unwrap();
+    let mut child = Process::spawn(q.clone(), |q: ByteQueue| -> () {
+        let _job = q.get().unwrap();
+        std::thread::sleep(Duration::from_secs(600));
+    })
+    .unwrap();
+    let deadline = Instant::now() + JOIN;
+    while !q.is_empty() {
+        assert!(Instant::now() < deadline, "the consumer never took the job");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    let killed_at = Instant::now();
+    let _ = child.join_timeout(JOIN);
+    let got = other.get_timeout(JOIN).unwrap();
+    let after = killed_at.elapsed();
+    assert_eq!(got, b"job");
+    // Its heartbeat lease (2 s from its last beat) had to run out first;
+    // then a beat of the waiting consumer (every 2/3 s) took it back.
+    assert!(after >= Duration::from_millis(1300), "after {after:?}");
+    assert!(after <= Duration::from_millis(3500), "after {after:?}");
 }

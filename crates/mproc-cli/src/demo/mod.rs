@@ -148,6 +148,7 @@ pub(crate) fn demo_namespace(
 pub(crate) fn pass_url(cmd: &mut Command, url: &Option<String>) {
     if let Some(u) = url {
         cmd.env("MPROC_URL", u);
+        cmd.env(crate::ctx::SERVER_CHECKED, "1");
     }
 }
 

@@ -21,6 +21,7 @@ use crate::cli::{parse_secs, Secs};
 use crate::ctx::{self, fmt_secs, Ctx};
 use crate::demo::{self_command, temp_dir, Children, Rng};
 use crate::exit::{self, Failure};
+use crate::retry::{get_transient, put_transient};
 
 /// The work queue's name.
 const ITEMS: &str = "items";
@@ -121,17 +122,18 @@ pub(crate) fn producer(ctx: &Ctx, args: &ProducerArgs) -> anyhow::Result<u8> {
     let items: Queue<Item> = open(ctx, ITEMS)?;
     let report: Queue<Event> = open(ctx, REPORT)?;
     let mut rng = Rng::new();
+    let mut outage = ctx.outage();
     for seq in 0..args.items {
         nap(&mut rng, delay);
         let item = Item {
             producer: args.id,
             seq,
         };
-        items
-            .put(item)
+        outage
+            .run(|| items.put(item), put_transient)
             .map_err(|e| exit::from_put(e.kind(), ITEMS, ""))?;
-        report
-            .put(Event::Produced(item))
+        outage
+            .run(|| report.put(Event::Produced(item)), put_transient)
             .map_err(|e| exit::from_put(e.kind(), REPORT, ""))?;
     }
     Ok(exit::OK)
@@ -143,17 +145,21 @@ pub(crate) fn consumer(ctx: &Ctx, args: &ConsumerArgs) -> anyhow::Result<u8> {
     let items: Queue<Item> = open(ctx, ITEMS)?;
     let report: Queue<Event> = open(ctx, REPORT)?;
     let mut rng = Rng::new();
+    let mut outage = ctx.outage();
     loop {
-        let item = match items.get() {
+        let item = match outage.run(|| items.get(), get_transient) {
             Ok(i) => i,
             Err(GetError::Closed) => return Ok(exit::OK),
             Err(e) => return Err(exit::from_get(&e, ITEMS, "").into()),
         };
-        report
-            .put(Event::Consumed {
+        let consumed = || {
+            report.put(Event::Consumed {
                 consumer: args.id,
                 item,
             })
+        };
+        outage
+            .run(consumed, put_transient)
             .map_err(|e| exit::from_put(e.kind(), REPORT, ""))?;
         nap(&mut rng, delay);
     }
@@ -296,6 +302,7 @@ pub(crate) fn run(ctx: &Ctx, args: &PipelineArgs) -> anyhow::Result<u8> {
     let mut exited = vec![false; children.list.len()];
     let mut failures = Vec::new();
     let mut items_closed = false;
+    let mut outage = ctx.outage();
     let mut report_closed = false;
     loop {
         let deadline = Instant::now().checked_add(Duration::from_millis(50));
@@ -317,9 +324,12 @@ pub(crate) fn run(ctx: &Ctx, args: &PipelineArgs) -> anyhow::Result<u8> {
                     tally.add(ev);
                 }
             }
-            Err(GetError::Empty) => {}
+            Err(GetError::Empty) => outage.ok(),
             Err(GetError::Closed) => break,
-            Err(e) => return Err(exit::from_get(&e, REPORT, "").into()),
+            Err(e) => match get_transient(&e) {
+                Some(msg) if outage.retry(&msg) => {}
+                _ => return Err(exit::from_get(&e, REPORT, "").into()),
+            },
         }
         depth.set_position(items.len() as u64);
         for (i, (label, child)) in children.list.iter_mut().enumerate() {

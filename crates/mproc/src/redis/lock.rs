@@ -46,11 +46,13 @@ return 'created'
 
 // KEYS meta owner fence info held waiters
 // ARGV token lease_ms pid waiter wait_ms
-// → {1, fence, died} acquired, {0, pttl} busy, {-2} gone
+// → {1, fence, previous holder's token or ''} acquired, {0, pttl, ''} busy,
+// {-2, 0, ''} gone. A previous token still in `held` means its holder never
+// released: it died, or its lease ran out.
 script!(
     acquire_script,
     r"
-if redis.call('HGET', KEYS[1], 'kind') ~= 'lock' then return {-2} end
+if redis.call('HGET', KEYS[1], 'kind') ~= 'lock' then return {-2, 0, ''} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
@@ -58,17 +60,16 @@ if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   redis.call('DEL', KEYS[4])
   redis.call('HSET', KEYS[4], 'pid', ARGV[3], 'since', now)
   redis.call('PEXPIRE', KEYS[4], ARGV[2])
-  local died = 0
-  if redis.call('EXISTS', KEYS[5]) == 1 then died = 1 end
+  local prev = redis.call('GET', KEYS[5]) or ''
   redis.call('SET', KEYS[5], ARGV[1])
   redis.call('ZREM', KEYS[6], ARGV[4])
-  return {1, f, died}
+  return {1, f, prev}
 end
 if tonumber(ARGV[5]) > 0 then
   redis.call('ZADD', KEYS[6], now + tonumber(ARGV[5]), ARGV[4])
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
-return {0, redis.call('PTTL', KEYS[2])}
+return {0, redis.call('PTTL', KEYS[2]), ''}
 "
 );
 
@@ -168,17 +169,60 @@ struct Holding {
     token: String,
     fence: u64,
     lost: bool,
-    /// When the lease was last granted or renewed, by this process's clock.
-    renewed: Instant,
+    /// When the lease would run out on the server: the sending of the last
+    /// grant or renewal that succeeded plus the lease, by this process's
+    /// monotonic clock (the server started its lease later, so this errs
+    /// early). Once lost: when the loss was noticed, if earlier.
+    valid_until: Instant,
     /// When to renew next.
     next: Instant,
 }
 
-#[derive(Debug, Default)]
+/// A callback run once when the holding's lease is lost.
+type OnLost = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
 struct State {
     holding: Option<Holding>,
+    /// Callbacks of the current holding.
+    on_lost: Vec<OnLost>,
     renewer: bool,
     stop: bool,
+    /// Whether the last grant took the lock from a holder whose lease ran
+    /// out while its process was (or may have been) alive, rather than
+    /// from one that died.
+    took_expired: bool,
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("holding", &self.holding)
+            .field("on_lost", &self.on_lost.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// Marks the holding lost (once) and returns the callbacks to run,
+    /// after the state's mutex is released.
+    fn lose(&mut self) -> Vec<OnLost> {
+        match self.holding.as_mut() {
+            Some(h) if !h.lost => {
+                h.lost = true;
+                h.valid_until = h.valid_until.min(Instant::now());
+                std::mem::take(&mut self.on_lost)
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Runs loss callbacks.
+fn run_all(cbs: Vec<OnLost>) {
+    for cb in cbs {
+        cb();
+    }
 }
 
 #[derive(Debug, Default)]
@@ -290,7 +334,7 @@ impl RedisLock {
         }
     }
 
-    /// Starts the renewal thread of this handle, once.
+    /// Starts the renewal and watch threads of this handle, once.
     fn start_renewer(&self) -> io::Result<()> {
         let mut st = self.shared.lock();
         if st.renewer {
@@ -305,8 +349,47 @@ impl RedisLock {
         thread::Builder::new()
             .name("mproc-redis-renew".into())
             .spawn(move || renew(&shared, &pool, &keys, lease))?;
+        let shared = Arc::clone(&self.shared);
+        thread::Builder::new()
+            .name("mproc-redis-lease".into())
+            .spawn(move || watch(&shared))?;
         st.renewer = true;
         Ok(())
+    }
+
+    /// Until when the current holding's lease is valid by this process's
+    /// clock (in the past once lost); `None` when nothing is held.
+    pub(crate) fn lease_valid_until(&self) -> Option<Instant> {
+        self.shared.lock().holding.as_ref().map(|h| h.valid_until)
+    }
+
+    /// Whether the current holding is valid now.
+    pub(crate) fn lease_valid(&self) -> bool {
+        self.shared
+            .lock()
+            .holding
+            .as_ref()
+            .is_some_and(|h| !h.lost && Instant::now() < h.valid_until)
+    }
+
+    /// Runs `f` once when the current holding's lease is lost (at once if
+    /// it already was); never if it is released first.
+    pub(crate) fn on_lease_lost(&self, f: OnLost) {
+        let mut st = self.shared.lock();
+        match st.holding.as_ref() {
+            Some(h) if !h.lost => st.on_lost.push(f),
+            Some(_) => {
+                drop(st);
+                f();
+            }
+            None => {}
+        }
+    }
+
+    /// Whether the last grant followed a holder whose lease ran out while
+    /// its process was (or may have been) alive.
+    pub(crate) fn took_expired(&self) -> bool {
+        self.shared.lock().took_expired
     }
 
     /// The namespace URL (with its password, for handing to children).
@@ -334,9 +417,8 @@ impl RedisLock {
             .run(|c| redis::cmd("GET").arg(&self.keys.owner).query(c))?;
         let lost = owner.as_deref() != Some(token.as_str());
         if lost {
-            if let Some(h) = self.shared.lock().holding.as_mut() {
-                h.lost = true;
-            }
+            let cbs = self.shared.lock().lose();
+            run_all(cbs);
         }
         Ok(lost)
     }
@@ -375,9 +457,8 @@ impl RedisLock {
             [1, v] => Ok(Ok(*v)),
             [0, v] => Ok(Err(*v)),
             _ => {
-                if let Some(h) = self.shared.lock().holding.as_mut() {
-                    h.lost = true;
-                }
+                let cbs = self.shared.lock().lose();
+                run_all(cbs);
                 Err(FenceFail::Lost)
             }
         }
@@ -392,9 +473,41 @@ impl RedisLock {
     }
 }
 
+/// The watch thread: marks the holding lost when its lease would have run
+/// out on the server (no renewal succeeded in time), even while a renewal
+/// is stuck waiting for a server that does not answer.
+fn watch(shared: &Shared) {
+    let mut st = shared.lock();
+    loop {
+        if st.stop {
+            return;
+        }
+        let until = match st.holding.as_ref() {
+            Some(h) if !h.lost => h.valid_until,
+            _ => {
+                st = shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+        };
+        let now = Instant::now();
+        if now < until {
+            st = shared
+                .cv
+                .wait_timeout(st, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            continue;
+        }
+        let cbs = st.lose();
+        drop(st);
+        run_all(cbs);
+        st = shared.lock();
+    }
+}
+
 /// The renewal thread: extends the holding's lease every lease/3; marks it
-/// lost when the server says another owner has it, or when a whole lease
-/// passed without a successful renewal.
+/// lost when the server says another owner has it (the watch thread does
+/// when a whole lease passed without a successful renewal).
 fn renew(shared: &Shared, pool: &Pool, keys: &Keys, lease: Duration) {
     let every = lease / 3;
     let mut st = shared.lock();
@@ -433,20 +546,72 @@ fn renew(shared: &Shared, pool: &Pool, keys: &Keys, lease: Duration) {
             continue;
         };
         match r {
-            Ok(1) => {
-                h.renewed = started;
+            Ok(1) if !h.lost => {
+                h.valid_until = started + lease;
                 h.next = started + every;
+                shared.cv.notify_all();
             }
-            Ok(_) => h.lost = true,
-            Err(_) => {
-                if started.saturating_duration_since(h.renewed) >= lease {
-                    h.lost = true;
-                } else {
-                    // Retry soon, within the lease.
-                    h.next = Instant::now() + every / 4;
-                }
+            Ok(1) => {}
+            Ok(_) => {
+                let cbs = st.lose();
+                drop(st);
+                run_all(cbs);
+                st = shared.lock();
             }
+            // Retry soon, within the lease.
+            Err(_) => h.next = Instant::now() + every / 4,
         }
+    }
+}
+
+/// How the previous holding of a lock ended, as the next grant sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Previous {
+    /// Released (or never held).
+    Released,
+    /// Never released, and its process is gone.
+    Died,
+    /// Never released, and its process still runs (or runs on another
+    /// machine, where this one cannot look): its lease ran out.
+    Expired,
+}
+
+/// This machine's boot id (distinguishes machines and boots).
+fn boot_id() -> &'static str {
+    static ID: OnceLock<String> = OnceLock::new();
+    ID.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    })
+}
+
+/// A holder's token: random, then who holds (`|BOOT|PID|START`), so that
+/// the next holder can tell a dead holder from one whose lease ran out.
+fn holder_token() -> String {
+    let me = crate::process::ProcessId::current();
+    format!("{}|{}|{}|{}", token(), boot_id(), me.pid, me.start)
+}
+
+/// Classifies the previous holder's token left in `held` (`""`: released).
+fn previous_holder(prev: &str) -> Previous {
+    if prev.is_empty() {
+        return Previous::Released;
+    }
+    let mut it = prev.split('|').skip(1);
+    let (Some(boot), Some(pid), Some(start)) = (it.next(), it.next(), it.next()) else {
+        return Previous::Died;
+    };
+    if boot.is_empty() || boot != boot_id() {
+        return Previous::Expired;
+    }
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return Previous::Died;
+    };
+    if crate::sys::process_alive(pid, start) {
+        Previous::Expired
+    } else {
+        Previous::Died
     }
 }
 
@@ -462,8 +627,12 @@ impl LockBackend for RedisLock {
         Some(&self.name)
     }
 
+    fn took_expired_lease(&self) -> bool {
+        self.took_expired()
+    }
+
     fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
-        let token = token();
+        let token = holder_token();
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis())
@@ -476,7 +645,7 @@ impl LockBackend for RedisLock {
         };
         let result = loop {
             let sent = Instant::now();
-            let r: Vec<i64> = self.pool.run(|c| {
+            let r: (i64, i64, String) = self.pool.run(|c| {
                 acquire_script()
                     .key(&self.keys.meta)
                     .key(&self.keys.owner)
@@ -491,30 +660,35 @@ impl LockBackend for RedisLock {
                     .arg(wait_ms)
                     .invoke(c)
             })?;
-            match r.as_slice() {
-                [1, fence, died] => {
+            match r {
+                (1, fence, prev) => {
                     self.start_renewer()?;
-                    self.shared.lock().holding = Some(Holding {
+                    let previous = previous_holder(&prev);
+                    let mut st = self.shared.lock();
+                    st.holding = Some(Holding {
                         token: token.clone(),
-                        fence: u64::try_from(*fence).unwrap_or(0),
+                        fence: u64::try_from(fence).unwrap_or(0),
                         lost: false,
-                        renewed: sent,
+                        valid_until: sent + self.lease,
                         next: sent + self.lease / 3,
                     });
+                    st.on_lost.clear();
+                    st.took_expired = previous == Previous::Expired;
+                    drop(st);
                     self.shared.cv.notify_all();
-                    return Ok(Some(if *died == 1 {
-                        Acquired::OwnerDied
-                    } else {
+                    return Ok(Some(if previous == Previous::Released {
                         Acquired::Clean
+                    } else {
+                        Acquired::OwnerDied
                     }));
                 }
-                [0, pttl] => {
+                (0, pttl, _) => {
                     if try_only {
                         return Ok(None);
                     }
                     let mut slice = WAIT_SLICE;
-                    if *pttl > 0 {
-                        slice = slice.min(Duration::from_millis(*pttl as u64 + 1));
+                    if pttl > 0 {
+                        slice = slice.min(Duration::from_millis(pttl as u64 + 1));
                     }
                     if let Some(d) = deadline {
                         match d.checked_duration_since(Instant::now()) {
@@ -555,20 +729,35 @@ impl LockBackend for RedisLock {
     }
 
     unsafe fn release(&self) {
-        let Some(h) = self.shared.lock().holding.take() else {
+        let mut st = self.shared.lock();
+        st.on_lost.clear();
+        let Some(h) = st.holding.take() else {
             return;
         };
+        drop(st);
         self.shared.cv.notify_all();
-        // A failure leaves the lease to expire on the server.
-        let _ = self.pool.run(|c| {
-            release_script()
-                .key(&self.keys.owner)
-                .key(&self.keys.wake)
-                .key(&self.keys.info)
-                .key(&self.keys.held)
-                .arg(&h.token)
-                .invoke::<i64>(c)
-        });
+        // A failure leaves the lease to expire on the server. A holding
+        // lost, or whose renewals have been failing, keeps trying for one
+        // lease: clearing its mark tells the next holder that no holder
+        // died (see `previous_holder`).
+        let now = Instant::now();
+        let failing = h.lost || now + self.lease / 3 >= h.valid_until;
+        let give_up = now + if failing { self.lease } else { Duration::ZERO };
+        loop {
+            let r = self.pool.run(|c| {
+                release_script()
+                    .key(&self.keys.owner)
+                    .key(&self.keys.wake)
+                    .key(&self.keys.info)
+                    .key(&self.keys.held)
+                    .arg(&h.token)
+                    .invoke::<i64>(c)
+            });
+            if r.is_ok() || Instant::now() >= give_up {
+                return;
+            }
+            thread::sleep(WAIT_SLICE);
+        }
     }
 
     fn set_tag(&self, tag: &str) {

@@ -297,6 +297,22 @@ return n
 "
 );
 
+// KEYS consumers   ARGV me → registered consumers other than `me` whose
+// heartbeat key is gone (their keys share the tag of KEYS[1])
+script!(
+    dead_script,
+    r"
+local tag = string.sub(KEYS[1], 1, #KEYS[1] - #'consumers')
+local out = {}
+for _, cid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if cid ~= ARGV[1] and redis.call('EXISTS', tag .. 'hb:' .. cid) == 0 then
+    out[#out + 1] = cid
+  end
+end
+return out
+"
+);
+
 /// The key names of one queue.
 #[derive(Debug)]
 struct Keys {
@@ -371,12 +387,12 @@ fn reclaim(
 }
 
 /// Takes back the elements of every registered consumer whose heartbeat
-/// expired.
+/// expired: one script finds them (cheap enough for every heartbeat), one
+/// more per dead consumer takes back its items.
 fn sweep(pool: &Pool, keys: &Keys, me: &str, max_deliveries: u32) -> io::Result<i64> {
-    let members: Vec<String> =
-        pool.run(|c| redis::cmd("SMEMBERS").arg(&keys.consumers).query(c))?;
+    let dead: Vec<String> = pool.run(|c| dead_script().key(&keys.consumers).arg(me).invoke(c))?;
     let mut n = 0;
-    for cid in members.iter().filter(|c| c.as_str() != me) {
+    for cid in &dead {
         n += reclaim(pool, keys, cid, max_deliveries, false)?;
     }
     Ok(n)
@@ -822,9 +838,7 @@ fn heartbeat(
     let every = lease / 3;
     let lease_ms = lease.as_millis().max(1) as u64;
     let hb = keys.hb(cid);
-    let mut beat: u64 = 0;
     loop {
-        beat += 1;
         {
             let stopped = stop.stopped.lock().unwrap_or_else(|p| p.into_inner());
             let (stopped, _) = stop
@@ -851,11 +865,9 @@ fn heartbeat(
                 .ignore()
                 .exec(c)
         });
-        // Taking back dead consumers' items once per lease is enough: every
-        // live consumer does it, so the delay stays about one lease.
-        if beat % 3 == 1 {
-            let _ = sweep(pool, keys, cid, max_deliveries);
-        }
+        // Every live consumer looks for dead ones at each beat, so a dead
+        // consumer's items come back at most a beat after its lease ran out.
+        let _ = sweep(pool, keys, cid, max_deliveries);
     }
 }
 
@@ -890,8 +902,13 @@ impl QueueBackend for RedisQueue {
         Some(&self.name)
     }
 
+    /// The byte budget is recorded on the server but not enforced (only the
+    /// per-message limit is): reported as 0, "none".
     fn limits(&self) -> Limits {
-        self.limits
+        Limits {
+            max_bytes: 0,
+            ..self.limits
+        }
     }
 
     fn put(

@@ -19,6 +19,15 @@ use super::{delay_of, step, tickets, BuyerArgs, Store, TicketsArgs, BOUGHT, LOCK
 use crate::ctx::{self, fmt_secs, Ctx};
 use crate::demo::{demo_namespace, pass_url, self_command, temp_dir, Children, Cleanup};
 use crate::exit::{self, Failure};
+use crate::retry::{lock_transient, put_transient};
+
+/// The words of a transient fenced-cell failure.
+fn fence_transient(e: &FenceError) -> Option<String> {
+    match e {
+        FenceError::Io(kind, msg) if exit::is_transient(*kind) => Some(msg.clone()),
+        _ => None,
+    }
+}
 
 /// The fenced cell holding the count.
 const CELL: &str = "tickets";
@@ -161,23 +170,42 @@ pub(super) fn buyer(ctx: &Ctx, args: &BuyerArgs) -> anyhow::Result<u8> {
     let mut go = [0u8; 1];
     let _ = std::io::stdin().read(&mut go);
     let name = &args.name;
-    let fence_err = |e: FenceError| Failure::internal(format!("{name}: {e}"));
-    let seen = lock.fenced_get(cell).map_err(fence_err)?;
+    let fence_err = |e: FenceError| match e {
+        FenceError::Io(kind, msg) if exit::is_transient(kind) => {
+            Failure::new(exit::TEMPFAIL, "unavailable", format!("{name}: {msg}"))
+        }
+        e => Failure::internal(format!("{name}: {e}")),
+    };
+    let mut outage = ctx.outage();
+    let seen = outage
+        .run(|| lock.fenced_get(cell), fence_transient)
+        .map_err(fence_err)?;
     step(delay);
     if chatty {
         ctx::out_line(&format!("{name}: {} left", tickets(seen)))?;
     }
     let (mut bought, mut refused) = (0u64, 0u64);
     for _ in 0..args.attempts.max(1) {
-        let guard = match lock.lock() {
+        let guard = match outage.run(|| lock.lock(), lock_transient) {
             Ok(g) => g,
             Err(LockError::OwnerDied(o)) => o.into_inner(),
+            Err(LockError::Io(e)) => {
+                return Err(exit::from_io(&e, (exit::SOFTWARE, "internal"), "lock").into())
+            }
             Err(e) => return Err(Failure::internal(format!("lock: {e}")).into()),
         };
-        let count = lock.fenced_get(cell).map_err(fence_err)?;
+        let count = outage
+            .run(|| lock.fenced_get(cell), fence_transient)
+            .map_err(fence_err)?;
         step(delay);
         if count > 0 {
-            match guard.fenced_add(cell, -1, 0) {
+            // Only a refused connection is retried: a write that timed out
+            // may have been applied, and must not be made twice.
+            let unsent = |e: &FenceError| match e {
+                FenceError::Io(std::io::ErrorKind::ConnectionRefused, m) => Some(m.clone()),
+                _ => None,
+            };
+            match outage.run(|| guard.fenced_add(cell, -1, 0), unsent) {
                 Ok(Some(_)) => {
                     bought += 1;
                     if chatty {
@@ -198,8 +226,8 @@ pub(super) fn buyer(ctx: &Ctx, args: &BuyerArgs) -> anyhow::Result<u8> {
         step(delay);
         drop(guard);
     }
-    sales
-        .put((bought, refused))
+    outage
+        .run(|| sales.put((bought, refused)), put_transient)
         .map_err(|e| exit::from_put(e.kind(), SALES, ""))?;
     Ok(if bought > 0 { BOUGHT } else { SOLD_OUT } as u8)
 }
