@@ -11,7 +11,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use mproc::{GetError, LockError, PutError, PutErrorKind};
+use mproc::{AckError, GetError, LockError, PutError, PutErrorKind};
 
 use crate::ctx::fmt_secs;
 use crate::exit::is_transient;
@@ -134,6 +134,14 @@ pub(crate) fn get_transient(e: &GetError) -> Option<String> {
 pub(crate) fn put_transient<T>(e: &PutError<T>) -> Option<String> {
     match e.kind() {
         PutErrorKind::Io(kind, msg) if is_transient(*kind) => Some(msg.clone()),
+        _ => None,
+    }
+}
+
+/// The words of a transient `ack`/`nack` failure.
+pub(crate) fn ack_transient(e: &AckError) -> Option<String> {
+    match e {
+        AckError::Io(kind, msg) if is_transient(*kind) => Some(msg.clone()),
         _ => None,
     }
 }

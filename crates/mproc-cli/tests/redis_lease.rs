@@ -327,3 +327,64 @@ fn configuration_is_checked_at_connect() {
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(err.contains("noeviction"), "{err}");
 }
+
+#[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
+fn consume_rides_out_an_outage_and_loses_nothing() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start();
+    let url = format!(
+        "redis://127.0.0.1:{}/?timeout=1&prefix=consume{}",
+        srv.port,
+        std::process::id()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("done");
+    let run = |args: &[&str]| {
+        let o = mproc(&url).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {o:?}");
+    };
+    run(&["queue", "create", "q"]);
+    let first: Vec<String> = (1..=40).map(|i| i.to_string()).collect();
+    let mut put = vec!["queue", "put", "q"];
+    put.extend(first.iter().map(String::as_str));
+    run(&put);
+    let script = format!("m=$(cat); echo \"$m\" >> {}; sleep 0.05", out.display());
+    let consumer = mproc(&url)
+        .args([
+            "--retry-for",
+            "30",
+            "queue",
+            "consume",
+            "q",
+            "-j",
+            "2",
+            "--",
+        ])
+        .args(["sh", "-c", &script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The server stops answering mid-stream, then comes back.
+    std::thread::sleep(Duration::from_millis(300));
+    srv.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(2500));
+    srv.signal(libc::SIGCONT);
+    let more: Vec<String> = (41..=60).map(|i| i.to_string()).collect();
+    let mut put = vec!["queue", "put", "q"];
+    put.extend(more.iter().map(String::as_str));
+    run(&put);
+    run(&["queue", "close", "q"]);
+    let o = consumer.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("retrying for up to 30"), "{err}");
+    assert!(err.contains("answers again"), "{err}");
+    // At least once: every message ran (one may run twice when its
+    // acknowledgement was lost with the connection).
+    let done = std::fs::read_to_string(&out).unwrap();
+    let seen: std::collections::BTreeSet<u32> = done.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(seen, (1..=60).collect(), "{done}");
+}

@@ -21,6 +21,7 @@ use serde_json::json;
 use crate::cli::ConsumeArgs;
 use crate::ctx::{self, fmt_secs, Ctx};
 use crate::exit::{self, Failure};
+use crate::retry::{self, Outage};
 use crate::signals;
 
 /// Shared state of the workers.
@@ -49,6 +50,9 @@ struct Shared {
     unstartable: AtomicU64,
     /// Why the last of them could not start it.
     start_error: Mutex<Option<String>>,
+    /// A server outage in progress (`--retry-for`), shared by the workers
+    /// so that it is reported once.
+    outage: Mutex<Outage>,
 }
 
 /// What became of one message's command.
@@ -108,6 +112,7 @@ pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
         error: Mutex::new(None),
         unstartable: AtomicU64::new(0),
         start_error: Mutex::new(None),
+        outage: Mutex::new(ctx.outage()),
     };
     // A terminating signal stops the taking of new messages; the commands
     // in flight finish, then `mproc` ends by that signal.
@@ -175,6 +180,22 @@ pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
     Ok(exit::OK)
 }
 
+impl Shared {
+    /// After server trouble: waits the outage's next pause; false when the
+    /// outage has outlasted `--retry-for`.
+    fn retry(&self, msg: &str) -> bool {
+        let msg = format!("queue '{}': {msg}", self.name);
+        self.outage.lock().is_ok_and(|mut o| o.retry(&msg))
+    }
+
+    /// The server answered: ends an outage in progress.
+    fn answered(&self) {
+        if let Ok(mut o) = self.outage.lock() {
+            o.ok();
+        }
+    }
+}
+
 /// One worker: take, run, repeat until the queue is closed and drained.
 fn worker(sh: &Shared, w: u32) {
     let mut msg;
@@ -192,6 +213,9 @@ fn worker(sh: &Shared, w: u32) {
             }
             Err(GetError::Empty) => continue,
             Err(GetError::Closed) => return,
+            // Server trouble: wait (backing off) and take again, for as
+            // long as --retry-for allows. Nothing was taken.
+            Err(e) if retry::get_transient(&e).is_some_and(|m| sh.retry(&m)) => continue,
             Err(e) => {
                 if let Ok(mut g) = sh.error.lock() {
                     g.get_or_insert(exit::from_get(&e, &sh.name, ""));
@@ -200,6 +224,7 @@ fn worker(sh: &Shared, w: u32) {
                 return;
             }
         };
+        sh.answered();
         let seq = sh.taken.fetch_add(1, Ordering::Relaxed) + 1;
         let outcome = match run_one(sh, w, seq, &msg) {
             Ran::Ok => Ok(()),
@@ -225,11 +250,20 @@ fn worker(sh: &Shared, w: u32) {
             }
         };
         let retry = outcome.is_err() && receipt.deliveries() < sh.tries;
-        let settled = if retry {
-            sh.queue.nack(&receipt)
-        } else {
-            sh.queue.ack(&receipt)
+        // Through an outage too: an acknowledgement that never reaches the
+        // server would have the message run again once its lease ends.
+        let settled = loop {
+            let r = if retry {
+                sh.queue.nack(&receipt)
+            } else {
+                sh.queue.ack(&receipt)
+            };
+            match &r {
+                Err(e) if retry::ack_transient(e).is_some_and(|m| sh.retry(&m)) => {}
+                _ => break r,
+            }
         };
+        sh.answered();
         if let Err(e) = settled {
             tracing::warn!("message {seq}: {e}");
         }
