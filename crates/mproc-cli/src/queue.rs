@@ -386,39 +386,46 @@ fn len(ctx: &Ctx, name: &str) -> anyhow::Result<u8> {
 
 /// The counters of a queue as JSON.
 pub(crate) fn stats_json(name: &str, s: &QueueStats) -> serde_json::Value {
-    json!({
-        "queue": name,
-        "size": s.len,
-        "maxsize": s.maxsize.unwrap_or(0),
-        "closed": s.closed,
-        "total_put": s.total_put,
-        "total_got": s.total_got,
-        "waiting_get": s.waiting_get,
-        "waiting_put": s.waiting_put,
-        "in_flight": s.leased,
-        "bytes": s.bytes_used,
-        "max_bytes": s.max_bytes,
-        "max_message": s.max_message,
-    })
+    let mut v = json!({ "queue": name });
+    for (k, n) in stats_pairs(s) {
+        v[k] = if k == "closed" {
+            json!(n != 0)
+        } else {
+            json!(n)
+        };
+    }
+    v
+}
+
+/// The counters a queue's backend keeps, in display order: a server
+/// queue enforces no byte budget (its `max_bytes` is 0), so `bytes` and
+/// `max_bytes` are left out for it.
+fn stats_pairs(s: &QueueStats) -> Vec<(&'static str, u64)> {
+    let mut v = vec![
+        ("size", s.len),
+        ("maxsize", s.maxsize.unwrap_or(0)),
+        ("closed", u64::from(s.closed)),
+        ("total_put", s.total_put),
+        ("total_got", s.total_got),
+        ("waiting_get", u64::from(s.waiting_get)),
+        ("waiting_put", u64::from(s.waiting_put)),
+        ("in_flight", s.leased),
+    ];
+    if s.max_bytes > 0 {
+        v.push(("bytes", s.bytes_used));
+        v.push(("max_bytes", s.max_bytes));
+    }
+    v.push(("max_message", s.max_message));
+    v
 }
 
 /// The counters of a queue as eval-able `key=value` pairs.
 pub(crate) fn stats_line(s: &QueueStats) -> String {
-    format!(
-        "size={} maxsize={} closed={} total_put={} total_got={} waiting_get={} waiting_put={} \
-         in_flight={} bytes={} max_bytes={} max_message={}",
-        s.len,
-        s.maxsize.unwrap_or(0),
-        u8::from(s.closed),
-        s.total_put,
-        s.total_got,
-        s.waiting_get,
-        s.waiting_put,
-        s.leased,
-        s.bytes_used,
-        s.max_bytes,
-        s.max_message,
-    )
+    stats_pairs(s)
+        .iter()
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `mproc queue stat`.

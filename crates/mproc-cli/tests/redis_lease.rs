@@ -388,3 +388,33 @@ fn consume_rides_out_an_outage_and_loses_nothing() {
     let seen: std::collections::BTreeSet<u32> = done.lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(seen, (1..=60).collect(), "{done}");
 }
+
+#[test]
+#[ignore = "needs MPROC_TEST_REDIS_URL"]
+fn stat_shows_only_what_a_server_queue_enforces() {
+    if !enabled() {
+        return;
+    }
+    let srv = Server::start();
+    let url = format!(
+        "redis://127.0.0.1:{}/?prefix=stat{}",
+        srv.port,
+        std::process::id()
+    );
+    assert!(mproc(&url)
+        .args(["queue", "create", "q"])
+        .status()
+        .unwrap()
+        .success());
+    let out = mproc(&url).args(["queue", "stat", "q"]).output().unwrap();
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && line.starts_with("size=0 "),
+        "{line}"
+    );
+    // Redis does not enforce a byte budget: no bytes/max_bytes to read.
+    assert!(
+        !line.contains("max_bytes") && !line.contains(" bytes="),
+        "{line}"
+    );
+}
