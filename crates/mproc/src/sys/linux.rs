@@ -238,6 +238,20 @@ pub(crate) fn my_start() -> u64 {
     t
 }
 
+/// This process as a lock's entry record names it: `pid | start << 32`
+/// (the start time's low 32 bits), cached (a forked child computes its own).
+fn my_who() -> u64 {
+    static WHO: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let pid = my_pid();
+    let who = WHO.load(std::sync::atomic::Ordering::Relaxed);
+    if who as u32 == pid && who != 0 {
+        return who;
+    }
+    let who = u64::from(pid) | (my_start() & 0xffff_ffff) << 32;
+    WHO.store(who, std::sync::atomic::Ordering::Relaxed);
+    who
+}
+
 /// Ends this process at once with SIGKILL (crash points).
 #[cfg(feature = "crash-points")]
 pub(crate) fn kill_self() -> ! {
@@ -498,10 +512,7 @@ impl RobustLock {
         // The process first, then the thread: `held` names the holder only
         // once `who` names its process (a kill between the two leaves the
         // previous record, whose owner is gone, or none).
-        r.who.store(
-            u64::from(my_pid()) | (my_start() & 0xffff_ffff) << 32,
-            Relaxed,
-        );
+        r.who.store(my_who(), Relaxed);
         r.held.store(tid, Relaxed);
         crate::crash::crash_point!("lock.acquire.entered");
         if died {
@@ -840,7 +851,7 @@ impl RobustLock {
         let r = self.raw();
         r.word.load(Relaxed) & FUTEX_TID_MASK == tid
             && r.held.load(Relaxed) == tid
-            && r.who.load(Relaxed) == u64::from(my_pid()) | (my_start() & 0xffff_ffff) << 32
+            && r.who.load(Relaxed) == my_who()
     }
 
     /// Thread id of the current owner, if any (0 when free).
