@@ -274,8 +274,8 @@ pub(crate) enum QueueCmd {
         #[arg(long, value_name = "N", default_value_t = 0)]
         maxsize: usize,
         /// Byte budget of the messages in the queue (K, M, G suffixes): the
-        /// largest message, and about the memory (RAM, on tmpfs) the queue
-        /// takes (default 1M).
+        /// largest message, and the memory (RAM, on tmpfs) the queue takes,
+        /// give or take 1 MiB (default 1M).
         #[arg(long, value_name = "B", value_parser = parse_size)]
         max_bytes: Option<usize>,
         /// Succeed if the queue already exists.

@@ -63,7 +63,9 @@ impl QueueOptions {
     /// once (each message costs its length rounded up to 8, plus an 8-byte
     /// header; the budget has room for one header more than `max_bytes`,
     /// so that a message of `max_bytes` bytes fits). The queue's segment
-    /// is memory (RAM, on tmpfs): `max_bytes` plus about 2 KiB.
+    /// is memory (RAM, on tmpfs): `max_bytes` plus 2 KiB, rounded up to a
+    /// power of two when that costs at most 1 MiB more (2 MiB for the
+    /// default budget; 16 MiB and 16 bytes more for a 16 MiB one).
     pub fn max_bytes(mut self, bytes: usize) -> Self {
         self.max_bytes = bytes;
         self

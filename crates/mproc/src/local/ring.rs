@@ -21,7 +21,7 @@
 //!    520  all_done   wait cell {seq, waiters}
 //!    576  lease owners: 28 × {pid u32, pad u32, start time u64}
 //!   1024  sleepers: 64 × {pid u32, cell u32, start time u64}
-//!   2048  ring bytes (capacity = max_bytes rounded up to 8, plus two headers)
+//!   2048  ring bytes (capacity: see `capacity_for`)
 //! ```
 //! A record is `[len u32][meta u32][payload, padded to 8 bytes]`; its
 //! 8-byte header is one aligned word, and its payload may wrap around the
@@ -50,8 +50,9 @@
 //! counter modulo the capacity. Sequence numbers count records modulo 2^32,
 //! so `len = put_seq - got_seq` is exact with wrapping arithmetic; whether
 //! `tail` is behind `head` (a dead producer left it there) is told by them.
-//! The ring is only as large as its budget: `max_bytes` (a message of that
-//! many bytes fits) rounded up to 8, plus a header, plus the end mark.
+//! The ring is as large as its budget — `max_bytes` (a message of that
+//! many bytes fits) rounded up to 8, plus a header, plus the end mark —
+//! rounded up to a power of two when that costs at most 1 MiB more.
 //!
 //! ## Protocol (two-lock queue)
 //! Producers hold the put lock, consumers the get lock; a producer and a
@@ -207,6 +208,25 @@ fn rem(p: u32, magic: u64, d: u64) -> u64 {
     ((u128::from(low) * u128::from(d)) >> 64) as u64
 }
 
+/// The ring's size for a record budget: the budget and the end mark,
+/// rounded up to a power of two when that costs at most [`MAX_SLACK`] more
+/// (a ring of a power of two finds a position's place with a mask instead
+/// of a remainder: about a tenth more messages per second here), else
+/// exact. The default 1 MiB budget gets a 2 MiB ring; 16 MiB gets
+/// 16 MiB + 16 bytes.
+fn capacity_for(budget: usize) -> usize {
+    let exact = budget + REC_HEADER;
+    let pow2 = exact.next_power_of_two();
+    if pow2 - exact <= MAX_SLACK && pow2 <= MAX_CAPACITY {
+        pow2
+    } else {
+        exact
+    }
+}
+
+/// The most memory a ring takes beyond its budget to be a power of two.
+const MAX_SLACK: usize = 1 << 20;
+
 /// The part of a byte budget a record of `payload` bytes takes.
 fn rounded(bytes: usize) -> usize {
     bytes.div_ceil(8) * 8
@@ -259,7 +279,7 @@ impl RingParams {
             maxsize: maxsize as u64,
             max_bytes: max_bytes as u64,
             budget: budget as u64,
-            capacity: (budget + REC_HEADER) as u64,
+            capacity: capacity_for(budget) as u64,
             max_deliveries: 0,
         })
     }
@@ -321,8 +341,10 @@ pub(crate) struct Ring {
     /// Positions count modulo this multiple of the capacity (at least
     /// 2^31), so that distances between them are exact however stale.
     modulus: u64,
-    /// `offset` divides by the capacity with this precomputed inverse.
+    /// `offset` divides by the capacity with this precomputed inverse...
     magic: u64,
+    /// ...or masks with this, when the capacity is a power of two (else 0).
+    mask: u32,
     put_lock: RobustLock,
     get_lock: RobustLock,
 }
@@ -415,6 +437,11 @@ impl Ring {
             seen_head: AtomicU64::new(0),
             modulus: params.modulus(),
             magic: (u64::MAX / params.capacity).wrapping_add(1),
+            mask: if params.capacity.is_power_of_two() {
+                (params.capacity - 1) as u32
+            } else {
+                0
+            },
             put_lock,
             get_lock,
         };
@@ -525,7 +552,11 @@ impl Ring {
     /// remainder, exact for every 32-bit `p`), so that any position, even
     /// one read from a damaged word, names a byte inside the ring.
     fn offset(&self, p: u32) -> usize {
-        rem(p, self.magic, self.params.capacity) as usize
+        if self.mask != 0 {
+            (p & self.mask) as usize
+        } else {
+            rem(p, self.magic, self.params.capacity) as usize
+        }
     }
 
     /// Position `p` moved forward by `n` bytes (at most the capacity).
@@ -1741,10 +1772,23 @@ mod tests {
     fn the_ring_is_as_large_as_its_budget() {
         let p = RingParams::new(0, 16 << 20).unwrap();
         assert_eq!(p.max_message(), 16 << 20);
-        assert_eq!(p.capacity, (16 << 20) + 16);
+        assert_eq!(
+            p.capacity,
+            (16 << 20) + 16,
+            "exact: a power of two would double it"
+        );
         assert!(p.modulus() >= 1 << 31 && p.modulus() % p.capacity == 0);
+        let p = RingParams::new(0, 1 << 20).unwrap();
+        assert_eq!(
+            p.capacity,
+            2 << 20,
+            "a power of two, for at most 1 MiB more"
+        );
+        assert_eq!(p.modulus(), 1 << 32);
         let p = RingParams::new(0, 100).unwrap();
-        assert_eq!((p.budget, p.capacity), (112, 120));
+        assert_eq!((p.budget, p.capacity), (112, 128));
+        let p = RingParams::new(0, MAX_CAPACITY - 3 * REC_HEADER).unwrap();
+        assert_eq!(p.capacity as usize, MAX_CAPACITY);
     }
 
     #[test]
