@@ -43,8 +43,25 @@ fn consumer(q: Queue<Item>) {
 
 #[test]
 fn killed_producers_and_consumers_never_tear_the_queue() {
-    let q: Queue<Item> =
-        Queue::with_options(QueueOptions::new().maxsize(100).max_bytes(16 << 10)).unwrap();
+    // A ring of a power of two (positions modulo 2^32).
+    kill_at_random(QueueOptions::new().maxsize(100).max_bytes(16 << 10));
+}
+
+#[test]
+fn killed_producers_and_consumers_never_tear_an_exact_size_queue() {
+    // A ring of exactly its budget (2 MiB + 64 KiB: a power of two would
+    // cost 2 MiB more), whose positions count modulo a multiple of its
+    // size: unbounded in count, so the byte budget is what fills, and
+    // producers remember a stale head across many laps of it.
+    kill_at_random(
+        QueueOptions::new()
+            .maxsize(100)
+            .max_bytes((2 << 20) + (64 << 10)),
+    );
+}
+
+fn kill_at_random(opts: QueueOptions) {
+    let q: Queue<Item> = Queue::with_options(opts).unwrap();
     let mut producers: Vec<_> = (0..2)
         .map(|id| Process::spawn((q.clone(), id), producer).unwrap())
         .collect();

@@ -551,6 +551,7 @@ impl Ring {
     /// multiplication with a precomputed inverse (Lemire's direct
     /// remainder, exact for every 32-bit `p`), so that any position, even
     /// one read from a damaged word, names a byte inside the ring.
+    #[inline]
     fn offset(&self, p: u32) -> usize {
         if self.mask != 0 {
             (p & self.mask) as usize
@@ -560,7 +561,12 @@ impl Ring {
     }
 
     /// Position `p` moved forward by `n` bytes (at most the capacity).
+    #[inline]
     fn padd(&self, p: u32, n: usize) -> u32 {
+        if self.mask != 0 {
+            // A power-of-two ring: positions count modulo 2^32.
+            return p.wrapping_add(n as u32);
+        }
         let q = u64::from(p).wrapping_add(n as u64);
         (if q >= self.modulus {
             q.wrapping_sub(self.modulus)
@@ -570,7 +576,11 @@ impl Ring {
     }
 
     /// Bytes from position `from` forward to position `to`.
+    #[inline]
     fn psub(&self, to: u32, from: u32) -> u64 {
+        if self.mask != 0 {
+            return u64::from(to.wrapping_sub(from));
+        }
         if to >= from {
             u64::from(to - from)
         } else {

@@ -190,7 +190,7 @@ impl WaitCell<'_> {
         quick: &dyn Fn() -> bool,
         ready: &dyn Fn() -> bool,
     ) -> bool {
-        let spun = Instant::now();
+        let mut yielding: Option<Instant> = None;
         for i in 0..spin.looks + YIELDS {
             if quick() {
                 return true;
@@ -205,7 +205,8 @@ impl WaitCell<'_> {
                 // whole time slice: bound the rounds by time, and by the
                 // caller's deadline.
                 let now = Instant::now();
-                if now.duration_since(spun) > YIELD_FOR || deadline.is_some_and(|d| now >= d) {
+                let since = *yielding.get_or_insert(now);
+                if now.duration_since(since) > YIELD_FOR || deadline.is_some_and(|d| now >= d) {
                     break;
                 }
                 std::thread::yield_now();
