@@ -140,18 +140,27 @@ impl<'a> Sleepers<'a> {
     /// holds a live sleeper.
     fn register(&self, id: u32) -> Option<usize> {
         let me = sys::my_pid();
-        for i in 0..self.n {
-            let pid = self.pid(i);
-            let cur = pid.load(Ordering::Relaxed);
-            if (cur == 0 || (cur != me && !self.alive(i, cur)))
-                && pid
-                    .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)
-                    .is_ok()
-            {
-                self.start(i).store(sys::my_start(), Ordering::Relaxed);
-                self.cell(i).store(id, Ordering::Release);
-                crash_point!("cell.wait.registered");
-                return Some(i);
+        // A free slot first; only then one of a dead process (asking
+        // whether a process lives reads /proc).
+        for free_only in [true, false] {
+            for i in 0..self.n {
+                let pid = self.pid(i);
+                let cur = pid.load(Ordering::Relaxed);
+                let takeable = if free_only {
+                    cur == 0
+                } else {
+                    cur != 0 && cur != me && !self.alive(i, cur)
+                };
+                if takeable
+                    && pid
+                        .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    self.start(i).store(sys::my_start(), Ordering::Relaxed);
+                    self.cell(i).store(id, Ordering::Release);
+                    crash_point!("cell.wait.registered");
+                    return Some(i);
+                }
             }
         }
         None
