@@ -24,6 +24,10 @@ pub(crate) const POINTS: &[(&str, &str)] = &[
         "lock, takeover, put, get, ... (the word is taken)",
     ),
     (
+        "lock.acquire.who",
+        "lock, takeover, put, get, ... (entry record: the holder's process)",
+    ),
+    (
         "lock.acquire.entered",
         "lock, takeover, put, get, ... (entry record written)",
     ),
@@ -37,9 +41,18 @@ pub(crate) const POINTS: &[(&str, &str)] = &[
     ),
     ("lock.record.holder", "lock (holder record written)"),
     ("lock.record.cleared", "unlock (holder record cleared)"),
+    ("lock.waiter.claimed", "lock (waiter slot's pid claimed)"),
     ("lock.waiter.registered", "lock (waiter slot claimed)"),
     ("lock.waiter.left", "lock (waiter slot freed)"),
     // Wait cells (blocking queue calls, events, join).
+    (
+        "cell.wait.claimed",
+        "get, put, join, event wait (a sleeper slot's pid is claimed)",
+    ),
+    (
+        "cell.wait.started",
+        "get, put, join, event wait (the sleeper's start time is written)",
+    ),
     (
         "cell.wait.registered",
         "get, put, join, event wait (a sleeper slot is claimed)",
@@ -47,6 +60,14 @@ pub(crate) const POINTS: &[(&str, &str)] = &[
     (
         "cell.wait.sleepers",
         "get, put, join, event wait (the sleepers bit is set)",
+    ),
+    (
+        "cell.wait.unstarted",
+        "get, put, join, event wait (a sleeper slot's start time is cleared)",
+    ),
+    (
+        "cell.wait.left",
+        "get, put, join, event wait (a sleeper slot is freed)",
     ),
     (
         "cell.wake.bumped",
@@ -151,8 +172,16 @@ pub(crate) const POINTS: &[(&str, &str)] = &[
         "ring.repair.restored",
         "repair (a marked record's header is restored)",
     ),
+    (
+        "ring.purge.intent",
+        "purge (the journal's cursor and purged total are written)",
+    ),
     ("ring.purge.journal", "purge (the purge is journaled)"),
     ("ring.purge.marked", "purge (a requeued record is dropped)"),
+    (
+        "ring.purge.requeued_zeroed",
+        "purge (the requeued count is zeroed)",
+    ),
     ("ring.purge.done", "purge (the purged total is stored)"),
     ("ring.purge.cleared", "purge (the journal is cleared)"),
     (
@@ -183,6 +212,14 @@ pub(crate) const POINTS: &[(&str, &str)] = &[
     ),
     // Semaphores.
     (
+        "slot.reap.taken",
+        "sem acquire, sem reclaim (a dead participant's payload is taken)",
+    ),
+    (
+        "slot.reap.freed",
+        "sem acquire, sem reclaim, barrier wait (a dead participant's slot is freed)",
+    ),
+    (
         "sem.acquire.total",
         "sem acquire (an untracked unit leaves the total)",
     ),
@@ -197,6 +234,10 @@ pub(crate) const POINTS: &[(&str, &str)] = &[
     (
         "sem.slot.units_returned",
         "sem release (the slot's units return to the value)",
+    ),
+    (
+        "sem.reap.returned",
+        "sem reclaim, sem acquire (a dead holder's units return)",
     ),
     ("sem.wake.bumped", "sem release (waiters are woken)"),
     // Events.

@@ -633,6 +633,27 @@ fn scenarios() -> Vec<Scenario> {
                 }
             },
         },
+        // semaphore reclaim: a dead holder's unit returns.
+        Scenario {
+            name: "semaphore_reclaim",
+            setup: |ns| {
+                drop(Semaphore::create_in(ns, "s", 1).unwrap());
+                helper(ns, "hold_and_die", None);
+            },
+            peer: None,
+            op: |ns, mark| {
+                assert!(Semaphore::open_in(ns, "s").unwrap().reclaim().unwrap());
+                mark("reclaimed");
+            },
+            check: |ns, _| {
+                let s = Semaphore::open_in(ns, "s").unwrap();
+                s.reclaim().unwrap();
+                // Exactly the one unit: returned once, never twice.
+                assert_eq!(s.value(), 1);
+                s.try_acquire().unwrap();
+                assert!(s.try_acquire().is_err());
+            },
+        },
         // semaphore release (untracked) with a blocked acquirer.
         Scenario {
             name: "semaphore_release",
@@ -1056,6 +1077,10 @@ fn run_helper(role: &str, ns: &Namespace) {
             std::mem::forget(r);
             // Killed (MPROC_CRASH_AT) between marking b and the cursor.
             let _ = q.get();
+        }
+        "hold_and_die" => {
+            let s = Semaphore::open_in(ns, "s").unwrap();
+            std::mem::forget(s.hold().unwrap());
         }
         "lock_and_die" => {
             let l = Lock::open_in(ns, "l").unwrap();

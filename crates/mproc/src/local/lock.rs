@@ -135,6 +135,7 @@ impl LocalLock {
                     .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)
                     .is_ok()
             {
+                crate::crash::crash_point!("lock.waiter.claimed");
                 self.waiter_start(i)
                     .store(sys::my_start() as u32, Ordering::Release);
                 self.seg

@@ -1358,6 +1358,7 @@ impl Ring {
             p = self.padd(p, record_len(len));
         }
         self.u32_at(REQUEUED).store(0, Ordering::Relaxed);
+        crash_point!("ring.purge.requeued_zeroed");
         if cursor != target {
             self.move_cursor(target);
         }
@@ -1591,6 +1592,8 @@ impl QueueBackend for Ring {
                 .store(pack(s, p), Ordering::Relaxed);
             self.u64_at(JOURNAL_PURGED)
                 .store(purged.wrapping_add(n), Ordering::Relaxed);
+            // Not yet a purge: the journal is off until the next store.
+            crash_point!("ring.purge.intent");
             self.u64_at(JOURNAL).store(1, Ordering::Release);
             crash_point!("ring.purge.journal");
             self.finish_purge_locked()?;

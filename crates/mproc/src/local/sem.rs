@@ -188,6 +188,7 @@ impl LocalSem {
             if let SlotState::Dead(_) = s.state(i) {
                 any |= s.reap(i, |units| {
                     self.value_word().fetch_add(units, Ordering::AcqRel);
+                    crate::crash::crash_point!("sem.reap.returned");
                 })?;
             }
         }

@@ -156,7 +156,9 @@ impl<'a> Sleepers<'a> {
                         .compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed)
                         .is_ok()
                 {
+                    crash_point!("cell.wait.claimed");
                     self.start(i).store(sys::my_start(), Ordering::Relaxed);
+                    crash_point!("cell.wait.started");
                     self.cell(i).store(id, Ordering::Release);
                     crash_point!("cell.wait.registered");
                     return Some(i);
@@ -166,8 +168,13 @@ impl<'a> Sleepers<'a> {
         None
     }
 
+    /// Frees slot `i`: its start time first (0: unknown), so that the next
+    /// claimer's slot never shows a stale one while it writes its own.
     fn leave(&self, i: usize) {
+        self.start(i).store(0, Ordering::Relaxed);
+        crash_point!("cell.wait.unstarted");
         self.pid(i).store(0, Ordering::Release);
+        crash_point!("cell.wait.left");
     }
 
     /// Live processes asleep on cell `id`.

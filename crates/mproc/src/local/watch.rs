@@ -208,6 +208,16 @@ impl<'a> Slots<'a> {
     ///
     /// Call with the object's state lock held, so that `reap` can move the
     /// payload back consistently.
+    /// Takes a dead participant's payload and hands it to `reap`. A kill
+    /// in between (the reaper holds the object's state lock) leaves the
+    /// payload neither in the slot nor moved back: the state lock's next
+    /// holder is told its owner died and recomputes what it protects.
+    fn take_payload(&self, i: usize, reap: impl FnOnce(u32)) {
+        let units = self.payload(i).swap(0, Ordering::AcqRel);
+        crate::crash::crash_point!("slot.reap.taken");
+        reap(units);
+    }
+
     pub(crate) fn reap(&self, i: usize, reap: impl FnOnce(u32)) -> io::Result<bool> {
         let pid = self.pid(i).load(Ordering::Acquire);
         if pid == 0 {
@@ -217,10 +227,11 @@ impl<'a> Slots<'a> {
         match m.try_lock()? {
             None => Ok(false),
             Some(Acquired::OwnerDied) => {
-                reap(self.payload(i).swap(0, Ordering::AcqRel));
+                self.take_payload(i, reap);
                 // SAFETY: try_lock just acquired it for this thread.
                 unsafe { m.unlock() };
                 self.free(i);
+                crate::crash::crash_point!("slot.reap.freed");
                 Ok(true)
             }
             Some(Acquired::Clean) => {
@@ -230,7 +241,7 @@ impl<'a> Slots<'a> {
                 let dead =
                     !self.claimer_alive(i, pid) && self.pid(i).load(Ordering::Acquire) == pid;
                 if dead {
-                    reap(self.payload(i).swap(0, Ordering::AcqRel));
+                    self.take_payload(i, reap);
                 }
                 // SAFETY: try_lock just acquired it for this thread.
                 unsafe { m.unlock() };
@@ -239,6 +250,7 @@ impl<'a> Slots<'a> {
                     let _ =
                         self.pid(i)
                             .compare_exchange(pid, 0, Ordering::AcqRel, Ordering::Relaxed);
+                    crate::crash::crash_point!("slot.reap.freed");
                 }
                 Ok(dead)
             }

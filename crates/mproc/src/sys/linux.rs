@@ -513,6 +513,7 @@ impl RobustLock {
         // once `who` names its process (a kill between the two leaves the
         // previous record, whose owner is gone, or none).
         r.who.store(my_who(), Relaxed);
+        crate::crash::crash_point!("lock.acquire.who");
         r.held.store(tid, Relaxed);
         crate::crash::crash_point!("lock.acquire.entered");
         if died {
