@@ -46,6 +46,8 @@ def load(path):
         elif g == "lock":
             put(("lock", r["contender"], r["procs"], "ops"), rnd, r["ops"])
             put(("lock", r["contender"], r["procs"], "handoffs"), rnd, r.get("handoffs"))
+            put(("lock", r["contender"], r["procs"], "share"), rnd, r.get("smallest_share"))
+            put(("lock", r["contender"], r["procs"], "longest"), rnd, r.get("longest_wait_ms"))
         elif g == "ticket":
             put(("ticket", r["contender"]), rnd, r["buys"])
         elif g == "scale_procs":
@@ -61,6 +63,8 @@ def load(path):
             put(("rtt", "C " + r["bench"], "p99"), rnd, r["p99"][0])
         elif g == "raw_lock":
             put(("lock", "C " + r["bench"], r["procs"], "ops"), rnd, r["values"][0])
+            put(("lock", "C " + r["bench"], r["procs"], "share"), rnd, (r.get("min_share") or [None])[0])
+            put(("lock", "C " + r["bench"], r["procs"], "longest"), rnd, (r.get("longest_wait_ms") or [None])[0])
         elif g == "py_throughput":
             procs = r["topology"].replace("P", "").replace("C", "")
             name = "Python " + r["bench"]
@@ -71,6 +75,8 @@ def load(path):
             put(("rtt", "Python " + r["bench"], "p99"), rnd, r["p99"][0])
         elif g == "py_lock":
             put(("lock", "Python " + r["bench"], r["procs"], "ops"), rnd, r["values"][0])
+            put(("lock", "Python " + r["bench"], r["procs"], "share"), rnd, (r.get("min_share") or [None])[0])
+            put(("lock", "Python " + r["bench"], r["procs"], "longest"), rnd, (r.get("longest_wait_ms") or [None])[0])
         elif g == "py_ticket" and r.get("bench") == "loop" and r.get("lock"):
             put(("ticket", f"Python mp.Lock, JSON file on {r['fs']}"), rnd, r["runs"][0]["sold_per_s"])
 
@@ -80,11 +86,25 @@ def med(key):
     return statistics.median(v) if v else None
 
 
+def ratios(num, den):
+    """num/den in every round that has both."""
+    a, b = series.get(num, {}), series.get(den, {})
+    return [a[k] / b[k] for k in a if k in b and b[k]]
+
+
+class Ratio(float):
+    """A median of per-round ratios that remembers their spread."""
+    spread = None
+
+
 def ratio(num, den):
     """Median over rounds of num/den, using rounds that have both."""
-    a, b = series.get(num, {}), series.get(den, {})
-    rs = [a[k] / b[k] for k in a if k in b and b[k]]
-    return statistics.median(rs) if rs else None
+    rs = ratios(num, den)
+    if not rs:
+        return None
+    r = Ratio(statistics.median(rs))
+    r.spread = (min(rs), max(rs))
+    return r
 
 
 def rate(x):
@@ -178,9 +198,13 @@ def rtt_table(out):
 
 def lock_table(out):
     out.append("### Locks: lock + increment a shared counter + unlock, all processes together (ops/s)\n")
+    out.append("Fairness, 2 processes: the smaller process's share of the acquisitions "
+               "(0.5 is even), and the longest wait (the longest batch of 16 acquisitions, "
+               "64 for C and Python, of either process), median over rounds.\n")
     out.append("| lock | 1 process | 2 processes | 4 processes | handoffs/s (2 procs) | "
+               "smaller share (2) | longest wait ms (2) | "
                "mproc ÷ it, 1 | mproc ÷ it, 2 | mproc ÷ it, 4 |")
-    out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     names = sorted({k[1] for k in series if k[0] == "lock"},
                    key=lambda n: -(med(("lock", n, 1, "ops")) or med(("lock", n, 2, "ops")) or 0))
     for n in names:
@@ -188,9 +212,11 @@ def lock_table(out):
         cells = []
         for p in (1, 2, 4):
             cells.append("" if mine else rx(ratio(("lock", MP_LOCK, p, "ops"), ("lock", n, p, "ops"))))
-        out.append("| {} | {} | {} | {} | {} | {} | {} | {} |".format(
+        out.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
             f"**{n}**" if mine else n, rate(med(("lock", n, 1, "ops"))), rate(med(("lock", n, 2, "ops"))),
-            rate(med(("lock", n, 4, "ops"))), rate(med(("lock", n, 2, "handoffs"))), *cells))
+            rate(med(("lock", n, 4, "ops"))), rate(med(("lock", n, 2, "handoffs"))),
+            num(med(("lock", n, 2, "share")), "{:.2f}"), num(med(("lock", n, 2, "longest")), "{:.2f}"),
+            *cells))
     out.append("")
 
 
@@ -226,15 +252,19 @@ def scale_tables(out):
 
 def targets(out):
     out.append("### Targets (ratios from the same rounds)\n")
-    out.append("| target | measured | verdict |")
-    out.append("|---|---:|---|")
+    out.append("Measured: the median of the per-round ratios; spread: the smallest and "
+               "largest per-round ratio.\n")
+    out.append("| target | measured | spread | verdict |")
+    out.append("|---|---:|---:|---|")
 
     def row(label, value, goal, higher=True):
+        lo_hi = getattr(value, "spread", None)
+        sp = f"{rx(lo_hi[0])} – {rx(lo_hi[1])}" if lo_hi else ""
         if value is None:
-            out.append(f"| {label} | – | not measured |")
+            out.append(f"| {label} | – | | not measured |")
             return
         if goal is None:
-            out.append(f"| {label} | {rx(value)} | reported |")
+            out.append(f"| {label} | {rx(value)} | {sp} | reported |")
             return
         ok = value >= goal if higher else value <= goal
         if ok:
@@ -243,7 +273,7 @@ def targets(out):
             verdict = f"missed: {value / goal:.2f} of the goal"
         else:
             verdict = f"missed: {value / goal:.1f}× the goal"
-        out.append(f"| {label} | {rx(value)} | {verdict} |")
+        out.append(f"| {label} | {rx(value)} | {sp} | {verdict} |")
 
     u8 = ("tput", MP_U, "1->1", 8, "msgs")
     b8 = ("tput", MP_B, "1->1", 8, "msgs")
@@ -257,7 +287,7 @@ def targets(out):
     row("1→1 8 B, batched ÷ ipmpsc ≥ 1.0×", ratio(b8, ipm), 1.0)
     row("1→1 8 B, put/get ÷ ipmpsc (1 MiB ring) ≥ 1.0×", ratio(u8, ipm1), 1.0)
     row("1→1 8 B, batched ÷ raw SPSC ring ≥ 0.5×", ratio(b8, ring), 0.5)
-    row("1→1 8 B, put/get ÷ raw SPSC ring", ratio(u8, ring), None)
+    row("1→1 8 B, put/get ÷ raw SPSC ring ≥ 0.9×", ratio(u8, ring), 0.9)
     row("1→1 8 B, batched ÷ raw SPSC ring pinned to two CPUs", ratio(b8, ring[:1] + ("C shm_spsc_ring (pinned)",) + ring[2:]), None)
     row("4→2 8 B, put/get ÷ Python Queue 4→2 ≥ 100×",
         ratio(("tput", MP_U, "4->2", 8, "msgs"), ("tput", "Python mp.Queue", "4->2", 8, "msgs")), 100)
@@ -271,8 +301,22 @@ def targets(out):
         ratio(("rtt", MP_RTT, "median"), ("rtt", "C unix_stream", "median")), 0.1, higher=False)
     row("round trip ÷ std UnixStream round trip ≤ 0.1×",
         ratio(("rtt", MP_RTT, "median"), ("rtt", "std UnixStream + u32 framing", "median")), 0.1, higher=False)
-    row("lock uncontended ÷ raw robust pthread mutex ≥ 0.5×",
-        ratio(("lock", MP_LOCK, 1, "ops"), ("lock", "C pthread_mutex_pshared_robust", 1, "ops")), 0.5)
+    row("round trip ÷ raw SPSC ring round trip ≤ 2×",
+        ratio(("rtt", MP_RTT, "median"), ("rtt", "C shm_spsc_ring", "median")), 2, higher=False)
+    row("round trip p99 ÷ raw SPSC ring p99",
+        ratio(("rtt", MP_RTT, "p99"), ("rtt", "C shm_spsc_ring", "p99")), None)
+    pth = "C pthread_mutex_pshared_robust"
+    row("lock uncontended ÷ raw robust pthread mutex ≥ 0.9×",
+        ratio(("lock", MP_LOCK, 1, "ops"), ("lock", pth, 1, "ops")), 0.9)
+    row("lock, 2 processes ÷ raw robust pthread mutex",
+        ratio(("lock", MP_LOCK, 2, "ops"), ("lock", pth, 2, "ops")), None)
+    row("lock longest wait, 2 processes ÷ raw robust pthread mutex's",
+        ratio(("lock", MP_LOCK, 2, "longest"), ("lock", pth, 2, "longest")), None)
+    row("lock longest wait, 2 processes ÷ Python mp.Lock's ≤ 1×",
+        ratio(("lock", MP_LOCK, 2, "longest"),
+              ("lock", "Python mp.Lock + Value(lock=False): counter += 1", 2, "longest")), 1, higher=False)
+    row("lock smaller share, 2 processes ÷ raw robust pthread mutex's",
+        ratio(("lock", MP_LOCK, 2, "share"), ("lock", pth, 2, "share")), None)
     py_t = ("ticket", "Python mp.Lock, JSON file on tmpfs")
     row("tickets, count in shared memory ÷ Python (JSON, tmpfs) ≥ 100×",
         ratio(("ticket", "mproc Lock, count in shared memory"), py_t), 100)

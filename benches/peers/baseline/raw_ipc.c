@@ -498,7 +498,16 @@ struct lockshm {
     _Atomic int ready;
     _Atomic int go;
     long counter; /* protected by the lock under test (plain, non-atomic) */
+    _Atomic long done[16];     /* acquisitions so far, per process (every 64) */
+    _Atomic int first_done;    /* set by the first process to finish */
+    long snap[16];             /* done[] when the first process finished */
+    _Atomic uint64_t longest[16]; /* longest batch of 64 acquisitions, ns */
 };
+
+/* Fairness of the last lock_run: the smallest process's share of the
+ * acquisitions made while all were running, and the longest wait (the
+ * longest batch of 64 acquisitions of any process), in ms. */
+static double last_min_share, last_longest_ms;
 
 static char lockfile[] = "/tmp/raw_ipc_flock_XXXXXX";
 
@@ -560,11 +569,23 @@ static double lock_run(enum lockkind k, int procs, long iters)
             atomic_fetch_add(&s->ready, 1);
             while (!atomic_load(&s->go))
                 cpu_relax();
+            uint64_t batch = now_ns(), longest = 0;
             for (long i = 0; i < iters; i++) {
                 do_lock(k, s, fd);
                 s->counter++;
                 do_unlock(k, s, fd);
+                if ((i & 63) == 63) {
+                    uint64_t t = now_ns();
+                    if (t - batch > longest)
+                        longest = t - batch;
+                    batch = t;
+                    atomic_store_explicit(&s->done[p], i + 1, memory_order_relaxed);
+                }
             }
+            atomic_store(&s->longest[p], longest);
+            if (atomic_exchange(&s->first_done, 1) == 0)
+                for (int q = 0; q < procs; q++)
+                    s->snap[q] = atomic_load(&s->done[q]);
             _exit(0);
         }
     }
@@ -579,6 +600,17 @@ static double lock_run(enum lockkind k, int procs, long iters)
         fprintf(stderr, "%s: counter %ld != %ld\n", lname[k], s->counter, (long)procs * iters);
         exit(5);
     }
+    long sum = 0, least = -1;
+    uint64_t longest = 0;
+    for (int p = 0; p < procs; p++) {
+        sum += s->snap[p];
+        if (least < 0 || s->snap[p] < least)
+            least = s->snap[p];
+        if (s->longest[p] > longest)
+            longest = s->longest[p];
+    }
+    last_min_share = sum > 0 ? (double)least / sum : 0;
+    last_longest_ms = longest / 1e6;
     pthread_mutex_destroy(&s->mtx);
     sem_destroy(&s->sem);
     munmap(s, sizeof *s);
@@ -597,13 +629,20 @@ static void bench_locks(void)
             int procs = nprocs[n];
             /* flock is a syscall pair per op; contended it sleeps/wakes. */
             long iters = k == L_FLOCK ? 200000 : 2000000;
-            double v[MAX_RUNS];
-            for (int r = 0; r < RUNS; r++)
+            double v[MAX_RUNS], share[MAX_RUNS], longest[MAX_RUNS];
+            for (int r = 0; r < RUNS; r++) {
                 v[r] = lock_run(k, procs, iters);
+                share[r] = last_min_share;
+                longest[r] = last_longest_ms;
+            }
             printf("{\"group\":\"raw_lock\",\"bench\":\"%s\",\"procs\":%d,"
                    "\"ops_per_proc\":%ld,\"unit\":\"ops/s\",\"verified\":true,",
                    lname[k], procs, iters);
             print_values("values", v, RUNS);
+            printf(",");
+            print_values("min_share", share, RUNS);
+            printf(",");
+            print_values("longest_wait_ms", longest, RUNS);
             printf("}\n");
             fflush(stdout);
         }

@@ -691,12 +691,15 @@ impl AnyLock {
 
 /// Increment the shared counter under the lock until `dur` elapsed.
 /// Returns (increments done, handoffs seen: acquisitions where the other process
-/// had incremented since our own previous increment).
-fn lock_loop(l: &mut AnyLock, shm: &Shm, dur: Duration) -> (u64, u64) {
+/// had incremented since our own previous increment, longest batch of 16
+/// acquisitions in ns: an upper bound of the longest wait for the lock, off
+/// by the batch's own few hundred nanoseconds).
+fn lock_loop(l: &mut AnyLock, shm: &Shm, dur: Duration) -> (u64, u64, u64) {
     let c = shm.counter();
     let end = Instant::now() + dur;
-    let (mut n, mut handoffs) = (0u64, 0u64);
+    let (mut n, mut handoffs, mut longest) = (0u64, 0u64, 0u64);
     let mut last = u64::MAX;
+    let mut batch = Instant::now();
     loop {
         for _ in 0..16 {
             // SAFETY: the counter lives in the mapping and the lock is held.
@@ -710,8 +713,11 @@ fn lock_loop(l: &mut AnyLock, shm: &Shm, dur: Duration) -> (u64, u64) {
             });
         }
         n += 16;
-        if Instant::now() >= end {
-            return (n, handoffs);
+        let now = Instant::now();
+        longest = longest.max(now.duration_since(batch).as_nanos() as u64);
+        batch = now;
+        if now >= end {
+            return (n, handoffs, longest);
         }
     }
 }
@@ -722,7 +728,7 @@ fn lock_uncontended(kind: LockKind, dur: Duration) -> f64 {
     let shm = Shm::map(&sp, true);
     let mut l = AnyLock::open(kind, &lp, &shm, true);
     let t = Instant::now();
-    let (n, _) = lock_loop(&mut l, &shm, dur);
+    let (n, _, _) = lock_loop(&mut l, &shm, dur);
     let secs = t.elapsed().as_secs_f64();
     // SAFETY: the counter is in the mapping; no other process runs.
     assert_eq!(unsafe { *shm.counter() }, n);
@@ -734,8 +740,9 @@ fn lock_uncontended(kind: LockKind, dur: Duration) -> f64 {
 }
 
 /// Two processes incrementing one shared counter under the lock.
-/// Returns (ops/s total, smaller process share, handoffs/s, counter_exact).
-fn lock_contended(kind: LockKind, procs: usize, dur: Duration) -> (f64, f64, f64, bool) {
+/// Returns (ops/s total, smaller process share, handoffs/s, longest wait
+/// in ms, counter_exact).
+fn lock_contended(kind: LockKind, procs: usize, dur: Duration) -> (f64, f64, f64, f64, bool) {
     let (sp, lp) = (uniq("shm"), uniq("lock"));
     let shm = Shm::map(&sp, true);
     let mut l = AnyLock::open(kind, &lp, &shm, true);
@@ -747,13 +754,14 @@ fn lock_contended(kind: LockKind, procs: usize, dur: Duration) -> (f64, f64, f64
     }
     shm.atomic(OFF_GO).store(1, Ordering::Release);
     let t = Instant::now();
-    let (mine, h1) = lock_loop(&mut l, &shm, dur);
-    let (mut counts, mut hand) = (vec![mine], h1);
+    let (mine, h1, l1) = lock_loop(&mut l, &shm, dur);
+    let (mut counts, mut hand, mut longest) = (vec![mine], h1, l1);
     for kid in kids {
         let txt = finish_child_text(kid);
         let mut it = txt.split_whitespace().map(|x| x.parse::<u64>().unwrap());
         counts.push(it.next().unwrap());
         hand += it.next().unwrap();
+        longest = longest.max(it.next().unwrap());
     }
     let secs = t.elapsed().as_secs_f64();
     // SAFETY: the counter is in the mapping; every child has exited.
@@ -768,7 +776,7 @@ fn lock_contended(kind: LockKind, procs: usize, dur: Duration) -> (f64, f64, f64
         let _ = std::fs::remove_dir_all(format!("{lp}.ns"));
     }
     let smallest = *counts.iter().min().unwrap() as f64 / total as f64;
-    (total as f64 / secs, smallest, hand as f64 / secs, exact)
+    (total as f64 / secs, smallest, hand as f64 / secs, longest as f64 / 1e6, exact)
 }
 
 fn child_lock(tag: &str, shm_path: &str, lock_path: &str, dur_ms: &str) {
@@ -779,8 +787,8 @@ fn child_lock(tag: &str, shm_path: &str, lock_path: &str, dur_ms: &str) {
     while shm.atomic(OFF_GO).load(Ordering::Acquire) == 0 {
         std::hint::spin_loop();
     }
-    let (n, h) = lock_loop(&mut l, &shm, Duration::from_millis(dur_ms.parse().unwrap()));
-    println!("{n} {h}");
+    let (n, h, longest) = lock_loop(&mut l, &shm, Duration::from_millis(dur_ms.parse().unwrap()));
+    println!("{n} {h} {longest}");
 }
 
 /// In-process reference: std::sync::Mutex<u64> shared by `threads` threads.
@@ -926,8 +934,8 @@ fn main() {
                 emit(serde_json::json!({"group":"lock","contender":kind.name(),"procs":1,"ops":u}));
                 let procs: &[usize] = if matches!(kind, LockKind::Mproc | LockKind::RawSync | LockKind::StdFileLock) { &[2, 4] } else { &[2] };
                 for &p in procs {
-                    let (ops, sh, h, _) = lock_contended(kind, p, dur);
-                    emit(serde_json::json!({"group":"lock","contender":kind.name(),"procs":p,"ops":ops,"smallest_share":sh,"handoffs":h}));
+                    let (ops, sh, h, longest, _) = lock_contended(kind, p, dur);
+                    emit(serde_json::json!({"group":"lock","contender":kind.name(),"procs":p,"ops":ops,"smallest_share":sh,"handoffs":h,"longest_wait_ms":longest}));
                 }
             }
             progress(r, "std mutex");

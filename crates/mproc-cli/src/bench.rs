@@ -209,8 +209,8 @@ fn queue_run(
 }
 
 /// One ping-pong run; returns (median µs, mean µs, CPU µs of both processes
-/// per round trip).
-fn roundtrip_run(run: Duration) -> anyhow::Result<(f64, f64, f64)> {
+/// per round trip, 99th percentile µs).
+fn roundtrip_run(run: Duration) -> anyhow::Result<(f64, f64, f64, f64)> {
     let mut st = Stage::new()?;
     let a = ByteQueue::create_in(&st.ns, "a", QueueOptions::new())?;
     let b = ByteQueue::create_in(&st.ns, "b", QueueOptions::new())?;
@@ -239,10 +239,16 @@ fn roundtrip_run(run: Duration) -> anyhow::Result<(f64, f64, f64)> {
     let kid_cpu = outs.first().and_then(|v| v.first()).copied().unwrap_or(0);
     let n = samples.len().max(1) as f64;
     let mean_us = wall.as_secs_f64() * 1e6 / n;
+    samples.sort_by(f64::total_cmp);
+    let p99 = samples
+        .get((samples.len() * 99 / 100).min(samples.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0);
     Ok((
         median(samples),
         mean_us,
         (my_cpu + kid_cpu) as f64 / 1e3 / n,
+        p99,
     ))
 }
 
@@ -276,8 +282,10 @@ fn lock_uncontended_run(run: Duration) -> anyhow::Result<f64> {
     Ok(n as f64 / t0.elapsed().as_secs_f64())
 }
 
-/// Two processes taking and releasing one lock; returns ops/s of both together.
-fn lock_2procs_run(run: Duration) -> anyhow::Result<f64> {
+/// Two processes taking and releasing one lock; returns (ops/s of both
+/// together, the smaller process's share of the acquisitions, the longest
+/// wait in ms: the longest batch of 64 acquisitions of either process).
+fn lock_2procs_run(run: Duration) -> anyhow::Result<(f64, f64, f64)> {
     let mut st = Stage::new()?;
     let _lock = Lock::create_in(&st.ns, "lock")?;
     for _ in 0..2 {
@@ -291,7 +299,13 @@ fn lock_2procs_run(run: Duration) -> anyhow::Result<f64> {
     let ops: u64 = outs.iter().map(|v| v[0]).sum();
     let start = outs.iter().map(|v| v[1]).min().unwrap_or(0);
     let end = outs.iter().map(|v| v[2]).max().unwrap_or(0);
-    Ok(ops as f64 / ((end.saturating_sub(start)).max(1) as f64 / 1e9))
+    let least = outs.iter().map(|v| v[0]).min().unwrap_or(0);
+    let longest = outs.iter().map(|v| v[3]).max().unwrap_or(0);
+    Ok((
+        ops as f64 / ((end.saturating_sub(start)).max(1) as f64 / 1e9),
+        least as f64 / ops.max(1) as f64,
+        longest as f64 / 1e6,
+    ))
 }
 
 /// The ticket loop: 4 processes × 10,000 attempts on 20,000 tickets in a
@@ -414,14 +428,16 @@ pub(crate) fn run(ctx: &Ctx, args: &BenchArgs) -> anyhow::Result<u8> {
         json!(med_of(|| Ok(queue_run(65536, 1, 1, false, run)?.1))?),
     );
     say("round trip");
-    let (mut mean, mut cpu) = (Vec::new(), Vec::new());
+    let (mut mean, mut cpu, mut p99) = (Vec::new(), Vec::new(), Vec::new());
     let rt = med_of(|| {
-        let (m, a, c) = roundtrip_run(run)?;
+        let (m, a, c, p) = roundtrip_run(run)?;
         mean.push(a);
         cpu.push(c);
+        p99.push(p);
         Ok(m)
     })?;
     put("roundtrip_8b_us", json!(rt));
+    put("roundtrip_8b_p99_us", json!(median(p99)));
     put("roundtrip_8b_mean_us", json!(median(mean)));
     // CPU time of both processes per round trip: at most twice the mean
     // round trip when both spin the whole time.
@@ -431,10 +447,18 @@ pub(crate) fn run(ctx: &Ctx, args: &BenchArgs) -> anyhow::Result<u8> {
         "lock_uncontended_ops_per_s",
         json!(med_of(|| lock_uncontended_run(run))?),
     );
-    put(
-        "lock_2procs_ops_per_s",
-        json!(med_of(|| lock_2procs_run(run))?),
-    );
+    let (mut share, mut longest) = (Vec::new(), Vec::new());
+    let lock2 = med_of(|| {
+        let (ops, s, l) = lock_2procs_run(run)?;
+        share.push(s);
+        longest.push(l);
+        Ok(ops)
+    })?;
+    put("lock_2procs_ops_per_s", json!(lock2));
+    // Fairness of those runs: the smaller process's share (0.5 is even)
+    // and the longest wait.
+    put("lock_2procs_min_share", json!(median(share)));
+    put("lock_longest_wait_ms", json!(median(longest)));
     say("tickets 4 x 10,000");
     put("tickets_4x10k_buys_per_s", json!(med_of(tickets_run)?));
     say("python3 multiprocessing.Queue");
@@ -483,10 +507,16 @@ pub(crate) fn run(ctx: &Ctx, args: &BenchArgs) -> anyhow::Result<u8> {
         ),
         ("queue 1->1, 64 KiB (MB/s)", "queue_1to1_64k_mb_per_s"),
         ("round trip, 8 B (us)", "roundtrip_8b_us"),
+        ("round trip, 8 B, p99 (us)", "roundtrip_8b_p99_us"),
         ("round trip, 8 B, mean (us)", "roundtrip_8b_mean_us"),
         ("round trip CPU, both processes (us)", "roundtrip_8b_cpu_us"),
         ("lock, 1 process (ops/s)", "lock_uncontended_ops_per_s"),
         ("lock, 2 processes (ops/s)", "lock_2procs_ops_per_s"),
+        ("lock, 2 processes, smaller share", "lock_2procs_min_share"),
+        (
+            "lock, 2 processes, longest wait (ms)",
+            "lock_longest_wait_ms",
+        ),
         (
             "tickets 4x10k, JSON on tmpfs (buys/s)",
             "tickets_4x10k_buys_per_s",
@@ -611,15 +641,23 @@ pub(crate) fn worker(ctx: &Ctx, args: &WorkerArgs) -> anyhow::Result<u8> {
             wait_go()?;
             let start = now_ns();
             let end = Instant::now() + Duration::from_millis(args.millis);
-            let mut n = 0u64;
-            while Instant::now() < end {
+            let (mut n, mut longest) = (0u64, Duration::ZERO);
+            let mut batch = Instant::now();
+            loop {
                 for _ in 0..64 {
                     let g = lock.lock().map_err(|e| anyhow::anyhow!("lock: {e}"))?;
                     drop(std::hint::black_box(g));
                 }
                 n += 64;
+                // The longest batch bounds the longest wait from above.
+                let now = Instant::now();
+                longest = longest.max(now - batch);
+                batch = now;
+                if now >= end {
+                    break;
+                }
             }
-            format!("{n} {start} {}", now_ns())
+            format!("{n} {start} {} {}", now_ns(), longest.as_nanos())
         }
         Role::Ticket => {
             let lock = Lock::open_in(&ns, "tickets").context("opening the ticket lock")?;

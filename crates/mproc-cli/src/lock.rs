@@ -104,11 +104,11 @@ fn holder_text(lock: &Lock) -> String {
         Some(h) if h.pid != 0 => {
             let cmd = proc_cmdline(h.pid).unwrap_or_else(|| "?".into());
             let tag = h.tag.map(|t| format!(" [{t}]")).unwrap_or_default();
-            format!(
-                "is held by pid {} ({cmd}){tag} for {}",
-                h.pid,
-                fmt_secs(age(h.since))
-            )
+            let held = h
+                .since
+                .map(|t| format!(" for {}", fmt_secs(age(t))))
+                .unwrap_or_default();
+            format!("is held by pid {} ({cmd}){tag}{held}", h.pid)
         }
         Some(_) => "is held (its holder is taking it right now)".into(),
         None => "was busy".into(),
@@ -203,8 +203,9 @@ fn run_locked(ctx: &Ctx, args: LockRunArgs) -> anyhow::Result<u8> {
         let msg = format!("lock '{name}' {}{}", holder_text(&lock), wait.gave_up());
         return Err(Failure::new(code, kind, msg).into());
     };
-    if let Some(tag) = &args.tag {
-        guard.set_tag(tag);
+    match &args.tag {
+        Some(tag) => guard.set_tag(tag),
+        None => guard.record_since(),
     }
     tracing::info!(
         "lock '{name}' acquired after {}",
@@ -419,7 +420,7 @@ fn status(ctx: &Ctx, names: &[String]) -> anyhow::Result<u8> {
                     r.name.clone(),
                     "held".into(),
                     h.pid.to_string(),
-                    fmt_secs(age(h.since)),
+                    h.since.map_or_else(|| "?".into(), |t| fmt_secs(age(t))),
                     proc_cmdline(h.pid).unwrap_or_else(|| "?".into()),
                     h.tag.unwrap_or_else(|| "-".into()),
                     waiters,
@@ -450,8 +451,8 @@ fn lock_json(r: &LockRow) -> serde_json::Value {
         json!({
             "pid": h.pid,
             "command": proc_cmdline(h.pid),
-            "since": unix_secs(h.since),
-            "held_s": age(h.since).as_secs_f64(),
+            "since": h.since.map(unix_secs),
+            "held_s": h.since.map(|t| age(t).as_secs_f64()),
             "tag": h.tag,
         })
     });
@@ -474,7 +475,10 @@ fn lock_json(r: &LockRow) -> serde_json::Value {
 /// A lock's one-line summary for `mproc ls`: state and waiters.
 pub(crate) fn summary(lock: &Lock) -> (String, String) {
     let state = match lock.holder() {
-        Some(h) => format!("held by {} for {}", h.pid, fmt_secs(age(h.since))),
+        Some(h) => match h.since {
+            Some(t) => format!("held by {} for {}", h.pid, fmt_secs(age(t))),
+            None => format!("held by {}", h.pid),
+        },
         None => "free".into(),
     };
     let w = lock.waiters().len();

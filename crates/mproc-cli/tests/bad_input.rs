@@ -187,7 +187,7 @@ fn an_unprivileged_user_is_refused_with_77() {
     )
     .unwrap();
     let exe = arena.path().join("mproc");
-    std::fs::copy(common::bin(), &exe).unwrap();
+    common::copy_bin(&exe);
     let dir = arena.path().join("victim");
     let victim = |args: &[&str]| {
         std::process::Command::new(&exe)

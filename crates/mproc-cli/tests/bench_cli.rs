@@ -6,13 +6,16 @@ mod common;
 
 use common::Ns;
 
-const NUMBER_KEYS: [&str; 7] = [
+const NUMBER_KEYS: [&str; 10] = [
     "queue_1to1_8b_msgs_per_s",
     "queue_4to2_8b_msgs_per_s",
     "queue_1to1_64k_mb_per_s",
     "roundtrip_8b_us",
+    "roundtrip_8b_p99_us",
     "lock_uncontended_ops_per_s",
     "lock_2procs_ops_per_s",
+    "lock_2procs_min_share",
+    "lock_longest_wait_ms",
     "tickets_4x10k_buys_per_s",
 ];
 
@@ -33,6 +36,12 @@ fn json_has_every_key_with_a_number() {
             .unwrap_or_else(|| panic!("{k} is not a number: {v}"));
         assert!(x.is_finite() && x > 0.0, "{k} = {x}");
     }
+    let share = v["lock_2procs_min_share"].as_f64().unwrap();
+    assert!(share <= 0.5, "the smaller of two shares: {share}");
+    assert!(
+        v["roundtrip_8b_p99_us"].as_f64() >= v["roundtrip_8b_us"].as_f64(),
+        "p99 below the median: {v}"
+    );
     let py = &v["python_queue_1to1_8b_msgs_per_s"];
     assert!(py.is_null() || py.as_f64().is_some_and(|x| x > 0.0), "{py}");
     let has_python = std::process::Command::new("python3")

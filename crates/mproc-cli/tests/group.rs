@@ -94,7 +94,7 @@ fn two_users_of_a_group_share_a_namespace_and_others_are_refused() {
         .unwrap();
     std::fs::set_permissions(base.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
     let bin: PathBuf = base.path().join("mproc");
-    std::fs::copy(common::bin(), &bin).unwrap();
+    common::copy_bin(&bin);
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     // The shared namespace: owned by a, group-owned, setgid, 2770.
     let dir = base.path().join("shared");

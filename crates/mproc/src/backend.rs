@@ -175,8 +175,10 @@ pub(crate) trait LockBackend: Send + Sync + fmt::Debug {
     /// # Safety
     /// The calling thread must hold the lock.
     unsafe fn release(&self);
-    /// Attaches a tag to the current holding.
+    /// Attaches a tag to the current holding (and records its start).
     fn set_tag(&self, tag: &str);
+    /// Records now as the start of the current holding, unless recorded.
+    fn record_since(&self) {}
     /// Whether some process holds the lock.
     fn is_locked(&self) -> bool;
     /// The current holder.
@@ -198,8 +200,11 @@ pub(crate) trait LockBackend: Send + Sync + fmt::Debug {
 pub struct Holder {
     /// Process id of the holder (0 if not yet recorded).
     pub pid: u32,
-    /// When it acquired the lock.
-    pub since: SystemTime,
+    /// When it acquired the lock, if recorded: always over Redis; on shared
+    /// memory when the acquisition waited, or the holder tagged its holding
+    /// or called [`LockGuard::record_since`](crate::LockGuard::record_since)
+    /// (an acquisition that finds the lock free reads no clock).
+    pub since: Option<SystemTime>,
     /// The tag it attached, if any.
     pub tag: Option<String>,
 }

@@ -39,8 +39,14 @@ pub(crate) const POINTS: &[(&str, &str)] = &[
         "lock.release.word",
         "unlock, put, get, ... (the word is released)",
     ),
-    ("lock.record.holder", "lock (holder record written)"),
-    ("lock.record.cleared", "unlock (holder record cleared)"),
+    (
+        "lock.record.holder",
+        "lock that waited, tag, record_since (holding's start recorded)",
+    ),
+    (
+        "lock.record.cleared",
+        "unlock of a recorded holding (record cleared)",
+    ),
     ("lock.waiter.claimed", "lock (waiter slot's pid claimed)"),
     ("lock.waiter.registered", "lock (waiter slot claimed)"),
     ("lock.waiter.left", "lock (waiter slot freed)"),

@@ -124,6 +124,7 @@ impl Lock {
         &self.inner
     }
 
+    #[inline]
     fn backend(&self) -> &dyn LockBackend {
         match &*self.inner {
             LockImpl::Local(l) => l,
@@ -141,8 +142,16 @@ impl Lock {
         self.backend().name()
     }
 
+    #[inline]
     fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> LockResult<'_> {
-        match self.backend().acquire(try_only, deadline) {
+        // Matched here rather than through `backend()`, so that the shared
+        // memory fast path inlines.
+        let got = match &*self.inner {
+            LockImpl::Local(l) => l.acquire(try_only, deadline),
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(l) => l.acquire(try_only, deadline),
+        };
+        match got {
             Ok(Some(how)) => {
                 let guard = LockGuard {
                     lock: self,
@@ -232,6 +241,17 @@ impl LockGuard<'_> {
         self.lock.backend().set_tag(tag);
     }
 
+    /// Records now as the time this holding began, shown by
+    /// [`Lock::holder`] and `mproc lock status` (unless it is recorded
+    /// already: an acquisition that waited, or a tag, records it).
+    ///
+    /// An acquisition that finds the lock free reads no clock, to keep
+    /// lock + unlock at two atomic instructions and two stores: call this
+    /// after acquiring when others should see how long the lock is held.
+    pub fn record_since(&self) {
+        self.lock.backend().record_since();
+    }
+
     /// The lock this guard holds.
     pub fn lock(&self) -> &Lock {
         self.lock
@@ -251,6 +271,12 @@ impl Drop for LockGuard<'_> {
         // SAFETY: a guard exists only after this thread acquired the lock, and
         // it is neither Send nor Clone, so this is the acquiring thread and the
         // lock is released exactly once.
-        unsafe { self.lock.backend().release() };
+        unsafe {
+            match &*self.lock.inner {
+                LockImpl::Local(l) => l.release(),
+                #[cfg(feature = "redis")]
+                LockImpl::Redis(l) => l.release(),
+            }
+        };
     }
 }

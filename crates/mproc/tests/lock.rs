@@ -24,12 +24,22 @@ fn test_lock_acquire_try_release() {
     assert_about(d, T);
     let h = lock.holder().unwrap();
     assert_eq!(h.pid, std::process::id());
-    assert!(h.since.elapsed().unwrap() < Duration::from_secs(60));
+    // A free lock's acquisition reads no clock; the holder records it.
+    assert_eq!(h.since, None);
+    g.record_since();
+    let since = lock.holder().unwrap().since.expect("recorded");
+    assert!(since.elapsed().unwrap() < Duration::from_secs(60));
     g.set_tag("printing report");
+    assert_eq!(lock.holder().unwrap().since, Some(since), "kept by the tag");
     assert_eq!(
         lock.holder().unwrap().tag.as_deref(),
         Some("printing report")
     );
+    drop(g);
+    // A release forgets both.
+    let g = lock.lock().unwrap();
+    assert_eq!(lock.holder().unwrap().tag, None);
+    assert_eq!(lock.holder().unwrap().since, None);
     drop(g);
     assert!(!lock.is_locked());
     assert!(lock.holder().is_none());

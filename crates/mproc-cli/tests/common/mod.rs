@@ -15,6 +15,20 @@ pub(crate) fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_mproc"))
 }
 
+/// Copies the binary to `to`, by a `cp` child: a copy written by this
+/// process would leave its write descriptor for an instant in children that
+/// other test threads fork meanwhile, and running the copy could then fail
+/// with `ETXTBSY` ("Text file busy").
+pub(crate) fn copy_bin(to: &Path) {
+    let ok = std::process::Command::new("cp")
+        .arg(bin())
+        .arg(to)
+        .status()
+        .expect("cp runs")
+        .success();
+    assert!(ok, "cp {} {}", bin().display(), to.display());
+}
+
 /// A private namespace directory for one test.
 pub(crate) struct Ns {
     /// The temporary directory (removed on drop).

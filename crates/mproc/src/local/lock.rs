@@ -2,18 +2,23 @@
 //!
 //! ```text
 //! offset  size  field
-//!     64    16  robust lock (see `sys`), 48 bytes spare
-//!    128     4  holder pid      (0 = no record)      written after acquiring,
-//!    132     4  holder tid                           cleared before releasing
-//!    136     8  holder since    (ns since the epoch)
-//!    144     4  tag length
+//!     64    16  robust lock (see `sys`): word, entry record (thread, process)
+//!     80     8  holding since   (ns since the epoch)     } valid while `rec tid`
+//!     88     4  rec tid         (0 = no record)          } names the lock
+//!     92     4  tag length                               } word's owner
 //!    152    64  tag bytes
 //!    256   512  32 waiter slots {pid u32, start time (low 32 bits) u32, since u64}
 //! ```
 //!
 //! The lock word itself is the truth about who holds the lock (a dead
-//! holder's thread id stays until the next locker takes it over); the
-//! records are for display.
+//! holder's thread id stays until the next locker takes it over), and the
+//! entry record beside it names the holder's process; the rest is for
+//! display. An acquisition that finds the lock free writes nothing beyond
+//! the lock's own word and entry record: reading the clock would cost a
+//! third of lock + unlock. The holding's start time is recorded when the
+//! acquisition waited, or when the holder tags its holding or asks for it
+//! ([`LockBackend::record_since`]); a release clears it (one load when
+//! there is none).
 
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -26,10 +31,9 @@ use crate::namespace::Namespace;
 use crate::sys::{self, Acquired, RobustLock};
 
 const MUTEX_OFF: usize = 64;
-const HOLDER_PID: usize = 128;
-const HOLDER_TID: usize = 132;
-const HOLDER_SINCE: usize = 136;
-const TAG_LEN: usize = 144;
+const REC_SINCE: usize = 80;
+const REC_TID: usize = 88;
+const TAG_LEN: usize = 92;
 const TAG_OFF: usize = 152;
 /// Longest tag kept, in bytes.
 pub(crate) const TAG_MAX: usize = 64;
@@ -37,7 +41,7 @@ const WAITERS_OFF: usize = 256;
 const WAITER_SLOTS: usize = 32;
 const SEG_LEN: usize = 1024;
 
-const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= HOLDER_PID - MUTEX_OFF);
+const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= REC_SINCE - MUTEX_OFF);
 
 fn expected_len(_params: &[u64; 4]) -> Result<usize, String> {
     Ok(SEG_LEN)
@@ -82,31 +86,62 @@ impl LocalLock {
         &self.seg
     }
 
-    fn record_holder(&self) {
-        // The mutex word holds our thread id now: no gettid system call.
-        self.seg
-            .at::<AtomicU32>(HOLDER_TID)
-            .store(self.mutex.owner_tid(), Ordering::Relaxed);
-        self.seg
-            .at::<AtomicU64>(HOLDER_SINCE)
-            .store(sys::now_coarse_ns(), Ordering::Relaxed);
+    /// Records now as the start of the calling holder's holding (shown by
+    /// `holder`), unless `keep` and it is recorded already; the thread id
+    /// last publishes it.
+    fn record_holder(&self, keep: bool) {
+        let tid = self.mutex.owner_tid();
+        let rec = self.seg.at::<AtomicU32>(REC_TID);
+        if keep && rec.load(Ordering::Relaxed) == tid {
+            return;
+        }
+        // A dead holder's record (its thread id is not the word's any more)
+        // goes with its tag.
         self.seg
             .at::<AtomicU32>(TAG_LEN)
             .store(0, Ordering::Relaxed);
         self.seg
-            .at::<AtomicU32>(HOLDER_PID)
-            .store(sys::my_pid(), Ordering::Release);
+            .at::<AtomicU64>(REC_SINCE)
+            .store(sys::now_coarse_ns(), Ordering::Relaxed);
+        rec.store(tid, Ordering::Release);
         crate::crash::crash_point!("lock.record.holder");
     }
 
-    /// Forgets the holder record (before a release).
+    /// Forgets the holder record (before a release): nothing to do, one
+    /// load, when no holding was recorded.
+    #[inline]
     fn clear_holder(&self) {
-        self.seg
-            .at::<AtomicU32>(HOLDER_PID)
-            .store(0, Ordering::Relaxed);
-        self.seg
-            .at::<AtomicU32>(TAG_LEN)
-            .store(0, Ordering::Relaxed);
+        let rec = self.seg.at::<AtomicU32>(REC_TID);
+        if rec.load(Ordering::Relaxed) != 0 {
+            rec.store(0, Ordering::Relaxed);
+            self.seg
+                .at::<AtomicU32>(TAG_LEN)
+                .store(0, Ordering::Relaxed);
+            crate::crash::crash_point!("lock.record.cleared");
+        }
+    }
+
+    /// The rest of an acquisition that found the lock held: a short spin
+    /// (no system call), then a sleep in the kernel as a registered waiter.
+    /// A holding that began after a sleep records its start.
+    #[cold]
+    #[inline(never)]
+    fn acquire_contended(&self, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
+        if let Some(a) = self.mutex.spin_then_take() {
+            return Ok(Some(a));
+        }
+
+        let slot = self.register_waiter();
+        let r = self.mutex.lock_slow(deadline);
+        if let Some(i) = slot {
+            self.waiter_pid(i).store(0, Ordering::Release);
+            crate::crash::crash_point!("lock.waiter.left");
+        }
+        let r = r?;
+        if r.is_some() {
+            self.record_holder(false);
+        }
+        Ok(r)
     }
 
     fn waiter_pid(&self, i: usize) -> &AtomicU32 {
@@ -156,35 +191,21 @@ impl LockBackend for LocalLock {
 
     /// Acquires the lock: without waiting if `try_only`, else until `deadline`.
     /// `Ok(None)` means it was not acquired.
+    #[inline]
     fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
         if try_only {
-            let r = self.mutex.try_lock()?;
-            if r.is_some() {
-                self.record_holder();
-            }
-            return Ok(r);
+            return self.mutex.try_lock();
         }
-        // Free, or freed within a short spin: no system call.
-        if let Some(a) = self.mutex.lock_spin() {
-            self.record_holder();
+        // Free: no system call, no clock.
+        if let Some(a) = self.mutex.lock_free() {
             return Ok(Some(a));
         }
-        let slot = self.register_waiter();
-        let r = self.mutex.lock_slow(deadline);
-        if let Some(i) = slot {
-            self.waiter_pid(i).store(0, Ordering::Release);
-            crate::crash::crash_point!("lock.waiter.left");
-        }
-        let r = r?;
-        if r.is_some() {
-            self.record_holder();
-        }
-        Ok(r)
+        self.acquire_contended(deadline)
     }
 
+    #[inline]
     unsafe fn release(&self) {
         self.clear_holder();
-        crate::crash::crash_point!("lock.record.cleared");
         // SAFETY: the caller holds the mutex (function contract).
         unsafe { self.mutex.unlock() };
     }
@@ -195,10 +216,15 @@ impl LockBackend for LocalLock {
         while !tag.is_char_boundary(end) {
             end -= 1;
         }
+        self.record_holder(true);
         self.seg.write(TAG_OFF, &tag.as_bytes()[..end]);
         self.seg
             .at::<AtomicU32>(TAG_LEN)
             .store(end as u32, Ordering::Release);
+    }
+
+    fn record_since(&self) {
+        self.record_holder(true);
     }
 
     fn is_locked(&self) -> bool {
@@ -210,22 +236,16 @@ impl LockBackend for LocalLock {
         if tid == 0 || !self.mutex.is_held() {
             return None;
         }
-        let pid = self.seg.at::<AtomicU32>(HOLDER_PID).load(Ordering::Acquire);
-        let rec_tid = self.seg.at::<AtomicU32>(HOLDER_TID).load(Ordering::Relaxed);
-        if pid == 0 || rec_tid != tid {
-            // Acquired an instant ago; the record is not written yet.
-            return Some(Holder {
-                pid: 0,
-                since: SystemTime::now(),
-                tag: None,
-            });
-        }
-        let since = ns_to_time(
-            self.seg
-                .at::<AtomicU64>(HOLDER_SINCE)
-                .load(Ordering::Relaxed),
-        );
-        let len = (self.seg.at::<AtomicU32>(TAG_LEN).load(Ordering::Acquire) as usize).min(TAG_MAX);
+        // 0: acquired an instant ago, its entry record not written yet.
+        let pid = self.mutex.holder_pid().unwrap_or(0);
+        let recorded = self.seg.at::<AtomicU32>(REC_TID).load(Ordering::Acquire) == tid;
+        let since = recorded
+            .then(|| ns_to_time(self.seg.at::<AtomicU64>(REC_SINCE).load(Ordering::Relaxed)));
+        let len = if recorded {
+            (self.seg.at::<AtomicU32>(TAG_LEN).load(Ordering::Acquire) as usize).min(TAG_MAX)
+        } else {
+            0
+        };
         let tag = (len > 0).then(|| {
             let mut buf = vec![0u8; len];
             self.seg.read(TAG_OFF, &mut buf);

@@ -95,7 +95,7 @@ use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptTo
 use crate::crash::crash_point;
 use crate::error::{CreateError, ObjectKind, OpenError};
 use crate::local::segment::{Place, Segment};
-use crate::local::wait::{Sleepers, Spin, WaitCell, SLEEPER_SLOT};
+use crate::local::wait::{Gather, Sleepers, Spin, WaitCell, SLEEPER_SLOT};
 use crate::namespace::Namespace;
 use crate::sys::{self, RobustLock};
 
@@ -347,6 +347,8 @@ pub(crate) struct Ring {
     mask: u32,
     put_lock: RobustLock,
     get_lock: RobustLock,
+    /// How this handle's consumers wait on a large queue (see [`Gather`]).
+    gather: Gather,
 }
 
 /// Holds one of the ring's robust locks; releases on drop.
@@ -444,6 +446,7 @@ impl Ring {
             },
             put_lock,
             get_lock,
+            gather: Gather::new(),
         };
         ring.seen_head
             .store(ring.u64_at(HEAD).load(Ordering::Acquire), Ordering::Relaxed);
@@ -531,13 +534,28 @@ impl Ring {
         }
     }
 
-    /// How a waiting producer or consumer spins: letting messages (or room)
-    /// gather for a few microseconds pays when the queue holds many of
-    /// them; a small queue would sit full or empty meanwhile.
-    fn spin(&self) -> Spin {
+    /// Whether waits may let messages (or room) gather for a few
+    /// microseconds: that pays when the queue holds many of them; a small
+    /// queue would sit full or empty meanwhile.
+    fn gathers(&self) -> bool {
         let many = self.params.maxsize == 0 || self.params.maxsize >= GATHER_MIN_ITEMS;
-        if many && self.params.max_bytes >= GATHER_MIN_BYTES {
+        many && self.params.max_bytes >= GATHER_MIN_BYTES
+    }
+
+    /// How a waiting producer spins.
+    fn spin(&self) -> Spin {
+        if self.gathers() {
             Spin::GATHER
+        } else {
+            Spin::SHORT
+        }
+    }
+
+    /// How a waiting consumer spins: as it has learnt (see [`Gather`]) on a
+    /// queue that gathers.
+    fn consumer_spin(&self) -> Spin {
+        if self.gathers() {
+            self.gather.spin()
         } else {
             Spin::SHORT
         }
@@ -975,6 +993,10 @@ impl Ring {
             if taken > 0 {
                 // Right after the get lock's release (the block above).
                 self.cell(NOT_FULL).wake_all_after_unlock();
+                if looked && self.gathers() {
+                    // After a wait: was this all there was?
+                    self.gather.learn(self.non_empty());
+                }
                 return Ok((taken, slot));
             }
             let drained = || self.closed() && self.u32_at(LEASED).load(Ordering::Acquire) == 0;
@@ -1007,7 +1029,7 @@ impl Ring {
             // the ring does not show (damage, reported by the next look).
             let ready = || quick() || self.tail_ahead();
             self.cell(NOT_EMPTY)
-                .wait_until_checked(slice, self.spin(), &quick, &ready);
+                .wait_until_checked(slice, self.consumer_spin(), &quick, &ready);
         }
     }
 

@@ -74,7 +74,71 @@ impl Spin {
         looks: 8,
         gap: Duration::from_micros(2),
     };
+
+    /// The spin of a consumer whose waits adapt (see [`Gather`]): at
+    /// `level` 0 it looks back to back, a request/response peer's reply
+    /// caught within tens of nanoseconds; each level up doubles the gap
+    /// between looks, up to [`GATHER`](Self::GATHER)'s 2 µs. Every level
+    /// spins for about the same 16 µs.
+    pub(crate) fn gather(level: u32) -> Spin {
+        if level == 0 {
+            return Spin {
+                looks: 512,
+                gap: Duration::ZERO,
+            };
+        }
+        let gap_ns = 31u64 << level.min(Gather::MAX);
+        Spin {
+            looks: (16_000 / gap_ns).max(1) as u32,
+            gap: Duration::from_nanos(gap_ns),
+        }
+    }
 }
+
+/// How a consumer's waits adapt to what each one found, one per handle (in
+/// the process, not the segment).
+///
+/// A consumer in a request/response exchange finds exactly one message
+/// after each wait, however long it waits: looking sooner only answers
+/// sooner. A consumer behind a streaming producer finds more, the longer
+/// it waits: letting them gather pays (see [`Spin::GATHER`]). So a wait
+/// after which the queue still held messages sets the level to the top
+/// (gather), and one that found the only message lowers it a step, down to
+/// looking back to back. A streaming consumer stays at the top (each wait
+/// finds a batch); a responder reaches the bottom within
+/// [`MAX`](Self::MAX) exchanges.
+#[derive(Debug)]
+pub(crate) struct Gather(std::sync::atomic::AtomicU32);
+
+impl Gather {
+    /// The top level: [`Spin::GATHER`]'s 2 µs gaps.
+    pub(crate) const MAX: u32 = 6;
+
+    /// Starts at the top: a new consumer gathers.
+    pub(crate) fn new() -> Gather {
+        Gather(std::sync::atomic::AtomicU32::new(Gather::MAX))
+    }
+
+    /// The spin for the next wait.
+    pub(crate) fn spin(&self) -> Spin {
+        Spin::gather(self.0.load(Ordering::Relaxed))
+    }
+
+    /// Learns from a wait's outcome: whether messages were left after
+    /// taking the first one it found.
+    pub(crate) fn learn(&self, more_left: bool) {
+        let level = self.0.load(Ordering::Relaxed);
+        let next = if more_left {
+            Gather::MAX
+        } else {
+            level.saturating_sub(1)
+        };
+        if next != level {
+            self.0.store(next, Ordering::Relaxed);
+        }
+    }
+}
+
 /// `sched_yield` rounds after the busy spin, before sleeping on the futex.
 ///
 /// Yielding lets a peer on the same CPU run at once, and on an idle CPU it
@@ -212,6 +276,10 @@ impl WaitCell<'_> {
                 return true;
             }
             if i < spin.looks {
+                if spin.gap.is_zero() {
+                    std::hint::spin_loop();
+                    continue;
+                }
                 let looked = Instant::now();
                 while looked.elapsed() < spin.gap {
                     std::hint::spin_loop();

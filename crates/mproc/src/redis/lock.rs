@@ -806,7 +806,7 @@ impl LockBackend for RedisLock {
         owner?;
         Some(Holder {
             pid: pid.unwrap_or(0),
-            since: UNIX_EPOCH + Duration::from_millis(since.unwrap_or(0)),
+            since: since.map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
             tag: tag.filter(|t| !t.is_empty()),
         })
     }

@@ -240,16 +240,21 @@ pub(crate) fn my_start() -> u64 {
 
 /// This process as a lock's entry record names it: `pid | start << 32`
 /// (the start time's low 32 bits), cached (a forked child computes its own).
+#[inline]
 fn my_who() -> u64 {
     static WHO: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let pid = my_pid();
+    #[cold]
+    fn fill() -> u64 {
+        let who = u64::from(my_pid()) | (my_start() & 0xffff_ffff) << 32;
+        WHO.store(who, std::sync::atomic::Ordering::Relaxed);
+        who
+    }
     let who = WHO.load(std::sync::atomic::Ordering::Relaxed);
-    if who as u32 == pid && who != 0 {
+    // A forked child has another pid (see `my_pid`): ask again.
+    if who != 0 && who as u32 == my_pid() {
         return who;
     }
-    let who = u64::from(pid) | (my_start() & 0xffff_ffff) << 32;
-    WHO.store(who, std::sync::atomic::Ordering::Relaxed);
-    who
+    fill()
 }
 
 /// Ends this process at once with SIGKILL (crash points).
@@ -504,6 +509,7 @@ impl RobustLock {
 
     /// Records the caller as inside; reports whether the previous holder
     /// died inside.
+    #[inline]
     fn enter(&self, tid: u32) -> Acquired {
         use std::sync::atomic::Ordering::Relaxed;
         let r = self.raw();
@@ -525,6 +531,7 @@ impl RobustLock {
 
     /// Takes the word over from `seen`, whose owner is gone (or names no
     /// thread). Returns whether it did.
+    #[inline]
     fn take_over(&self, seen: u32, tid: u32) -> bool {
         self.raw()
             .word
@@ -551,15 +558,30 @@ impl RobustLock {
         thread_gone(owner, process)
     }
 
+    /// Acquires the lock if it is free: one compare-and-swap and the entry
+    /// record's two stores, no system call, no clock read.
+    #[inline]
+    pub(crate) fn lock_free(&self) -> Option<Acquired> {
+        let tid = my_tid();
+        self.take_over(0, tid).then(|| self.enter(tid))
+    }
+
     /// Acquires without a system call if the lock is free or freed within a
     /// short spin; `None` otherwise.
     pub(crate) fn lock_spin(&self) -> Option<Acquired> {
+        if let Some(a) = self.lock_free() {
+            return Some(a);
+        }
+        self.spin_then_take()
+    }
+
+    /// The spin and yields of [`lock_spin`](Self::lock_spin), after its
+    /// first compare-and-swap failed.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn spin_then_take(&self) -> Option<Acquired> {
         let tid = my_tid();
         let word = &self.raw().word;
-        // Uncontended: one compare-and-swap, no clock read.
-        if self.take_over(0, tid) {
-            return Some(self.enter(tid));
-        }
         let freed_and_taken =
             || word.load(std::sync::atomic::Ordering::Relaxed) == 0 && self.take_over(0, tid);
         // Briefly contended: the holder is usually about to leave.
@@ -804,6 +826,7 @@ impl RobustLock {
     ///
     /// # Safety
     /// The calling thread must hold the lock.
+    #[inline]
     pub(crate) unsafe fn unlock(&self) {
         use std::sync::atomic::Ordering::{Relaxed, Release};
         let r = self.raw();
@@ -815,10 +838,18 @@ impl RobustLock {
         if w & FUTEX_WAITERS != 0 || r.word.compare_exchange(w, 0, Release, Relaxed).is_err() {
             // Sleepers: the kernel hands the lock to one of them (it checks
             // that the caller owns the word).
-            let _ = self.futex_pi(FUTEX_UNLOCK_PI, None);
-            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            self.unlock_slow();
         }
         crate::crash::crash_point!("lock.release.word");
+    }
+
+    /// Hands the lock to a sleeper: the kernel picks one (it checks that the
+    /// caller owns the word).
+    #[cold]
+    #[inline(never)]
+    fn unlock_slow(&self) {
+        let _ = self.futex_pi(FUTEX_UNLOCK_PI, None);
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Whether the lock is held by a live thread (a system call when it is
@@ -853,6 +884,15 @@ impl RobustLock {
         r.word.load(Relaxed) & FUTEX_TID_MASK == tid
             && r.held.load(Relaxed) == tid
             && r.who.load(Relaxed) == my_who()
+    }
+
+    /// Process id of the holder, once it has entered (its entry record
+    /// names the thread the word names).
+    pub(crate) fn holder_pid(&self) -> Option<u32> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = self.raw();
+        let tid = r.word.load(Relaxed) & FUTEX_TID_MASK;
+        (tid != 0 && r.held.load(Relaxed) == tid).then(|| r.who.load(Relaxed) as u32)
     }
 
     /// Thread id of the current owner, if any (0 when free).
