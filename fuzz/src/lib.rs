@@ -30,15 +30,15 @@ use mproc::{ByteQueue, JoinableQueue, Lock, Namespace, Queue, QueueOptions};
 const NAME: &str = "fuzzed";
 
 /// Offset of the queue's put lock in its segment.
-pub const QUEUE_PUT_LOCK: usize = 128;
+pub const QUEUE_PUT_LOCK: usize = mproc::testing::queue::PUT_LOCK;
 /// Offset of the queue's tail word.
-pub const QUEUE_TAIL: usize = 192;
+pub const QUEUE_TAIL: usize = mproc::testing::queue::TAIL;
 /// Offset of the queue's get lock.
-pub const QUEUE_GET_LOCK: usize = 256;
+pub const QUEUE_GET_LOCK: usize = mproc::testing::queue::GET_LOCK;
 /// Offset of the queue's head word.
-pub const QUEUE_HEAD: usize = 320;
+pub const QUEUE_HEAD: usize = mproc::testing::queue::HEAD;
 /// Offset of the queue's ring bytes.
-pub const QUEUE_RING: usize = 2048;
+pub const QUEUE_RING: usize = mproc::testing::queue::RING;
 
 /// Where the drivers make their namespace: `MPROC_FUZZ_DIR` if set, else
 /// `/dev/shm` (tmpfs, fastest), else the temporary directory.

@@ -64,6 +64,8 @@ mod redis;
 mod runtime;
 mod sync;
 mod sys;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod util;
 
 pub use crate::{

@@ -20,14 +20,11 @@ use mproc::{
     OpenError, OpenOrCreateError, Process, PutErrorKind, Queue, QueueOptions, RemoveError,
 };
 
-// Segment layout (see src/local/segment.rs and src/local/ring.rs).
-const HEADER_LEN: usize = 64;
-const QUEUE_TAIL: u64 = 192;
-const QUEUE_HEAD: u64 = 320;
-const QUEUE_RING: u64 = 2048;
-const LOCK_SEG_LEN: usize = 1024;
-/// The segment layout version this build writes.
-const LAYOUT: u32 = 4;
+// Segment layout.
+use mproc::testing::{lock::SEG_LEN as LOCK_SEG_LEN, HEADER_LEN, LAYOUT_VERSION as LAYOUT};
+const QUEUE_TAIL: u64 = mproc::testing::queue::TAIL as u64;
+const QUEUE_HEAD: u64 = mproc::testing::queue::HEAD as u64;
+const QUEUE_RING: u64 = mproc::testing::queue::RING as u64;
 
 /// Deadline for a child that runs a batch of bad inputs.
 const BATCH: Duration = Duration::from_secs(120);

@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::JOIN;
+use mproc::testing::queue;
 use mproc::{GetError, Process, Queue, QueueOptions};
 
 fn rng(seed: &mut u64) -> u64 {
@@ -146,7 +147,7 @@ fn kill_at_random(opts: QueueOptions) {
 #[test]
 fn a_consumer_killed_between_its_cursor_and_head_stores_frees_the_space_later() {
     // The state a plain get leaves when killed after publishing its cursor
-    // but before moving `head` (offset 320 of a queue segment): every record
+    // but before moving `head` (`queue::HEAD`): every record
     // delivered, the space still held. The next get (which finds nothing)
     // frees it, and a producer waiting for room is woken.
     let (_d, ns) = common::namespace();
@@ -181,7 +182,7 @@ fn a_consumer_killed_between_its_cursor_and_head_stores_frees_the_space_later() 
 
 #[test]
 fn a_consumer_killed_asleep_costs_producers_one_spare_wake_not_one_per_put() {
-    // The not-empty wait cell's word (offset 384 of a queue segment) counts
+    // The not-empty wait cell's word (`queue::NOT_EMPTY`) counts
     // wake-ups in bits 1.. and says "someone may sleep here" in bit 0. A
     // consumer killed asleep leaves the bit set; the next put wakes (nobody)
     // and clears it, and later puts make no system call for it.
@@ -189,7 +190,8 @@ fn a_consumer_killed_asleep_costs_producers_one_spare_wake_not_one_per_put() {
     let q = mproc::ByteQueue::create_in(&ns, "q", QueueOptions::new()).unwrap();
     let word = || {
         let b = std::fs::read(ns.path().join("q")).unwrap();
-        u32::from_le_bytes([b[384], b[385], b[386], b[387]])
+        let w = queue::NOT_EMPTY;
+        u32::from_le_bytes([b[w], b[w + 1], b[w + 2], b[w + 3]])
     };
     let mut child = Process::<()>::spawn(q.clone(), |q: mproc::ByteQueue| {
         let _ = q.get();
@@ -214,11 +216,10 @@ fn a_consumer_killed_asleep_costs_producers_one_spare_wake_not_one_per_put() {
     assert_eq!(q.len(), 101);
 }
 
-/// Offsets in a queue segment (see src/local/ring.rs): `tail` and
-/// `put_total`, the producers' words; `head`, the consumers' mark of free
-/// space.
-const PRODUCER_WORDS: std::ops::Range<usize> = 192..216;
-const HEAD_WORD: std::ops::Range<usize> = 320..328;
+/// Offsets in a queue segment: `tail` and `put_total`, the producers'
+/// words; `head`, the consumers' mark of free space.
+const PRODUCER_WORDS: std::ops::Range<usize> = queue::TAIL..queue::PUT_TOTAL + 8;
+const HEAD_WORD: std::ops::Range<usize> = queue::HEAD..queue::HEAD + 8;
 
 /// Saves the bytes `words` of the named queue's segment now; the returned
 /// function writes them back, leaving the state of a process killed before

@@ -39,7 +39,7 @@ const TAG_OFF: usize = 152;
 pub(crate) const TAG_MAX: usize = 64;
 const WAITERS_OFF: usize = 256;
 const WAITER_SLOTS: usize = 32;
-const SEG_LEN: usize = 1024;
+pub(crate) const SEG_LEN: usize = 1024;
 
 const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= REC_SINCE - MUTEX_OFF);
 
