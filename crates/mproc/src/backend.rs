@@ -2,8 +2,9 @@
 //!
 //! [`QueueBackend`] and [`LockBackend`] are the operations every backend
 //! provides with the same semantics; the public `Queue`, `Lock` and friends
-//! hold one as a trait object and add typing, method families and errors.
-//! The shared-memory backend (`local`) implements them in its segment types.
+//! hold an enum of the backends' types and add typing, method families and
+//! errors. The shared-memory backend (`local`) implements them in its
+//! segment types, the Redis backend (`redis`) in its server objects.
 
 use std::fmt;
 use std::io;
@@ -163,8 +164,15 @@ pub(crate) enum ReceiptToken {
 /// How a lock was acquired.
 pub(crate) use crate::sys::Acquired;
 
-/// The operations of a cross-process lock.
-pub(crate) trait LockBackend: Send + Sync + fmt::Debug {
+/// The operations of a cross-process lock (a raw lock, in `lock_api`'s
+/// sense: [`Lock`](crate::Lock) and its guard are the safe API on top).
+///
+/// # Safety
+/// An implementation must give mutual exclusion: between an `acquire` that
+/// returns `Ok(Some(_))` and the matching `release`, no other thread of any
+/// process may acquire it (but for a holder that died or whose lease
+/// expired, which the next acquisition reports as `OwnerDied`).
+pub(crate) unsafe trait LockBackend: Send + Sync + fmt::Debug {
     /// The name, `None` when anonymous.
     fn name(&self) -> Option<&str>;
     /// Acquires: without waiting if `try_only`, else until `deadline`.

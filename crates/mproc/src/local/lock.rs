@@ -51,16 +51,12 @@ fn expected_len(_params: &[u64; 4]) -> Result<usize, String> {
 #[derive(Debug)]
 pub(crate) struct LocalLock {
     seg: Segment,
-    mutex: RobustLock,
 }
 
 impl LocalLock {
     pub(crate) fn create(place: Place<'_>) -> Result<LocalLock, CreateError> {
         let seg = Segment::create(place, ObjectKind::Lock, SEG_LEN, [0; 4], |seg| {
-            let raw = seg.raw_at(MUTEX_OFF, std::mem::size_of::<sys::RawRobustMutex>());
-            // SAFETY: `raw` is an aligned in-bounds slot reserved for the mutex
-            // in a segment nobody else can see yet.
-            unsafe { RobustLock::from_ptr(raw.cast()).init() }
+            seg.robust_lock(MUTEX_OFF).init()
         })?;
         Ok(LocalLock::from_segment(seg))
     }
@@ -74,12 +70,12 @@ impl LocalLock {
     }
 
     fn from_segment(seg: Segment) -> LocalLock {
-        let raw = seg.raw_at(MUTEX_OFF, std::mem::size_of::<sys::RawRobustMutex>());
-        // SAFETY: the slot is aligned, inside the mapping owned by `seg`
-        // (which lives as long as this handle), and was initialised before the
-        // segment was published.
-        let mutex = unsafe { RobustLock::from_ptr(raw.cast()) };
-        LocalLock { seg, mutex }
+        LocalLock { seg }
+    }
+
+    #[inline]
+    fn mutex(&self) -> RobustLock<'_> {
+        self.seg.robust_lock(MUTEX_OFF)
     }
 
     pub(crate) fn segment(&self) -> &Segment {
@@ -90,7 +86,7 @@ impl LocalLock {
     /// `holder`), unless `keep` and it is recorded already; the thread id
     /// last publishes it.
     fn record_holder(&self, keep: bool) {
-        let tid = self.mutex.owner_tid();
+        let tid = self.mutex().owner_tid();
         let rec = self.seg.at::<AtomicU32>(REC_TID);
         if keep && rec.load(Ordering::Relaxed) == tid {
             return;
@@ -127,12 +123,12 @@ impl LocalLock {
     #[cold]
     #[inline(never)]
     fn acquire_contended(&self, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
-        if let Some(a) = self.mutex.spin_then_take() {
+        if let Some(a) = self.mutex().spin_then_take() {
             return Ok(Some(a));
         }
 
         let slot = self.register_waiter();
-        let r = self.mutex.lock_slow(deadline);
+        let r = self.mutex().lock_slow(deadline);
         if let Some(i) = slot {
             self.waiter_pid(i).store(0, Ordering::Release);
             crate::crash::crash_point!("lock.waiter.left");
@@ -184,7 +180,9 @@ impl LocalLock {
     }
 }
 
-impl LockBackend for LocalLock {
+// SAFETY: a robust futex lock: the word names one owner thread at a time,
+// taken by compare-and-swap or handed over by the kernel.
+unsafe impl LockBackend for LocalLock {
     fn name(&self) -> Option<&str> {
         self.seg.name()
     }
@@ -194,10 +192,10 @@ impl LockBackend for LocalLock {
     #[inline]
     fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
         if try_only {
-            return self.mutex.try_lock();
+            return self.mutex().try_lock();
         }
         // Free: no system call, no clock.
-        if let Some(a) = self.mutex.lock_free() {
+        if let Some(a) = self.mutex().lock_free() {
             return Ok(Some(a));
         }
         self.acquire_contended(deadline)
@@ -207,7 +205,7 @@ impl LockBackend for LocalLock {
     unsafe fn release(&self) {
         self.clear_holder();
         // SAFETY: the caller holds the mutex (function contract).
-        unsafe { self.mutex.unlock() };
+        unsafe { self.mutex().unlock() };
     }
 
     /// Attaches a tag to the current holding (shown by `holder()`).
@@ -228,16 +226,16 @@ impl LockBackend for LocalLock {
     }
 
     fn is_locked(&self) -> bool {
-        self.mutex.is_held()
+        self.mutex().is_held()
     }
 
     fn holder(&self) -> Option<Holder> {
-        let tid = self.mutex.owner_tid();
-        if tid == 0 || !self.mutex.is_held() {
+        let tid = self.mutex().owner_tid();
+        if tid == 0 || !self.mutex().is_held() {
             return None;
         }
         // 0: acquired an instant ago, its entry record not written yet.
-        let pid = self.mutex.holder_pid().unwrap_or(0);
+        let pid = self.mutex().holder_pid().unwrap_or(0);
         let recorded = self.seg.at::<AtomicU32>(REC_TID).load(Ordering::Acquire) == tid;
         let since = recorded
             .then(|| ns_to_time(self.seg.at::<AtomicU64>(REC_SINCE).load(Ordering::Relaxed)));
@@ -256,7 +254,7 @@ impl LockBackend for LocalLock {
 
     fn force_release(&self) -> io::Result<()> {
         self.clear_holder();
-        self.mutex.force_free();
+        self.mutex().force_free();
         Ok(())
     }
 

@@ -81,6 +81,9 @@ pub(crate) unsafe trait Shared {}
 unsafe impl Shared for AtomicU32 {}
 // SAFETY: as above.
 unsafe impl Shared for AtomicU64 {}
+// SAFETY: a robust lock's state is three atomics (`repr(C)`), for which
+// every bit pattern is valid; its methods treat every value as possible.
+unsafe impl Shared for crate::sys::RawRobustMutex {}
 
 /// A mapped segment.
 #[derive(Debug)]
@@ -387,7 +390,14 @@ impl Segment {
         unsafe { &*self.map.as_ptr().add(offset).cast::<T>() }
     }
 
-    /// A raw pointer to byte `offset` for FFI objects (robust locks).
+    /// The robust lock at byte `offset` (a layout constant), borrowed from
+    /// the mapping.
+    #[inline]
+    pub(crate) fn robust_lock(&self, offset: usize) -> crate::sys::RobustLock<'_> {
+        crate::sys::RobustLock::new(self.at(offset))
+    }
+
+    /// A raw pointer to byte `offset` for FFI objects.
     pub(crate) fn raw_at(&self, offset: usize, size: usize) -> *mut u8 {
         assert!(
             offset >= HEADER_LEN

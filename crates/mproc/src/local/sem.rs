@@ -28,7 +28,7 @@ use crate::error::{CreateError, ObjectKind, OpenError};
 use crate::local::segment::{Place, Segment};
 use crate::local::watch::{SlotState, Slots};
 use crate::namespace::Namespace;
-use crate::sys::{self, futex_wake, Acquired, RobustLock, WaitResult};
+use crate::sys::{futex_wake, Acquired, RobustLock, WaitResult};
 
 const MUTEX: usize = 64;
 const VALUE: usize = 112;
@@ -62,7 +62,14 @@ pub(crate) enum ReleaseRefused {
 #[derive(Debug)]
 pub(crate) struct LocalSem {
     seg: Segment,
-    mutex: RobustLock,
+}
+
+impl LocalSem {
+    /// The robust lock guarding the object's state.
+    #[inline]
+    fn mutex(&self) -> RobustLock<'_> {
+        self.seg.robust_lock(MUTEX)
+    }
 }
 
 /// The state lock, held.
@@ -71,7 +78,7 @@ struct StateGuard<'a>(&'a LocalSem);
 impl Drop for StateGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: a StateGuard exists only while this thread holds the mutex.
-        unsafe { self.0.mutex.unlock() };
+        unsafe { self.0.mutex().unlock() };
     }
 }
 
@@ -85,9 +92,7 @@ impl LocalSem {
         }
         let params = [u64::from(value), u64::from(max), 0, 0];
         let seg = Segment::create(place, ObjectKind::Semaphore, SEG_LEN, params, |seg| {
-            let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
-            // SAFETY: aligned, in-bounds slot of a segment nobody else sees yet.
-            unsafe { RobustLock::from_ptr(raw.cast()).init()? };
+            seg.robust_lock(MUTEX).init()?;
             Slots::new(seg, SLOTS_OFF, SLOTS).init()?;
             seg.at::<AtomicU32>(VALUE).store(value, Ordering::Relaxed);
             seg.at::<AtomicU32>(TOTAL).store(value, Ordering::Relaxed);
@@ -105,11 +110,7 @@ impl LocalSem {
     }
 
     fn from_segment(seg: Segment) -> LocalSem {
-        let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
-        // SAFETY: aligned, inside the mapping owned by `seg` (which lives as
-        // long as this value), initialised before the segment was published.
-        let mutex = unsafe { RobustLock::from_ptr(raw.cast()) };
-        LocalSem { seg, mutex }
+        LocalSem { seg }
     }
 
     pub(crate) fn segment(&self) -> &Segment {
@@ -158,7 +159,7 @@ impl LocalSem {
     }
 
     fn lock_state(&self) -> io::Result<StateGuard<'_>> {
-        match self.mutex.lock(None)? {
+        match self.mutex().lock(None)? {
             Some(Acquired::Clean) => Ok(StateGuard(self)),
             Some(Acquired::OwnerDied) => {
                 let g = StateGuard(self);

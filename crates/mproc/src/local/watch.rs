@@ -84,14 +84,8 @@ impl<'a> Slots<'a> {
         self.off + i * SLOT_LEN
     }
 
-    fn mutex(&self, i: usize) -> RobustLock {
-        let raw = self
-            .seg
-            .raw_at(self.base(i), std::mem::size_of::<sys::RawRobustMutex>());
-        // SAFETY: the slot is aligned (64-byte slots at a 64-aligned offset),
-        // inside the mapping that `self.seg` keeps alive, and its mutex was
-        // initialised by `init` before the segment was published.
-        unsafe { RobustLock::from_ptr(raw.cast()) }
+    fn mutex(&self, i: usize) -> RobustLock<'a> {
+        self.seg.robust_lock(self.base(i))
     }
 
     /// The slot's pid word.
@@ -129,8 +123,7 @@ impl<'a> Slots<'a> {
     /// Initialises every mutex (segment not yet published).
     pub(crate) fn init(&self) -> io::Result<()> {
         for i in 0..self.n {
-            // SAFETY: the segment is not visible to anyone else yet.
-            unsafe { self.mutex(i).init()? };
+            self.mutex(i).init()?;
         }
         Ok(())
     }

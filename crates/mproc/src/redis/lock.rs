@@ -622,7 +622,9 @@ impl Drop for RedisLock {
     }
 }
 
-impl LockBackend for RedisLock {
+// SAFETY: the server grants the lock key to one token at a time (`SET NX`
+// with a lease; every holder's operation checks its token).
+unsafe impl LockBackend for RedisLock {
     fn name(&self) -> Option<&str> {
         Some(&self.name)
     }

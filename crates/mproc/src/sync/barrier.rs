@@ -30,7 +30,7 @@ use crate::local::segment::{Place, Segment};
 use crate::local::watch::{SlotState, Slots};
 use crate::namespace::Namespace;
 use crate::sync::BarrierError;
-use crate::sys::{self, futex_wake, Acquired, RobustLock, WaitResult};
+use crate::sys::{futex_wake, Acquired, RobustLock, WaitResult};
 use crate::util::{open_or_create_loop, to_deadline};
 
 const MUTEX: usize = 64;
@@ -86,7 +86,14 @@ pub struct Barrier {
 #[derive(Debug)]
 struct Inner {
     seg: Segment,
-    mutex: RobustLock,
+}
+
+impl Inner {
+    /// The robust lock guarding the object's state.
+    #[inline]
+    fn mutex(&self) -> RobustLock<'_> {
+        self.seg.robust_lock(MUTEX)
+    }
 }
 
 impl fmt::Debug for Barrier {
@@ -106,7 +113,7 @@ struct StateGuard<'a>(&'a Barrier);
 impl Drop for StateGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: a StateGuard exists only while this thread holds the mutex.
-        unsafe { self.0.inner.mutex.unlock() };
+        unsafe { self.0.inner.mutex().unlock() };
     }
 }
 
@@ -193,9 +200,7 @@ impl Barrier {
             0,
         ];
         Segment::create(place, ObjectKind::Barrier, SEG_LEN, params, |seg| {
-            let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
-            // SAFETY: aligned, in-bounds slot of a segment nobody else sees yet.
-            unsafe { RobustLock::from_ptr(raw.cast()).init()? };
+            seg.robust_lock(MUTEX).init()?;
             Slots::new(seg, SLOTS_OFF, SLOTS).init()
         })
         .map(Barrier::wrap)
@@ -206,12 +211,8 @@ impl Barrier {
     }
 
     fn wrap(seg: Segment) -> Barrier {
-        let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
-        // SAFETY: aligned, inside the mapping owned by `seg` (kept alive by
-        // the same `Inner`), initialised before the segment was published.
-        let mutex = unsafe { RobustLock::from_ptr(raw.cast()) };
         Barrier {
-            inner: Arc::new(Inner { seg, mutex }),
+            inner: Arc::new(Inner { seg }),
         }
     }
 
@@ -260,7 +261,7 @@ impl Barrier {
     }
 
     fn lock_state(&self) -> Result<StateGuard<'_>, BarrierError> {
-        match self.inner.mutex.lock(None)? {
+        match self.inner.mutex().lock(None)? {
             Some(Acquired::Clean) => Ok(StateGuard(self)),
             Some(Acquired::OwnerDied) => {
                 // A party died mid-update: the round cannot be trusted.

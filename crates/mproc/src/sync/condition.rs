@@ -30,7 +30,7 @@ use crate::local::watch::{SlotState, Slots};
 use crate::lock::{Lock, LockGuard, LockResult};
 use crate::namespace::Namespace;
 use crate::sync::ConditionError;
-use crate::sys::{self, futex_wait, futex_wake, Acquired, RobustLock};
+use crate::sys::{futex_wait, futex_wake, Acquired, RobustLock};
 use crate::util::{open_or_create_loop, to_deadline};
 
 const MUTEX: usize = 64;
@@ -75,7 +75,14 @@ pub struct Condition {
 #[derive(Debug)]
 struct Inner {
     seg: Segment,
-    mutex: RobustLock,
+}
+
+impl Inner {
+    /// The robust lock guarding the object's state.
+    #[inline]
+    fn mutex(&self) -> RobustLock<'_> {
+        self.seg.robust_lock(MUTEX)
+    }
 }
 
 impl fmt::Debug for Condition {
@@ -132,9 +139,7 @@ impl Condition {
 
     fn make(place: Place<'_>) -> Result<Condition, CreateError> {
         Segment::create(place, ObjectKind::Condition, SEG_LEN, [0; 4], |seg| {
-            let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
-            // SAFETY: aligned, in-bounds slot of a segment nobody else sees yet.
-            unsafe { RobustLock::from_ptr(raw.cast()).init()? };
+            seg.robust_lock(MUTEX).init()?;
             Slots::new(seg, SLOTS_OFF, SLOTS).init()
         })
         .map(Condition::wrap)
@@ -145,12 +150,8 @@ impl Condition {
     }
 
     fn wrap(seg: Segment) -> Condition {
-        let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
-        // SAFETY: aligned, inside the mapping owned by `seg` (kept alive by
-        // the same `Inner`), initialised before the segment was published.
-        let mutex = unsafe { RobustLock::from_ptr(raw.cast()) };
         Condition {
-            inner: Arc::new(Inner { seg, mutex }),
+            inner: Arc::new(Inner { seg }),
         }
     }
 
@@ -305,11 +306,11 @@ impl Condition {
 
     /// Whether some process holds the condition's lock.
     pub fn is_locked(&self) -> bool {
-        self.inner.mutex.is_held()
+        self.inner.mutex().is_held()
     }
 
     fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> ConditionLockResult<'_> {
-        let m = &self.inner.mutex;
+        let m = self.inner.mutex();
         let r = m.acquire(try_only, deadline);
         let g = || ConditionGuard {
             cond: self,
@@ -363,7 +364,7 @@ impl fmt::Debug for ConditionGuard<'_> {
 impl Drop for ConditionGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: a guard exists only while this thread holds the mutex.
-        unsafe { self.cond.inner.mutex.unlock() };
+        unsafe { self.cond.inner.mutex().unlock() };
     }
 }
 
@@ -378,10 +379,10 @@ impl<'a> ConditionGuard<'a> {
         let notified = c.sleep(
             // SAFETY: this guard proves the thread holds the mutex; it is
             // taken back below before the guard is used again.
-            || unsafe { c.inner.mutex.unlock() },
+            || unsafe { c.inner.mutex().unlock() },
             deadline,
         )?;
-        match c.inner.mutex.lock(None) {
+        match c.inner.mutex().lock(None) {
             Ok(Some(Acquired::Clean)) => Ok(notified),
             Ok(Some(Acquired::OwnerDied)) => Err(ConditionError::OwnerDied),
             Ok(None) => Err(ConditionError::Io(std::io::Error::other(

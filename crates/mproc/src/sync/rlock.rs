@@ -66,7 +66,14 @@ pub struct RLock {
 #[derive(Debug)]
 struct Inner {
     seg: Segment,
-    mutex: RobustLock,
+}
+
+impl Inner {
+    /// The robust lock guarding the object's state.
+    #[inline]
+    fn mutex(&self) -> RobustLock<'_> {
+        self.seg.robust_lock(MUTEX)
+    }
 }
 
 impl fmt::Debug for RLock {
@@ -121,9 +128,7 @@ impl RLock {
 
     fn make(place: Place<'_>) -> Result<RLock, CreateError> {
         let seg = Segment::create(place, ObjectKind::RLock, SEG_LEN, [0; 4], |seg| {
-            let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
-            // SAFETY: aligned, in-bounds slot of a segment nobody else sees yet.
-            unsafe { RobustLock::from_ptr(raw.cast()).init() }
+            seg.robust_lock(MUTEX).init()
         })?;
         Ok(RLock::from_segment(seg))
     }
@@ -133,12 +138,8 @@ impl RLock {
     }
 
     fn from_segment(seg: Segment) -> RLock {
-        let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
-        // SAFETY: aligned, inside the mapping owned by `seg` (kept alive by
-        // the same `Inner`), initialised before the segment was published.
-        let mutex = unsafe { RobustLock::from_ptr(raw.cast()) };
         RLock {
-            inner: Arc::new(Inner { seg, mutex }),
+            inner: Arc::new(Inner { seg }),
         }
     }
 
@@ -156,7 +157,7 @@ impl RLock {
     }
 
     fn mine(&self) -> bool {
-        self.inner.mutex.held_by_me()
+        self.inner.mutex().held_by_me()
     }
 
     fn acquire_inner(
@@ -175,7 +176,7 @@ impl RLock {
             c.store(n + 1, Ordering::Relaxed);
             return Ok(());
         }
-        let m = &self.inner.mutex;
+        let m = self.inner.mutex();
         let r = m.acquire(try_only, deadline);
         match r {
             Ok(Some(how)) => {
@@ -235,7 +236,7 @@ impl RLock {
         self.word(OWNER_PID).store(0, Ordering::Relaxed);
         self.word(OWNER_TID).store(0, Ordering::Release);
         // SAFETY: `mine()` established that this thread holds the mutex.
-        unsafe { self.inner.mutex.unlock() };
+        unsafe { self.inner.mutex().unlock() };
         Ok(())
     }
 
@@ -275,7 +276,7 @@ impl RLock {
 
     /// Whether some thread holds the lock.
     pub fn is_locked(&self) -> bool {
-        self.inner.mutex.is_held()
+        self.inner.mutex().is_held()
     }
 
     /// Whether the calling thread holds the lock.
@@ -285,7 +286,7 @@ impl RLock {
 
     /// The owner's process and thread ids, when held and recorded.
     pub fn owner(&self) -> Option<(u32, u32)> {
-        let tid = self.inner.mutex.owner_tid();
+        let tid = self.inner.mutex().owner_tid();
         if tid == 0 {
             return None;
         }

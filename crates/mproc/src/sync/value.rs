@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::error::{CreateError, LockError, ObjectKind, OpenError, OpenOrCreateError, OwnerDied};
 use crate::local::segment::{Place, Segment};
 use crate::namespace::Namespace;
-use crate::sys::{self, Acquired, RobustLock};
+use crate::sys::{Acquired, RobustLock};
 use crate::util::{open_or_create_loop, to_deadline};
 
 const MUTEX: usize = 64;
@@ -113,9 +113,16 @@ fn expected_len(p: &[u64; 4]) -> Result<usize, String> {
 #[derive(Debug)]
 struct Cells {
     seg: Segment,
-    mutex: RobustLock,
     len: usize,
     locked: bool,
+}
+
+impl Cells {
+    /// The robust lock guarding the object's state.
+    #[inline]
+    fn mutex(&self) -> RobustLock<'_> {
+        self.seg.robust_lock(MUTEX)
+    }
 }
 
 impl Cells {
@@ -140,9 +147,7 @@ impl Cells {
             if locked { FLAG_LOCKED } else { 0 },
         ];
         let seg = Segment::create(place, kind, DATA + bytes, params, |seg| {
-            let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
-            // SAFETY: aligned, in-bounds slot of a segment nobody else sees yet.
-            unsafe { RobustLock::from_ptr(raw.cast()).init()? };
+            seg.robust_lock(MUTEX).init()?;
             if bytes > 0 {
                 let dst = seg.raw_at(DATA, bytes);
                 // SAFETY: `dst` has room for `init.len()` elements (checked
@@ -177,16 +182,11 @@ impl Cells {
     }
 
     fn from_segment(seg: Segment) -> Cells {
-        let raw = seg.raw_at(MUTEX, std::mem::size_of::<sys::RawRobustMutex>());
-        // SAFETY: aligned, inside the mapping owned by `seg` (kept in the
-        // same struct), initialised before the segment was published.
-        let mutex = unsafe { RobustLock::from_ptr(raw.cast()) };
         let p = seg.params();
         Cells {
             len: p[1] as usize,
             locked: p[3] & FLAG_LOCKED != 0,
             seg,
-            mutex,
         }
     }
 
@@ -218,7 +218,7 @@ impl Cells {
 
     /// Takes the lock. `Ok(true)`: taken after its owner died.
     fn lock(&self, try_only: bool, deadline: Option<Instant>) -> Result<bool, LockError<()>> {
-        let r = self.mutex.acquire(try_only, deadline);
+        let r = self.mutex().acquire(try_only, deadline);
         match r {
             Ok(Some(Acquired::Clean)) => Ok(false),
             Ok(Some(Acquired::OwnerDied)) => Ok(true),
@@ -231,14 +231,14 @@ impl Cells {
     /// thread that already holds the lock (through a guard) runs `f` as it
     /// is, as Python's RLock-backed values do, instead of deadlocking.
     fn with<R>(&self, force: bool, f: impl FnOnce() -> R) -> R {
-        if !(self.locked || force) || self.mutex.held_by_me() {
+        if !(self.locked || force) || self.mutex().held_by_me() {
             return f();
         }
         match self.lock(false, None) {
             Ok(_) => {
                 let r = f();
                 // SAFETY: taken just above by this thread.
-                unsafe { self.mutex.unlock() };
+                unsafe { self.mutex().unlock() };
                 r
             }
             // The mutex is unusable (a damaged segment): go on without it.
@@ -277,7 +277,7 @@ impl<T: ?Sized> DerefMut for ValueGuard<'_, T> {
 impl<T: ?Sized> Drop for ValueGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: a guard exists only while this thread holds the mutex.
-        unsafe { self.cells.mutex.unlock() };
+        unsafe { self.cells.mutex().unlock() };
     }
 }
 
@@ -675,7 +675,7 @@ impl ValueInfo {
             type_name: tag_name(tag),
             len: cells.len,
             locking: cells.locked,
-            locked: cells.mutex.is_held(),
+            locked: cells.mutex().is_held(),
             preview,
         })
     }

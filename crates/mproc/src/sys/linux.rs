@@ -355,6 +355,7 @@ impl Drop for Mapping {
 /// The holder's process is named by its pid *and* its start time, so a dead
 /// holder whose pid (and thread id) the kernel has given to another process
 /// is still recognised as gone.
+#[derive(Debug)]
 #[repr(C, align(8))]
 pub(crate) struct RawRobustMutex {
     word: AtomicU32,
@@ -468,38 +469,30 @@ fn thread_gone(tid: u32, process: Option<(u32, u64)>) -> bool {
 /// Unlike a glibc robust mutex, nothing in the shared state is a pointer: the
 /// kernel's robust list, whose links glibc keeps inside each held mutex and
 /// follows on unlock, is not used.
+///
+/// The handle borrows the lock's state, so it cannot outlive the mapping
+/// that holds it; [`Segment::robust_lock`](crate::local::segment::Segment::robust_lock)
+/// hands one out for an offset of its layout.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct RobustLock {
-    m: *const RawRobustMutex,
+pub(crate) struct RobustLock<'a> {
+    m: &'a RawRobustMutex,
 }
 
-// SAFETY: the pointee is made of atomics designed for concurrent use.
-unsafe impl Send for RobustLock {}
-// SAFETY: as above.
-unsafe impl Sync for RobustLock {}
-
-impl RobustLock {
-    /// Wraps the lock at `m`.
-    ///
-    /// # Safety
-    /// `m` must be aligned and point into a mapping that outlives every use
-    /// of the returned handle.
-    pub(crate) unsafe fn from_ptr(m: *mut RawRobustMutex) -> RobustLock {
+impl<'a> RobustLock<'a> {
+    /// Wraps the lock state `m`.
+    pub(crate) fn new(m: &'a RawRobustMutex) -> RobustLock<'a> {
         RobustLock { m }
     }
 
-    fn raw(&self) -> &RawRobustMutex {
-        // SAFETY: valid and aligned for the handle's lifetime (constructor
-        // contract); every field is an atomic, for which any bit pattern is valid.
-        unsafe { &*self.m }
+    #[inline]
+    fn raw(&self) -> &'a RawRobustMutex {
+        self.m
     }
 
-    /// Sets the lock free with no holder record.
-    ///
-    /// # Safety
-    /// No other process may use the lock during initialisation (it lives in a
-    /// segment not yet published).
-    pub(crate) unsafe fn init(&self) -> io::Result<()> {
+    /// Sets the lock free with no holder record: only for a lock in a
+    /// segment not yet published (a lock in use would be freed under its
+    /// holder).
+    pub(crate) fn init(&self) -> io::Result<()> {
         let r = self.raw();
         r.word.store(0, std::sync::atomic::Ordering::Relaxed);
         r.held.store(0, std::sync::atomic::Ordering::Relaxed);
@@ -750,7 +743,7 @@ impl RobustLock {
     fn suspected_for(&self, w: u32) -> std::time::Duration {
         static SUSPECTS: std::sync::Mutex<Vec<(usize, u32, Instant)>> =
             std::sync::Mutex::new(Vec::new());
-        let at = self.m as usize;
+        let at = std::ptr::from_ref(self.m) as usize;
         let mut v = SUSPECTS.lock().unwrap_or_else(|e| e.into_inner());
         v.retain(|&(_, _, since)| since.elapsed() < STRANGER_FOR * 8);
         match v.iter().find(|&&(a, word, _)| a == at && word == w) {

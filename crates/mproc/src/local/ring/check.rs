@@ -51,7 +51,7 @@ impl Ring {
     /// Waits for the lock briefly only: a damaged lock word the kernel
     /// refuses is reported by the operations that need the lock, not here.
     pub(super) fn repair_if_abandoned(&self) {
-        if self.get_lock.owner_tid() != 0 && self.get_lock.abandoned() {
+        if self.get_lock().owner_tid() != 0 && self.get_lock().abandoned() {
             let _ = self.lock_get(Some(Instant::now() + std::time::Duration::from_millis(10)));
         }
     }

@@ -127,14 +127,12 @@ pub(crate) struct Ring {
     magic: u64,
     /// ...or masks with this, when the capacity is a power of two (else 0).
     mask: u32,
-    put_lock: RobustLock,
-    get_lock: RobustLock,
     /// How this handle's consumers wait on a large queue (see [`Gather`]).
     gather: Gather,
 }
 
 /// Holds one of the ring's robust locks; releases on drop.
-struct Held<'a>(&'a RobustLock);
+struct Held<'a>(RobustLock<'a>);
 
 /// Holds the get lock; after a repair, wakes consumers and producers once
 /// the lock is released (the repair may have requeued items or freed space).
@@ -166,7 +164,7 @@ impl Drop for Held<'_> {
 
 /// Takes `l` until `deadline`; the flag says whether its previous holder
 /// died inside.
-fn acquire(l: &RobustLock, deadline: Option<Instant>) -> Result<(Held<'_>, bool), OpError> {
+fn acquire(l: RobustLock<'_>, deadline: Option<Instant>) -> Result<(Held<'_>, bool), OpError> {
     match l.lock(deadline)? {
         Some(a) => Ok((Held(l), a == sys::Acquired::OwnerDied)),
         None => Err(OpError::WouldBlock),
@@ -182,10 +180,7 @@ impl Ring {
             params.raw(),
             |seg| {
                 for off in [PUT_LOCK, GET_LOCK] {
-                    let raw = seg.raw_at(off, std::mem::size_of::<sys::RawRobustMutex>());
-                    // SAFETY: an aligned in-bounds slot reserved for a mutex, in a
-                    // segment nobody else can see yet.
-                    unsafe { RobustLock::from_ptr(raw.cast()).init()? };
+                    seg.robust_lock(off).init()?;
                 }
                 // The empty ring: the end mark at position 0.
                 seg.at::<AtomicU64>(RING).store(END_MARK, Ordering::Release);
@@ -206,14 +201,6 @@ impl Ring {
     fn from_segment(seg: Segment) -> Ring {
         let params =
             RingParams::from_raw(&seg.params()).expect("validated when the segment was opened");
-        let lock_at = |off| {
-            let raw = seg.raw_at(off, std::mem::size_of::<sys::RawRobustMutex>());
-            // SAFETY: aligned in-bounds mutex slot, initialised before the
-            // segment was published; the mapping lives as long as the Ring.
-            unsafe { RobustLock::from_ptr(raw.cast()) }
-        };
-        let put_lock = lock_at(PUT_LOCK);
-        let get_lock = lock_at(GET_LOCK);
         let ring = Ring {
             seg,
             params,
@@ -226,13 +213,23 @@ impl Ring {
             } else {
                 0
             },
-            put_lock,
-            get_lock,
             gather: Gather::new(),
         };
         ring.seen_head
             .store(ring.u64_at(HEAD).load(Ordering::Acquire), Ordering::Relaxed);
         ring
+    }
+
+    /// The producers' robust lock.
+    #[inline]
+    fn put_lock(&self) -> RobustLock<'_> {
+        self.seg.robust_lock(PUT_LOCK)
+    }
+
+    /// The consumers' robust lock.
+    #[inline]
+    fn get_lock(&self) -> RobustLock<'_> {
+        self.seg.robust_lock(GET_LOCK)
     }
 
     pub(crate) fn segment(&self) -> &Segment {
@@ -258,7 +255,7 @@ impl Ring {
     /// inside, repairs what it left first (and wakes whoever the repair
     /// concerns once the lock is released).
     fn lock_get(&self, deadline: Option<Instant>) -> Result<GetHeld<'_>, OpError> {
-        let (held, died) = acquire(&self.get_lock, deadline)?;
+        let (held, died) = acquire(self.get_lock(), deadline)?;
         if died {
             self.repair_locked()?;
         }

@@ -35,7 +35,7 @@ impl QueueBackend for Ring {
             {
                 // A producer killed inside needs no repair: `settled_tail`
                 // below moves `tail` over whatever it published.
-                let _held = match acquire(&self.put_lock, deadline) {
+                let _held = match acquire(self.put_lock(), deadline) {
                     Ok((h, _)) => h,
                     Err(e) => return (done, Err(e)),
                 };
@@ -229,7 +229,7 @@ impl QueueBackend for Ring {
     /// Closes the queue: later puts fail; gets drain, then report closed.
     fn close(&self) -> Result<(), OpError> {
         {
-            let _held = acquire(&self.put_lock, None)?;
+            let _held = acquire(self.put_lock(), None)?;
             self.seg.at::<AtomicU32>(CLOSED).store(1, Ordering::Release);
             crash_point!("ring.close.flag");
         }
