@@ -366,36 +366,36 @@ impl ProcessBuilder {
         let parent = crate::sys::my_pid();
         // SAFETY: the process is single-threaded (checked just above; only
         // this thread could have started another since).
-        let forked = unsafe { crate::sys::fork() }?;
-        if let Forked::Child = forked {
-            drop(result_r);
-            if let Some(n) = &self.name {
-                std::env::set_var("MPROC_PROCESS_NAME", n);
+        let pid = match unsafe { crate::sys::fork() }? {
+            Forked::Parent(pid) => pid,
+            Forked::Child => {
+                drop(result_r);
+                if let Some(n) = &self.name {
+                    std::env::set_var("MPROC_PROCESS_NAME", n);
+                }
+                if self.daemon && !crate::sys::die_with_parent(parent) {
+                    crate::sys::exit_now(70);
+                }
+                let outcome =
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(args))) {
+                        Ok(r) => match postcard::to_allocvec(&r) {
+                            Ok(bytes) => Outcome::Done(bytes),
+                            Err(e) => Outcome::Failed(format!("cannot encode the result: {e}")),
+                        },
+                        Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+                    };
+                let code = match &outcome {
+                    Outcome::Done(_) => 0,
+                    Outcome::Panicked(_) => 101,
+                    Outcome::Failed(_) => 70,
+                };
+                if let Ok(bytes) = postcard::to_allocvec(&outcome) {
+                    let _ = File::from(result_w).write_all(&bytes);
+                }
+                let _ = io::stdout().flush();
+                // Without the parent's exit handlers or destructors a second time.
+                crate::sys::exit_now(code)
             }
-            if self.daemon && !crate::sys::die_with_parent(parent) {
-                crate::sys::exit_now(70);
-            }
-            let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(args))) {
-                Ok(r) => match postcard::to_allocvec(&r) {
-                    Ok(bytes) => Outcome::Done(bytes),
-                    Err(e) => Outcome::Failed(format!("cannot encode the result: {e}")),
-                },
-                Err(payload) => Outcome::Panicked(panic_message(&*payload)),
-            };
-            let code = match &outcome {
-                Outcome::Done(_) => 0,
-                Outcome::Panicked(_) => 101,
-                Outcome::Failed(_) => 70,
-            };
-            if let Ok(bytes) = postcard::to_allocvec(&outcome) {
-                let _ = File::from(result_w).write_all(&bytes);
-            }
-            let _ = io::stdout().flush();
-            // Without the parent's exit handlers or destructors a second time.
-            crate::sys::exit_now(code);
-        }
-        let Forked::Parent(pid) = forked else {
-            unreachable!("the child has exited above")
         };
         drop(result_w);
         drop(args);

@@ -6,7 +6,8 @@
 //! process liveness, descriptors (pipes, socket pairs, `poll`), and
 //! starting, signalling and reaping child processes.
 //!
-//! * `fd` and `proc` hold the POSIX calls every Unix shares.
+//! * `fd` and `proc` hold the POSIX calls (and the few extensions Linux and
+//!   the BSDs share, such as `pipe2` and `MSG_NOSIGNAL`).
 //! * `linux.rs` holds what is particular to Linux (futexes, the robust
 //!   lock, procfs, `memfd`, `PR_SET_PDEATHSIG`, `getrandom`).
 //!
