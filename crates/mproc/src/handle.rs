@@ -5,7 +5,9 @@
 //! [`collect_fds`] records the descriptors a serialisation mentions so that
 //! the process spawner can let exactly those be inherited, and the receiver
 //! adopts a duplicate of the inherited descriptor after checking that it is a
-//! segment of the right kind.
+//! segment of the right kind. The spawned child's list of inherited
+//! descriptors ([`set_inherited`]) lives here too, so that every handle
+//! (and pipe end) adopts its descriptor through [`adopt_fd`].
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -54,6 +56,29 @@ pub(crate) fn collect_fds<R>(f: impl FnOnce() -> R) -> (R, Vec<RawFd>) {
     (r, fds.unwrap_or_default())
 }
 
+/// Descriptors inherited for the handles in this child's arguments and not
+/// yet adopted.
+static INHERITED: std::sync::Mutex<Vec<RawFd>> = std::sync::Mutex::new(Vec::new());
+
+/// Records the descriptors this process (a spawned child) inherited for the
+/// handles in its arguments: [`adopt_fd`] takes ownership of each once.
+pub(crate) fn set_inherited(fds: Vec<RawFd>) {
+    *INHERITED.lock().unwrap_or_else(|p| p.into_inner()) = fds;
+}
+
+/// Whether `fd` was inherited for a handle in this process's arguments and
+/// not yet claimed; a `true` hands its ownership to the caller (once).
+fn take_inherited_fd(fd: RawFd) -> bool {
+    let mut v = INHERITED.lock().unwrap_or_else(|p| p.into_inner());
+    match v.iter().position(|&x| x == fd) {
+        Some(i) => {
+            v.swap_remove(i);
+            true
+        }
+        None => false,
+    }
+}
+
 /// Records a descriptor that must be inherited (no-op outside `collect_fds`).
 pub(crate) fn note_fd(fd: RawFd) {
     COLLECTOR.with(|c| {
@@ -79,7 +104,8 @@ pub(crate) fn repr_of(seg: &Segment) -> Repr {
     }
 }
 
-fn inode(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
+/// The inode of the file (or socket) behind `fd`.
+pub(crate) fn inode(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
     use std::os::unix::fs::MetadataExt;
     let file = std::fs::File::from(fd.try_clone_to_owned()?);
     Ok(file.metadata()?.ino())
@@ -87,7 +113,7 @@ fn inode(fd: BorrowedFd<'_>) -> std::io::Result<u64> {
 
 /// Takes ownership of an inherited descriptor (or, if this process already
 /// claimed it for another handle, a duplicate), after checking that it is
-/// the memory file that was sent.
+/// the file (or socket) that was sent: the one with inode `ino`.
 pub(crate) fn adopt_fd<E: serde::de::Error>(fd: RawFd, ino: u64) -> Result<OwnedFd, E> {
     if fd < 0 {
         return Err(E::custom("negative descriptor"));
@@ -104,7 +130,7 @@ pub(crate) fn adopt_fd<E: serde::de::Error>(fd: RawFd, ino: u64) -> Result<Owned
         }
         Err(e) => return Err(E::custom(format!("descriptor {fd} was not inherited: {e}"))),
     }
-    if crate::process::take_inherited_fd(fd) {
+    if take_inherited_fd(fd) {
         // SAFETY: the spawner passed this descriptor to this process for its
         // handles, and `take_inherited_fd` hands its ownership out once.
         return Ok(unsafe { OwnedFd::from_raw_fd(fd) });

@@ -17,14 +17,18 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::handle::note_fd;
+use crate::handle::{adopt_fd, inode, note_fd};
+use crate::sys::{Interest, PollFd};
 use crate::util::to_deadline;
 
 /// The largest message a [`Connection`] accepts unless told otherwise
@@ -88,8 +92,9 @@ impl PipeError {
     }
 
     fn io(e: io::Error) -> PipeError {
-        match e.raw_os_error() {
-            Some(libc::EPIPE) | Some(libc::ECONNRESET) => PipeError::Disconnected,
+        match e.kind() {
+            // EPIPE and ECONNRESET.
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => PipeError::Disconnected,
             _ => PipeError::Io(e.kind(), e.to_string()),
         }
     }
@@ -120,7 +125,7 @@ pub enum Pipe {}
 impl Pipe {
     /// Two ends, each able to send and receive.
     pub fn duplex() -> Result<(Connection, Connection), PipeError> {
-        let (a, b) = socketpair()?;
+        let (a, b) = crate::sys::stream_socketpair().map_err(PipeError::io)?;
         Ok((
             Connection::new(a, true, true),
             Connection::new(b, true, true),
@@ -130,14 +135,11 @@ impl Pipe {
     /// A one-way pipe: `(receiver, sender)`, in Python's order
     /// (`Pipe(duplex=False)` returns the reader first).
     pub fn simplex() -> Result<(Connection, Connection), PipeError> {
-        let (r, w) = socketpair()?;
+        let (r, w) = crate::sys::stream_socketpair().map_err(PipeError::io)?;
         // The kernel enforces the direction too. Failure only loses that
         // second guard; the ends check their own direction anyway.
-        // SAFETY: both descriptors are open sockets we own.
-        unsafe {
-            libc::shutdown(r.as_raw_fd(), libc::SHUT_WR);
-            libc::shutdown(w.as_raw_fd(), libc::SHUT_RD);
-        }
+        let _ = crate::sys::shutdown(r.as_fd(), Shutdown::Write);
+        let _ = crate::sys::shutdown(w.as_fd(), Shutdown::Read);
         Ok((
             Connection::new(r, true, false),
             Connection::new(w, false, true),
@@ -261,36 +263,20 @@ impl Connection {
         let _g = lock(&self.tx);
         let (mut h, mut m) = (header, msg);
         while !h.is_empty() || !m.is_empty() {
-            let iov = [
-                libc::iovec {
-                    iov_base: h.as_ptr() as *mut libc::c_void,
-                    iov_len: h.len(),
-                },
-                libc::iovec {
-                    iov_base: m.as_ptr() as *mut libc::c_void,
-                    iov_len: m.len(),
-                },
-            ];
-            // SAFETY: an all-zero msghdr is valid (no name, no control data).
-            let mut mh: libc::msghdr = unsafe { std::mem::zeroed() };
-            mh.msg_iov = iov.as_ptr() as *mut libc::iovec;
-            mh.msg_iovlen = 2;
-            // SAFETY: `mh` points at two iovecs over live, readable buffers
-            // of the stated lengths; the descriptor is an open socket.
-            let n = unsafe { libc::sendmsg(self.fd.as_raw_fd(), &mh, libc::MSG_NOSIGNAL) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EINTR) => continue,
-                    Some(libc::EAGAIN) => {
+            let bufs = [IoSlice::new(h), IoSlice::new(m)];
+            let mut n = match crate::sys::send_vectored(self.fd.as_fd(), &bufs) {
+                Ok(n) => n,
+                Err(e) => match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => {
                         // Someone made the socket non-blocking: wait for room.
-                        poll_fd(self.fd.as_fd(), libc::POLLOUT, None).map_err(PipeError::io)?;
+                        crate::sys::poll_one(self.fd.as_fd(), Interest::Write, None)
+                            .map_err(PipeError::io)?;
                         continue;
                     }
                     _ => return Err(PipeError::io(e)),
-                }
-            }
-            let mut n = n as usize;
+                },
+            };
             let from_h = n.min(h.len());
             h = &h[from_h..];
             n -= from_h;
@@ -451,52 +437,45 @@ impl Connection {
     ) -> Result<usize, PipeError> {
         let spare = v.spare_capacity_mut();
         let len = spare.len().min(max);
-        // SAFETY: the spare capacity is valid for writes of `len` bytes.
-        let n = unsafe { self.read_into(spare.as_mut_ptr().cast(), len, deadline)? };
-        // SAFETY: `recv` initialised the first `n <= len` bytes after the
-        // current length.
+        let spare: &mut [MaybeUninit<u8>] = &mut spare[..len];
+        let n = self.read_with(deadline, |fd, dont_wait| {
+            crate::sys::recv_uninit(fd, spare, dont_wait)
+        })?;
+        // SAFETY: `recv_uninit` initialised the first `n <= len` bytes of
+        // the spare capacity, which follow the current length.
         unsafe { v.set_len(v.len() + n) };
         Ok(n)
     }
 
     /// Reads at least one byte (0 means end of stream) or times out.
     fn read_some(&self, buf: &mut [u8], deadline: Option<Instant>) -> Result<usize, PipeError> {
-        // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
-        unsafe { self.read_into(buf.as_mut_ptr(), buf.len(), deadline) }
+        self.read_with(deadline, |fd, dont_wait| {
+            crate::sys::recv(fd, buf, dont_wait)
+        })
     }
 
-    /// Reads at least one byte (0 means end of stream) or times out.
-    ///
-    /// # Safety
-    /// `ptr` must be valid for writes of `len` bytes.
-    unsafe fn read_into(
+    /// Reads at least one byte (0 means end of stream) or times out, with
+    /// `recv(fd, dont_wait)`: one receive, which waits for data itself
+    /// unless `dont_wait` (set when there is a deadline: `poll` waits then).
+    fn read_with(
         &self,
-        ptr: *mut u8,
-        len: usize,
         deadline: Option<Instant>,
+        mut recv: impl FnMut(BorrowedFd<'_>, bool) -> io::Result<usize>,
     ) -> Result<usize, PipeError> {
-        let fd = self.fd.as_raw_fd();
-        let flags = if deadline.is_some() {
-            libc::MSG_DONTWAIT
-        } else {
-            0
-        };
+        let fd = self.fd.as_fd();
         loop {
-            // SAFETY: per the contract, `ptr` is valid for writes of `len`
-            // bytes; recv writes at most that many.
-            let n = unsafe { libc::recv(fd, ptr.cast(), len, flags) };
-            if n >= 0 {
-                return Ok(n as usize);
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => {}
-                Some(libc::EAGAIN) => {
-                    if !poll_fd(self.fd.as_fd(), libc::POLLIN, deadline).map_err(PipeError::io)? {
+            let e = match recv(fd, deadline.is_some()) {
+                Ok(n) => return Ok(n),
+                Err(e) => e,
+            };
+            match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => {
+                    if !crate::sys::poll_one(fd, Interest::Read, deadline).map_err(PipeError::io)? {
                         return Err(PipeError::Timeout);
                     }
                 }
-                Some(libc::ECONNRESET) => return Ok(0),
+                io::ErrorKind::ConnectionReset => return Ok(0),
                 _ => return Err(PipeError::io(e)),
             }
         }
@@ -522,7 +501,7 @@ impl Connection {
         if let Some(e) = &lock(&self.rx).broken {
             return Err(e.clone());
         }
-        poll_fd(self.fd.as_fd(), libc::POLLIN, deadline).map_err(PipeError::io)
+        crate::sys::poll_one(self.fd.as_fd(), Interest::Read, deadline).map_err(PipeError::io)
     }
 }
 
@@ -546,65 +525,6 @@ impl AsFd for Connection {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
-}
-
-/// Waits for `fd` to report `events` (or hang-up/error) until `deadline`.
-fn poll_fd(
-    fd: BorrowedFd<'_>,
-    events: libc::c_short,
-    deadline: Option<Instant>,
-) -> io::Result<bool> {
-    let mut pfd = [libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events,
-        revents: 0,
-    }];
-    Ok(poll_many(&mut pfd, deadline)? > 0)
-}
-
-/// `poll(2)` until something is ready or `deadline`, retrying on `EINTR`.
-pub(crate) fn poll_many(fds: &mut [libc::pollfd], deadline: Option<Instant>) -> io::Result<usize> {
-    loop {
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                // Round up so that a wait never ends before the deadline.
-                let ms = left.as_nanos().div_ceil(1_000_000);
-                ms.min(i32::MAX as u128) as i32
-            }
-        };
-        // SAFETY: `fds` is a valid, writable slice of pollfd structures.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-        if r >= 0 {
-            if r == 0 && deadline.is_some_and(|d| Instant::now() < d) {
-                continue;
-            }
-            return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-fn socketpair() -> Result<(OwnedFd, OwnedFd), PipeError> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for socketpair to fill.
-    let r = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if r != 0 {
-        return Err(PipeError::io(io::Error::last_os_error()));
-    }
-    // SAFETY: socketpair succeeded: both descriptors are fresh and ours.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 // ------------------------------------------------------------------ wait
@@ -650,11 +570,7 @@ pub fn wait_deadline(
     let mut ready = Vec::new();
     for (i, o) in objects.iter().enumerate() {
         match o.wait_fd() {
-            Some(fd) => fds.push(libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            }),
+            Some(fd) => fds.push(PollFd::new(fd, Interest::Read)),
             None => ready.push(i),
         }
     }
@@ -664,11 +580,11 @@ pub fn wait_deadline(
     if objects.is_empty() {
         return Ok(ready);
     }
-    poll_many(&mut fds, deadline)?;
+    crate::sys::poll(&mut fds, deadline)?;
     Ok(fds
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.revents != 0)
+        .filter(|(_, p)| p.is_ready())
         .map(|(i, _)| i)
         .collect())
 }
@@ -690,7 +606,7 @@ impl Serialize for Connection {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let fd = self.fd.as_raw_fd();
         note_fd(fd);
-        let ino = socket_inode(self.fd.as_fd()).map_err(serde::ser::Error::custom)?;
+        let ino = inode(self.fd.as_fd()).map_err(serde::ser::Error::custom)?;
         Wire {
             fd,
             ino,
@@ -704,22 +620,8 @@ impl Serialize for Connection {
 impl<'de> Deserialize<'de> for Connection {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Connection, D::Error> {
         let w = Wire::deserialize(d)?;
-        if w.fd < 0 {
-            return Err(D::Error::custom("negative descriptor"));
-        }
-        let fd = if crate::process::take_inherited_fd(w.fd) {
-            // SAFETY: the spawner listed this descriptor as inherited for
-            // this process, and `take_inherited_fd` hands each one out once,
-            // so nothing else owns it.
-            unsafe { OwnedFd::from_raw_fd(w.fd) }
-        } else {
-            // SAFETY: borrowed only for the duplication; an invalid number
-            // makes fcntl fail with EBADF, which is reported.
-            unsafe { BorrowedFd::borrow_raw(w.fd) }
-                .try_clone_to_owned()
-                .map_err(|e| D::Error::custom(format!("descriptor {} not inherited: {e}", w.fd)))?
-        };
-        if !is_stream_socket(fd.as_fd()) || socket_inode(fd.as_fd()).ok() != Some(w.ino) {
+        let fd = adopt_fd(w.fd, w.ino)?;
+        if !crate::sys::is_unix_stream_socket(fd.as_fd()) {
             return Err(D::Error::custom(format!(
                 "descriptor {} is not a pipe end",
                 w.fd
@@ -727,29 +629,4 @@ impl<'de> Deserialize<'de> for Connection {
         }
         Ok(Connection::new(fd, w.readable, w.writable))
     }
-}
-
-fn socket_inode(fd: BorrowedFd<'_>) -> io::Result<u64> {
-    use std::os::unix::fs::MetadataExt;
-    let f = std::fs::File::from(fd.try_clone_to_owned()?);
-    Ok(f.metadata()?.ino())
-}
-
-fn is_stream_socket(fd: BorrowedFd<'_>) -> bool {
-    let get = |opt| {
-        let mut v: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: `v` and `len` are valid for getsockopt to write an int.
-        let r = unsafe {
-            libc::getsockopt(
-                fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                opt,
-                (&mut v as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
-        (r == 0).then_some(v)
-    };
-    get(libc::SO_TYPE) == Some(libc::SOCK_STREAM) && get(libc::SO_DOMAIN) == Some(libc::AF_UNIX)
 }

@@ -18,7 +18,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::marker::PhantomData;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::handle::collect_fds;
+use crate::handle::{collect_fds, set_inherited};
+use crate::sys::{Forked, Interest, Signal};
 use crate::util::to_deadline;
 
 const ENV_CHILD: &str = "MPROC_CHILD";
@@ -55,8 +56,7 @@ impl ExitCode {
         self == ExitCode::Exited(0)
     }
 
-    fn from_wait_status(status: libc::c_int) -> ExitCode {
-        let s = std::process::ExitStatus::from_raw(status);
+    fn from_wait_status(s: std::process::ExitStatus) -> ExitCode {
         match (s.code(), s.signal()) {
             (Some(c), _) => ExitCode::Exited(c),
             (None, Some(sig)) => ExitCode::Signaled(sig),
@@ -270,7 +270,7 @@ impl ProcessBuilder {
             f.write_all(&encoded)?;
             f.seek(std::io::SeekFrom::Start(0))?;
         }
-        let (result_r, result_w) = pipe()?;
+        let (result_r, result_w) = crate::sys::pipe()?;
         let exe = std::env::current_exe()?;
         let id = exe_identity(&exe)?;
         let handles: Vec<String> = fds.iter().map(|fd| fd.to_string()).collect();
@@ -303,23 +303,18 @@ impl ProcessBuilder {
         inherit.push(args_fd.as_raw_fd());
         inherit.push(result_w.as_raw_fd());
         let daemon = self.daemon;
-        // SAFETY: getpid has no preconditions.
-        let parent = unsafe { libc::getpid() };
+        let parent = crate::sys::my_pid();
         // SAFETY: the closure runs in the forked child before exec and calls
-        // only async-signal-safe functions (fcntl, prctl, getppid) on plain
-        // integers captured by value; it allocates nothing.
+        // only async-signal-safe functions (`set_cloexec` is one fcntl,
+        // `die_with_parent` a prctl and a getppid) on plain integers
+        // captured by value; it allocates nothing until it fails.
         unsafe {
             cmd.pre_exec(move || {
                 for &fd in &inherit {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
-                        return Err(io::Error::last_os_error());
-                    }
+                    crate::sys::set_cloexec(fd, false)?;
                 }
-                if daemon {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    if libc::getppid() != parent {
-                        return Err(io::Error::other("parent exited"));
-                    }
+                if daemon && !crate::sys::die_with_parent(parent) {
+                    return Err(io::Error::other("parent exited"));
                 }
                 Ok(())
             })
@@ -358,64 +353,54 @@ impl ProcessBuilder {
                 "custom standard streams need StartMethod::Spawn".into(),
             ));
         }
-        let threads = std::fs::read_dir("/proc/self/task")
-            .map(|d| d.count())
+        let threads = crate::sys::thread_count()
             .map_err(|e| SpawnError::ForkUnsound(format!("cannot count threads: {e}")))?;
         if threads != 1 {
             return Err(SpawnError::ForkUnsound(format!(
                 "this process has {threads} threads; fork is only sound with one"
             )));
         }
-        let (result_r, result_w) = pipe()?;
+        let (result_r, result_w) = crate::sys::pipe()?;
         // Buffered output must not be written twice.
         let _ = io::stdout().flush();
-        // SAFETY: getpid has no preconditions.
-        let parent = unsafe { libc::getpid() };
+        let parent = crate::sys::my_pid();
         // SAFETY: the process is single-threaded (checked just above; only
-        // this thread could have started another since), so the child is a
-        // complete copy with no lock held by a vanished thread.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(SpawnError::Io(io::Error::last_os_error()));
-        }
-        if pid == 0 {
-            drop(result_r);
-            if let Some(n) = &self.name {
-                std::env::set_var("MPROC_PROCESS_NAME", n);
-            }
-            if self.daemon {
-                // SAFETY: prctl and getppid on plain integers.
-                unsafe {
-                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                    if libc::getppid() != parent {
-                        libc::_exit(70);
-                    }
+        // this thread could have started another since).
+        let pid = match unsafe { crate::sys::fork() }? {
+            Forked::Parent(pid) => pid,
+            Forked::Child => {
+                drop(result_r);
+                if let Some(n) = &self.name {
+                    std::env::set_var("MPROC_PROCESS_NAME", n);
                 }
+                if self.daemon && !crate::sys::die_with_parent(parent) {
+                    crate::sys::exit_now(70);
+                }
+                let outcome =
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(args))) {
+                        Ok(r) => match postcard::to_allocvec(&r) {
+                            Ok(bytes) => Outcome::Done(bytes),
+                            Err(e) => Outcome::Failed(format!("cannot encode the result: {e}")),
+                        },
+                        Err(payload) => Outcome::Panicked(panic_message(&*payload)),
+                    };
+                let code = match &outcome {
+                    Outcome::Done(_) => 0,
+                    Outcome::Panicked(_) => 101,
+                    Outcome::Failed(_) => 70,
+                };
+                if let Ok(bytes) = postcard::to_allocvec(&outcome) {
+                    let _ = File::from(result_w).write_all(&bytes);
+                }
+                let _ = io::stdout().flush();
+                // Without the parent's exit handlers or destructors a second time.
+                crate::sys::exit_now(code)
             }
-            let outcome = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(args))) {
-                Ok(r) => match postcard::to_allocvec(&r) {
-                    Ok(bytes) => Outcome::Done(bytes),
-                    Err(e) => Outcome::Failed(format!("cannot encode the result: {e}")),
-                },
-                Err(payload) => Outcome::Panicked(panic_message(&*payload)),
-            };
-            let code = match &outcome {
-                Outcome::Done(_) => 0,
-                Outcome::Panicked(_) => 101,
-                Outcome::Failed(_) => 70,
-            };
-            if let Ok(bytes) = postcard::to_allocvec(&outcome) {
-                let _ = File::from(result_w).write_all(&bytes);
-            }
-            let _ = io::stdout().flush();
-            // SAFETY: ends the child without running the parent's exit
-            // handlers or destructors a second time.
-            unsafe { libc::_exit(code) };
-        }
+        };
         drop(result_w);
         drop(args);
         Ok(Process {
-            pid: pid as u32,
+            pid,
             reap: true,
             result: Some(File::from(result_r)),
             buf: Vec::new(),
@@ -429,27 +414,7 @@ impl ProcessBuilder {
 
 /// Waits for our child `pid`; `Ok(None)` if `block` is false and it runs.
 fn wait_pid(pid: u32, block: bool) -> io::Result<Option<ExitCode>> {
-    let mut status: libc::c_int = 0;
-    loop {
-        // SAFETY: `status` is a valid int for waitpid to fill.
-        let r = unsafe {
-            libc::waitpid(
-                pid as libc::pid_t,
-                &mut status,
-                if block { 0 } else { libc::WNOHANG },
-            )
-        };
-        if r == 0 {
-            return Ok(None);
-        }
-        if r > 0 {
-            return Ok(Some(ExitCode::from_wait_status(status)));
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
+    Ok(crate::sys::wait_pid(pid, block)?.map(ExitCode::from_wait_status))
 }
 
 /// A function running in another OS process: Python's `multiprocessing.Process`.
@@ -557,30 +522,10 @@ impl<R> Process<R> {
         };
         let mut chunk = [0u8; 64 * 1024];
         loop {
-            let timeout_ms = match deadline {
-                None => -1,
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    left.as_millis().min(i32::MAX as u128) as i32
-                        + i32::from(left.subsec_nanos() % 1_000_000 != 0)
-                }
-            };
-            let mut pfd = libc::pollfd {
-                fd: file.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: `pfd` is one valid pollfd for an open descriptor.
-            let r = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(ProcessError::Io(e.to_string()));
-            }
-            if r == 0 {
-                return Err(ProcessError::Timeout);
+            match crate::sys::poll_one(file.as_fd(), Interest::Read, deadline) {
+                Ok(true) => {}
+                Ok(false) => return Err(ProcessError::Timeout),
+                Err(e) => return Err(ProcessError::Io(e.to_string())),
             }
             match file.read(&mut chunk) {
                 Ok(0) => {
@@ -614,27 +559,23 @@ impl<R> Process<R> {
         self.poll_status()
     }
 
-    fn signal(&mut self, sig: libc::c_int) -> io::Result<()> {
+    fn signal(&mut self, sig: Signal) -> io::Result<()> {
         if self.poll_status().is_some() {
             return Ok(());
         }
-        // SAFETY: the pid is our unreaped child (checked above), so it cannot
-        // have been reused by another process.
-        if unsafe { libc::kill(self.pid as libc::pid_t, sig) } == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        // The pid is our unreaped child (checked above), so it cannot have
+        // been reused by another process.
+        crate::sys::send_signal(self.pid, sig)
     }
 
     /// Sends `SIGTERM` (Python's `terminate`).
     pub fn terminate(&mut self) -> io::Result<()> {
-        self.signal(libc::SIGTERM)
+        self.signal(Signal::Terminate)
     }
 
     /// Sends `SIGKILL` (Python's `kill`).
     pub fn kill(&mut self) -> io::Result<()> {
-        self.signal(libc::SIGKILL)
+        self.signal(Signal::Kill)
     }
 }
 
@@ -669,16 +610,6 @@ impl<R> Drop for Process<R> {
             }
         }
     }
-}
-
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 succeeded, so both descriptors are fresh and ours.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 fn exe_identity(exe: &std::path::Path) -> io::Result<String> {
@@ -793,23 +724,20 @@ fn run_child(marker: &str) -> i32 {
     // The handles' descriptors lost close-on-exec for us; they must not leak
     // further into processes this one starts.
     for &fd in &handles {
-        // SAFETY: fcntl on a plain descriptor number; an unknown one fails
-        // with EBADF and is ignored.
-        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        // An unknown number fails with EBADF and is ignored.
+        let _ = crate::sys::set_cloexec(fd, true);
     }
-    *INHERITED.lock().unwrap_or_else(|p| p.into_inner()) = handles;
+    set_inherited(handles);
     // Like the Rust runtime does before `main` (which a child never reaches):
     // writing to a closed pipe is an error, not a fatal signal.
-    // SAFETY: setting a signal's disposition to SIG_IGN has no preconditions.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    crate::sys::ignore_sigpipe();
     // SAFETY: the spawner passed these two descriptors, inherited, for this
     // child alone; nothing else in this process owns them.
     let (args_file, result_file) =
         unsafe { (File::from_raw_fd(args_fd), File::from_raw_fd(result_fd)) };
     // Grandchildren must not inherit the result pipe, or the parent would
     // not see end-of-file when we exit.
-    // SAFETY: fcntl on a descriptor we own.
-    unsafe { libc::fcntl(result_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let _ = crate::sys::set_cloexec(result_fd, true);
     let mut args = Vec::new();
     let outcome = match (&args_file).read_to_end(&mut args) {
         Err(e) => Outcome::Failed(format!("cannot read the arguments: {e}")),
@@ -841,23 +769,6 @@ fn run_child(marker: &str) -> i32 {
         let _ = (&result_file).write_all(&bytes);
     }
     code
-}
-
-/// Descriptors inherited for the handles in this child's arguments and not
-/// yet adopted.
-static INHERITED: std::sync::Mutex<Vec<RawFd>> = std::sync::Mutex::new(Vec::new());
-
-/// Whether `fd` was inherited for a handle in this process's arguments and
-/// not yet claimed; a `true` hands its ownership to the caller (once).
-pub(crate) fn take_inherited_fd(fd: RawFd) -> bool {
-    let mut v = INHERITED.lock().unwrap_or_else(|p| p.into_inner());
-    match v.iter().position(|&x| x == fd) {
-        Some(i) => {
-            v.swap_remove(i);
-            true
-        }
-        None => false,
-    }
 }
 
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

@@ -130,12 +130,15 @@ impl Segment {
                 return Err(CreateError::Namespace(remote_only(ns, kind)));
             }
         }
-        let io_err = |source: io::Error| match source.raw_os_error() {
-            Some(libc::ENOSPC) | Some(libc::ENOMEM) | Some(libc::EFBIG) => CreateError::NoSpace {
+        // The kinds std gives ENOSPC, ENOMEM and EFBIG; EACCES and EPERM.
+        let io_err = |source: io::Error| match source.kind() {
+            io::ErrorKind::StorageFull
+            | io::ErrorKind::OutOfMemory
+            | io::ErrorKind::FileTooLarge => CreateError::NoSpace {
                 name: label.clone(),
                 bytes: len as u64,
             },
-            Some(libc::EACCES) | Some(libc::EPERM) => CreateError::PermissionDenied {
+            io::ErrorKind::PermissionDenied => CreateError::PermissionDenied {
                 name: label.clone(),
             },
             _ => CreateError::Io {
@@ -147,14 +150,16 @@ impl Segment {
             Place::Named(ns, _) => {
                 remove_dead_temps(ns.path());
                 let tmp = temp_path(ns.path());
-                let f = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .mode(if ns.group().is_some() { 0o660 } else { 0o600 })
-                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                    .open(&tmp)
-                    .map_err(io_err)?;
+                let f = sys::no_follow(
+                    OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .create_new(true)
+                        .mode(if ns.group().is_some() { 0o660 } else { 0o600 }),
+                    false,
+                )
+                .open(&tmp)
+                .map_err(io_err)?;
                 if let Some(gid) = ns.group() {
                     // A group namespace: 0660 with its group, whatever the umask.
                     let shared = (|| {
@@ -237,21 +242,19 @@ impl Segment {
             return Err(OpenError::Namespace(remote_only(ns, kind)));
         }
         let path = ns.path().join(name);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        let file = sys::no_follow(OpenOptions::new().read(true).write(true), true)
             .open(&path)
-            .map_err(|source| match source.raw_os_error() {
-                Some(libc::ENOENT) => OpenError::NotFound {
+            .map_err(|source| match source.kind() {
+                // ENOENT; EACCES and EPERM.
+                io::ErrorKind::NotFound => OpenError::NotFound {
                     kind,
                     name: name.to_owned(),
                     dir: ns.display(),
                 },
-                Some(libc::EACCES) | Some(libc::EPERM) => OpenError::PermissionDenied {
+                io::ErrorKind::PermissionDenied => OpenError::PermissionDenied {
                     name: name.to_owned(),
                 },
-                Some(libc::ELOOP) => OpenError::Damaged {
+                _ if sys::is_symlink_loop(&source) => OpenError::Damaged {
                     name: name.to_owned(),
                     reason: "it is a symbolic link".into(),
                 },
@@ -296,8 +299,7 @@ impl Segment {
             return Err(damaged("not a regular file".into()));
         }
         let shared = group.is_some_and(|g| meta.gid() == g && meta.mode() & 0o002 == 0);
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if name.is_some() && !shared && meta.uid() != unsafe { libc::geteuid() } {
+        if name.is_some() && !shared && meta.uid() != sys::my_uid() {
             return Err(OpenError::PermissionDenied { name: label });
         }
         let size = meta.len();
@@ -466,9 +468,7 @@ fn read_header(file: &File) -> io::Result<Header> {
 
 /// The kind recorded in the file at `path`, if it is a finished mproc segment.
 pub(crate) fn peek_kind(path: &Path) -> Option<ObjectKind> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+    let file = sys::no_follow(OpenOptions::new().read(true), true)
         .open(path)
         .ok()?;
     let h = read_header(&file).ok()?;
@@ -479,29 +479,13 @@ pub(crate) fn peek_kind(path: &Path) -> Option<ObjectKind> {
 
 /// Reserves `len` bytes so that a full tmpfs is an error now, not a SIGBUS later.
 fn allocate(fd: &OwnedFd, len: usize) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
     if len < HEADER_LEN {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "segment too small",
         ));
     }
-    let len = libc::off_t::try_from(len)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
-    // SAFETY: `fd` is a valid open descriptor owned by the caller.
-    let r = unsafe { libc::posix_fallocate(fd.as_raw_fd(), 0, len) };
-    match r {
-        0 => Ok(()),
-        libc::EOPNOTSUPP | libc::EINVAL => {
-            // SAFETY: as above; ftruncate only sets the size.
-            if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } == 0 {
-                Ok(())
-            } else {
-                Err(io::Error::last_os_error())
-            }
-        }
-        e => Err(io::Error::from_raw_os_error(e)),
-    }
+    sys::allocate(fd.as_fd(), len)
 }
 
 /// A hidden file name for a segment being built: `.tmp-PID-START-N-R`,

@@ -902,21 +902,19 @@ pub(crate) fn token() -> String {
     let mut buf = [0u8; 16];
     let mut filled = 0;
     while filled < buf.len() {
-        // SAFETY: the pointer and length describe the unfilled tail of `buf`,
-        // which stays alive and exclusively borrowed for the call.
-        let r =
-            unsafe { libc::getrandom(buf[filled..].as_mut_ptr().cast(), buf.len() - filled, 0) };
-        if r > 0 {
-            filled += r as usize;
-        } else if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            // No entropy source: fall back to the clock and a counter, still
-            // unique per process start.
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
-            buf.copy_from_slice(&t.to_le_bytes());
-            break;
+        match crate::sys::random_bytes(&mut buf[filled..]) {
+            Ok(n) if n > 0 => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            _ => {
+                // No entropy source: fall back to the clock, which with
+                // the pid that follows is still unique.
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                buf.copy_from_slice(&t.to_le_bytes());
+                break;
+            }
         }
     }
     let mut s = String::with_capacity(48);

@@ -26,18 +26,22 @@
 //! them. A consumer whose heartbeat lease expires is presumed dead: any live
 //! consumer's heartbeat thread moves its processing list back to the head of
 //! `ready`, counting deliveries; after `max_deliveries` the element goes to
-//! `:dead` instead. Delivery is therefore at-least-once.
+//! `:dead` instead. Delivery is therefore at-least-once. Registration,
+//! heartbeats and taking elements back are in `consumers`; the Lua scripts
+//! are files under `lua/queue/`.
+
+mod consumers;
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::thread;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use redis::Script;
 
-use super::{block_secs, token, Pool, Remote, MAX_SLICE};
+use self::consumers::{sweep, Consumer};
+use super::{block_secs, Pool, Remote, MAX_SLICE};
 use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptToken};
 use crate::error::{CreateError, ObjectKind, OpenError};
 use crate::name::validate_name;
@@ -50,268 +54,37 @@ const PUT_SLICE: Duration = Duration::from_millis(100);
 /// The end-of-stream marker.
 const EOF: &[u8] = b"E";
 
-// KEYS meta joined unfinished ready   ARGV maxsize max_bytes max_deliveries
-script!(
-    create_script,
-    r"
-local k = redis.call('HGET', KEYS[1], 'kind')
-if k then return k end
-redis.call('HSET', KEYS[1], 'kind', 'queue', 'maxsize', ARGV[1], 'max_bytes', ARGV[2],
-           'max_deliveries', ARGV[3], 'closed', '0')
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4])
-redis.call('RPUSH', KEYS[2], 'J')
-return 'created'
-"
-);
+// The scripts, one file each under `lua/queue/`; the head of each file says
+// what its KEYS and ARGV hold and what it returns.
 
-// KEYS meta ready seq unfinished joined putters
-// ARGV maxsize waited will_wait msg...
-// → n put (≥ 0), -1 closed, -2 the queue is gone. A producer that will
-// wait when the queue is full is counted in `putters` (until its next call)
-// so that consumers know to wake it.
-script!(
-    put_script,
-    r"
-if ARGV[2] == '1' and tonumber(redis.call('GET', KEYS[6]) or '0') > 0 then
-  redis.call('DECR', KEYS[6])
-end
-local m = redis.call('HMGET', KEYS[1], 'kind', 'closed')
-if m[1] ~= 'queue' then return -2 end
-if m[2] == '1' then return -1 end
-local max = tonumber(ARGV[1])
-local n = #ARGV - 3
-if max > 0 then
-  local room = max - redis.call('LLEN', KEYS[2])
-  if room < n then n = room end
-  if n <= 0 then
-    if ARGV[3] == '1' then
-      redis.call('INCR', KEYS[6])
-      redis.call('PEXPIRE', KEYS[6], 10000)
-    end
-    return 0
-  end
-end
-local first = redis.call('INCRBY', KEYS[3], n) - n
-local frames = {}
-for i = 1, n do frames[i] = 'D' .. (first + i) .. ':' .. ARGV[i + 3] end
-redis.call('RPUSH', KEYS[2], unpack(frames))
-if redis.call('INCRBY', KEYS[4], n) == n then redis.call('DEL', KEYS[5]) end
-return n
-"
-);
-
-// KEYS ready proc got space deliveries putters   ARGV max wake already prev...
-// Completes the previous elements, then takes up to max more without
-// blocking; wakes a waiting producer. → the elements, or {'E'} when only
-// the end marker is left (it is always the last element).
-script!(
-    take_script,
-    r"
-for i = 4, #ARGV do
-  if redis.call('LREM', KEYS[2], -1, ARGV[i]) > 0 then redis.call('HDEL', KEYS[5], ARGV[i]) end
-end
-local out = {}
-local max = tonumber(ARGV[1])
-while #out < max do
-  local v = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-  if not v then break end
-  if v == 'E' then
-    redis.call('RPOP', KEYS[2])
-    redis.call('RPUSH', KEYS[1], 'E')
-    if #out == 0 and ARGV[3] == '0' then return {'E'} end
-    break
-  end
-  out[#out + 1] = v
-end
-local n = #out + tonumber(ARGV[3])
-if n > 0 then
-  redis.call('INCRBY', KEYS[3], n)
-  if ARGV[2] == '1' and tonumber(redis.call('GET', KEYS[6]) or '0') > 0 then
-    redis.call('DEL', KEYS[4]); redis.call('RPUSH', KEYS[4], '1')
-  end
-end
-return out
-"
-);
-
-// KEYS putters — a producer stops waiting.
+// Creates the queue unless an object of its name exists.
+script!(create_script, include_str!("lua/queue/create.lua"));
+// Puts a batch of messages, as many as there is room for.
+script!(put_script, include_str!("lua/queue/put.lua"));
+// Completes a consumer's previous elements and takes more without blocking.
+script!(take_script, include_str!("lua/queue/take.lua"));
+// A producer stops waiting for room.
 script!(
     unregister_script,
-    r"
-if tonumber(redis.call('GET', KEYS[1]) or '0') > 0 then redis.call('DECR', KEYS[1]) end
-return 1
-"
+    include_str!("lua/queue/unregister_putter.lua")
 );
-
-// KEYS ready proc — the end marker was taken by BLMOVE: put it back.
+// Puts back the end marker a blocking take moved.
 script!(
     restore_eof_script,
-    r"
-redis.call('LREM', KEYS[2], -1, 'E')
-if redis.call('LINDEX', KEYS[1], -1) ~= 'E' then redis.call('RPUSH', KEYS[1], 'E') end
-return 1
-"
+    include_str!("lua/queue/restore_eof.lua")
 );
-
-// KEYS proc unfinished joined deliveries   ARGV [element]
-// → unfinished left, -1 element already taken back (its redelivery will
-// count), -2 nothing outstanding
-script!(
-    task_done_script,
-    r"
-if ARGV[1] then
-  if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return -1 end
-  redis.call('HDEL', KEYS[4], ARGV[1])
-end
-local n = tonumber(redis.call('GET', KEYS[2]) or '0')
-if n <= 0 then return -2 end
-n = redis.call('DECR', KEYS[2])
-if n == 0 then redis.call('DEL', KEYS[3]); redis.call('RPUSH', KEYS[3], 'J') end
-return n
-"
-);
-
-// KEYS meta ready space → 1 closed now, 0 already closed, -2 gone
-script!(
-    close_script,
-    r"
-local m = redis.call('HMGET', KEYS[1], 'kind', 'closed')
-if m[1] ~= 'queue' then return -2 end
-if m[2] == '1' then return 0 end
-redis.call('HSET', KEYS[1], 'closed', '1')
-redis.call('RPUSH', KEYS[2], 'E')
-redis.call('DEL', KEYS[3])
-redis.call('RPUSH', KEYS[3], '1')
-return 1
-"
-);
-
-// KEYS ready meta unfinished joined space got → messages discarded (counted as taken)
-script!(
-    purge_script,
-    r"
-local n = redis.call('LLEN', KEYS[1])
-local eof = n > 0 and redis.call('LINDEX', KEYS[1], -1) == 'E'
-if eof then n = n - 1 end
-redis.call('DEL', KEYS[1])
-if eof then redis.call('RPUSH', KEYS[1], 'E') end
-if n > 0 then
-  redis.call('INCRBY', KEYS[6], n)
-  local u = tonumber(redis.call('GET', KEYS[3]) or '0') - n
-  if u <= 0 then
-    redis.call('SET', KEYS[3], 0); redis.call('DEL', KEYS[4]); redis.call('RPUSH', KEYS[4], 'J')
-  else
-    redis.call('SET', KEYS[3], u)
-  end
-  redis.call('DEL', KEYS[5]); redis.call('RPUSH', KEYS[5], '1')
-end
-return n
-"
-);
-
-// KEYS ready → messages in the queue
-script!(
-    len_script,
-    r"
-local n = redis.call('LLEN', KEYS[1])
-if n > 0 and redis.call('LINDEX', KEYS[1], -1) == 'E' then n = n - 1 end
-return n
-"
-);
-
-// KEYS ready meta seq got unfinished dead requeued consumers
-// → {len, closed, put, got, unfinished, dead, requeued, leased}
-script!(
-    counters_script,
-    r"
-local n = redis.call('LLEN', KEYS[1])
-if n > 0 and redis.call('LINDEX', KEYS[1], -1) == 'E' then n = n - 1 end
-local c = 0
-if redis.call('HGET', KEYS[2], 'closed') == '1' then c = 1 end
-local leased = 0
-local tag = string.sub(KEYS[1], 1, #KEYS[1] - 5)
-for _, cid in ipairs(redis.call('SMEMBERS', KEYS[8])) do
-  leased = leased + redis.call('LLEN', tag .. 'proc:' .. cid)
-end
-local function num(k) return tonumber(redis.call('GET', k) or '0') end
-return {n, c, num(KEYS[3]), num(KEYS[4]), num(KEYS[5]), redis.call('LLEN', KEYS[6]), num(KEYS[7]), leased}
-"
-);
-
-// KEYS proc ready deliveries dead unfinished joined requeued
-// ARGV element requeue max_deliveries
-// → 0 acknowledged, 1 given back, 2 given up on, -1 not held
-script!(
-    settle_script,
-    r"
-if redis.call('LREM', KEYS[1], -1, ARGV[1]) == 0 then return -1 end
-if ARGV[2] ~= '1' then
-  redis.call('HDEL', KEYS[3], ARGV[1])
-  return 0
-end
-local d = redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-if tonumber(ARGV[3]) > 0 and d >= tonumber(ARGV[3]) then
-  redis.call('RPUSH', KEYS[4], ARGV[1])
-  redis.call('HDEL', KEYS[3], ARGV[1])
-  local u = redis.call('DECR', KEYS[5])
-  if u <= 0 then redis.call('SET', KEYS[5], 0); redis.call('DEL', KEYS[6]); redis.call('RPUSH', KEYS[6], 'J') end
-  return 2
-end
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('INCR', KEYS[7])
-return 1
-"
-);
-
-// KEYS hb proc ready consumers deliveries dead unfinished joined requeued
-// ARGV cid max_deliveries force → elements taken back (0 if still alive)
-script!(
-    reclaim_script,
-    r"
-local force = ARGV[3] == '1'
-if not force and redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-local n = 0
-while true do
-  local v = redis.call('RPOP', KEYS[2])
-  if not v then break end
-  if v == 'E' then
-    if redis.call('LINDEX', KEYS[3], -1) ~= 'E' then redis.call('RPUSH', KEYS[3], 'E') end
-  else
-    local d = 0
-    if not force then d = redis.call('HINCRBY', KEYS[5], v, 1) end
-    if not force and tonumber(ARGV[2]) > 0 and d >= tonumber(ARGV[2]) then
-      redis.call('RPUSH', KEYS[6], v)
-      redis.call('HDEL', KEYS[5], v)
-      local u = redis.call('DECR', KEYS[7])
-      if u <= 0 then redis.call('SET', KEYS[7], 0); redis.call('DEL', KEYS[8]); redis.call('RPUSH', KEYS[8], 'J') end
-    else
-      redis.call('LPUSH', KEYS[3], v)
-      if not force then redis.call('INCR', KEYS[9]) end
-    end
-    n = n + 1
-  end
-end
-redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[4], ARGV[1])
-return n
-"
-);
-
-// KEYS consumers   ARGV me → registered consumers other than `me` whose
-// heartbeat key is gone (their keys share the tag of KEYS[1])
-script!(
-    dead_script,
-    r"
-local tag = string.sub(KEYS[1], 1, #KEYS[1] - #'consumers')
-local out = {}
-for _, cid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if cid ~= ARGV[1] and redis.call('EXISTS', tag .. 'hb:' .. cid) == 0 then
-    out[#out + 1] = cid
-  end
-end
-return out
-"
-);
+// Completes one element (`JoinableQueue::task_done`).
+script!(task_done_script, include_str!("lua/queue/task_done.lua"));
+// Closes the queue: appends the end marker and wakes producers.
+script!(close_script, include_str!("lua/queue/close.lua"));
+// Discards the ready messages.
+script!(purge_script, include_str!("lua/queue/purge.lua"));
+// Messages in the queue.
+script!(len_script, include_str!("lua/queue/len.lua"));
+// The queue's counters, in one round trip.
+script!(counters_script, include_str!("lua/queue/counters.lua"));
+// Acknowledges or gives back one leased element.
+script!(settle_script, include_str!("lua/queue/settle.lua"));
 
 /// The key names of one queue.
 #[derive(Debug)]
@@ -358,59 +131,6 @@ impl Keys {
     fn hb(&self, cid: &str) -> String {
         format!("{}:hb:{cid}", self.tag)
     }
-}
-
-/// Runs the reclaim script for `cid`; returns how many elements it moved.
-fn reclaim(
-    pool: &Pool,
-    keys: &Keys,
-    cid: &str,
-    max_deliveries: u32,
-    force: bool,
-) -> io::Result<i64> {
-    pool.run(|c| {
-        reclaim_script()
-            .key(keys.hb(cid))
-            .key(keys.proc(cid))
-            .key(&keys.ready)
-            .key(&keys.consumers)
-            .key(&keys.deliveries)
-            .key(&keys.dead)
-            .key(&keys.unfinished)
-            .key(&keys.joined)
-            .key(&keys.requeued)
-            .arg(cid)
-            .arg(max_deliveries)
-            .arg(u8::from(force))
-            .invoke(c)
-    })
-}
-
-/// Takes back the elements of every registered consumer whose heartbeat
-/// expired: one script finds them (cheap enough for every heartbeat), one
-/// more per dead consumer takes back its items.
-fn sweep(pool: &Pool, keys: &Keys, me: &str, max_deliveries: u32) -> io::Result<i64> {
-    let dead: Vec<String> = pool.run(|c| dead_script().key(&keys.consumers).arg(me).invoke(c))?;
-    let mut n = 0;
-    for cid in &dead {
-        n += reclaim(pool, keys, cid, max_deliveries, false)?;
-    }
-    Ok(n)
-}
-
-/// Stops a heartbeat thread.
-#[derive(Debug, Default)]
-struct Stop {
-    stopped: Mutex<bool>,
-    cv: Condvar,
-}
-
-/// This handle's registration as a consumer.
-#[derive(Debug)]
-struct Consumer {
-    cid: String,
-    proc: String,
-    stop: Arc<Stop>,
 }
 
 /// A queue on a Redis server.
@@ -615,43 +335,16 @@ impl RedisQueue {
     fn consumer(&self) -> Result<String, OpError> {
         let mut slot = self.consumer.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = slot.as_ref() {
-            return Ok(c.proc.clone());
+            return Ok(c.proc().to_owned());
         }
-        let cid = token();
-        let lease_ms = self.consumer_lease.as_millis().max(1) as u64;
-        let hb = self.keys.hb(&cid);
-        self.pool.run(|c| {
-            redis::pipe()
-                .cmd("SET")
-                .arg(&hb)
-                .arg(1)
-                .arg("PX")
-                .arg(lease_ms)
-                .ignore()
-                .cmd("SADD")
-                .arg(&self.keys.consumers)
-                .arg(&cid)
-                .ignore()
-                .exec(c)
-        })?;
-        let stop = Arc::new(Stop::default());
-        let (pool, keys, stop2, cid2) = (
-            Arc::clone(&self.pool),
-            Arc::clone(&self.keys),
-            Arc::clone(&stop),
-            cid.clone(),
-        );
-        let (lease, max_deliveries) = (self.consumer_lease, self.max_deliveries);
-        thread::Builder::new()
-            .name("mproc-redis-heartbeat".into())
-            .spawn(move || heartbeat(&pool, &keys, &cid2, lease, max_deliveries, &stop2))
-            .map_err(OpError::Io)?;
-        let proc = self.keys.proc(&cid);
-        *slot = Some(Consumer {
-            cid,
-            proc: proc.clone(),
-            stop,
-        });
+        let c = Consumer::register(
+            &self.pool,
+            &self.keys,
+            self.consumer_lease,
+            self.max_deliveries,
+        )?;
+        let proc = c.proc().to_owned();
+        *slot = Some(c);
         Ok(proc)
     }
 
@@ -825,52 +518,6 @@ impl RedisQueue {
     }
 }
 
-/// The heartbeat thread: refreshes this consumer's lease and takes back the
-/// elements of consumers whose lease expired.
-fn heartbeat(
-    pool: &Pool,
-    keys: &Keys,
-    cid: &str,
-    lease: Duration,
-    max_deliveries: u32,
-    stop: &Stop,
-) {
-    let every = lease / 3;
-    let lease_ms = lease.as_millis().max(1) as u64;
-    let hb = keys.hb(cid);
-    loop {
-        {
-            let stopped = stop.stopped.lock().unwrap_or_else(|p| p.into_inner());
-            let (stopped, _) = stop
-                .cv
-                .wait_timeout_while(stopped, every, |s| !*s)
-                .unwrap_or_else(|p| p.into_inner());
-            if *stopped {
-                return;
-            }
-        }
-        // Failures are retried at the next beat; a consumer that cannot
-        // reach the server for a whole lease is treated as dead by the others.
-        let _ = pool.run(|c| {
-            redis::pipe()
-                .cmd("SET")
-                .arg(&hb)
-                .arg(1)
-                .arg("PX")
-                .arg(lease_ms)
-                .ignore()
-                .cmd("SADD")
-                .arg(&keys.consumers)
-                .arg(cid)
-                .ignore()
-                .exec(c)
-        });
-        // Every live consumer looks for dead ones at each beat, so a dead
-        // consumer's items come back at most a beat after its lease ran out.
-        let _ = sweep(pool, keys, cid, max_deliveries);
-    }
-}
-
 impl Drop for RedisQueue {
     fn drop(&mut self) {
         let Some(c) = self
@@ -881,8 +528,7 @@ impl Drop for RedisQueue {
         else {
             return;
         };
-        *c.stop.stopped.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        c.stop.cv.notify_all();
+        c.stop_heartbeat();
         // Best effort: complete what this handle took, hand back anything
         // else in its processing list, and deregister. If the server is
         // unreachable the others take the elements back after the lease.
@@ -891,9 +537,9 @@ impl Drop for RedisQueue {
         }
         let prev = self.take_pending();
         if !prev.is_empty() {
-            let _ = self.take(&c.proc, 0, false, &prev);
+            let _ = self.take(c.proc(), 0, false, &prev);
         }
-        let _ = reclaim(&self.pool, &self.keys, &c.cid, self.max_deliveries, true);
+        let _ = c.leave(&self.pool, &self.keys, self.max_deliveries);
     }
 }
 
@@ -1108,7 +754,7 @@ impl QueueBackend for RedisQueue {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(|c| c.proc.clone())
+            .map(|c| c.proc().to_owned())
             .unwrap_or_else(|| self.keys.proc("none"));
         let r: io::Result<i64> = self.pool.run(|c| {
             let mut inv = task_done_script().prepare_invoke();
@@ -1236,7 +882,7 @@ impl QueueBackend for RedisQueue {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .map(|c| c.cid.clone())
+            .map(|c| c.cid().to_owned())
             .unwrap_or_default();
         let n = sweep(&self.pool, &self.keys, &me, self.max_deliveries)?;
         Ok(n.max(0) as u64)

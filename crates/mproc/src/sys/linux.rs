@@ -902,3 +902,38 @@ pub(crate) fn my_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
 }
+
+/// In a freshly forked child: asks the kernel to SIGKILL this process when
+/// the thread that forked it exits (`PR_SET_PDEATHSIG`), then checks that
+/// the parent `parent` has not already gone (the request would come too
+/// late): `false` if it has.
+///
+/// It calls only `prctl` and `getppid` and allocates nothing, so it may run
+/// between `fork` and `exec`.
+pub(crate) fn die_with_parent(parent: u32) -> bool {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a plain signal number and
+    // touches no memory; getppid has no preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::getppid() as u32 == parent
+    }
+}
+
+/// How many threads this process has (the entries of `/proc/self/task`).
+pub(crate) fn thread_count() -> io::Result<usize> {
+    std::fs::read_dir("/proc/self/task").map(|d| d.count())
+}
+
+/// Fills the start of `buf` with random bytes from the kernel
+/// (`getrandom(2)`): how many it wrote, at least one unless `buf` is empty.
+#[cfg(feature = "redis")]
+pub(crate) fn random_bytes(buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the pointer and length describe `buf`, which stays alive and
+    // exclusively borrowed for the call.
+    let r = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}

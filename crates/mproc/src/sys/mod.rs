@@ -2,13 +2,26 @@
 //!
 //! Everything above this module is written against the small safe API
 //! re-exported here: shared futex wait/wake with absolute deadlines, a
-//! robust lock living in shared memory, memory mapping of
-//! segment files, and process liveness. Linux is the platform that works
-//! fully; other Unixes plug in by providing the same items in their own file.
+//! robust lock living in shared memory, memory mapping of segment files,
+//! process liveness, descriptors (pipes, socket pairs, `poll`), and
+//! starting, signalling and reaping child processes.
+//!
+//! * `fd` and `proc` hold the POSIX calls (and the few extensions Linux and
+//!   the BSDs share, such as `pipe2` and `MSG_NOSIGNAL`).
+//! * `linux.rs` holds what is particular to Linux (futexes, the robust
+//!   lock, procfs, `memfd`, `PR_SET_PDEATHSIG`, `getrandom`).
+//!
+//! Linux is the platform that works fully; other Unixes plug in by
+//! providing the same items in their own platform file.
 
 #[cfg(target_os = "linux")]
 #[path = "linux.rs"]
 mod imp;
+
+#[cfg(unix)]
+mod fd;
+#[cfg(unix)]
+mod proc;
 
 #[cfg(not(target_os = "linux"))]
 compile_error!(
@@ -34,8 +47,16 @@ pub(crate) fn fence_after_unlock() {
 
 #[cfg(feature = "crash-points")]
 pub(crate) use imp::kill_self;
+#[cfg(feature = "redis")]
+pub(crate) use imp::random_bytes;
 pub(crate) use imp::{
-    futex_wait, futex_wake, memfd, my_pid, my_start, my_tid, my_uid, now_coarse_ns,
-    now_realtime_ns, process_alive, start_time, Acquired, Mapping, RawRobustMutex, RobustLock,
-    WaitResult,
+    die_with_parent, futex_wait, futex_wake, memfd, my_pid, my_start, my_tid, my_uid,
+    now_coarse_ns, now_realtime_ns, process_alive, start_time, thread_count, Acquired, Mapping,
+    RawRobustMutex, RobustLock, WaitResult,
 };
+
+pub(crate) use fd::{
+    allocate, is_symlink_loop, is_unix_stream_socket, no_follow, pipe, poll, poll_one, recv,
+    recv_uninit, send_vectored, set_cloexec, shutdown, stream_socketpair, Interest, PollFd,
+};
+pub(crate) use proc::{exit_now, fork, ignore_sigpipe, send_signal, wait_pid, Forked, Signal};
