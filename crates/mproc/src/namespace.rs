@@ -168,8 +168,7 @@ impl Namespace {
                 return run.join("mproc");
             }
         }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let uid = unsafe { libc::geteuid() };
+        let uid = crate::sys::my_uid();
         let base = if Path::new("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
@@ -200,7 +199,7 @@ impl Namespace {
             return Err(NamespaceError::NotADirectory(dir));
         }
         let mode = meta.mode() & 0o7777;
-        if mode & 0o2000 != 0 && mode & 0o002 == 0 && in_group(meta.gid()) {
+        if mode & 0o2000 != 0 && mode & 0o002 == 0 && crate::sys::in_group(meta.gid()) {
             return Ok(Namespace {
                 dir,
                 group: Some(meta.gid()),
@@ -208,8 +207,7 @@ impl Namespace {
                 remote: None,
             });
         }
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
+        let me = crate::sys::my_uid();
         if meta.uid() != me {
             return Err(NamespaceError::NotOwner {
                 dir,
@@ -293,21 +291,4 @@ impl Namespace {
         }
         self.dir.display().to_string()
     }
-}
-
-/// Whether this process is in group `gid` (effective or supplementary).
-fn in_group(gid: u32) -> bool {
-    // SAFETY: getegid has no preconditions and cannot fail.
-    if unsafe { libc::getegid() } == gid {
-        return true;
-    }
-    // SAFETY: with a size of 0, getgroups only returns the count.
-    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
-    if n <= 0 {
-        return false;
-    }
-    let mut groups = vec![0 as libc::gid_t; n as usize];
-    // SAFETY: `groups` has room for `n` entries.
-    let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
-    n > 0 && groups[..n as usize].contains(&gid)
 }

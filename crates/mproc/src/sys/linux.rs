@@ -903,6 +903,23 @@ pub(crate) fn my_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// Whether this process is in group `gid` (effective or supplementary).
+pub(crate) fn in_group(gid: u32) -> bool {
+    // SAFETY: getegid has no preconditions and cannot fail.
+    if unsafe { libc::getegid() } == gid {
+        return true;
+    }
+    // SAFETY: with a size of 0, getgroups only returns the count.
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if n <= 0 {
+        return false;
+    }
+    let mut groups = vec![0 as libc::gid_t; n as usize];
+    // SAFETY: `groups` has room for `n` entries.
+    let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+    n > 0 && groups[..n as usize].contains(&gid)
+}
+
 /// In a freshly forked child: asks the kernel to SIGKILL this process when
 /// the thread that forked it exits (`PR_SET_PDEATHSIG`), then checks that
 /// the parent `parent` has not already gone (the request would come too

@@ -50,7 +50,7 @@ pub(crate) use imp::kill_self;
 #[cfg(feature = "redis")]
 pub(crate) use imp::random_bytes;
 pub(crate) use imp::{
-    die_with_parent, futex_wait, futex_wake, memfd, my_pid, my_start, my_tid, my_uid,
+    die_with_parent, futex_wait, futex_wake, in_group, memfd, my_pid, my_start, my_tid, my_uid,
     now_coarse_ns, now_realtime_ns, process_alive, start_time, thread_count, Acquired, Mapping,
     RawRobustMutex, RobustLock, WaitResult,
 };
