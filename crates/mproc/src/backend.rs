@@ -126,6 +126,18 @@ pub(crate) trait QueueBackend: Send + Sync + fmt::Debug {
     fn max_deliveries(&self) -> u32;
     /// Counts an item taken out of circulation after too many deliveries.
     fn note_dead_lettered(&self);
+    /// The messages the backend itself set aside after too many deliveries
+    /// (oldest first): a server queue keeps them; shared memory moves them
+    /// to the queue `<name>.dlq` instead, and has none here.
+    fn dead_letters(&self) -> io::Result<Vec<Vec<u8>>> {
+        Ok(Vec::new())
+    }
+    /// Where the caller must move items delivered too often: the directory
+    /// and name of the queue beside this one (`<name>.dlq`); `None` when
+    /// the backend sets them aside itself, or the queue is anonymous.
+    fn dead_letter_queue(&self) -> Option<(std::path::PathBuf, String)> {
+        None
+    }
 }
 
 /// Proof of a leased delivery, to acknowledge it with `ack`.

@@ -7,6 +7,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+use crate::object::ObjectKind;
+
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -28,53 +30,6 @@ pub enum NameError {
         /// The first offending character.
         ch: char,
     },
-}
-
-/// The kind of a named object, as recorded in its segment header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ObjectKind {
-    /// A [`Lock`](crate::Lock).
-    Lock,
-    /// A [`Queue`](crate::Queue) or [`JoinableQueue`](crate::JoinableQueue).
-    Queue,
-    /// An [`RLock`](crate::RLock).
-    RLock,
-    /// A [`Semaphore`](crate::Semaphore) or [`BoundedSemaphore`](crate::BoundedSemaphore).
-    Semaphore,
-    /// An [`Event`](crate::Event).
-    Event,
-    /// A [`Condition`](crate::Condition).
-    Condition,
-    /// A [`Barrier`](crate::Barrier).
-    Barrier,
-    /// A [`Value`](crate::Value).
-    Value,
-    /// An [`Array`](crate::Array).
-    Array,
-}
-
-impl ObjectKind {
-    /// The lower-case name used in messages and listings.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ObjectKind::Lock => "lock",
-            ObjectKind::Queue => "queue",
-            ObjectKind::RLock => "rlock",
-            ObjectKind::Semaphore => "semaphore",
-            ObjectKind::Event => "event",
-            ObjectKind::Condition => "condition",
-            ObjectKind::Barrier => "barrier",
-            ObjectKind::Value => "value",
-            ObjectKind::Array => "array",
-        }
-    }
-}
-
-impl fmt::Display for ObjectKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// Why a namespace could not be used.

@@ -50,11 +50,13 @@ mod crash;
 mod error;
 mod fence;
 mod handle;
+mod ident;
 mod joinable;
 mod local;
 mod lock;
 mod name;
 mod namespace;
+mod object;
 mod pipe;
 mod pool;
 mod process;
@@ -72,22 +74,22 @@ pub use crate::{
     backend::Receipt,
     error::{
         AckError, CreateError, GetError, JoinError, LockError, NameError, NamespaceError,
-        ObjectKind, OpenError, OpenOrCreateError, OwnerDied, PutError, PutErrorKind, RemoveError,
+        OpenError, OpenOrCreateError, OwnerDied, PutError, PutErrorKind, RemoveError,
         TaskDoneError,
     },
     fence::FenceError,
+    ident::ProcessId,
     joinable::JoinableQueue,
     lock::{Holder, Lock, LockGuard, LockResult, Waiter},
     name::validate_name,
-    namespace::{Namespace, ObjectInfo},
+    namespace::Namespace,
+    object::{ObjectInfo, ObjectKind},
     pipe::{
         pipe, wait, wait_deadline, Connection, Pipe, PipeError, RecvIntoError, Waitable,
         DEFAULT_MAX_MESSAGE,
     },
     pool::{Pool, PoolError},
-    process::{
-        ExitCode, Process, ProcessBuilder, ProcessError, ProcessId, SpawnError, StartMethod,
-    },
+    process::{ExitCode, Process, ProcessBuilder, ProcessError, SpawnError, StartMethod},
     queue::{ByteQueue, Leased, Queue, QueueOptions, QueueStats, DEFAULT_MAX_BYTES},
     runtime::{
         ConsumeFn, ProduceFn, Producer, Runtime, RuntimeError, Summary, WorkerError, WorkerRole,

@@ -11,6 +11,7 @@ use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDi
 use crate::local::lock::LocalLock;
 use crate::local::segment::Place;
 use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::util::{open_or_create_loop, to_deadline};
 
 /// A mutual-exclusion lock shared by processes: Python's
@@ -79,7 +80,7 @@ impl Lock {
         if let Some(r) = ns.remote() {
             return crate::redis::lock::RedisLock::create(r, name).map(Lock::from_impl);
         }
-        LocalLock::create(Place::Named(ns, name)).map(Lock::local)
+        LocalLock::create(ns.create_place(ObjectKind::Lock, name)?).map(Lock::local)
     }
 
     /// Opens the existing named lock in the environment's namespace.
@@ -93,7 +94,7 @@ impl Lock {
         if let Some(r) = ns.remote() {
             return crate::redis::lock::RedisLock::open(r, name).map(Lock::from_impl);
         }
-        LocalLock::open(ns, name).map(Lock::local)
+        LocalLock::open(ns.open_dir(ObjectKind::Lock, name)?, name).map(Lock::local)
     }
 
     /// Opens the named lock, creating it if it does not exist.

@@ -14,9 +14,13 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use crate::error::{NamespaceError, ObjectKind, RemoveError};
+use crate::error::{CreateError, NamespaceError, OpenError, RemoveError};
+use crate::local::dir::Dir;
 use crate::local::segment;
+use crate::local::segment::Place;
 use crate::name::validate_name;
+use crate::object::ObjectInfo;
+use crate::object::ObjectKind;
 
 /// Where named objects live.
 ///
@@ -29,22 +33,17 @@ use crate::name::validate_name;
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
-    dir: PathBuf,
-    /// The group of a group namespace (shared by its members).
-    group: Option<u32>,
-    /// The server, for a namespace opened from a `redis://` URL.
-    #[cfg(feature = "redis")]
-    remote: Option<crate::redis::Remote>,
+    place: Where,
 }
 
-/// One entry of [`Namespace::list`].
+/// Where a namespace's objects live.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ObjectInfo {
-    /// The object's name.
-    pub name: String,
-    /// Its kind, or `None` when the file is not a readable mproc object.
-    pub kind: Option<ObjectKind>,
+enum Where {
+    /// In a directory (shared memory).
+    Dir(Dir),
+    /// On a server (a `redis://` URL).
+    #[cfg(feature = "redis")]
+    Redis(Box<crate::redis::Remote>),
 }
 
 impl Namespace {
@@ -106,9 +105,7 @@ impl Namespace {
             {
                 let remote = crate::redis::Remote::parse(url)?;
                 return Ok(Namespace {
-                    dir: PathBuf::new(),
-                    group: None,
-                    remote: Some(remote),
+                    place: Where::Redis(Box::new(remote)),
                 });
             }
             #[cfg(not(feature = "redis"))]
@@ -130,19 +127,16 @@ impl Namespace {
     /// directory namespace, and for a server that cannot be reached or
     /// refuses `CONFIG GET` (its failures show at the first operation).
     pub fn check_server(&self) -> Result<Vec<String>, NamespaceError> {
-        #[cfg(feature = "redis")]
-        if let Some(r) = &self.remote {
-            return r.check_config();
+        match &self.place {
+            Where::Dir(_) => Ok(Vec::new()),
+            #[cfg(feature = "redis")]
+            Where::Redis(r) => r.check_config(),
         }
-        Ok(Vec::new())
     }
 
     /// Whether objects of this namespace live on a server (a `redis://` URL).
     pub fn is_remote(&self) -> bool {
-        #[cfg(feature = "redis")]
-        return self.remote.is_some();
-        #[cfg(not(feature = "redis"))]
-        false
+        !matches!(self.place, Where::Dir(_))
     }
 
     /// Where the objects live, for people: the directory, or the server's
@@ -154,7 +148,41 @@ impl Namespace {
     /// The server of a namespace opened from a `redis://` URL.
     #[cfg(feature = "redis")]
     pub(crate) fn remote(&self) -> Option<&crate::redis::Remote> {
-        self.remote.as_ref()
+        match &self.place {
+            Where::Redis(r) => Some(r),
+            Where::Dir(_) => None,
+        }
+    }
+
+    /// The directory of a directory namespace, for an object of `kind`:
+    /// on a server, only Lock, Queue, JoinableQueue and RwLock live.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    fn local(&self, kind: ObjectKind) -> Result<&Dir, NamespaceError> {
+        match &self.place {
+            Where::Dir(d) => Ok(d),
+            #[cfg(feature = "redis")]
+            Where::Redis(r) => Err(NamespaceError::UnsupportedUrl(format!(
+                "{}: a {kind} cannot live on a server (Lock, Queue and JoinableQueue can)",
+                r.display()
+            ))),
+        }
+    }
+
+    /// Where to create the shared-memory object `name` of `kind` (checked).
+    pub(crate) fn create_place<'a>(
+        &'a self,
+        kind: ObjectKind,
+        name: &'a str,
+    ) -> Result<Place<'a>, CreateError> {
+        validate_name(name)?;
+        Ok(Place::Named(self.local(kind)?, name))
+    }
+
+    /// The directory to open the shared-memory object `name` of `kind`
+    /// from (the name checked).
+    pub(crate) fn open_dir(&self, kind: ObjectKind, name: &str) -> Result<&Dir, OpenError> {
+        validate_name(name)?;
+        Ok(self.local(kind)?)
     }
 
     /// The per-user default: `$XDG_RUNTIME_DIR/mproc` when that variable
@@ -201,10 +229,10 @@ impl Namespace {
         let mode = meta.mode() & 0o7777;
         if mode & 0o2000 != 0 && mode & 0o002 == 0 && crate::sys::in_group(meta.gid()) {
             return Ok(Namespace {
-                dir,
-                group: Some(meta.gid()),
-                #[cfg(feature = "redis")]
-                remote: None,
+                place: Where::Dir(Dir {
+                    path: dir,
+                    group: Some(meta.gid()),
+                }),
             });
         }
         let me = crate::sys::my_uid();
@@ -219,35 +247,44 @@ impl Namespace {
             return Err(NamespaceError::Insecure { dir, mode });
         }
         Ok(Namespace {
-            dir,
-            group: None,
-            #[cfg(feature = "redis")]
-            remote: None,
+            place: Where::Dir(Dir {
+                path: dir,
+                group: None,
+            }),
         })
     }
 
     /// The group whose members share this namespace, `None` for a private
     /// one.
     pub fn group(&self) -> Option<u32> {
-        self.group
+        match &self.place {
+            Where::Dir(d) => d.group,
+            #[cfg(feature = "redis")]
+            Where::Redis(_) => None,
+        }
     }
 
     /// The directory of this namespace (empty for a server namespace).
     pub fn path(&self) -> &Path {
-        &self.dir
+        match &self.place {
+            Where::Dir(d) => &d.path,
+            #[cfg(feature = "redis")]
+            Where::Redis(_) => Path::new(""),
+        }
     }
 
     /// Every object in the namespace, sorted by name.
     pub fn list(&self) -> io::Result<Vec<ObjectInfo>> {
-        #[cfg(feature = "redis")]
-        if let Some(r) = &self.remote {
-            return r.list();
-        }
+        let dir = match &self.place {
+            Where::Dir(d) => &d.path,
+            #[cfg(feature = "redis")]
+            Where::Redis(r) => return r.list(),
+        };
         // Half-made objects of creators that died mid-way are never
         // listed; remove them while here.
-        segment::remove_dead_temps(&self.dir);
+        segment::remove_dead_temps(dir);
         let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
+        for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
@@ -265,16 +302,17 @@ impl Namespace {
     /// Removes a named object. Processes that have it open keep using it;
     /// later opens of the name fail (or find a new object of that name).
     pub fn remove(&self, name: &str) -> Result<(), RemoveError> {
-        #[cfg(feature = "redis")]
-        if let Some(r) = &self.remote {
-            return r.remove(name);
-        }
+        let dir = match &self.place {
+            Where::Dir(d) => &d.path,
+            #[cfg(feature = "redis")]
+            Where::Redis(r) => return r.remove(name),
+        };
         validate_name(name)?;
-        match fs::remove_file(self.dir.join(name)) {
+        match fs::remove_file(dir.join(name)) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Err(RemoveError::NotFound {
                 name: name.to_owned(),
-                dir: self.dir.display().to_string(),
+                dir: dir.display().to_string(),
             }),
             Err(source) => Err(RemoveError::Io {
                 name: name.to_owned(),
@@ -285,10 +323,10 @@ impl Namespace {
 
     /// The directory, for messages.
     pub(crate) fn display(&self) -> String {
-        #[cfg(feature = "redis")]
-        if let Some(r) = &self.remote {
-            return r.display();
+        match &self.place {
+            Where::Dir(d) => d.display(),
+            #[cfg(feature = "redis")]
+            Where::Redis(r) => r.display(),
         }
-        self.dir.display().to_string()
     }
 }

@@ -18,6 +18,7 @@ use crate::error::{
 use crate::local::ring::{Ring, RingParams};
 use crate::local::segment::Place;
 use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::util::{open_or_create_loop, to_deadline};
 
 /// The default byte budget of a queue: 1 MiB of records.
@@ -232,7 +233,8 @@ impl ByteQueue {
                 inner: Arc::new(QueueImpl::Redis(q)),
             });
         }
-        Ring::create(Place::Named(ns, name), opts.params()?).map(ByteQueue::local)
+        Ring::create(ns.create_place(ObjectKind::Queue, name)?, opts.params()?)
+            .map(ByteQueue::local)
     }
 
     /// Opens the existing named queue in `ns`.
@@ -243,7 +245,7 @@ impl ByteQueue {
                 inner: Arc::new(QueueImpl::Redis(q)),
             });
         }
-        Ring::open(ns, name).map(ByteQueue::local)
+        Ring::open(ns.open_dir(ObjectKind::Queue, name)?, name).map(ByteQueue::local)
     }
 
     /// Opens the named queue in `ns`, creating it with `opts` if missing.
@@ -431,15 +433,9 @@ impl ByteQueue {
 
     /// Moves an item to `<name>.dlq` beside a named queue.
     fn dead_letter(&self, item: &[u8]) {
-        #[allow(irrefutable_let_patterns)]
-        let QueueImpl::Local(ring) = &*self.inner
-        else {
+        let Some((dir, dlq_name)) = self.backend().dead_letter_queue() else {
             return;
         };
-        let (Some(dir), Some(name)) = (ring.segment().dir(), ring.segment().name()) else {
-            return;
-        };
-        let dlq_name = format!("{name}.dlq");
         if let Ok(ns) = Namespace::dir(dir) {
             let opts = QueueOptions::new().max_bytes(self.backend().limits().max_bytes as usize);
             if let Ok(dlq) = ByteQueue::open_or_create_in(&ns, &dlq_name, opts) {
@@ -500,6 +496,16 @@ impl ByteQueue {
                 OpError::Io(e) => AckError::Io(e.kind(), e.to_string()),
                 other => AckError::Damaged(format!("{other:?}")),
             })
+    }
+
+    /// The messages set aside on the server after `max_deliveries`
+    /// deliveries to consumers that died (oldest first). Only queues in a
+    /// `redis://` namespace keep them here; for the others this is empty
+    /// (their dead letters go to the queue `<name>.dlq`).
+    pub fn dead_letters(&self) -> Result<Vec<Vec<u8>>, GetError> {
+        self.backend()
+            .dead_letters()
+            .map_err(|e| GetError::Io(e.kind(), e.to_string()))
     }
 
     /// Gives back, now, the messages leased by consumers that have died

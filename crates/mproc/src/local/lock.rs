@@ -25,9 +25,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::backend::{Holder, LockBackend, Waiter};
-use crate::error::{CreateError, ObjectKind, OpenError};
+use crate::error::{CreateError, OpenError};
+use crate::local::dir::Dir;
 use crate::local::segment::{Place, Segment};
-use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::sys::{self, Acquired, RobustLock};
 
 const MUTEX_OFF: usize = 64;
@@ -61,8 +62,8 @@ impl LocalLock {
         Ok(LocalLock::from_segment(seg))
     }
 
-    pub(crate) fn open(ns: &Namespace, name: &str) -> Result<LocalLock, OpenError> {
-        Segment::open(ns, name, ObjectKind::Lock, expected_len).map(LocalLock::from_segment)
+    pub(crate) fn open(dir: &Dir, name: &str) -> Result<LocalLock, OpenError> {
+        Segment::open(dir, name, ObjectKind::Lock, expected_len).map(LocalLock::from_segment)
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<LocalLock, OpenError> {

@@ -8,6 +8,7 @@
 //! * `sem`     — the counting semaphore and its holder slots.
 //! * `watch`   — participant slots whose death wakes the others.
 
+pub(crate) mod dir;
 pub(crate) mod lock;
 pub(crate) mod ring;
 pub(crate) mod segment;

@@ -15,9 +15,10 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::error::{CreateError, ObjectKind, OpenError};
+use crate::error::{CreateError, OpenError};
+use crate::local::dir::Dir;
 use crate::name::validate_name;
-use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::sys::{self, Mapping};
 
 /// The magic number at offset 0 of every segment.
@@ -97,16 +98,8 @@ pub(crate) struct Segment {
 
 /// Where a new segment is made.
 pub(crate) enum Place<'a> {
-    Named(&'a Namespace, &'a str),
+    Named(&'a Dir, &'a str),
     Anonymous,
-}
-
-/// The error for a shared-memory object asked of a server namespace.
-fn remote_only(ns: &Namespace, kind: ObjectKind) -> crate::error::NamespaceError {
-    crate::error::NamespaceError::UnsupportedUrl(format!(
-        "{}: a {kind} cannot live on a server (Lock, Queue and JoinableQueue can)",
-        ns.location()
-    ))
 }
 
 impl Segment {
@@ -124,11 +117,8 @@ impl Segment {
             Place::Named(_, n) => (*n).to_owned(),
             Place::Anonymous => format!("(anonymous {kind})"),
         };
-        if let Place::Named(ns, n) = &place {
+        if let Place::Named(_, n) = &place {
             validate_name(n)?;
-            if ns.is_remote() {
-                return Err(CreateError::Namespace(remote_only(ns, kind)));
-            }
         }
         // The kinds std gives ENOSPC, ENOMEM and EFBIG; EACCES and EPERM.
         let io_err = |source: io::Error| match source.kind() {
@@ -148,19 +138,19 @@ impl Segment {
         };
         let (fd, tmp): (OwnedFd, Option<PathBuf>) = match &place {
             Place::Named(ns, _) => {
-                remove_dead_temps(ns.path());
-                let tmp = temp_path(ns.path());
+                remove_dead_temps(&ns.path);
+                let tmp = temp_path(&ns.path);
                 let f = sys::no_follow(
                     OpenOptions::new()
                         .read(true)
                         .write(true)
                         .create_new(true)
-                        .mode(if ns.group().is_some() { 0o660 } else { 0o600 }),
+                        .mode(if ns.group.is_some() { 0o660 } else { 0o600 }),
                     false,
                 )
                 .open(&tmp)
                 .map_err(io_err)?;
-                if let Some(gid) = ns.group() {
+                if let Some(gid) = ns.group {
                     // A group namespace: 0660 with its group, whatever the umask.
                     let shared = (|| {
                         std::os::unix::fs::fchown(&f, None, Some(gid))?;
@@ -187,7 +177,7 @@ impl Segment {
             map,
             fd,
             named: match &place {
-                Place::Named(ns, n) => Some((ns.path().to_owned(), (*n).to_owned())),
+                Place::Named(ns, n) => Some((ns.path.clone(), (*n).to_owned())),
                 Place::Anonymous => None,
             },
             params,
@@ -210,7 +200,7 @@ impl Segment {
         unsafe { std::ptr::write_volatile(seg.map.as_ptr().cast::<[u8; 8]>(), MAGIC) };
         crate::crash::crash_point!("segment.create.published");
         if let (Place::Named(ns, name), Some(tmp)) = (&place, &tmp) {
-            let dest = ns.path().join(name);
+            let dest = ns.path.join(name);
             match std::fs::hard_link(tmp, &dest) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -232,16 +222,13 @@ impl Segment {
     /// `expected_len` computes the exact length the parameters imply, or says
     /// why the parameters are invalid.
     pub(crate) fn open(
-        ns: &Namespace,
+        ns: &Dir,
         name: &str,
         kind: ObjectKind,
         expected_len: impl Fn(&[u64; 4]) -> Result<usize, String>,
     ) -> Result<Segment, OpenError> {
         validate_name(name)?;
-        if ns.is_remote() {
-            return Err(OpenError::Namespace(remote_only(ns, kind)));
-        }
-        let path = ns.path().join(name);
+        let path = ns.path.join(name);
         let file = sys::no_follow(OpenOptions::new().read(true).write(true), true)
             .open(&path)
             .map_err(|source| match source.kind() {
@@ -263,8 +250,8 @@ impl Segment {
                     source,
                 },
             })?;
-        let mut seg = Segment::from_file(file, Some(name), ns.group(), kind, expected_len)?;
-        seg.named = Some((ns.path().to_owned(), name.to_owned()));
+        let mut seg = Segment::from_file(file, Some(name), ns.group, kind, expected_len)?;
+        seg.named = Some((ns.path.clone(), name.to_owned()));
         Ok(seg)
     }
 

@@ -24,10 +24,11 @@ use std::io;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
 use std::time::Instant;
 
-use crate::error::{CreateError, ObjectKind, OpenError};
+use crate::error::{CreateError, OpenError};
+use crate::local::dir::Dir;
 use crate::local::segment::{Place, Segment};
 use crate::local::watch::{SlotState, Slots};
-use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::sys::{futex_wake, Acquired, RobustLock, WaitResult};
 
 const MUTEX: usize = 64;
@@ -101,8 +102,8 @@ impl LocalSem {
         Ok(LocalSem::from_segment(seg))
     }
 
-    pub(crate) fn open(ns: &Namespace, name: &str) -> Result<LocalSem, OpenError> {
-        Segment::open(ns, name, ObjectKind::Semaphore, expected_len).map(LocalSem::from_segment)
+    pub(crate) fn open(dir: &Dir, name: &str) -> Result<LocalSem, OpenError> {
+        Segment::open(dir, name, ObjectKind::Semaphore, expected_len).map(LocalSem::from_segment)
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<LocalSem, OpenError> {

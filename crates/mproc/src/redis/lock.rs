@@ -26,9 +26,10 @@ use redis::Script;
 
 use super::{block_secs, token, Pool, Remote};
 use crate::backend::{Acquired, Holder, LockBackend, Waiter};
-use crate::error::{CreateError, ObjectKind, OpenError};
+use crate::error::{CreateError, OpenError};
 use crate::local::lock::TAG_MAX;
 use crate::name::validate_name;
+use crate::object::ObjectKind;
 
 /// Longest wait of a blocked acquirer before it tries again.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -589,7 +590,7 @@ fn boot_id() -> &'static str {
 /// A holder's token: random, then who holds (`|BOOT|PID|START`), so that
 /// the next holder can tell a dead holder from one whose lease ran out.
 fn holder_token() -> String {
-    let me = crate::process::ProcessId::current();
+    let me = crate::ident::ProcessId::current();
     format!("{}|{}|{}|{}", token(), boot_id(), me.pid, me.start)
 }
 

@@ -36,9 +36,10 @@ use std::time::Duration;
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{Client, Cmd, Connection, ConnectionLike, RedisError, RedisResult, Value};
 
-use crate::error::{NamespaceError, ObjectKind, RemoveError};
+use crate::error::{NamespaceError, RemoveError};
 use crate::name::validate_name;
-use crate::namespace::ObjectInfo;
+use crate::object::ObjectInfo;
+use crate::object::ObjectKind;
 
 /// The default key prefix.
 const DEFAULT_PREFIX: &str = "mproc";

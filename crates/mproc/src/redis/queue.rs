@@ -43,8 +43,9 @@ use redis::Script;
 use self::consumers::{sweep, Consumer};
 use super::{block_secs, Pool, Remote, MAX_SLICE};
 use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptToken};
-use crate::error::{CreateError, ObjectKind, OpenError};
+use crate::error::{CreateError, OpenError};
 use crate::name::validate_name;
+use crate::object::ObjectKind;
 
 /// Messages per put script call.
 const PUT_BATCH: usize = 512;
@@ -895,20 +896,8 @@ impl QueueBackend for RedisQueue {
     }
 
     fn note_dead_lettered(&self) {}
-}
 
-impl crate::queue::ByteQueue {
-    /// The messages set aside on the server after `max_deliveries`
-    /// deliveries to consumers that died (oldest first). Only queues in a
-    /// `redis://` namespace keep them here; for the others this is empty
-    /// (their dead letters go to the queue `<name>.dlq`).
-    pub fn dead_letters(&self) -> Result<Vec<Vec<u8>>, crate::error::GetError> {
-        match self.imp() {
-            crate::queue::QueueImpl::Redis(q) => q
-                .dead_letters()
-                .map_err(|e| crate::error::GetError::Io(e.kind(), e.to_string())),
-            #[allow(unreachable_patterns)]
-            _ => Ok(Vec::new()),
-        }
+    fn dead_letters(&self) -> io::Result<Vec<Vec<u8>>> {
+        RedisQueue::dead_letters(self)
     }
 }

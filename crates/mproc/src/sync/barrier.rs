@@ -25,10 +25,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, ObjectKind, OpenError, OpenOrCreateError};
+use crate::error::{CreateError, OpenError, OpenOrCreateError};
 use crate::local::segment::{Place, Segment};
 use crate::local::watch::{SlotState, Slots};
 use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::sync::BarrierError;
 use crate::sys::{futex_wake, Acquired, RobustLock, WaitResult};
 use crate::util::{open_or_create_loop, to_deadline};
@@ -138,7 +139,11 @@ impl Barrier {
         parties: u32,
         timeout: Duration,
     ) -> Result<Barrier, CreateError> {
-        Barrier::make(Place::Named(ns, name), parties, Some(timeout))
+        Barrier::make(
+            ns.create_place(ObjectKind::Barrier, name)?,
+            parties,
+            Some(timeout),
+        )
     }
 
     /// Creates the named barrier in the environment's namespace.
@@ -148,7 +153,7 @@ impl Barrier {
 
     /// Creates the named barrier in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str, parties: u32) -> Result<Barrier, CreateError> {
-        Barrier::make(Place::Named(ns, name), parties, None)
+        Barrier::make(ns.create_place(ObjectKind::Barrier, name)?, parties, None)
     }
 
     /// Opens the existing named barrier in the environment's namespace.
@@ -158,7 +163,13 @@ impl Barrier {
 
     /// Opens the existing named barrier in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Barrier, OpenError> {
-        Segment::open(ns, name, ObjectKind::Barrier, expected_len).map(Barrier::wrap)
+        Segment::open(
+            ns.open_dir(ObjectKind::Barrier, name)?,
+            name,
+            ObjectKind::Barrier,
+            expected_len,
+        )
+        .map(Barrier::wrap)
     }
 
     /// Opens the named barrier, creating it for `parties` if missing.

@@ -24,11 +24,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, LockError, ObjectKind, OpenError, OpenOrCreateError, OwnerDied};
+use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
 use crate::local::segment::{Place, Segment};
 use crate::local::watch::{SlotState, Slots};
 use crate::lock::{Lock, LockGuard, LockResult};
 use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::sync::ConditionError;
 use crate::sys::{futex_wait, futex_wake, Acquired, RobustLock};
 use crate::util::{open_or_create_loop, to_deadline};
@@ -110,7 +111,7 @@ impl Condition {
 
     /// Creates the named condition in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str) -> Result<Condition, CreateError> {
-        Condition::make(Place::Named(ns, name))
+        Condition::make(ns.create_place(ObjectKind::Condition, name)?)
     }
 
     /// Opens the existing named condition in the environment's namespace.
@@ -120,7 +121,13 @@ impl Condition {
 
     /// Opens the existing named condition in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Condition, OpenError> {
-        Segment::open(ns, name, ObjectKind::Condition, expected_len).map(Condition::wrap)
+        Segment::open(
+            ns.open_dir(ObjectKind::Condition, name)?,
+            name,
+            ObjectKind::Condition,
+            expected_len,
+        )
+        .map(Condition::wrap)
     }
 
     /// Opens the named condition, creating it if it does not exist.

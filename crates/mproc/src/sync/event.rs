@@ -15,10 +15,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, ObjectKind, OpenError, OpenOrCreateError};
+use crate::error::{CreateError, OpenError, OpenOrCreateError};
 use crate::local::segment::{Place, Segment};
 use crate::local::wait::WaitCell;
 use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::util::{open_or_create_loop, to_deadline};
 
 const FLAG: usize = 64;
@@ -71,7 +72,7 @@ impl Event {
 
     /// Creates the named (clear) event in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str) -> Result<Event, CreateError> {
-        Event::make(Place::Named(ns, name))
+        Event::make(ns.create_place(ObjectKind::Event, name)?)
     }
 
     /// Opens the existing named event in the environment's namespace.
@@ -81,7 +82,13 @@ impl Event {
 
     /// Opens the existing named event in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Event, OpenError> {
-        Segment::open(ns, name, ObjectKind::Event, expected_len).map(Event::wrap)
+        Segment::open(
+            ns.open_dir(ObjectKind::Event, name)?,
+            name,
+            ObjectKind::Event,
+            expected_len,
+        )
+        .map(Event::wrap)
     }
 
     /// Opens the named event, creating it (clear) if it does not exist.

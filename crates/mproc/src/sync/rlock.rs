@@ -19,9 +19,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, LockError, ObjectKind, OpenError, OpenOrCreateError, OwnerDied};
+use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
 use crate::local::segment::{Place, Segment};
 use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::sync::NotOwner;
 use crate::sys::{self, Acquired, RobustLock};
 use crate::util::{open_or_create_loop, to_deadline};
@@ -102,7 +103,7 @@ impl RLock {
 
     /// Creates the named lock in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str) -> Result<RLock, CreateError> {
-        RLock::make(Place::Named(ns, name))
+        RLock::make(ns.create_place(ObjectKind::RLock, name)?)
     }
 
     /// Opens the existing named lock in the environment's namespace.
@@ -112,7 +113,13 @@ impl RLock {
 
     /// Opens the existing named lock in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<RLock, OpenError> {
-        Segment::open(ns, name, ObjectKind::RLock, expected_len).map(RLock::from_segment)
+        Segment::open(
+            ns.open_dir(ObjectKind::RLock, name)?,
+            name,
+            ObjectKind::RLock,
+            expected_len,
+        )
+        .map(RLock::from_segment)
     }
 
     /// Opens the named lock, creating it if it does not exist.

@@ -11,6 +11,7 @@ use crate::error::{CreateError, OpenError, OpenOrCreateError};
 use crate::local::segment::Place;
 use crate::local::sem::{LocalSem, ReleaseRefused, SLOTS};
 use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::sync::SemaphoreError;
 use crate::util::{open_or_create_loop, to_deadline};
 
@@ -74,7 +75,7 @@ impl Semaphore {
 
     /// Creates the named semaphore in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str, value: u32) -> Result<Semaphore, CreateError> {
-        Semaphore::make(Place::Named(ns, name), value, 0)
+        Semaphore::make(ns.create_place(ObjectKind::Semaphore, name)?, value, 0)
     }
 
     /// Opens the existing named semaphore (bounded or not) in the
@@ -85,7 +86,7 @@ impl Semaphore {
 
     /// Opens the existing named semaphore (bounded or not) in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Semaphore, OpenError> {
-        LocalSem::open(ns, name).map(Semaphore::wrap)
+        LocalSem::open(ns.open_dir(ObjectKind::Semaphore, name)?, name).map(Semaphore::wrap)
     }
 
     /// Opens the named semaphore, creating it with `value` units if missing.
@@ -299,7 +300,7 @@ impl BoundedSemaphore {
         name: &str,
         value: u32,
     ) -> Result<BoundedSemaphore, CreateError> {
-        BoundedSemaphore::make(Place::Named(ns, name), value)
+        BoundedSemaphore::make(ns.create_place(ObjectKind::Semaphore, name)?, value)
     }
 
     /// Opens the existing named semaphore in `ns`; it must be bounded.

@@ -16,9 +16,10 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, LockError, ObjectKind, OpenError, OpenOrCreateError, OwnerDied};
+use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
 use crate::local::segment::{Place, Segment};
 use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::sys::{Acquired, RobustLock};
 use crate::util::{open_or_create_loop, to_deadline};
 
@@ -381,7 +382,7 @@ impl<T: Pod> Value<T> {
         init: T,
         lock: bool,
     ) -> Result<Value<T>, CreateError> {
-        Value::make(Place::Named(ns, name), init, lock)
+        Value::make(ns.create_place(ObjectKind::Value, name)?, init, lock)
     }
 
     /// Opens the existing named value in the environment's namespace.
@@ -391,7 +392,13 @@ impl<T: Pod> Value<T> {
 
     /// Opens the existing named value in `ns`; it must hold a `T`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Value<T>, OpenError> {
-        Segment::open(ns, name, ObjectKind::Value, Cells::check_one::<T>).map(Value::wrap)
+        Segment::open(
+            ns.open_dir(ObjectKind::Value, name)?,
+            name,
+            ObjectKind::Value,
+            Cells::check_one::<T>,
+        )
+        .map(Value::wrap)
     }
 
     /// Opens the named value in `ns`, creating it from `init` if missing.
@@ -542,12 +549,18 @@ impl<T: Pod> Array<T> {
         init: &[T],
         lock: bool,
     ) -> Result<Array<T>, CreateError> {
-        Array::make(Place::Named(ns, name), init, lock)
+        Array::make(ns.create_place(ObjectKind::Array, name)?, init, lock)
     }
 
     /// Opens the existing named array in `ns`; it must hold `T`s.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Array<T>, OpenError> {
-        Segment::open(ns, name, ObjectKind::Array, Cells::check::<T>).map(Array::wrap)
+        Segment::open(
+            ns.open_dir(ObjectKind::Array, name)?,
+            name,
+            ObjectKind::Array,
+            Cells::check::<T>,
+        )
+        .map(Array::wrap)
     }
 
     fn make(place: Place<'_>, init: &[T], lock: bool) -> Result<Array<T>, CreateError> {
@@ -652,8 +665,18 @@ impl ValueInfo {
     /// Describes the named value or array in `ns` without knowing its type.
     pub fn inspect(ns: &Namespace, name: &str) -> Result<ValueInfo, OpenError> {
         let any = |p: &[u64; 4]| expected_len(p);
-        let seg = match Segment::open(ns, name, ObjectKind::Value, any) {
-            Err(OpenError::WrongKind { .. }) => Segment::open(ns, name, ObjectKind::Array, any)?,
+        let seg = match Segment::open(
+            ns.open_dir(ObjectKind::Value, name)?,
+            name,
+            ObjectKind::Value,
+            any,
+        ) {
+            Err(OpenError::WrongKind { .. }) => Segment::open(
+                ns.open_dir(ObjectKind::Array, name)?,
+                name,
+                ObjectKind::Array,
+                any,
+            )?,
             other => other?,
         };
         let p = seg.params();

@@ -99,10 +99,11 @@ use std::time::Instant;
 
 use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptToken};
 use crate::crash::crash_point;
-use crate::error::{CreateError, ObjectKind, OpenError};
+use crate::error::{CreateError, OpenError};
+use crate::local::dir::Dir;
 use crate::local::segment::{Place, Segment};
 use crate::local::wait::{Gather, Sleepers, Spin, WaitCell};
-use crate::namespace::Namespace;
+use crate::object::ObjectKind;
 use crate::sys::{self, RobustLock};
 use layout::*;
 pub(crate) use layout::{RingParams, REC_HEADER};
@@ -190,8 +191,8 @@ impl Ring {
         Ok(Ring::from_segment(seg))
     }
 
-    pub(crate) fn open(ns: &Namespace, name: &str) -> Result<Ring, OpenError> {
-        Segment::open(ns, name, ObjectKind::Queue, expected_len).map(Ring::from_segment)
+    pub(crate) fn open(dir: &Dir, name: &str) -> Result<Ring, OpenError> {
+        Segment::open(dir, name, ObjectKind::Queue, expected_len).map(Ring::from_segment)
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Ring, OpenError> {

@@ -367,6 +367,11 @@ impl QueueBackend for Ring {
         self.params.max_deliveries
     }
 
+    fn dead_letter_queue(&self) -> Option<(std::path::PathBuf, String)> {
+        let (dir, name) = (self.seg.dir()?, self.seg.name()?);
+        Some((dir.to_owned(), format!("{name}.dlq")))
+    }
+
     fn note_dead_lettered(&self) {
         self.u64_at(DEAD_LETTERED).fetch_add(1, Ordering::Relaxed);
         crash_point!("ring.dead_letter.counted");
