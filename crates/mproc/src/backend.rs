@@ -238,3 +238,94 @@ pub struct Waiter {
     /// When it started waiting.
     pub since: SystemTime,
 }
+
+/// A lock held as a lease on a server: what fencing needs of it (see
+/// `fence.rs`). Locks in shared memory have no lease.
+pub(crate) trait Lease {
+    /// Until when the holding is valid, by this process's clock.
+    fn lease_valid_until(&self) -> Option<Instant>;
+    /// Whether the holding is still valid.
+    fn lease_valid(&self) -> bool;
+    /// Runs `f` once, on another thread, when the holding's lease is lost.
+    fn on_lease_lost(&self, f: Box<dyn FnOnce() + Send>);
+    /// The holding's fencing token.
+    fn fence(&self) -> Option<u64>;
+    /// Asks the server whether the holding's lease was lost.
+    fn lease_lost(&self) -> io::Result<bool>;
+    /// Adds `delta` to cell `cell` if the lease still holds and the result
+    /// is at least `floor` (`set`: stores `delta` instead): `Ok(Ok(new))`,
+    /// or `Ok(Err(current))` when the floor refused it.
+    fn fenced(
+        &self,
+        cell: &str,
+        delta: i64,
+        floor: i64,
+        set: bool,
+    ) -> Result<Result<i64, i64>, FenceFail>;
+    /// Reads cell `cell` (0 if never written).
+    fn cell(&self, cell: &str) -> io::Result<i64>;
+}
+
+/// Why a fenced write was not made.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum FenceFail {
+    /// The lease was lost: another holder may have the lock.
+    Lost,
+    /// The server failed.
+    Io(io::Error),
+}
+
+/// The longest tag a lock holding keeps, in bytes (every backend).
+pub(crate) const TAG_MAX: usize = 64;
+
+/// The smallest byte budget of a queue.
+pub(crate) const MIN_BYTES: usize = 64;
+/// The largest byte budget of a queue (and so the largest message): a
+/// shared-memory ring of 2 GiB holds it with its headers and end mark.
+pub(crate) const MAX_BYTES: usize = (1 << 31) - 24;
+
+/// A queue's settings, checked against the limits every backend keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueParams {
+    /// Message-count bound; 0 means unbounded.
+    pub(crate) maxsize: usize,
+    /// The byte budget, and the largest message.
+    pub(crate) max_bytes: usize,
+    /// Deliveries after which a leased item is dead-lettered (0: never).
+    pub(crate) max_deliveries: u32,
+}
+
+/// The largest `max_deliveries` (24 bits of a record's meta word).
+pub(crate) const MAX_DELIVERIES: u32 = 0xff_ffff;
+
+impl QueueParams {
+    /// Checks the settings; the error says which one is out of range.
+    pub(crate) fn new(
+        maxsize: usize,
+        max_bytes: usize,
+        max_deliveries: u32,
+    ) -> Result<QueueParams, String> {
+        if !(MIN_BYTES..=MAX_BYTES).contains(&max_bytes) {
+            return Err(format!(
+                "max_bytes must be between {MIN_BYTES} and {MAX_BYTES}, got {max_bytes}"
+            ));
+        }
+        if maxsize > u32::MAX as usize / 2 {
+            return Err(format!(
+                "maxsize must be at most {}, got {maxsize}",
+                u32::MAX / 2
+            ));
+        }
+        if max_deliveries > MAX_DELIVERIES {
+            return Err(format!(
+                "max_deliveries must be at most {MAX_DELIVERIES}, got {max_deliveries}"
+            ));
+        }
+        Ok(QueueParams {
+            maxsize,
+            max_bytes,
+            max_deliveries,
+        })
+    }
+}

@@ -15,7 +15,8 @@
 
 use std::io;
 
-use crate::lock::{Lock, LockGuard, LockImpl};
+use crate::backend::FenceFail;
+use crate::lock::{Lock, LockGuard};
 use crate::name::validate_name;
 
 /// Why a fenced operation was not done.
@@ -37,11 +38,10 @@ pub enum FenceError {
     Io(io::ErrorKind, String),
 }
 
-#[cfg(feature = "redis")]
-fn fail(e: crate::redis::lock::FenceFail) -> FenceError {
+fn fail(e: FenceFail) -> FenceError {
     match e {
-        crate::redis::lock::FenceFail::Lost => FenceError::LeaseLost,
-        crate::redis::lock::FenceFail::Io(e) => FenceError::Io(e.kind(), e.to_string()),
+        FenceFail::Lost => FenceError::LeaseLost,
+        FenceFail::Io(e) => FenceError::Io(e.kind(), e.to_string()),
     }
 }
 
@@ -58,22 +58,14 @@ impl LockGuard<'_> {
     /// a directory namespace, which has no lease: it is held until
     /// released or its holder dies.
     pub fn lease_valid_until(&self) -> Option<std::time::Instant> {
-        match self.lock().imp() {
-            LockImpl::Local(_) => None,
-            #[cfg(feature = "redis")]
-            LockImpl::Redis(l) => l.lease_valid_until(),
-        }
+        self.lock().imp().lease()?.lease_valid_until()
     }
 
     /// Whether this holding is still valid: always for a lock in a
     /// directory namespace; for a lock on a server, while no renewal was
     /// refused and [`lease_valid_until`](Self::lease_valid_until) is ahead.
     pub fn lease_valid(&self) -> bool {
-        match self.lock().imp() {
-            LockImpl::Local(_) => true,
-            #[cfg(feature = "redis")]
-            LockImpl::Redis(l) => l.lease_valid(),
-        }
+        self.lock().imp().lease().is_none_or(|l| l.lease_valid())
     }
 
     /// Runs `f` once, on another thread, when this holding's lease is lost:
@@ -83,10 +75,8 @@ impl LockGuard<'_> {
     /// if the guard is released first, nor for a lock in a directory
     /// namespace. `f` should be short (set a flag, signal a worker).
     pub fn on_lease_lost(&self, f: impl FnOnce() + Send + 'static) {
-        match self.lock().imp() {
-            LockImpl::Local(_) => drop(f),
-            #[cfg(feature = "redis")]
-            LockImpl::Redis(l) => l.on_lease_lost(Box::new(f)),
+        if let Some(l) = self.lock().imp().lease() {
+            l.on_lease_lost(Box::new(f));
         }
     }
 
@@ -95,24 +85,16 @@ impl LockGuard<'_> {
     /// can refuse writes from older holders. `None` for a lock in a
     /// directory namespace.
     pub fn fence(&self) -> Option<u64> {
-        match self.lock().imp() {
-            LockImpl::Local(_) => None,
-            #[cfg(feature = "redis")]
-            LockImpl::Redis(l) => l.fence(),
-        }
+        self.lock().imp().lease()?.fence()
     }
 
     /// Checks with the server that this holding's lease is still valid.
     /// Always `Ok` for a lock in a directory namespace.
     pub fn check(&self) -> Result<(), FenceError> {
-        match self.lock().imp() {
-            LockImpl::Local(_) => Ok(()),
-            #[cfg(feature = "redis")]
-            LockImpl::Redis(l) => match l.lease_lost() {
-                Ok(false) => Ok(()),
-                Ok(true) => Err(FenceError::LeaseLost),
-                Err(e) => Err(FenceError::Io(e.kind(), e.to_string())),
-            },
+        match self.lock().imp().lease().map(|l| l.lease_lost()) {
+            None | Some(Ok(false)) => Ok(()),
+            Some(Ok(true)) => Err(FenceError::LeaseLost),
+            Some(Err(e)) => Err(FenceError::Io(e.kind(), e.to_string())),
         }
     }
 
@@ -123,8 +105,6 @@ impl LockGuard<'_> {
     /// lost gets [`FenceError::LeaseLost`] and writes nothing.
     ///
     /// Selling a ticket: `guard.fenced_add("tickets", -1, 0)`.
-    // Without a server backend, `delta` and `floor` are never read.
-    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
     pub fn fenced_add(
         &self,
         cell: &str,
@@ -132,27 +112,19 @@ impl LockGuard<'_> {
         floor: i64,
     ) -> Result<Option<i64>, FenceError> {
         check_name(cell)?;
-        match self.lock().imp() {
-            LockImpl::Local(_) => Err(FenceError::Unsupported),
-            #[cfg(feature = "redis")]
-            LockImpl::Redis(l) => l
-                .fenced(cell, delta, floor, false)
-                .map(Result::ok)
-                .map_err(fail),
-        }
+        let lease = self.lock().imp().lease().ok_or(FenceError::Unsupported)?;
+        lease
+            .fenced(cell, delta, floor, false)
+            .map(Result::ok)
+            .map_err(fail)
     }
 
     /// Sets the fenced cell `cell` to `value`, if this holding's lease is
     /// still valid.
-    // Without a server backend, `value` is never read.
-    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
     pub fn fenced_set(&self, cell: &str, value: i64) -> Result<(), FenceError> {
         check_name(cell)?;
-        match self.lock().imp() {
-            LockImpl::Local(_) => Err(FenceError::Unsupported),
-            #[cfg(feature = "redis")]
-            LockImpl::Redis(l) => l.fenced(cell, value, 0, true).map(|_| ()).map_err(fail),
-        }
+        let lease = self.lock().imp().lease().ok_or(FenceError::Unsupported)?;
+        lease.fenced(cell, value, 0, true).map(|_| ()).map_err(fail)
     }
 }
 
@@ -160,12 +132,9 @@ impl Lock {
     /// Reads the fenced cell `cell` (0 if never written); no holding needed.
     pub fn fenced_get(&self, cell: &str) -> Result<i64, FenceError> {
         check_name(cell)?;
-        match self.imp() {
-            LockImpl::Local(_) => Err(FenceError::Unsupported),
-            #[cfg(feature = "redis")]
-            LockImpl::Redis(l) => l
-                .cell(cell)
-                .map_err(|e| FenceError::Io(e.kind(), e.to_string())),
-        }
+        let lease = self.imp().lease().ok_or(FenceError::Unsupported)?;
+        lease
+            .cell(cell)
+            .map_err(|e| FenceError::Io(e.kind(), e.to_string()))
     }
 }

@@ -49,6 +49,7 @@ mod codec;
 mod crash;
 mod error;
 mod fence;
+mod flavor;
 mod handle;
 mod ident;
 mod joinable;

@@ -8,10 +8,8 @@ use std::time::{Duration, Instant};
 use crate::backend::{Acquired, LockBackend};
 pub use crate::backend::{Holder, Waiter};
 use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
-use crate::local::lock::LocalLock;
-use crate::local::segment::Place;
+use crate::flavor::LockImpl;
 use crate::namespace::Namespace;
-use crate::object::ObjectKind;
 use crate::util::{open_or_create_loop, to_deadline};
 
 /// A mutual-exclusion lock shared by processes: Python's
@@ -42,14 +40,6 @@ pub struct Lock {
     inner: Arc<LockImpl>,
 }
 
-/// The backends a lock can live in.
-#[derive(Debug)]
-pub(crate) enum LockImpl {
-    Local(LocalLock),
-    #[cfg(feature = "redis")]
-    Redis(crate::redis::lock::RedisLock),
-}
-
 impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
@@ -65,7 +55,7 @@ pub type LockResult<'a> = Result<LockGuard<'a>, LockError<LockGuard<'a>>>;
 impl Lock {
     /// Creates an anonymous lock, to hand to child processes.
     pub fn new() -> Result<Lock, CreateError> {
-        LocalLock::create(Place::Anonymous).map(Lock::local)
+        LockImpl::anonymous().map(Lock::from_impl)
     }
 
     /// Creates the named lock in the environment's namespace
@@ -76,11 +66,7 @@ impl Lock {
 
     /// Creates the named lock in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str) -> Result<Lock, CreateError> {
-        #[cfg(feature = "redis")]
-        if let Some(r) = ns.remote() {
-            return crate::redis::lock::RedisLock::create(r, name).map(Lock::from_impl);
-        }
-        LocalLock::create(ns.create_place(ObjectKind::Lock, name)?).map(Lock::local)
+        LockImpl::create(ns, name).map(Lock::from_impl)
     }
 
     /// Opens the existing named lock in the environment's namespace.
@@ -90,11 +76,7 @@ impl Lock {
 
     /// Opens the existing named lock in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Lock, OpenError> {
-        #[cfg(feature = "redis")]
-        if let Some(r) = ns.remote() {
-            return crate::redis::lock::RedisLock::open(r, name).map(Lock::from_impl);
-        }
-        LocalLock::open(ns.open_dir(ObjectKind::Lock, name)?, name).map(Lock::local)
+        LockImpl::open(ns, name).map(Lock::from_impl)
     }
 
     /// Opens the named lock, creating it if it does not exist.
@@ -108,17 +90,8 @@ impl Lock {
         open_or_create_loop(|| Lock::open_in(ns, name), || Lock::create_in(ns, name))
     }
 
-    fn local(l: LocalLock) -> Lock {
-        Lock {
-            inner: Arc::new(LockImpl::Local(l)),
-        }
-    }
-
-    #[cfg(feature = "redis")]
-    fn from_impl(l: crate::redis::lock::RedisLock) -> Lock {
-        Lock {
-            inner: Arc::new(LockImpl::Redis(l)),
-        }
+    pub(crate) fn from_impl(l: LockImpl) -> Lock {
+        Lock { inner: Arc::new(l) }
     }
 
     pub(crate) fn imp(&self) -> &LockImpl {
@@ -127,15 +100,7 @@ impl Lock {
 
     #[inline]
     fn backend(&self) -> &dyn LockBackend {
-        match &*self.inner {
-            LockImpl::Local(l) => l,
-            #[cfg(feature = "redis")]
-            LockImpl::Redis(l) => l,
-        }
-    }
-
-    pub(crate) fn from_local(l: LocalLock) -> Lock {
-        Lock::local(l)
+        self.inner.backend()
     }
 
     /// The lock's name; `None` for an anonymous lock.
@@ -145,14 +110,7 @@ impl Lock {
 
     #[inline]
     fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> LockResult<'_> {
-        // Matched here rather than through `backend()`, so that the shared
-        // memory fast path inlines.
-        let got = match &*self.inner {
-            LockImpl::Local(l) => l.acquire(try_only, deadline),
-            #[cfg(feature = "redis")]
-            LockImpl::Redis(l) => l.acquire(try_only, deadline),
-        };
-        match got {
+        match self.inner.acquire(try_only, deadline) {
             Ok(Some(how)) => {
                 let guard = LockGuard {
                     lock: self,
@@ -272,12 +230,6 @@ impl Drop for LockGuard<'_> {
         // SAFETY: a guard exists only after this thread acquired the lock, and
         // it is neither Send nor Clone, so this is the acquiring thread and the
         // lock is released exactly once.
-        unsafe {
-            match &*self.lock.inner {
-                LockImpl::Local(l) => l.release(),
-                #[cfg(feature = "redis")]
-                LockImpl::Redis(l) => l.release(),
-            }
-        };
+        unsafe { self.lock.inner.release() };
     }
 }

@@ -11,14 +11,12 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::backend::Receipt;
-use crate::backend::{OpError, QueueBackend};
+use crate::backend::{OpError, QueueBackend, QueueParams};
 use crate::error::{
     AckError, CreateError, GetError, OpenError, OpenOrCreateError, PutError, PutErrorKind,
 };
-use crate::local::ring::{Ring, RingParams};
-use crate::local::segment::Place;
+use crate::flavor::QueueImpl;
 use crate::namespace::Namespace;
-use crate::object::ObjectKind;
 use crate::util::{open_or_create_loop, to_deadline};
 
 /// The default byte budget of a queue: 1 MiB of records.
@@ -92,17 +90,9 @@ impl QueueOptions {
         self.max_bytes
     }
 
-    fn params(&self) -> Result<RingParams, CreateError> {
-        let mut p =
-            RingParams::new(self.maxsize, self.max_bytes).map_err(CreateError::InvalidOptions)?;
-        if self.max_deliveries > 0xff_ffff {
-            return Err(CreateError::InvalidOptions(format!(
-                "max_deliveries must be at most {}, got {}",
-                0xff_ffff, self.max_deliveries
-            )));
-        }
-        p.max_deliveries = self.max_deliveries;
-        Ok(p)
+    fn params(&self) -> Result<QueueParams, CreateError> {
+        QueueParams::new(self.maxsize, self.max_bytes, self.max_deliveries)
+            .map_err(CreateError::InvalidOptions)
     }
 }
 
@@ -159,14 +149,6 @@ pub struct ByteQueue {
     inner: Arc<QueueImpl>,
 }
 
-/// The backends a queue can live in.
-#[derive(Debug)]
-pub(crate) enum QueueImpl {
-    Local(Ring),
-    #[cfg(feature = "redis")]
-    Redis(crate::redis::queue::RedisQueue),
-}
-
 impl fmt::Debug for ByteQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ByteQueue")
@@ -209,7 +191,7 @@ impl ByteQueue {
 
     /// Creates an anonymous queue with the given options.
     pub fn with_options(opts: QueueOptions) -> Result<ByteQueue, CreateError> {
-        Ring::create(Place::Anonymous, opts.params()?).map(ByteQueue::local)
+        QueueImpl::anonymous(&opts.params()?).map(ByteQueue::from_impl)
     }
 
     /// Creates the named queue in `ns`; fails if it exists.
@@ -218,34 +200,12 @@ impl ByteQueue {
         name: &str,
         opts: QueueOptions,
     ) -> Result<ByteQueue, CreateError> {
-        #[cfg(feature = "redis")]
-        if let Some(r) = ns.remote() {
-            let p = opts.params()?;
-            return crate::redis::queue::RedisQueue::create(
-                r,
-                name,
-                p.maxsize,
-                p.max_bytes,
-                p.max_message(),
-                p.max_deliveries,
-            )
-            .map(|q| ByteQueue {
-                inner: Arc::new(QueueImpl::Redis(q)),
-            });
-        }
-        Ring::create(ns.create_place(ObjectKind::Queue, name)?, opts.params()?)
-            .map(ByteQueue::local)
+        QueueImpl::create(ns, name, &opts.params()?).map(ByteQueue::from_impl)
     }
 
     /// Opens the existing named queue in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<ByteQueue, OpenError> {
-        #[cfg(feature = "redis")]
-        if let Some(r) = ns.remote() {
-            return crate::redis::queue::RedisQueue::open(r, name).map(|q| ByteQueue {
-                inner: Arc::new(QueueImpl::Redis(q)),
-            });
-        }
-        Ring::open(ns.open_dir(ObjectKind::Queue, name)?, name).map(ByteQueue::local)
+        QueueImpl::open(ns, name).map(ByteQueue::from_impl)
     }
 
     /// Opens the named queue in `ns`, creating it with `opts` if missing.
@@ -260,26 +220,17 @@ impl ByteQueue {
         )
     }
 
-    fn local(r: Ring) -> ByteQueue {
-        ByteQueue {
-            inner: Arc::new(QueueImpl::Local(r)),
-        }
-    }
-
-    pub(crate) fn from_ring(r: Ring) -> ByteQueue {
-        ByteQueue::local(r)
+    pub(crate) fn from_impl(q: QueueImpl) -> ByteQueue {
+        ByteQueue { inner: Arc::new(q) }
     }
 
     pub(crate) fn imp(&self) -> &QueueImpl {
         &self.inner
     }
 
+    #[inline]
     pub(crate) fn backend(&self) -> &dyn QueueBackend {
-        match &*self.inner {
-            QueueImpl::Local(r) => r,
-            #[cfg(feature = "redis")]
-            QueueImpl::Redis(r) => r,
-        }
+        self.inner.backend()
     }
 
     /// The queue's name; `None` for an anonymous queue.

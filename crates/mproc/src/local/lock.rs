@@ -24,7 +24,7 @@ use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::backend::{Holder, LockBackend, Waiter};
+use crate::backend::{Holder, LockBackend, Waiter, TAG_MAX};
 use crate::error::{CreateError, OpenError};
 use crate::local::dir::Dir;
 use crate::local::segment::{Place, Segment};
@@ -36,8 +36,6 @@ const REC_SINCE: usize = 80;
 const REC_TID: usize = 88;
 const TAG_LEN: usize = 92;
 const TAG_OFF: usize = 152;
-/// Longest tag kept, in bytes.
-pub(crate) const TAG_MAX: usize = 64;
 const WAITERS_OFF: usize = 256;
 const WAITER_SLOTS: usize = 32;
 pub(crate) const SEG_LEN: usize = 1024;

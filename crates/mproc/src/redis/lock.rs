@@ -26,8 +26,8 @@ use redis::Script;
 
 use super::{block_secs, token, Pool, Remote};
 use crate::backend::{Acquired, Holder, LockBackend, Waiter};
+use crate::backend::{FenceFail, Lease, TAG_MAX};
 use crate::error::{CreateError, OpenError};
-use crate::local::lock::TAG_MAX;
 use crate::name::validate_name;
 use crate::object::ObjectKind;
 
@@ -236,15 +236,6 @@ impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// Why a fenced write was not made.
-#[derive(Debug)]
-pub(crate) enum FenceFail {
-    /// The lease was lost: another holder may have the lock.
-    Lost,
-    /// The server failed.
-    Io(io::Error),
 }
 
 /// A lock on a Redis server.
@@ -853,5 +844,41 @@ unsafe impl LockBackend for RedisLock {
                 })
             })
             .collect()
+    }
+}
+
+impl Lease for RedisLock {
+    fn lease_valid_until(&self) -> Option<Instant> {
+        RedisLock::lease_valid_until(self)
+    }
+
+    fn lease_valid(&self) -> bool {
+        RedisLock::lease_valid(self)
+    }
+
+    fn on_lease_lost(&self, f: Box<dyn FnOnce() + Send>) {
+        RedisLock::on_lease_lost(self, f)
+    }
+
+    fn fence(&self) -> Option<u64> {
+        RedisLock::fence(self)
+    }
+
+    fn lease_lost(&self) -> io::Result<bool> {
+        RedisLock::lease_lost(self)
+    }
+
+    fn fenced(
+        &self,
+        cell: &str,
+        delta: i64,
+        floor: i64,
+        set: bool,
+    ) -> Result<Result<i64, i64>, FenceFail> {
+        RedisLock::fenced(self, cell, delta, floor, set)
+    }
+
+    fn cell(&self, cell: &str) -> io::Result<i64> {
+        RedisLock::cell(self, cell)
     }
 }

@@ -42,7 +42,7 @@ use redis::Script;
 
 use self::consumers::{sweep, Consumer};
 use super::{block_secs, Pool, Remote, MAX_SLICE};
-use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptToken};
+use crate::backend::{Counters, Limits, OpError, QueueBackend, QueueParams, Receipt, ReceiptToken};
 use crate::error::{CreateError, OpenError};
 use crate::name::validate_name;
 use crate::object::ObjectKind;
@@ -190,12 +190,11 @@ impl RedisQueue {
     pub(crate) fn create(
         remote: &Remote,
         name: &str,
-        maxsize: u64,
-        max_bytes: u64,
-        max_message: usize,
-        max_deliveries: u32,
+        p: &QueueParams,
     ) -> Result<RedisQueue, CreateError> {
         validate_name(name)?;
+        let (maxsize, max_bytes, max_deliveries) =
+            (p.maxsize as u64, p.max_bytes as u64, p.max_deliveries);
         let pool = remote.pool().map_err(create_io(name))?;
         let keys = Keys::new(remote.tag(name));
         let r: String = pool
@@ -220,7 +219,7 @@ impl RedisQueue {
         let limits = Limits {
             maxsize,
             max_bytes,
-            max_message,
+            max_message: p.max_bytes,
         };
         Ok(RedisQueue::with(
             remote,
@@ -278,11 +277,12 @@ impl RedisQueue {
                 reason: "queue settings missing".into(),
             });
         };
-        let max_message = crate::local::ring::RingParams::new(
+        let max_message = QueueParams::new(
             usize::try_from(maxsize).unwrap_or(usize::MAX),
             usize::try_from(max_bytes).unwrap_or(usize::MAX),
+            0,
         )
-        .map(|p| p.max_message())
+        .map(|p| p.max_bytes)
         .map_err(|reason| OpenError::Damaged {
             name: name.to_owned(),
             reason,

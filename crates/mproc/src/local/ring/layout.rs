@@ -83,8 +83,10 @@ pub(crate) const REC_HEADER: usize = 8;
 pub(super) const END_MARK: u64 = u32::MAX as u64;
 /// The largest ring: positions are 32-bit offsets.
 pub(crate) const MAX_CAPACITY: usize = 1 << 31;
-/// The smallest byte budget.
-pub(crate) const MIN_BYTES: usize = 64;
+/// The smallest byte budget (the limit every backend keeps).
+pub(crate) const MIN_BYTES: usize = crate::backend::MIN_BYTES;
+// The largest budget every backend keeps fits the largest ring.
+const _: () = assert!(crate::backend::MAX_BYTES == MAX_CAPACITY - 3 * REC_HEADER);
 
 const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= 64);
 

@@ -1,0 +1,99 @@
+//! Handing objects to other processes: `Serialize`/`Deserialize` for handles.
+//!
+//! A named object travels as its namespace directory and name, and the
+//! receiver opens it. An anonymous object travels as a descriptor number:
+//! [`collect_fds`] records the descriptors a serialisation mentions so that
+//! the process spawner can let exactly those be inherited, and the receiver
+//! adopts a duplicate of the inherited descriptor after checking that it is a
+//! segment of the right kind. The spawned child's list of inherited
+//! descriptors ([`set_inherited`]) lives here too, so that every handle
+//! (and pipe end) adopts its descriptor through [`adopt_fd`].
+
+//!
+//! The wire form and the descriptor bookkeeping are in [`wire`].
+
+pub(crate) mod wire;
+
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::flavor::{LockImpl, QueueImpl};
+use crate::joinable::JoinableQueue;
+use crate::lock::Lock;
+use crate::namespace::Namespace;
+use crate::queue::{ByteQueue, Queue};
+pub(crate) use wire::{adopt_fd, collect_fds, inode, note_fd, repr_of, set_inherited, Repr};
+
+impl Serialize for Lock {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.imp().repr().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Lock {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Lock, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Named { dir, name } => {
+                let ns = Namespace::dir(dir).map_err(D::Error::custom)?;
+                Lock::open_in(&ns, &name).map_err(D::Error::custom)
+            }
+            Repr::Fd(fd, ino) => LockImpl::from_fd(adopt_fd(fd, ino)?)
+                .map(Lock::from_impl)
+                .map_err(D::Error::custom),
+            #[cfg(feature = "redis")]
+            Repr::Remote { url, name } => {
+                let ns = Namespace::from_url(&url).map_err(D::Error::custom)?;
+                Lock::open_in(&ns, &name).map_err(D::Error::custom)
+            }
+        }
+    }
+}
+
+impl Serialize for ByteQueue {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.imp().repr().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteQueue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteQueue, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Named { dir, name } => {
+                let ns = Namespace::dir(dir).map_err(D::Error::custom)?;
+                ByteQueue::open_in(&ns, &name).map_err(D::Error::custom)
+            }
+            Repr::Fd(fd, ino) => QueueImpl::from_fd(adopt_fd(fd, ino)?)
+                .map(ByteQueue::from_impl)
+                .map_err(D::Error::custom),
+            #[cfg(feature = "redis")]
+            Repr::Remote { url, name } => {
+                let ns = Namespace::from_url(&url).map_err(D::Error::custom)?;
+                ByteQueue::open_in(&ns, &name).map_err(D::Error::custom)
+            }
+        }
+    }
+}
+
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.byte_queue().serialize(s)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Queue<T>, D::Error> {
+        ByteQueue::deserialize(d).map(Queue::from_bytes)
+    }
+}
+
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.inner_queue().byte_queue().serialize(s)
+    }
+}
+
+impl<'de, T: Serialize + DeserializeOwned> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JoinableQueue<T>, D::Error> {
+        Queue::deserialize(d).map(JoinableQueue::from_queue)
+    }
+}
