@@ -52,6 +52,8 @@ pub enum ObjectKind {
     Value,
     /// An [`Array`](crate::Array).
     Array,
+    /// An [`RwLock`](crate::RwLock).
+    RwLock,
 }
 
 impl ObjectKind {
@@ -67,6 +69,7 @@ impl ObjectKind {
             ObjectKind::Barrier => "barrier",
             ObjectKind::Value => "value",
             ObjectKind::Array => "array",
+            ObjectKind::RwLock => "rwlock",
         }
     }
 }

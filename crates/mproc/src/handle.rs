@@ -163,6 +163,40 @@ impl<'de> Deserialize<'de> for Lock {
     }
 }
 
+impl Serialize for crate::rwlock::RwLock {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.imp() {
+            crate::rwlock::RwLockImpl::Local(l) => repr_of(l.segment()).serialize(s),
+            #[cfg(feature = "redis")]
+            crate::rwlock::RwLockImpl::Redis(l) => Repr::Remote {
+                url: l.url().to_owned(),
+                name: l.object_name().to_owned(),
+            }
+            .serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for crate::rwlock::RwLock {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<crate::rwlock::RwLock, D::Error> {
+        use crate::rwlock::RwLock;
+        match Repr::deserialize(d)? {
+            Repr::Named { dir, name } => {
+                let ns = Namespace::dir(dir).map_err(D::Error::custom)?;
+                RwLock::open_in(&ns, &name).map_err(D::Error::custom)
+            }
+            Repr::Fd(fd, ino) => crate::local::rwlock::LocalRwLock::from_fd(adopt_fd(fd, ino)?)
+                .map(RwLock::from_local)
+                .map_err(D::Error::custom),
+            #[cfg(feature = "redis")]
+            Repr::Remote { url, name } => {
+                let ns = Namespace::from_url(&url).map_err(D::Error::custom)?;
+                RwLock::open_in(&ns, &name).map_err(D::Error::custom)
+            }
+        }
+    }
+}
+
 impl Serialize for ByteQueue {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.imp() {

@@ -35,7 +35,7 @@ pub(crate) fn fence_after_unlock() {
 #[cfg(feature = "crash-points")]
 pub(crate) use imp::kill_self;
 pub(crate) use imp::{
-    futex_wait, futex_wake, memfd, my_pid, my_start, my_tid, my_uid, now_coarse_ns,
-    now_realtime_ns, process_alive, start_time, Acquired, Mapping, RawRobustMutex, RobustLock,
-    WaitResult,
+    futex_wait, futex_wake, memfd, my_pid, my_process_word, my_start, my_tid, my_uid,
+    now_coarse_ns, now_realtime_ns, process_alive, start_time, wait_process_gone, Acquired,
+    Mapping, RawRobustMutex, RobustLock, WaitResult,
 };
