@@ -407,12 +407,11 @@ impl RwLockWriteGuard<'_> {
     /// Keeps the write lock until this process exits, even across `exec`
     /// (`mproc lock -F`): the next holder waits for the process to end, and
     /// is told the lock was released cleanly, however it ended (as
-    /// flock(1) does when the descriptor closes). Only the main thread's
-    /// holding can be kept; shared memory only.
+    /// flock(1) does when the descriptor closes), even if the thread that
+    /// took it ends first. Shared memory only.
     pub fn keep_until_exit(self) -> io::Result<()> {
         match self.lock.imp() {
             RwLockImpl::Local(l) => {
-                on_main_thread()?;
                 // SAFETY: this guard proves that this thread holds the lock.
                 unsafe { l.write_keep_until_exit() };
                 std::mem::forget(self);

@@ -674,13 +674,16 @@ fn rwlock_readers_in_parallel(env: &Env) {
 fn rwlock_writer_excludes_everyone(env: &Env) {
     let rw = RwLock::create_in(&env.ns, "rw").unwrap();
     let gate: Queue<u8> = Queue::create_in(&env.ns, "gate", opts(0)).unwrap();
-    let mut child = Process::spawn((rw.clone(), gate.clone()), |(rw, g): (RwLock, Queue<u8>)| {
-        let guard = rw.write().unwrap();
-        g.put(1).unwrap();
-        g.put_timeout(2, Duration::from_secs(30)).unwrap();
-        std::thread::sleep(Duration::from_millis(600));
-        drop(guard);
-    })
+    let mut child = Process::spawn(
+        (rw.clone(), gate.clone()),
+        |(rw, g): (RwLock, Queue<u8>)| {
+            let guard = rw.write().unwrap();
+            g.put(1).unwrap();
+            g.put_timeout(2, Duration::from_secs(30)).unwrap();
+            std::thread::sleep(Duration::from_millis(600));
+            drop(guard);
+        },
+    )
     .unwrap();
     assert_eq!(gate.get_timeout(JOIN).unwrap(), 1);
     assert!(rw.is_write_locked());
@@ -754,12 +757,15 @@ fn rwlock_writer_is_not_starved_by_readers(env: &Env) {
 fn rwlock_dead_reader_share_is_returned(env: &Env) {
     let rw = RwLock::create_in(&env.ns, "rw").unwrap();
     let gate: Queue<u8> = Queue::create_in(&env.ns, "gate", opts(0)).unwrap();
-    let mut child = Process::spawn((rw.clone(), gate.clone()), |(rw, g): (RwLock, Queue<u8>)| {
-        let guard = rw.read().unwrap();
-        g.put(1).unwrap();
-        std::thread::sleep(Duration::from_secs(600));
-        drop(guard);
-    })
+    let mut child = Process::spawn(
+        (rw.clone(), gate.clone()),
+        |(rw, g): (RwLock, Queue<u8>)| {
+            let guard = rw.read().unwrap();
+            g.put(1).unwrap();
+            std::thread::sleep(Duration::from_secs(600));
+            drop(guard);
+        },
+    )
     .unwrap();
     assert_eq!(gate.get_timeout(JOIN).unwrap(), 1);
     assert_eq!(rw.readers().len(), 1);
@@ -779,14 +785,16 @@ fn rwlock_dead_writer_is_taken_over(env: &Env) {
     let rw = RwLock::create_in(&env.ns, "rw").unwrap();
     let gate: Queue<u8> = Queue::create_in(&env.ns, "gate", opts(0)).unwrap();
     for next_is_writer in [false, true] {
-        let mut child =
-            Process::spawn((rw.clone(), gate.clone()), |(rw, g): (RwLock, Queue<u8>)| {
+        let mut child = Process::spawn(
+            (rw.clone(), gate.clone()),
+            |(rw, g): (RwLock, Queue<u8>)| {
                 let guard = rw.write().unwrap();
                 g.put(1).unwrap();
                 std::thread::sleep(Duration::from_secs(600));
                 drop(guard);
-            })
-            .unwrap();
+            },
+        )
+        .unwrap();
         assert_eq!(gate.get_timeout(JOIN).unwrap(), 1);
         child.kill().unwrap();
         let _ = child.join_timeout(JOIN);

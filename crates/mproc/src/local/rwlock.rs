@@ -142,10 +142,16 @@ impl LocalRwLock {
         self.seg.at::<AtomicU64>(EXEC_WHO)
     }
 
-    /// Whether W is held by a live thread (or by a process that kept it
-    /// across exec).
+    /// Whether W is held by a live thread, or by a process that kept it
+    /// across exec.
     fn writer_present(&self) -> bool {
-        self.w.owner_tid() != 0 && !self.w.abandoned()
+        (self.w.owner_tid() != 0 && !self.w.abandoned()) || self.exec_holder().is_some()
+    }
+
+    /// The live process that kept W across exec, as (pid, start time).
+    fn exec_holder(&self) -> Option<(u32, u64)> {
+        let e = self.exec_who().load(Ordering::Acquire);
+        (e != 0 && sys::process_alive(e as u32, e >> 32)).then_some((e as u32, e >> 32))
     }
 
     // ---- W, with the exec holder ----
@@ -267,7 +273,7 @@ impl LocalRwLock {
         deadline: Option<Instant>,
     ) -> io::Result<Option<(Acquired, usize)>> {
         if self.w.held_by_me() {
-            return self.deadlock(deadline, "this thread holds the write lock");
+            return self.deadlock(try_only, deadline, "this thread holds the write lock");
         }
         let mut how = Acquired::Clean;
         loop {
@@ -279,6 +285,11 @@ impl LocalRwLock {
                 return Ok(None);
             }
             let woke = match blocked {
+                // A holding kept across exec ends with its process.
+                Blocked::Writer if self.exec_holder().is_some() => {
+                    let (pid, start) = self.exec_holder().unwrap_or_default();
+                    sys::wait_process_gone(pid, start, deadline)
+                }
                 Blocked::Writer => self.cell().wait_until_checked(
                     deadline,
                     crate::local::wait::Spin::SHORT,
@@ -304,6 +315,9 @@ impl LocalRwLock {
         try_only: bool,
         deadline: Option<Instant>,
     ) -> io::Result<Result<usize, Blocked>> {
+        if self.exec_holder().is_some() {
+            return Ok(Err(Blocked::Writer));
+        }
         if self.w.owner_tid() != 0 {
             if !self.w.abandoned() {
                 return Ok(Err(Blocked::Writer));
@@ -398,7 +412,7 @@ impl LocalRwLock {
     ) -> io::Result<Option<Acquired>> {
         let t = self.readers_table();
         if (0..READER_SLOTS).any(|i| t.held_by_me(i)) {
-            return self.deadlock(deadline, "this thread holds a read share");
+            return self.deadlock(try_only, deadline, "this thread holds a read share");
         }
         let mut slot = None;
         let r = self.write_inner(try_only, deadline, &mut slot);
@@ -488,7 +502,17 @@ impl LocalRwLock {
         crate::crash::crash_point!("rwlock.exec.marked");
     }
 
-    fn deadlock<T>(&self, deadline: Option<Instant>, what: &str) -> io::Result<Option<T>> {
+    /// What a wait for what this thread itself holds gives: nothing at its
+    /// deadline, or an error instead of waiting forever.
+    fn deadlock<T>(
+        &self,
+        try_only: bool,
+        deadline: Option<Instant>,
+        what: &str,
+    ) -> io::Result<Option<T>> {
+        if try_only {
+            return Ok(None);
+        }
         match deadline {
             Some(d) => {
                 std::thread::sleep(d.saturating_duration_since(Instant::now()));
@@ -509,16 +533,12 @@ impl LocalRwLock {
             return None;
         }
         let pid = self.seg.at::<AtomicU32>(WRITER_PID).load(Ordering::Acquire);
-        let exec = self.exec_who().load(Ordering::Acquire);
         if pid == 0 {
-            if exec != 0 && sys::process_alive(exec as u32, exec >> 32) {
-                return Some(Holder {
-                    pid: exec as u32,
-                    since: SystemTime::now(),
-                    tag: Some("kept across exec".into()),
-                });
-            }
-            return None;
+            return self.exec_holder().map(|(pid, _)| Holder {
+                pid,
+                since: SystemTime::now(),
+                tag: None,
+            });
         }
         Some(Holder {
             pid,

@@ -422,13 +422,15 @@ impl RedisRwLock {
                         break Err(e);
                     }
                 }
-                _ => break Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!(
+                _ => {
+                    break Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!(
                         "lock '{}' no longer exists on the server (removed, or lost in a restart)",
                         self.name
                     ),
-                )),
+                    ))
+                }
             }
         };
         let waits = if write {

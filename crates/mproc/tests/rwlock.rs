@@ -1,0 +1,161 @@
+//! The readers-writer lock on shared memory: what the conformance suite
+//! does not cover (holdings kept across exec, re-entry refused, anonymous
+//! locks handed to children, PID reuse).
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{timed, JOIN};
+use mproc::{LockError, Namespace, Process, RwLock};
+
+const ROLE: &str = "MPROC_RWLOCK_TEST_ROLE";
+
+/// The child roles: take the lock, keep it until exit, and become
+/// `sleep 0.6` (as `mproc lock -F` does).
+#[test]
+fn child_role() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let ns = Namespace::from_env().unwrap();
+    let rw = RwLock::open_in(&ns, "rw").unwrap();
+    match role.as_str() {
+        "write_then_exec" => rw.write().unwrap().keep_until_exit().unwrap(),
+        "read_then_exec" => {
+            // The read share of the main thread only survives exec: this
+            // test thread's is refused.
+            let e = rw.read().unwrap().keep_until_exit().unwrap_err();
+            assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+            std::process::exit(0);
+        }
+        r => panic!("unknown role {r}"),
+    }
+    let e = Command::new("sleep").arg("0.6").exec();
+    panic!("exec: {e}");
+}
+
+fn spawn_role(dir: &std::path::Path, role: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_role", "--nocapture", "--test-threads=1"])
+        .env(ROLE, role)
+        .env("MPROC_DIR", dir)
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn a_write_kept_across_exec_lasts_until_the_program_ends() {
+    let (dir, ns) = common::namespace();
+    let rw = RwLock::create_in(&ns, "rw").unwrap();
+    let mut child = spawn_role(dir.path(), "write_then_exec");
+    let t = Instant::now();
+    while rw.writer().is_none() {
+        assert!(t.elapsed() < JOIN, "the child never wrote");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Give it time to exec: the holding must survive that.
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(rw.try_read().unwrap_err().is_would_block());
+    assert!(rw.try_write().unwrap_err().is_would_block());
+    assert_eq!(rw.writer().unwrap().pid, child.id());
+    // A waiting writer gets it when `sleep` ends, told of a clean release.
+    let (r, d) = timed(|| rw.write_timeout(JOIN).map(drop));
+    r.unwrap_or_else(|e| panic!("expected a clean grant: {e:?}"));
+    assert!(d >= Duration::from_millis(200), "granted after {d:?}");
+    assert!(child.wait().unwrap().success());
+    drop(rw.try_read().unwrap());
+}
+
+#[test]
+fn a_read_kept_across_exec_needs_the_main_thread() {
+    let (dir, ns) = common::namespace();
+    let rw = RwLock::create_in(&ns, "rw").unwrap();
+    let mut child = spawn_role(dir.path(), "read_then_exec");
+    assert!(child.wait().unwrap().success());
+    drop(rw.try_write().unwrap());
+}
+
+#[test]
+fn reentry_is_an_error_not_a_deadlock() {
+    let rw = RwLock::new().unwrap();
+    let r = rw.read().unwrap();
+    assert!(matches!(rw.write(), Err(LockError::Io(_))));
+    let (w, d) = timed(|| rw.write_timeout(Duration::from_millis(150)).map(drop));
+    assert!(w.unwrap_err().is_would_block());
+    assert!(d >= Duration::from_millis(140));
+    drop(r);
+    let w = rw.write().unwrap();
+    assert!(matches!(rw.read(), Err(LockError::Io(_))));
+    assert!(rw.try_read().unwrap_err().is_would_block());
+    drop(w);
+}
+
+#[test]
+fn an_anonymous_rwlock_is_handed_to_a_child() {
+    let rw = RwLock::new().unwrap();
+    assert_eq!(rw.name(), None);
+    let g = rw.write().unwrap();
+    let mut child = Process::spawn(rw.clone(), |rw: RwLock| {
+        let t = Instant::now();
+        drop(rw.read_timeout(Duration::from_secs(30)).unwrap());
+        t.elapsed().as_millis() as u64
+    })
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rw.waiting_readers(), 1);
+    drop(g);
+    assert!(child.join_timeout(JOIN).unwrap() >= 200);
+}
+
+#[test]
+fn many_readers_and_more_than_the_slots_wait() {
+    let rw = RwLock::new().unwrap();
+    let guards: Vec<_> = (0..RwLock::MAX_READERS)
+        .map(|_| {
+            let rw = rw.clone();
+            std::thread::spawn(move || {
+                // Each thread holds its share until told.
+                let g = rw.read().unwrap();
+                std::thread::park();
+                drop(g);
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    while rw.readers().len() < RwLock::MAX_READERS {
+        assert!(t.elapsed() < JOIN);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(rw.try_read().unwrap_err().is_would_block());
+    let waiting = {
+        let rw = rw.clone();
+        std::thread::spawn(move || rw.read_timeout(JOIN).map(drop).is_ok())
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    guards[0].thread().unpark();
+    assert!(waiting.join().unwrap());
+    for g in guards {
+        g.thread().unpark();
+        g.join().unwrap();
+    }
+    drop(rw.try_write().unwrap());
+}
+
+#[test]
+fn kinds_do_not_mix() {
+    let (_dir, ns) = common::namespace();
+    let _rw = RwLock::create_in(&ns, "rw").unwrap();
+    assert!(matches!(
+        mproc::Lock::open_in(&ns, "rw"),
+        Err(mproc::OpenError::WrongKind {
+            found: mproc::ObjectKind::RwLock,
+            ..
+        })
+    ));
+    assert_eq!(ns.list().unwrap()[0].kind, Some(mproc::ObjectKind::RwLock));
+    assert!(RwLock::create_in(&ns, "rw").is_err());
+    assert!(RwLock::open_in(&ns, "../x").is_err());
+}
