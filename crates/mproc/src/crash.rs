@@ -67,6 +67,10 @@ pub(crate) const POINTS: &[(&str, &str)] = &[
         "rwlock write (the writer record is written, readers drained)",
     ),
     (
+        "rwlock.write.tagged",
+        "rwlock write guard set_tag (the tag is stored)",
+    ),
+    (
         "rwlock.write.cleared",
         "rwlock write release, read over a dead writer (the writer record is cleared)",
     ),

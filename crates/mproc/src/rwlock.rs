@@ -404,6 +404,15 @@ impl RwLockWriteGuard<'_> {
         self.lock
     }
 
+    /// Attaches a short text (up to 64 bytes) to this holding, shown by
+    /// [`RwLock::writer`] and `mproc lock status` (shared memory; a no-op
+    /// on a server).
+    pub fn set_tag(&self, tag: &str) {
+        if let RwLockImpl::Local(l) = self.lock.imp() {
+            l.set_tag(tag);
+        }
+    }
+
     /// Keeps the write lock until this process exits, even across `exec`
     /// (`mproc lock -F`): the next holder waits for the process to end, and
     /// is told the lock was released cleanly, however it ended (as

@@ -996,6 +996,7 @@ fn scenarios() -> Vec<Scenario> {
                 let rw = rw(ns);
                 let n = Value::<u64>::open_in(ns, "n").unwrap();
                 let g = rw.write().unwrap();
+                g.set_tag("sweep");
                 n.set(n.get() + 1);
                 drop(g);
                 mark("unlocked");

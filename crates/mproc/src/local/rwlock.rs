@@ -10,7 +10,8 @@
 //!    100     4  waiters  } a reader leaves
 //!    128     4  writer pid    (0 = no record)   written after W and the
 //!    136     8  writer since  (ns since epoch)  readers' drain, cleared
-//!                                               before W is released
+//!    144     4  tag length                      before W is released
+//!    152    64  tag bytes
 //!    256   512  32 waiting-writer slots {pid u32, start time (low 32 bits) u32, since u64}
 //!    768   512  32 sleeper slots of the wait cell (waiting readers, and
 //!               writers waiting for readers to leave; see `wait`)
@@ -47,6 +48,8 @@ const SEQ: usize = 96;
 const WAITERS: usize = 100;
 const WRITER_PID: usize = 128;
 const WRITER_SINCE: usize = 136;
+const TAG_LEN: usize = 144;
+const TAG_OFF: usize = 152;
 const WWAIT_OFF: usize = 256;
 const WWAIT_SLOTS: usize = 32;
 const SLEEPERS_OFF: usize = 768;
@@ -441,6 +444,9 @@ impl LocalRwLock {
             .at::<AtomicU64>(WRITER_SINCE)
             .store(sys::now_realtime_ns(), Ordering::Relaxed);
         self.seg
+            .at::<AtomicU32>(TAG_LEN)
+            .store(0, Ordering::Relaxed);
+        self.seg
             .at::<AtomicU32>(WRITER_PID)
             .store(sys::my_pid(), Ordering::Release);
         crate::crash::crash_point!("rwlock.write.recorded");
@@ -488,6 +494,19 @@ impl LocalRwLock {
     pub(crate) unsafe fn write_release(&self) {
         // SAFETY: forwarded from this function's contract.
         unsafe { self.release_w() };
+    }
+
+    /// Attaches a tag to the current write holding (shown by `writer()`).
+    pub(crate) fn set_tag(&self, tag: &str) {
+        let mut end = tag.len().min(crate::local::lock::TAG_MAX);
+        while !tag.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.seg.write(TAG_OFF, &tag.as_bytes()[..end]);
+        self.seg
+            .at::<AtomicU32>(TAG_LEN)
+            .store(end as u32, Ordering::Release);
+        crate::crash::crash_point!("rwlock.write.tagged");
     }
 
     /// Keeps this thread's write holding until this process ends, also
@@ -540,6 +559,13 @@ impl LocalRwLock {
                 tag: None,
             });
         }
+        let len = (self.seg.at::<AtomicU32>(TAG_LEN).load(Ordering::Acquire) as usize)
+            .min(crate::local::lock::TAG_MAX);
+        let tag = (len > 0).then(|| {
+            let mut buf = vec![0u8; len];
+            self.seg.read(TAG_OFF, &mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        });
         Some(Holder {
             pid,
             since: ns_to_time(
@@ -547,7 +573,7 @@ impl LocalRwLock {
                     .at::<AtomicU64>(WRITER_SINCE)
                     .load(Ordering::Relaxed),
             ),
-            tag: None,
+            tag,
         })
     }
 
