@@ -213,6 +213,14 @@ pub(crate) fn open_target(
                 Err(CreateError::AlreadyExists { .. }) => continue,
                 Err(e) => return Err(exit::from_create(&e)),
             },
+            // A lock of either kind is what was expected.
+            Err(OpenError::WrongKind { name, found, .. }) => {
+                return Err(exit::from_open(&OpenError::WrongKind {
+                    name,
+                    expected: ObjectKind::Lock,
+                    found,
+                }))
+            }
             Err(e) => return Err(exit::from_open(&e)),
         }
     }

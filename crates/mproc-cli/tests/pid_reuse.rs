@@ -94,7 +94,7 @@ fn a_lock_whose_dead_holders_pid_was_reused_is_taken_over() {
     let ns_path = ns.dir().to_owned();
     wait_until("the holder never took the lock", || {
         let n = mproc::Namespace::dir(&ns_path).unwrap();
-        mproc::Lock::open_in(&n, "L").is_ok_and(|l| l.is_locked())
+        mproc::RwLock::open_in(&n, "L").is_ok_and(|l| l.is_write_locked())
     });
     let pid = kill9(holder);
     let Some(impostor) = take_pid(pid) else {

@@ -58,6 +58,10 @@ const READERS_OFF: usize = 1280;
 /// Reader slots: at most this many processes (threads) read at once; more
 /// readers wait for a slot.
 pub(crate) const READER_SLOTS: usize = 256;
+/// Wait-cell sleeper ids: a reader waiting for the writer, a writer
+/// waiting for readers to leave.
+const READING: u32 = 0;
+const DRAINING: u32 = 1;
 const SEG_LEN: usize = READERS_OFF + Slots::len_for(READER_SLOTS);
 
 const _: () = assert!(std::mem::size_of::<sys::RawRobustMutex>() <= EXEC_WHO - W_OFF);
@@ -133,12 +137,20 @@ impl LocalRwLock {
         Slots::new(&self.seg, READERS_OFF, READER_SLOTS)
     }
 
-    fn cell(&self) -> WaitCell<'_> {
+    /// The wait cell, as readers (`READING`) or a writer waiting for
+    /// readers to leave (`DRAINING`) sleep on it: one word, the sleepers
+    /// told apart in the registry.
+    fn cell_as(&self, id: u32) -> WaitCell<'_> {
         WaitCell {
             seq: self.seg.at::<AtomicU32>(SEQ),
             waiters: self.seg.at::<AtomicU32>(WAITERS),
-            sleepers: Some((Sleepers::new(&self.seg, SLEEPERS_OFF, SLEEPER_SLOTS), 0)),
+            sleepers: Some((Sleepers::new(&self.seg, SLEEPERS_OFF, SLEEPER_SLOTS), id)),
         }
+    }
+
+    /// The wait cell, to wake its sleepers.
+    fn cell(&self) -> WaitCell<'_> {
+        self.cell_as(READING)
     }
 
     fn exec_who(&self) -> &AtomicU64 {
@@ -476,7 +488,7 @@ impl LocalRwLock {
             // slice.
             let none_live = || (0..READER_SLOTS).all(|i| !matches!(t.state(i), SlotState::Live(_)));
             let quick = || (0..READER_SLOTS).all(|i| t.pid(i).load(Ordering::Relaxed) == 0);
-            if !self.cell().wait_until_checked(
+            if !self.cell_as(DRAINING).wait_until_checked(
                 deadline,
                 crate::local::wait::Spin::SHORT,
                 &quick,
@@ -608,10 +620,9 @@ impl LocalRwLock {
             .collect()
     }
 
-    /// Processes asleep waiting to read (or writers asleep waiting for
-    /// readers to leave).
+    /// Processes asleep waiting to read.
     pub(crate) fn waiting_readers(&self) -> u32 {
-        self.cell().waiting()
+        self.cell_as(READING).waiting()
     }
 
     /// Frees the write lock whatever its state, and forgets a holder kept
