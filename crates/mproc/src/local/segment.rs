@@ -103,7 +103,7 @@ pub(crate) enum Place<'a> {
 /// The error for a shared-memory object asked of a server namespace.
 fn remote_only(ns: &Namespace, kind: ObjectKind) -> crate::error::NamespaceError {
     crate::error::NamespaceError::UnsupportedUrl(format!(
-        "{}: a {kind} cannot live on a server (Lock, Queue and JoinableQueue can)",
+        "{}: a {kind} cannot live on a server (Lock, RwLock, Queue and JoinableQueue can)",
         ns.location()
     ))
 }
