@@ -75,6 +75,14 @@ pub(crate) const POINTS: &[(&str, &str)] = &[
         "rwlock write release, read over a dead writer (the writer record is cleared)",
     ),
     (
+        "rwlock.admit.opened",
+        "rwlock write release with readers waiting (readers are let in before the next writer)",
+    ),
+    (
+        "rwlock.admit.closed",
+        "rwlock write after a writer that let readers in (the door is closed again)",
+    ),
+    (
         "rwlock.exec.marked",
         "rwlock keep_until_exit (the holder kept across exec is recorded)",
     ),

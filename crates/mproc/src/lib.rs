@@ -8,7 +8,7 @@
 //!   the next acquirer is told ([`LockError::OwnerDied`]).
 //! * [`RwLock`] — readers-writer, as robust: a killed reader's share comes
 //!   back, a killed writer's lock is taken over (`OwnerDied`); writers are
-//!   preferred, so readers cannot starve them.
+//!   preferred and readers let in in batches, so neither starves.
 //! * [`Queue`] / [`ByteQueue`] — bounded MPMC FIFO, blocking with timeouts,
 //!   exact `len`, and a [`close`](Queue::close) that ends every consumer.
 //! * [`JoinableQueue`] — `task_done` / `join`.

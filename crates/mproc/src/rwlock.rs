@@ -23,11 +23,16 @@ use crate::util::{open_or_create_loop, to_deadline};
 /// * A writer killed while writing is taken over by the next process that
 ///   reads or writes, which receives [`LockError::OwnerDied`] (with the
 ///   guard, so it can check or repair the data).
-/// * **Writers are preferred**: once a writer waits, processes that start
-///   to read wait behind it, so a stream of overlapping readers cannot
-///   starve a writer (readers already reading finish first). Writers queue
-///   among themselves in the kernel; a never-ending stream of writers can
-///   hold readers off.
+/// * **Writers are preferred, readers admitted in batches**: once a writer
+///   waits, processes that start to read wait behind it, so a stream of
+///   overlapping readers cannot starve a writer (readers already reading
+///   finish first). Writers queue among themselves in the kernel; a writer
+///   that releases the lock while readers wait lets those readers in
+///   before the next writer starts (it waits up to 10 ms for them to come
+///   in, then for them to finish), so a stream of writers cannot starve
+///   readers either. On a server, a released lock goes to whichever waiter
+///   asks first (waiters look at least every 100 ms), writers still going
+///   before readers that come after them.
 /// * At most [`RwLock::MAX_READERS`] threads read at once; more wait for a
 ///   reader to leave.
 ///

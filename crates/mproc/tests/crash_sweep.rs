@@ -1036,6 +1036,49 @@ fn scenarios() -> Vec<Scenario> {
                 check_rw(ns, o);
             },
         },
+        // rwlock write release with a reader waiting, and the next write,
+        // which lets that reader in first.
+        Scenario {
+            name: "rwlock_admit",
+            setup: |ns| drop(make_rw(ns)),
+            peer: Some((
+                |ns| {
+                    wait_file(ns, "held");
+                    let rw = rw(ns);
+                    let r = match rw.read_timeout(Duration::from_secs(15)) {
+                        Ok(g) => drop(g),
+                        Err(LockError::OwnerDied(d)) => drop(d.into_inner()),
+                        Err(e) => return format!("err:{e}"),
+                    };
+                    let () = r;
+                    "read".into()
+                },
+                PeerRule::BeforeCheck,
+            )),
+            op: |ns, mark| {
+                let rw = rw(ns);
+                let g = rw.write().unwrap();
+                std::fs::write(ns.path().join("held"), "1").unwrap();
+                // The peer waits to read.
+                let t = Instant::now();
+                while rw.waiting_readers() == 0 && t.elapsed() < Duration::from_secs(5) {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                drop(g);
+                let g = rw.write().unwrap();
+                mark("writing");
+                drop(g);
+                mark("released");
+            },
+            check: |ns, o| {
+                // Killed before it announced its holding, the writer left
+                // the peer waiting for that announcement, not for the lock.
+                if ns.path().join("held").exists() {
+                    assert_eq!(o.peer, "read");
+                }
+                check_rw(ns, o);
+            },
+        },
         // rwlock read while a live peer writes: the reader waits.
         Scenario {
             name: "rwlock_read_contended",

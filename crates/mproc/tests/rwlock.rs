@@ -159,3 +159,49 @@ fn kinds_do_not_mix() {
     assert!(RwLock::create_in(&ns, "rw").is_err());
     assert!(RwLock::open_in(&ns, "../x").is_err());
 }
+
+/// A stream of writers (two processes writing back to back, so the write
+/// lock passes from one to the other) does not starve a reader: a writer
+/// that releases while readers wait lets them in before the next writer.
+#[test]
+fn a_stream_of_writers_does_not_starve_readers() {
+    let (dir, ns) = common::namespace();
+    let rw = RwLock::create_in(&ns, "rw").unwrap();
+    let stop = dir.path().join("stop");
+    let mut writers: Vec<_> = (0..2)
+        .map(|_| {
+            Process::spawn(
+                (rw.clone(), stop.clone()),
+                |(rw, stop): (RwLock, std::path::PathBuf)| {
+                    let mut n = 0u32;
+                    while !stop.exists() {
+                        let g = rw.write_timeout(Duration::from_secs(30)).unwrap();
+                        std::thread::sleep(Duration::from_millis(30));
+                        drop(g);
+                        n += 1;
+                    }
+                    n
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    let t = Instant::now();
+    while rw.waiting_writers().is_empty() && t.elapsed() < JOIN {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let waits: Vec<_> = (0..5)
+        .map(|_| timed(|| rw.read_timeout(Duration::from_secs(10)).map(drop).is_ok()))
+        .collect();
+    std::fs::write(&stop, "").unwrap();
+    for w in &mut writers {
+        if w.join_timeout(Duration::from_secs(20)).is_err() {
+            let _ = w.kill();
+        }
+    }
+    for (ok, d) in waits {
+        assert!(ok, "the reader starved");
+        // A writer's hold (30 ms) or two, not the whole stream.
+        assert!(d < Duration::from_secs(2), "the reader waited {d:?}");
+    }
+}

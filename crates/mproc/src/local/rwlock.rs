@@ -8,6 +8,8 @@
 //!               writer that kept its holding across exec (0 = none)
 //!     96     4  seq      } wait cell: bumped when W is released and when
 //!    100     4  waiters  } a reader leaves
+//!    104     4  admit: 1 while the readers that waited for a writer may
+//!               come in although the next writer holds W
 //!    128     4  writer pid    (0 = no record)   written after W and the
 //!    136     8  writer since  (ns since epoch)  readers' drain, cleared
 //!    144     4  tag length                      before W is released
@@ -27,8 +29,16 @@
 //!
 //! Writers are preferred: once a writer holds W (even while it waits for
 //! the readers to leave), new readers wait; writers queue on W in the
-//! kernel. A writer that dies holding W is taken over by the next writer,
-//! or by a reader, told `OwnerDied`.
+//! kernel, which hands W from one to the next. So that a stream of writers
+//! cannot starve readers, a writer that releases W while readers wait sets
+//! `admit`; the next writer, once it has W, leaves `admit` set until the
+//! readers that were asleep have come in (at most `ADMIT_FOR`), then clears
+//! it, fences and waits for those readers to leave. A reader comes in while
+//! W is free, or while `admit` is set and W's owner lives; its look at
+//! `admit` after claiming its slot pairs with the writer's clearing and
+//! scan as its look at W does with the writer's take. A writer that dies
+//! holding W is taken over by the next writer, or by a reader, told
+//! `OwnerDied`.
 
 use std::io;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
@@ -46,6 +56,10 @@ const W_OFF: usize = 64;
 const EXEC_WHO: usize = 80;
 const SEQ: usize = 96;
 const WAITERS: usize = 100;
+const ADMIT: usize = 104;
+/// The longest a writer keeps the door open for the readers that waited
+/// behind the writer before it.
+const ADMIT_FOR: Duration = Duration::from_millis(10);
 const WRITER_PID: usize = 128;
 const WRITER_SINCE: usize = 136;
 const TAG_LEN: usize = 144;
@@ -151,6 +165,16 @@ impl LocalRwLock {
     /// The wait cell, to wake its sleepers.
     fn cell(&self) -> WaitCell<'_> {
         self.cell_as(READING)
+    }
+
+    fn admit(&self) -> &AtomicU32 {
+        self.seg.at::<AtomicU32>(ADMIT)
+    }
+
+    /// Whether readers may come in although W is held (by a live writer
+    /// that has not started to wait for readers).
+    fn admitting(&self) -> bool {
+        self.admit().load(Ordering::Acquire) == 1
     }
 
     fn exec_who(&self) -> &AtomicU64 {
@@ -272,6 +296,11 @@ impl LocalRwLock {
             .at::<AtomicU32>(WRITER_PID)
             .store(0, Ordering::Release);
         crate::crash::crash_point!("rwlock.write.cleared");
+        if self.admit().load(Ordering::Relaxed) == 0 && self.cell_as(READING).waiting() > 0 {
+            // Readers waited: the next writer lets them in first.
+            self.admit().store(1, Ordering::Release);
+            crate::crash::crash_point!("rwlock.admit.opened");
+        }
         // SAFETY: forwarded from this function's contract.
         unsafe { self.w.unlock() };
         self.cell().wake_all_after_unlock();
@@ -308,8 +337,8 @@ impl LocalRwLock {
                 Blocked::Writer => self.cell().wait_until_checked(
                     deadline,
                     crate::local::wait::Spin::SHORT,
-                    &|| self.w.owner_tid() == 0,
-                    &|| !self.writer_present(),
+                    &|| self.w.owner_tid() == 0 || self.admitting(),
+                    &|| !self.writer_present() || self.admitting(),
                 ),
                 Blocked::Full => {
                     let t = self.readers_table();
@@ -333,10 +362,11 @@ impl LocalRwLock {
         if self.exec_holder().is_some() {
             return Ok(Err(Blocked::Writer));
         }
-        if self.w.owner_tid() != 0 {
-            if !self.w.abandoned() {
+        if self.w.owner_tid() != 0 && !self.w.abandoned() {
+            if !self.admitting() {
                 return Ok(Err(Blocked::Writer));
             }
+        } else if self.w.owner_tid() != 0 {
             // A dead writer: take its lock over (so that exactly one
             // process is told), and give it back at once.
             let within = Instant::now() + crate::local::wait::WAKE_SLICE;
@@ -372,9 +402,10 @@ impl LocalRwLock {
         };
         t.aux(i).store(sys::now_realtime_ns(), Ordering::Relaxed);
         crate::crash::crash_point!("rwlock.read.since");
-        // Against the writer's take of W and scan of the slots.
+        // Against the writer's take of W (or its clearing of `admit`) and
+        // its scan of the slots.
         fence(Ordering::SeqCst);
-        if self.w.owner_tid() == 0 {
+        if self.w.owner_tid() == 0 || (self.admitting() && !self.w.abandoned()) {
             return Ok(Ok(i));
         }
         // A writer came (or a dead one is there): back off.
@@ -444,7 +475,10 @@ impl LocalRwLock {
         let Some(how) = self.take_w(try_only, deadline, Some(slot))? else {
             return Ok(None);
         };
-        // Against the readers' claim of a slot and look at W.
+        if self.admitting() {
+            self.let_readers_in(try_only, deadline);
+        }
+        // Against the readers' claim of a slot and look at W (and `admit`).
         fence(Ordering::SeqCst);
         let drained = self.drain_readers(try_only, deadline, slot);
         if !matches!(drained, Ok(true)) {
@@ -463,6 +497,26 @@ impl LocalRwLock {
             .store(sys::my_pid(), Ordering::Release);
         crate::crash::crash_point!("rwlock.write.recorded");
         Ok(Some(how))
+    }
+
+    /// With W held and `admit` set: lets the readers that waited come in
+    /// (until none is asleep, and for a few more yields, at most
+    /// `ADMIT_FOR`), then clears `admit`.
+    fn let_readers_in(&self, try_only: bool, deadline: Option<Instant>) {
+        if !try_only {
+            let until = Instant::now() + ADMIT_FOR;
+            let until = deadline.map_or(until, |d| d.min(until));
+            let mut after = 0;
+            while Instant::now() < until && after < 16 {
+                if self.cell_as(READING).waiting() == 0 {
+                    // Woken readers are on their way to their slots.
+                    after += 1;
+                }
+                std::thread::yield_now();
+            }
+        }
+        self.admit().store(0, Ordering::SeqCst);
+        crate::crash::crash_point!("rwlock.admit.closed");
     }
 
     /// With W held: returns the slots of dead readers, and waits until no
