@@ -1045,12 +1045,11 @@ fn scenarios() -> Vec<Scenario> {
                 |ns| {
                     wait_file(ns, "held");
                     let rw = rw(ns);
-                    let r = match rw.read_timeout(Duration::from_secs(15)) {
+                    match rw.read_timeout(Duration::from_secs(15)) {
                         Ok(g) => drop(g),
                         Err(LockError::OwnerDied(d)) => drop(d.into_inner()),
                         Err(e) => return format!("err:{e}"),
-                    };
-                    let () = r;
+                    }
                     "read".into()
                 },
                 PeerRule::BeforeCheck,
