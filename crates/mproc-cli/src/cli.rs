@@ -186,7 +186,7 @@ pub(crate) struct LockRunArgs {
         value_parser = clap::value_parser!(u8)
     )]
     pub(crate) conflict_exit_code: u8,
-    /// Text stored with the holding, shown by `mproc lock status` (up to 64 bytes).
+    /// Text stored with an exclusive holding, shown by `mproc lock status` (up to 64 bytes).
     #[arg(long, value_name = "TEXT")]
     pub(crate) tag: Option<String>,
     /// Exclusive (write) lock: the default.

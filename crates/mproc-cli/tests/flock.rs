@@ -9,13 +9,20 @@ use std::time::{Duration, Instant};
 
 use common::{children_of, dead, Ns};
 
-/// `mproc lock OPTS NAME echo MESG` (as util-linux's `do_lock`): its exit
-/// code and output.
+/// `mproc -v lock OPTS NAME echo MESG` (as util-linux's `do_lock`): its
+/// exit code and output (its log is printed, for a failing run).
 fn do_lock(ns: &Ns, opts: &[&str], name: &str, mesg: &str) -> (i32, String) {
-    let mut args = vec!["lock"];
+    let mut args = vec!["-v", "lock"];
     args.extend_from_slice(opts);
     args.extend_from_slice(&[name, "echo", mesg]);
+    let t = Instant::now();
     let out = ns.cmd().args(&args).output().unwrap();
+    eprintln!(
+        "{args:?}: {:?} after {:?}\n{}",
+        out.status,
+        t.elapsed(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
