@@ -205,3 +205,141 @@ fn a_stream_of_writers_does_not_starve_readers() {
         assert!(d < Duration::from_secs(2), "the reader waited {d:?}");
     }
 }
+
+/// Whether process `pid` still runs (not a zombie).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .and_then(|(_, a)| a.split_whitespace().next().map(str::to_owned))
+        })
+        .is_some_and(|st| st != "Z" && st != "X")
+}
+
+/// Whether `pid` still runs 200 ms from now: a holder killed an instant
+/// ago may still be exiting (the kernel hands its lock to a sleeping
+/// waiter during its exit, before it is a zombie).
+fn really_running(pid: u32) -> bool {
+    let t = Instant::now();
+    while running(pid) {
+        if t.elapsed() > Duration::from_millis(200) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    false
+}
+
+/// One worker of the random-kill test: reads and writes at random and
+/// checks, inside, that no live writer (for a reader) or no live holder
+/// (for a writer) is there too; a violation is written to `bad`.
+fn worker((rw, dir, seed): (RwLock, std::path::PathBuf, u64)) {
+    let me = std::process::id();
+    let state = dir.join("state");
+    let bad = |what: String| {
+        let _ = std::fs::write(dir.join(format!("bad-{me}")), what);
+    };
+    let mut x = seed | 1;
+    loop {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        if x % 3 == 0 {
+            let g = match rw.write_timeout(Duration::from_secs(20)) {
+                Ok(g) => g,
+                Err(LockError::OwnerDied(d)) => d.into_inner(),
+                Err(e) => return bad(format!("write: {e}")),
+            };
+            let s = std::fs::read_to_string(&state).unwrap_or_default();
+            if let Some(pid) = s.strip_prefix('W').and_then(|p| p.parse::<u32>().ok()) {
+                if really_running(pid) {
+                    bad(format!("writer {me} found live writer {pid}"));
+                }
+            }
+            for e in std::fs::read_dir(&dir).unwrap().flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some(pid) = name.strip_prefix("r-").and_then(|p| p.parse::<u32>().ok()) {
+                    if really_running(pid) {
+                        bad(format!("writer {me} found live reader {pid}"));
+                    } else {
+                        let _ = std::fs::remove_file(e.path());
+                    }
+                }
+            }
+            std::fs::write(&state, format!("W{me}")).unwrap();
+            std::thread::sleep(Duration::from_micros(x % 2000));
+            if std::fs::read_to_string(&state).unwrap_or_default() != format!("W{me}") {
+                bad(format!("writer {me} was overwritten"));
+            }
+            std::fs::write(&state, "free").unwrap();
+            drop(g);
+        } else {
+            let g = match rw.read_timeout(Duration::from_secs(20)) {
+                Ok(g) => g,
+                Err(LockError::OwnerDied(d)) => d.into_inner(),
+                Err(e) => return bad(format!("read: {e}")),
+            };
+            let mark = dir.join(format!("r-{me}"));
+            std::fs::write(&mark, "").unwrap();
+            let s = std::fs::read_to_string(&state).unwrap_or_default();
+            if let Some(pid) = s.strip_prefix('W').and_then(|p| p.parse::<u32>().ok()) {
+                if really_running(pid) {
+                    bad(format!("reader {me} found live writer {pid}"));
+                }
+            }
+            std::thread::sleep(Duration::from_micros(x % 1000));
+            let _ = std::fs::remove_file(&mark);
+            drop(g);
+        }
+    }
+}
+
+/// Readers and writers SIGKILLed at random for a few seconds: no reader
+/// ever overlaps a live writer, no two writers overlap, nobody waits past
+/// its timeout, and afterwards the lock is whole (writable at once, no
+/// reader or waiter counted).
+#[test]
+fn random_kills_never_break_exclusion_or_wedge() {
+    let (dir, ns) = common::namespace();
+    let rw = RwLock::create_in(&ns, "rw").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let spawn =
+        |seed: u64| Process::spawn((rw.clone(), work.path().to_owned(), seed), worker).unwrap();
+    let mut workers: Vec<Process<()>> = (0..4).map(|i| spawn(i * 7919 + 1)).collect();
+    let end = Instant::now() + Duration::from_secs(6);
+    let mut seed = 12345u64;
+    let mut kills = 0;
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(40 + seed % 80));
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let i = (seed >> 33) as usize % workers.len();
+        let _ = workers[i].kill();
+        let _ = workers[i].join_timeout(Duration::from_secs(5));
+        workers[i] = spawn(seed);
+        kills += 1;
+    }
+    for w in &mut workers {
+        let _ = w.kill();
+        let _ = w.join_timeout(Duration::from_secs(5));
+    }
+    let bad: Vec<String> = std::fs::read_dir(work.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("bad-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(bad.is_empty(), "after {kills} kills: {bad:?}");
+    let (g, d) = timed(|| rw.write_timeout(Duration::from_secs(3)));
+    match g {
+        Ok(g) => drop(g),
+        Err(LockError::OwnerDied(o)) => drop(o.into_inner()),
+        Err(e) => panic!("wedged after {kills} kills: {e:?}"),
+    }
+    assert!(d < Duration::from_millis(2500), "took {d:?}");
+    assert!(rw.readers().is_empty() && rw.waiting_writers().is_empty());
+    assert_eq!(rw.waiting_readers(), 0);
+    drop(dir);
+}
