@@ -236,12 +236,15 @@ pub(crate) fn keeper(ctx: &Ctx, a: &HoldArgs) -> anyhow::Result<u8> {
         Wait::For(d) => Instant::now().checked_add(d),
         _ => None,
     };
-    // In slices: give up when the script or `mproc lock --hold` ends.
+    // In slices of a second: give up when the script or `mproc lock
+    // --hold` ends (a keeper left waiting would keep readers out). A slice
+    // that ends while readers still hold the lock gives the writer's place
+    // up for an instant.
     let guard: Held<'_> = loop {
         let slice = match wait {
             Wait::Never => Wait::Never,
             _ => {
-                let s = Duration::from_millis(200);
+                let s = Duration::from_secs(1);
                 Wait::For(
                     deadline.map_or(s, |d| d.saturating_duration_since(Instant::now()).min(s)),
                 )
