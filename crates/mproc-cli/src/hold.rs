@@ -26,7 +26,7 @@ use serde_json::json;
 use crate::cli::{HoldArgs, LockRunArgs};
 use crate::ctx::{Ctx, Wait};
 use crate::exit::{self, Failure};
-use crate::lock::{acquire, checked_name, holder_text, open_target, Held};
+use crate::lock::{acquire, checked_name, holder_text, open_target, Held, Target};
 
 /// Where the keeper finds the namespace it holds in (its location, for
 /// `mproc unlock` to match keepers to namespaces).
@@ -209,6 +209,17 @@ fn signal_fd() -> Option<OwnedFd> {
     }
 }
 
+/// Whether `fd` has something to read now.
+fn readable(fd: &OwnedFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+}
+
 /// `mproc __lock-hold`: takes the lock, reports, and keeps it until the
 /// watched process ends or a terminating signal comes.
 pub(crate) fn keeper(ctx: &Ctx, a: &HoldArgs) -> anyhow::Result<u8> {
@@ -270,7 +281,10 @@ pub(crate) fn keeper(ctx: &Ctx, a: &HoldArgs) -> anyhow::Result<u8> {
                     report(&json!({"busy": true, "kind": kind, "message": msg}));
                     return Ok(exit::BUSY);
                 }
-                if !alive(a.watch_pid, a.watch_start) || parent_pid() != starter {
+                if !alive(a.watch_pid, a.watch_start)
+                    || parent_pid() != starter
+                    || sfd.as_ref().is_some_and(readable)
+                {
                     return Ok(exit::BUSY);
                 }
             }
@@ -371,7 +385,22 @@ pub(crate) fn unlock(ctx: &Ctx, name: &str, pid: Option<u32>) -> anyhow::Result<
     mproc::validate_name(name).map_err(|e| Failure::usage(format!("lock name: {e}")))?;
     let ns = ctx.ns()?;
     let watch = pid.unwrap_or_else(parent_pid);
-    let all = keepers(&ns.location(), name);
+    // Keepers that hold the lock now (one still waiting for it is left to
+    // its caller).
+    let holders: Vec<u32> = match crate::lock::open_existing(&ns, name) {
+        Ok(Target::Lock(l)) => l.holder().map(|h| h.pid).into_iter().collect(),
+        Ok(Target::Rw(l)) => l
+            .writer()
+            .map(|h| h.pid)
+            .into_iter()
+            .chain(l.readers().iter().map(|r| r.pid))
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    let all: Vec<_> = keepers(&ns.location(), name)
+        .into_iter()
+        .filter(|k| holders.contains(&k.0))
+        .collect();
     let mine: Vec<_> = all.iter().filter(|k| k.2 == watch).collect();
     if mine.is_empty() {
         let msg = if all.is_empty() {

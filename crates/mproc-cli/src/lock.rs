@@ -596,7 +596,7 @@ struct LockRow {
 }
 
 /// Opens an existing lock of either kind (never creates one).
-fn open_existing(ns: &Namespace, name: &str) -> Result<Target, Failure> {
+pub(crate) fn open_existing(ns: &Namespace, name: &str) -> Result<Target, Failure> {
     match RwLock::open_in(ns, name) {
         Ok(l) => Ok(Target::Rw(l)),
         Err(OpenError::WrongKind {

@@ -371,3 +371,29 @@ fn status_shows_readers_and_waiting_writers() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.starts_with("db\trwlock\t-\tshared by 2 ("), "{text}");
 }
+
+#[test]
+fn a_hold_waits_and_times_out_like_a_lock() {
+    let ns = Ns::new();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(
+            "$M lock --hold job || exit 1
+             $M lock --hold -w 0.5 -E 7 --pid $$ job 2>/dev/null; echo timed_out=$?
+             (sleep 0.5; $M unlock --pid $$ job) &
+             $M lock --hold -w 10 --pid $$ job; echo waited=$?
+             wait
+             $M lock -n job true 2>/dev/null; echo busy=$?
+             $M unlock job; echo unlock=$?",
+        )
+        .env("M", common::bin())
+        .env("MPROC_DIR", ns.dir())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "timed_out=7\nwaited=0\nbusy=1\nunlock=0\n",
+        "{out:?}"
+    );
+}
