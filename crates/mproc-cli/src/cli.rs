@@ -66,8 +66,13 @@ pub(crate) struct Cli {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Run a command while holding a named lock (a superset of flock(1)).
+    /// Run a command while holding a named lock, shared or exclusive (flock(1)'s options).
     Lock(LockCmd),
+    /// Release a lock taken for a script with `mproc lock --hold`.
+    Unlock(UnlockArgs),
+    /// The process that keeps a `--hold` holding (started by `mproc lock --hold`).
+    #[command(name = "__lock-hold", hide = true)]
+    LockHold(HoldArgs),
     /// Named bounded FIFO queues of byte messages.
     #[command(subcommand, after_help = crate::exit::TABLE)]
     Queue(QueueCmd),
@@ -119,8 +124,10 @@ pub(crate) enum Command {
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
     after_help = crate::exit::TABLE,
-    override_usage = "mproc lock [-n | -w SECS] [-E N] [--tag TEXT] NAME -- CMD [ARGS]...\n       \
-        mproc lock [-n | -w SECS] [-E N] [--tag TEXT] NAME -c 'shell command'\n       \
+    override_usage = "mproc lock [-s | -x] [-n | -w SECS] [-E N] [-F] [--tag TEXT] NAME -- CMD [ARGS]...\n       \
+        mproc lock [-s | -x] [-n | -w SECS] [-E N] [-F] [--tag TEXT] NAME -c 'shell command'\n       \
+        mproc lock --hold [--pid PID] [-s | -x] [-n | -w SECS] [-E N] NAME\n       \
+        mproc lock -u [--pid PID] NAME       (same as mproc unlock)\n       \
         mproc lock status [NAME]...\n       \
         mproc lock break NAME"
 )]
@@ -157,7 +164,7 @@ pub(crate) struct LockRunArgs {
     #[arg(
         short = 'n',
         long = "nonblock",
-        visible_alias = "nb",
+        visible_aliases = ["nb", "nonblocking"],
         conflicts_with = "wait"
     )]
     pub(crate) nonblock: bool,
@@ -179,12 +186,35 @@ pub(crate) struct LockRunArgs {
         value_parser = clap::value_parser!(u8)
     )]
     pub(crate) conflict_exit_code: u8,
-    /// Text stored with the holding, shown by `mproc lock status` (up to 64 bytes).
+    /// Text stored with an exclusive holding, shown by `mproc lock status` (up to 64 bytes).
     #[arg(long, value_name = "TEXT")]
     pub(crate) tag: Option<String>,
-    /// Exclusive lock: the default and only mode (accepted for flock(1) compatibility).
+    /// Exclusive (write) lock: the default.
     #[arg(short = 'x', long = "exclusive", visible_short_alias = 'e')]
     pub(crate) exclusive: bool,
+    /// Shared (read) lock: any number of shared holders, or one exclusive.
+    #[arg(short = 's', long = "shared", conflicts_with = "exclusive")]
+    pub(crate) shared: bool,
+    /// Become the command (exec) instead of running it as a child: the
+    /// lock is held until the command exits, however it exits.
+    #[arg(short = 'F', long = "no-fork", conflicts_with_all = ["close", "hold", "unlock"])]
+    pub(crate) no_fork: bool,
+    /// Accepted for flock(1): the command's own children never inherit the
+    /// lock (there is no descriptor to close).
+    #[arg(short = 'o', long = "close")]
+    pub(crate) close: bool,
+    /// Take the lock for a script and return: it stays held until the
+    /// process --pid (default: the parent, the script) exits, even killed,
+    /// or `mproc unlock NAME`.
+    #[arg(long, conflicts_with_all = ["shell", "cmd", "unlock"])]
+    pub(crate) hold: bool,
+    /// With --hold or -u: the process the holding belongs to [default: the
+    /// parent of mproc].
+    #[arg(long, value_name = "PID")]
+    pub(crate) pid: Option<u32>,
+    /// Release a holding taken with --hold (as `mproc unlock NAME`).
+    #[arg(short = 'u', long = "unlock", conflicts_with_all = ["shell", "cmd", "shared", "exclusive"])]
+    pub(crate) unlock: bool,
     /// Run this string with the shell ($SHELL, else /bin/sh) as `sh -c STRING`.
     #[arg(
         short = 'c',
@@ -204,6 +234,41 @@ pub(crate) struct LockRunArgs {
         num_args = 0..
     )]
     pub(crate) cmd: Vec<OsString>,
+}
+
+/// `mproc unlock NAME`.
+#[derive(Debug, Args)]
+pub(crate) struct UnlockArgs {
+    /// The process the holding belongs to [default: the parent of mproc].
+    #[arg(long, value_name = "PID")]
+    pub(crate) pid: Option<u32>,
+    /// The lock.
+    pub(crate) name: String,
+}
+
+/// `mproc __lock-hold`: takes the lock, reports on stdout, keeps it.
+#[derive(Debug, Args)]
+pub(crate) struct HoldArgs {
+    /// The process whose end releases the holding.
+    #[arg(long)]
+    pub(crate) watch_pid: u32,
+    /// Its start time (`/proc/PID/stat` field 22).
+    #[arg(long)]
+    pub(crate) watch_start: u64,
+    /// Shared.
+    #[arg(long)]
+    pub(crate) shared: bool,
+    /// Do not wait.
+    #[arg(long)]
+    pub(crate) nonblock: bool,
+    /// Wait at most this long.
+    #[arg(long, value_parser = parse_secs)]
+    pub(crate) wait: Option<Secs>,
+    /// Tag.
+    #[arg(long)]
+    pub(crate) tag: Option<String>,
+    /// The lock.
+    pub(crate) name: String,
 }
 
 /// A duration (every duration flag takes one); `None` means forever.

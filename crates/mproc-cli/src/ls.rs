@@ -1,7 +1,7 @@
 //! `mproc ls`: every object in the namespace, with its kind, size or
 //! capacity, and holder or waiters.
 
-use mproc::{ByteQueue, Lock, ObjectKind};
+use mproc::{ByteQueue, Lock, ObjectKind, RwLock};
 use serde_json::json;
 
 use crate::ctx::{self, Ctx};
@@ -18,19 +18,28 @@ pub(crate) fn run(ctx: &Ctx) -> anyhow::Result<u8> {
     for info in list {
         let name = info.name;
         match info.kind {
-            Some(ObjectKind::Lock) => {
-                let Ok(lock) = Lock::open_in(&ns, &name) else {
+            Some(kind @ (ObjectKind::Lock | ObjectKind::RwLock)) => {
+                let target = if kind == ObjectKind::Lock {
+                    Lock::open_in(&ns, &name)
+                        .map(crate::lock::Target::Lock)
+                        .ok()
+                } else {
+                    RwLock::open_in(&ns, &name)
+                        .map(crate::lock::Target::Rw)
+                        .ok()
+                };
+                let Some(target) = target else {
                     continue;
                 };
-                let (state, waiters) = crate::lock::summary(&lock);
+                let (state, waiters) = crate::lock::summary(&target);
                 rows.push(vec![
                     name.clone(),
-                    "lock".into(),
+                    kind.as_str().into(),
                     "-".into(),
                     state,
                     waiters,
                 ]);
-                objects.push(crate::lock::ls_json(&name, &lock));
+                objects.push(crate::lock::ls_json(&name, target));
             }
             Some(ObjectKind::Queue) => {
                 let Ok(q) = ByteQueue::open_in(&ns, &name) else {

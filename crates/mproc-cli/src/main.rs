@@ -18,6 +18,7 @@ mod ctx;
 mod demo;
 mod event;
 mod exit;
+mod hold;
 mod lock;
 mod ls;
 mod queue;
@@ -62,6 +63,8 @@ fn run() -> anyhow::Result<ExitCode> {
     tracing::debug!(dir = ?ctx.dir, json = ctx.json, "starting");
     let code = match cli.command {
         Command::Lock(args) => lock::run(&ctx, args)?,
+        Command::Unlock(args) => hold::unlock(&ctx, args.name.as_str(), args.pid)?,
+        Command::LockHold(args) => hold::keeper(&ctx, &args)?,
         Command::Queue(cmd) => queue::run(&ctx, cmd)?,
         Command::Sem(args) => sem::run(&ctx, &args)?,
         Command::Event(cmd) => event::run(&ctx, cmd)?,

@@ -122,7 +122,8 @@ fn wrong_kind_exits_65() {
         .args(["lock", "-n", "l", "--", "true"])
         .assert()
         .success();
-    assert_every_command_exits(&ns, "l", 65, "is a lock, not a queue");
+    // `mproc lock` makes a readers-writer lock.
+    assert_every_command_exits(&ns, "l", 65, "is a rwlock, not a queue");
     make_queue(&ns, "q");
     let out = run(&ns, &["lock", "-n", "q", "--", "true"]);
     assert_eq!(out.status.code(), Some(65));

@@ -179,7 +179,7 @@ fn wrong_kind_is_65() {
         .args(["queue", "get", "l"])
         .assert()
         .code(65)
-        .stderr("mproc: 'l' is a lock, not a queue\n");
+        .stderr("mproc: 'l' is a rwlock, not a queue\n");
     ns.cmd().args(["lock", "q", "--", "true"]).assert().code(65);
     ns.cmd().args(["lock", "status", "q"]).assert().code(65);
     // `queue rm` refuses to remove a lock.
@@ -205,7 +205,7 @@ fn ls_lists_every_object() {
         .arg("ls")
         .assert()
         .success()
-        .stdout("jobs\tqueue\t2/5\topen\t-\nprinter\tlock\t-\tfree\t-\n");
+        .stdout("jobs\tqueue\t2/5\topen\t-\nprinter\trwlock\t-\tfree\t-\n");
     let out = ns.cmd().args(["ls", "--json"]).output().unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -216,7 +216,8 @@ fn ls_lists_every_object() {
     assert_eq!(objs[0]["size"], 2);
     assert_eq!(objs[0]["maxsize"], 5);
     assert_eq!(objs[1]["name"], "printer");
-    assert_eq!(objs[1]["kind"], "lock");
+    // `mproc lock` makes readers-writer locks (for -s).
+    assert_eq!(objs[1]["kind"], "rwlock");
     assert_eq!(objs[1]["held"], false);
 }
 

@@ -217,3 +217,26 @@ fn consume_sem_and_event_recipes() {
     .success()
     .stdout("migrated\n");
 }
+
+#[test]
+fn script_lock_recipe() {
+    let ns = Ns::new();
+    let script = format!(
+        "{}\nmproc lock -n nightly true 2>/dev/null; echo busy=$?\n{}\n\
+         mproc lock -n nightly true; echo free=$?\n\
+         {}\nmproc lock -n nightly true 2>/dev/null; echo second=$?\nkill -9 $$",
+        line("mproc lock --hold --pid $$ -n nightly"),
+        line("mproc unlock nightly"),
+        line("mproc lock --hold --pid $$ -n nightly"),
+    );
+    let out = shell(&ns, &[], &script).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "busy=1\nfree=0\nsecond=1\n",
+        "{out:?}"
+    );
+    // The script was SIGKILLed holding the lock: it is free again.
+    shell(&ns, &[], "mproc lock -w 5 nightly true")
+        .assert()
+        .success();
+}

@@ -186,7 +186,7 @@ fn status_lists_holder_and_waiters() {
     assert_eq!(db[2], holder.pid().to_string());
     assert!(db[4].contains("sleep 60"));
     assert_eq!(db[6], format!("1 ({})", waiter.pid()));
-    assert_eq!(lines[1], "idle\tfree\t-\t-\t-\t-\t-");
+    assert_eq!(lines[1], "idle\tfree\t-\t-\t-\t-\t-\t-");
 
     let out = ns
         .cmd()

@@ -94,7 +94,7 @@ fn a_lock_whose_dead_holders_pid_was_reused_is_taken_over() {
     let ns_path = ns.dir().to_owned();
     wait_until("the holder never took the lock", || {
         let n = mproc::Namespace::dir(&ns_path).unwrap();
-        mproc::Lock::open_in(&n, "L").is_ok_and(|l| l.is_locked())
+        mproc::RwLock::open_in(&n, "L").is_ok_and(|l| l.is_write_locked())
     });
     let pid = kill9(holder);
     let Some(impostor) = take_pid(pid) else {
@@ -110,6 +110,39 @@ fn a_lock_whose_dead_holders_pid_was_reused_is_taken_over() {
     assert!(
         out.status.success(),
         "lock wedged by pid reuse: {out:?} after {took:?}"
+    );
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn a_shared_holders_reused_pid_does_not_keep_its_share() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Ns::new();
+    let holder = ns
+        .std_cmd(&["lock", "-s", "L", "--", "sleep", "60"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let ns_path = ns.dir().to_owned();
+    let pid = holder.id();
+    wait_until("the reader never took its share", || {
+        let n = mproc::Namespace::dir(&ns_path).unwrap();
+        mproc::RwLock::open_in(&n, "L").is_ok_and(|l| l.readers().iter().any(|r| r.pid == pid))
+    });
+    let pid = kill9(holder);
+    let Some(impostor) = take_pid(pid) else {
+        panic!("pid {pid} could not be reused");
+    };
+    let t = Instant::now();
+    let out = ns
+        .std_cmd(&["lock", "-w", "5", "L", "--", "true"])
+        .output()
+        .unwrap();
+    let took = t.elapsed();
+    reap(impostor);
+    assert!(
+        out.status.success(),
+        "share kept by pid reuse: {out:?} after {took:?}"
     );
     assert!(took < Duration::from_secs(3), "took {took:?}");
 }

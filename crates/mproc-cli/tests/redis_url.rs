@@ -38,6 +38,7 @@ on_both!(
     demo_tickets_never_oversells,
     demo_pipeline_delivers_every_item_once,
     ls_lists_objects_of_every_master,
+    lock_on_a_server_is_exclusive_and_holds_for_a_script,
 );
 
 /// The URL in variable `var` with a fresh prefix and short leases.
@@ -245,4 +246,38 @@ fn masters_holding(url: &str) -> usize {
             !out.stdout.is_empty()
         })
         .count()
+}
+
+/// On a server `mproc lock` is exclusive only: `-s` and `-F` are refused
+/// with words; `--hold` keeps the lock for a script until `unlock`.
+fn lock_on_a_server_is_exclusive_and_holds_for_a_script(url: &str) {
+    let out = mproc(url)
+        .args(["lock", "-s", "k", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(65), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exclusive only"));
+    let out = mproc(url)
+        .args(["lock", "-F", "k", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "$M lock --hold k || exit 9
+             $M lock -n k true 2>/dev/null; echo busy=$?
+             $M unlock k; echo unlock=$?
+             $M lock -n k true; echo free=$?",
+        )
+        .env("M", env!("CARGO_BIN_EXE_mproc"))
+        .env("MPROC_URL", url)
+        .env_remove("MPROC_DIR")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "busy=1\nunlock=0\nfree=0\n",
+        "{out:?}"
+    );
 }

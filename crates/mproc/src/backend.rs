@@ -229,6 +229,74 @@ pub struct Holder {
     pub tag: Option<String>,
 }
 
+/// A process reading under a readers-writer lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reader {
+    /// Process id of the reader.
+    pub pid: u32,
+    /// When it started reading.
+    pub since: SystemTime,
+}
+
+/// Most threads reading a readers-writer lock at once (shared memory's
+/// reader slots; a server has no limit).
+pub(crate) const MAX_READERS: usize = 256;
+
+/// The operations of a cross-process readers-writer lock (raw, as
+/// [`LockBackend`]; [`RwLock`](crate::RwLock) is the safe API on top).
+///
+/// # Safety
+/// An implementation must give readers-writer exclusion: between a `write`
+/// that returns `Ok(Some(_))` and the matching `write_release`, no other
+/// thread of any process holds a read share or the write lock; between a
+/// `read` that returns `Ok(Some(_))` and its `read_release`, no thread holds
+/// the write lock (but for a holder that died, reported as `OwnerDied`).
+pub(crate) unsafe trait RwLockBackend: Send + Sync + fmt::Debug {
+    /// The name, `None` when anonymous.
+    fn name(&self) -> Option<&str>;
+    /// Takes a read share (`Ok(None)`: not taken); returns how, and the
+    /// share's slot for `read_release`.
+    fn read(
+        &self,
+        try_only: bool,
+        deadline: Option<Instant>,
+    ) -> io::Result<Option<(Acquired, usize)>>;
+    /// Gives back the share in `slot`.
+    ///
+    /// # Safety
+    /// The calling thread must hold that share (taken through `read`).
+    unsafe fn read_release(&self, slot: usize);
+    /// Takes the write lock (`Ok(None)`: not taken).
+    fn write(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>>;
+    /// Releases the write lock.
+    ///
+    /// # Safety
+    /// The calling thread must hold it (taken through `write`).
+    unsafe fn write_release(&self);
+    /// Attaches a tag to the current write holding (where kept).
+    fn set_tag(&self, _tag: &str) {}
+    /// Whether holdings can be kept until the process exits, across exec.
+    fn keeps_across_exec(&self) -> bool {
+        false
+    }
+    /// Keeps the write lock until this process exits.
+    ///
+    /// # Safety
+    /// The calling thread must hold it, and `keeps_across_exec` be true.
+    unsafe fn write_keep_until_exit(&self) {}
+    /// The writer holding the lock.
+    fn writer(&self) -> Option<Holder>;
+    /// The processes reading now.
+    fn readers(&self) -> Vec<Reader>;
+    /// The writers waiting.
+    fn waiting_writers(&self) -> Vec<Waiter>;
+    /// How many processes wait to read.
+    fn waiting_readers(&self) -> u32;
+    /// Frees the write lock whatever its state.
+    fn force_release(&self) -> io::Result<()>;
+}
+
 /// A process waiting for a lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -1,6 +1,6 @@
 //! Named crash points: every store to shared memory (and every system call
 //! that changes shared state) in the ring, lease, lock, semaphore, event,
-//! condition, barrier and value protocols has a name.
+//! condition, barrier, value and readers-writer lock protocols has a name.
 //!
 //! With the cargo feature `crash-points`, the environment variable
 //! `MPROC_CRASH_AT=NAME:K` makes the process SIGKILL itself the K-th time it
@@ -50,6 +50,52 @@ pub(crate) const POINTS: &[(&str, &str)] = &[
     ("lock.waiter.claimed", "lock (waiter slot's pid claimed)"),
     ("lock.waiter.registered", "lock (waiter slot claimed)"),
     ("lock.waiter.left", "lock (waiter slot freed)"),
+    // The readers-writer lock (besides the robust lock, reader slots and
+    // wait cell it is made of).
+    (
+        "rwlock.waiter.claimed",
+        "rwlock write (a waiting-writer slot's pid is claimed)",
+    ),
+    (
+        "rwlock.waiter.registered",
+        "rwlock write (a waiting-writer slot is claimed)",
+    ),
+    (
+        "rwlock.waiter.left",
+        "rwlock write (a waiting-writer slot is freed)",
+    ),
+    (
+        "rwlock.read.since",
+        "rwlock read (the reader slot's start of reading is written)",
+    ),
+    (
+        "rwlock.write.recorded",
+        "rwlock write (the writer record is written, readers drained)",
+    ),
+    (
+        "rwlock.write.tagged",
+        "rwlock write guard set_tag (the tag is stored)",
+    ),
+    (
+        "rwlock.write.cleared",
+        "rwlock write release, read over a dead writer (the writer record is cleared)",
+    ),
+    (
+        "rwlock.admit.opened",
+        "rwlock write release with readers waiting (readers are let in before the next writer)",
+    ),
+    (
+        "rwlock.admit.closed",
+        "rwlock write after a writer that let readers in (the door is closed again)",
+    ),
+    (
+        "rwlock.exec.marked",
+        "rwlock keep_until_exit (the holder kept across exec is recorded)",
+    ),
+    (
+        "rwlock.exec.cleared",
+        "rwlock read, write after a holder kept across exec ended (its record is cleared)",
+    ),
     // Wait cells (blocking queue calls, events, join).
     (
         "cell.wait.claimed",

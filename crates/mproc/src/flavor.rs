@@ -9,11 +9,12 @@
 use std::os::fd::OwnedFd;
 use std::time::Instant;
 
-use crate::backend::{Acquired, Lease, LockBackend, QueueBackend, QueueParams};
+use crate::backend::{Acquired, Lease, LockBackend, QueueBackend, QueueParams, RwLockBackend};
 use crate::error::{CreateError, OpenError};
 use crate::handle::wire::{repr_of, Repr};
 use crate::local::lock::LocalLock;
 use crate::local::ring::{Ring, RingParams};
+use crate::local::rwlock::LocalRwLock;
 use crate::local::segment::Place;
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
@@ -189,6 +190,68 @@ impl LockImpl {
             LockImpl::Local(l) => repr_of(l.segment()),
             #[cfg(feature = "redis")]
             LockImpl::Redis(l) => Repr::Remote {
+                url: l.url().to_owned(),
+                name: l.object_name().to_owned(),
+            },
+        }
+    }
+}
+
+/// The backends a readers-writer lock can live in.
+#[derive(Debug)]
+pub(crate) enum RwLockImpl {
+    /// A writers' robust lock and reader slots in shared memory.
+    Local(LocalRwLock),
+    /// Leases on a Redis server.
+    #[cfg(feature = "redis")]
+    Redis(crate::redis::rwlock::RedisRwLock),
+}
+
+impl RwLockImpl {
+    /// A new anonymous readers-writer lock (shared memory).
+    pub(crate) fn anonymous() -> Result<RwLockImpl, CreateError> {
+        LocalRwLock::create(Place::Anonymous).map(RwLockImpl::Local)
+    }
+
+    /// Creates the named readers-writer lock in `ns`.
+    pub(crate) fn create(ns: &Namespace, name: &str) -> Result<RwLockImpl, CreateError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = ns.remote() {
+            return crate::redis::rwlock::RedisRwLock::create(r, name).map(RwLockImpl::Redis);
+        }
+        LocalRwLock::create(ns.create_place(ObjectKind::RwLock, name)?).map(RwLockImpl::Local)
+    }
+
+    /// Opens the named readers-writer lock in `ns`.
+    pub(crate) fn open(ns: &Namespace, name: &str) -> Result<RwLockImpl, OpenError> {
+        #[cfg(feature = "redis")]
+        if let Some(r) = ns.remote() {
+            return crate::redis::rwlock::RedisRwLock::open(r, name).map(RwLockImpl::Redis);
+        }
+        LocalRwLock::open(ns.open_dir(ObjectKind::RwLock, name)?, name).map(RwLockImpl::Local)
+    }
+
+    /// Adopts an anonymous lock's descriptor, inherited from a parent.
+    pub(crate) fn from_fd(fd: OwnedFd) -> Result<RwLockImpl, OpenError> {
+        LocalRwLock::from_fd(fd).map(RwLockImpl::Local)
+    }
+
+    /// The lock's operations.
+    #[inline]
+    pub(crate) fn backend(&self) -> &dyn RwLockBackend {
+        match self {
+            RwLockImpl::Local(l) => l,
+            #[cfg(feature = "redis")]
+            RwLockImpl::Redis(l) => l,
+        }
+    }
+
+    /// How the lock travels to another process.
+    pub(crate) fn repr(&self) -> Repr {
+        match self {
+            RwLockImpl::Local(l) => repr_of(l.segment()),
+            #[cfg(feature = "redis")]
+            RwLockImpl::Redis(l) => Repr::Remote {
                 url: l.url().to_owned(),
                 name: l.object_name().to_owned(),
             },

@@ -6,6 +6,9 @@
 //!
 //! * [`Lock`] — robust: a holder killed with `SIGKILL` never wedges anyone;
 //!   the next acquirer is told ([`LockError::OwnerDied`]).
+//! * [`RwLock`] — readers-writer, as robust: a killed reader's share comes
+//!   back, a killed writer's lock is taken over (`OwnerDied`); writers are
+//!   preferred and readers let in in batches, so neither starves.
 //! * [`Queue`] / [`ByteQueue`] — bounded MPMC FIFO, blocking with timeouts,
 //!   exact `len`, and a [`close`](Queue::close) that ends every consumer.
 //! * [`JoinableQueue`] — `task_done` / `join`.
@@ -65,6 +68,7 @@ mod queue;
 #[cfg(feature = "redis")]
 mod redis;
 mod runtime;
+mod rwlock;
 mod sync;
 mod sys;
 #[cfg(feature = "testing")]
@@ -95,6 +99,9 @@ pub use crate::{
     runtime::{
         ConsumeFn, ProduceFn, Producer, Runtime, RuntimeError, Summary, WorkerError, WorkerRole,
         WorkerSummary,
+    },
+    rwlock::{
+        Reader, RwLock, RwLockReadGuard, RwLockReadResult, RwLockWriteGuard, RwLockWriteResult,
     },
     sync::{
         barrier::Barrier,

@@ -162,7 +162,7 @@ impl Namespace {
             Where::Dir(d) => Ok(d),
             #[cfg(feature = "redis")]
             Where::Redis(r) => Err(NamespaceError::UnsupportedUrl(format!(
-                "{}: a {kind} cannot live on a server (Lock, Queue and JoinableQueue can)",
+                "{}: a {kind} cannot live on a server (Lock, RwLock, Queue and JoinableQueue can)",
                 r.display()
             ))),
         }

@@ -25,6 +25,8 @@ pub enum ObjectKind {
     Value,
     /// An [`Array`](crate::Array).
     Array,
+    /// An [`RwLock`](crate::RwLock).
+    RwLock,
 }
 
 impl ObjectKind {
@@ -40,6 +42,7 @@ impl ObjectKind {
             ObjectKind::Barrier => "barrier",
             ObjectKind::Value => "value",
             ObjectKind::Array => "array",
+            ObjectKind::RwLock => "rwlock",
         }
     }
 }

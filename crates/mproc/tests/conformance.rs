@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use common::{timed, JOIN};
 use mproc::{
     ByteQueue, CreateError, GetError, JoinableQueue, Lock, LockError, Namespace, ObjectKind,
-    OpenError, Process, PutErrorKind, Queue, QueueOptions,
+    OpenError, Process, PutErrorKind, Queue, QueueOptions, RwLock,
 };
 use serde::{Deserialize, Serialize};
 
@@ -144,6 +144,11 @@ conformance!(
     lock_holder_killed_is_reported,
     leased_item_of_a_killed_consumer_is_redelivered,
     slow_live_consumer_keeps_its_item,
+    rwlock_readers_in_parallel,
+    rwlock_writer_excludes_everyone,
+    rwlock_writer_is_not_starved_by_readers,
+    rwlock_dead_reader_share_is_returned,
+    rwlock_dead_writer_is_taken_over,
 );
 
 /// A consumer that works on an item for three consumer leases, but lives
@@ -613,4 +618,198 @@ fn leased_item_of_a_killed_consumer_is_redelivered(env: &Env) {
     q.ack(&receipt).unwrap();
     assert!(q.ack(&receipt).is_err(), "a receipt settles once");
     let _ = env.redis;
+}
+
+/// Waits until `f` holds, at most `JOIN`.
+fn eventually(what: &str, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + JOIN;
+    while !f() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Four reader processes hold the lock at the same time; a writer waits
+/// for all of them.
+fn rwlock_readers_in_parallel(env: &Env) {
+    const N: usize = 4;
+    let rw = RwLock::create_in(&env.ns, "rw").unwrap();
+    let gate: Queue<u32> = Queue::create_in(&env.ns, "gate", opts(0)).unwrap();
+    let go: Queue<u8> = Queue::create_in(&env.ns, "go", opts(0)).unwrap();
+    let mut readers: Vec<_> = (0..N)
+        .map(|_| {
+            Process::spawn(
+                (rw.clone(), gate.clone(), go.clone()),
+                |(rw, gate, go): (RwLock, Queue<u32>, Queue<u8>)| {
+                    let g = rw.read().unwrap();
+                    gate.put(std::process::id()).unwrap();
+                    go.get_timeout(Duration::from_secs(60)).unwrap();
+                    drop(g);
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    let mut pids: Vec<u32> = (0..N).map(|_| gate.get_timeout(JOIN).unwrap()).collect();
+    // All N read at once.
+    let mut seen: Vec<u32> = rw.readers().iter().map(|r| r.pid).collect();
+    pids.sort_unstable();
+    seen.sort_unstable();
+    assert_eq!(seen, pids);
+    assert!(!rw.is_write_locked());
+    assert!(rw.try_write().unwrap_err().is_would_block());
+    // Another reader joins them at once.
+    drop(rw.try_read().unwrap());
+    for _ in 0..N {
+        go.put(1).unwrap();
+    }
+    for r in &mut readers {
+        r.join_timeout(JOIN).unwrap();
+    }
+    assert!(rw.readers().is_empty());
+    drop(rw.try_write().unwrap());
+}
+
+/// A writer in a child excludes readers and writers; it is listed.
+fn rwlock_writer_excludes_everyone(env: &Env) {
+    let rw = RwLock::create_in(&env.ns, "rw").unwrap();
+    let gate: Queue<u8> = Queue::create_in(&env.ns, "gate", opts(0)).unwrap();
+    let mut child = Process::spawn(
+        (rw.clone(), gate.clone()),
+        |(rw, g): (RwLock, Queue<u8>)| {
+            let guard = rw.write().unwrap();
+            g.put(1).unwrap();
+            g.put_timeout(2, Duration::from_secs(30)).unwrap();
+            std::thread::sleep(Duration::from_millis(600));
+            drop(guard);
+        },
+    )
+    .unwrap();
+    assert_eq!(gate.get_timeout(JOIN).unwrap(), 1);
+    assert!(rw.is_write_locked());
+    assert_eq!(rw.writer().expect("a writer").pid, child.pid());
+    assert!(rw.try_read().unwrap_err().is_would_block());
+    assert!(rw.try_write().unwrap_err().is_would_block());
+    let (r, d) = timed(|| rw.read_timeout(T).map(drop));
+    assert!(matches!(r, Err(LockError::WouldBlock)), "{r:?}");
+    assert!(d >= T - Duration::from_millis(10));
+    let (r, _) = timed(|| rw.write_deadline(Instant::now() + T).map(drop));
+    assert!(matches!(r, Err(LockError::WouldBlock)), "{r:?}");
+    // A waiting writer (this process, in a thread) is listed.
+    let waiter = {
+        let rw = rw.clone();
+        std::thread::spawn(move || timed(|| rw.write_timeout(JOIN).map(drop).is_ok()))
+    };
+    eventually("a waiting writer listed", || {
+        rw.waiting_writers()
+            .iter()
+            .any(|w| w.pid == std::process::id())
+    });
+    let (acquired, _) = waiter.join().unwrap();
+    assert!(acquired);
+    child.join_timeout(JOIN).unwrap();
+    assert!(!rw.is_write_locked());
+    drop(rw.read().unwrap());
+}
+
+/// Writer preference: three readers keep the lock read without a gap
+/// (each re-reads at once, overlapping the others); a writer still gets it
+/// quickly, because readers that come after it wait.
+fn rwlock_writer_is_not_starved_by_readers(env: &Env) {
+    let rw = RwLock::create_in(&env.ns, "rw").unwrap();
+    let stop = env.scratch.path().join("stop");
+    let mut readers: Vec<_> = (0..3u64)
+        .map(|i| {
+            Process::spawn(
+                (rw.clone(), stop.clone(), i),
+                |(rw, stop, i): (RwLock, PathBuf, u64)| {
+                    let mut reads = 0u32;
+                    std::thread::sleep(Duration::from_millis(40 * i));
+                    while !stop.exists() {
+                        let g = rw.read_timeout(Duration::from_secs(30)).unwrap();
+                        std::thread::sleep(Duration::from_millis(120));
+                        drop(g);
+                        reads += 1;
+                    }
+                    reads
+                },
+            )
+            .unwrap()
+        })
+        .collect();
+    // The readers overlap: the lock is read at every instant from now on.
+    eventually("three readers at once", || rw.readers().len() == 3);
+    for _ in 0..3 {
+        let (w, d) = timed(|| rw.write_timeout(Duration::from_secs(10)).map(drop));
+        w.unwrap_or_else(|e| panic!("the writer starved: {e:?}"));
+        // Readers already in finish (120 ms); new ones wait behind it.
+        assert!(d < Duration::from_secs(3), "the writer waited {d:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::fs::write(&stop, "").unwrap();
+    for r in &mut readers {
+        assert!(r.join_timeout(JOIN).unwrap() > 0);
+    }
+}
+
+/// A reader killed while reading has its share returned: a writer gets
+/// the lock (cleanly: readers change nothing).
+fn rwlock_dead_reader_share_is_returned(env: &Env) {
+    let rw = RwLock::create_in(&env.ns, "rw").unwrap();
+    let gate: Queue<u8> = Queue::create_in(&env.ns, "gate", opts(0)).unwrap();
+    let mut child = Process::spawn(
+        (rw.clone(), gate.clone()),
+        |(rw, g): (RwLock, Queue<u8>)| {
+            let guard = rw.read().unwrap();
+            g.put(1).unwrap();
+            std::thread::sleep(Duration::from_secs(600));
+            drop(guard);
+        },
+    )
+    .unwrap();
+    assert_eq!(gate.get_timeout(JOIN).unwrap(), 1);
+    assert_eq!(rw.readers().len(), 1);
+    child.kill().unwrap();
+    let _ = child.join_timeout(JOIN);
+    let (w, d) = timed(|| rw.write_timeout(JOIN).map(drop));
+    w.unwrap();
+    // Shared memory: at once; a server: when the reader's lease runs out.
+    assert!(d < Duration::from_secs(10), "took {d:?}");
+    assert!(rw.readers().is_empty());
+    drop(rw.read().unwrap());
+}
+
+/// A writer killed while writing is taken over, with OwnerDied, by the
+/// next reader (told once); the next writer is then told nothing.
+fn rwlock_dead_writer_is_taken_over(env: &Env) {
+    let rw = RwLock::create_in(&env.ns, "rw").unwrap();
+    let gate: Queue<u8> = Queue::create_in(&env.ns, "gate", opts(0)).unwrap();
+    for next_is_writer in [false, true] {
+        let mut child = Process::spawn(
+            (rw.clone(), gate.clone()),
+            |(rw, g): (RwLock, Queue<u8>)| {
+                let guard = rw.write().unwrap();
+                g.put(1).unwrap();
+                std::thread::sleep(Duration::from_secs(600));
+                drop(guard);
+            },
+        )
+        .unwrap();
+        assert_eq!(gate.get_timeout(JOIN).unwrap(), 1);
+        child.kill().unwrap();
+        let _ = child.join_timeout(JOIN);
+        if next_is_writer {
+            match rw.write_timeout(JOIN) {
+                Err(LockError::OwnerDied(o)) => drop(o.into_inner()),
+                other => panic!("expected OwnerDied, got {other:?}"),
+            }
+        } else {
+            match rw.read_timeout(JOIN) {
+                Err(LockError::OwnerDied(o)) => drop(o.into_inner()),
+                other => panic!("expected OwnerDied, got {other:?}"),
+            }
+        }
+        drop(rw.write().unwrap());
+        drop(rw.read().unwrap());
+    }
 }

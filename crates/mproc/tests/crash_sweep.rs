@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use mproc::{
     Barrier, ByteQueue, Event, GetError, JoinableQueue, Lock, LockError, Namespace, QueueOptions,
-    Semaphore, Value,
+    RwLock, Semaphore, Value,
 };
 
 /// Passes of one point that are killed at, at most (the states after
@@ -970,6 +970,206 @@ fn scenarios() -> Vec<Scenario> {
                 reset_and_meet(&b);
             },
         },
+        // rwlock read and its release.
+        Scenario {
+            name: "rwlock_read",
+            setup: |ns| drop(make_rw(ns)),
+            peer: None,
+            op: |ns, mark| {
+                let rw = rw(ns);
+                let g = rw.read().unwrap();
+                mark("reading");
+                drop(g);
+                mark("released");
+            },
+            check: |ns, o| check_rw(ns, o),
+        },
+        // rwlock write and its release, with a counter under the lock.
+        Scenario {
+            name: "rwlock_write",
+            setup: |ns| {
+                drop(make_rw(ns));
+                drop(Value::<u64>::create_in(ns, "n", 0, false).unwrap());
+            },
+            peer: None,
+            op: |ns, mark| {
+                let rw = rw(ns);
+                let n = Value::<u64>::open_in(ns, "n").unwrap();
+                let g = rw.write().unwrap();
+                g.set_tag("sweep");
+                n.set(n.get() + 1);
+                drop(g);
+                mark("unlocked");
+            },
+            check: |ns, o| {
+                check_rw(ns, o);
+                let n = Value::<u64>::open_in(ns, "n").unwrap().get();
+                assert!(n == 1 || (n == 0 && o.progress != "unlocked"), "{n}");
+            },
+        },
+        // rwlock write while a live peer reads: the writer waits (listed
+        // as waiting) for the reader to leave.
+        Scenario {
+            name: "rwlock_write_contended",
+            setup: |ns| drop(make_rw(ns)),
+            peer: Some((
+                |ns| {
+                    let rw = rw(ns);
+                    let g = rw.read().unwrap();
+                    std::fs::write(ns.path().join("held"), "1").unwrap();
+                    std::thread::sleep(Duration::from_millis(400));
+                    drop(g);
+                    "released".into()
+                },
+                PeerRule::BeforeCheck,
+            )),
+            op: |ns, mark| {
+                wait_file(ns, "held");
+                let rw = rw(ns);
+                let g = rw.write().unwrap();
+                mark("writing");
+                drop(g);
+                mark("released");
+            },
+            check: |ns, o| {
+                assert_eq!(o.peer, "released");
+                check_rw(ns, o);
+            },
+        },
+        // rwlock write release with a reader waiting, and the next write,
+        // which lets that reader in first.
+        Scenario {
+            name: "rwlock_admit",
+            setup: |ns| drop(make_rw(ns)),
+            peer: Some((
+                |ns| {
+                    wait_file(ns, "held");
+                    let rw = rw(ns);
+                    match rw.read_timeout(Duration::from_secs(15)) {
+                        Ok(g) => drop(g),
+                        Err(LockError::OwnerDied(d)) => drop(d.into_inner()),
+                        Err(e) => return format!("err:{e}"),
+                    }
+                    "read".into()
+                },
+                PeerRule::BeforeCheck,
+            )),
+            op: |ns, mark| {
+                let rw = rw(ns);
+                let g = rw.write().unwrap();
+                std::fs::write(ns.path().join("held"), "1").unwrap();
+                // The peer waits to read.
+                let t = Instant::now();
+                while rw.waiting_readers() == 0 && t.elapsed() < Duration::from_secs(5) {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                drop(g);
+                let g = rw.write().unwrap();
+                mark("writing");
+                drop(g);
+                mark("released");
+            },
+            check: |ns, o| {
+                // Killed before it announced its holding, the writer left
+                // the peer waiting for that announcement, not for the lock.
+                if ns.path().join("held").exists() {
+                    assert_eq!(o.peer, "read");
+                }
+                check_rw(ns, o);
+            },
+        },
+        // rwlock read while a live peer writes: the reader waits.
+        Scenario {
+            name: "rwlock_read_contended",
+            setup: |ns| drop(make_rw(ns)),
+            peer: Some((
+                |ns| {
+                    let rw = rw(ns);
+                    let g = rw.write().unwrap();
+                    std::fs::write(ns.path().join("held"), "1").unwrap();
+                    std::thread::sleep(Duration::from_millis(400));
+                    drop(g);
+                    "released".into()
+                },
+                PeerRule::BeforeCheck,
+            )),
+            op: |ns, mark| {
+                wait_file(ns, "held");
+                let rw = rw(ns);
+                let g = rw.read().unwrap();
+                mark("reading");
+                drop(g);
+                mark("released");
+            },
+            check: |ns, o| {
+                assert_eq!(o.peer, "released");
+                check_rw(ns, o);
+            },
+        },
+        // rwlock read over a writer that died: taken over (OwnerDied).
+        Scenario {
+            name: "rwlock_read_takeover",
+            setup: |ns| {
+                drop(make_rw(ns));
+                helper(ns, "rw_write_and_die", None);
+            },
+            peer: None,
+            op: |ns, mark| {
+                let rw = rw(ns);
+                let g = match rw.read() {
+                    Err(LockError::OwnerDied(d)) => d.into_inner(),
+                    other => panic!("expected OwnerDied: {other:?}"),
+                };
+                drop(g);
+                mark("released");
+            },
+            check: |ns, o| check_rw(ns, o),
+        },
+        // rwlock write over a reader that died: its share is returned.
+        Scenario {
+            name: "rwlock_write_reaps",
+            setup: |ns| {
+                drop(make_rw(ns));
+                helper(ns, "rw_read_and_die", None);
+            },
+            peer: None,
+            op: |ns, mark| {
+                let rw = rw(ns);
+                let g = rw.write().unwrap();
+                drop(g);
+                mark("released");
+            },
+            check: |ns, o| check_rw(ns, o),
+        },
+        // rwlock write kept until the process exits (mproc lock -F).
+        Scenario {
+            name: "rwlock_keep",
+            setup: |ns| drop(make_rw(ns)),
+            peer: None,
+            op: |ns, mark| {
+                let rw = rw(ns);
+                rw.write().unwrap().keep_until_exit().unwrap();
+                mark("kept");
+            },
+            check: |ns, o| check_rw(ns, o),
+        },
+        // rwlock write after a holder kept until exit has exited.
+        Scenario {
+            name: "rwlock_after_keep",
+            setup: |ns| {
+                drop(make_rw(ns));
+                helper(ns, "rw_keep_and_exit", None);
+            },
+            peer: None,
+            op: |ns, mark| {
+                let rw = rw(ns);
+                // Its holding ended as a release does: no OwnerDied.
+                let g = rw.write().unwrap();
+                drop(g);
+                mark("released");
+            },
+            check: |ns, o| check_rw(ns, o),
+        },
         // queue create: the object appears whole or not at all.
         Scenario {
             name: "create",
@@ -1061,6 +1261,58 @@ fn check_lock(ns: &Namespace, o: &Outcome) {
     assert!(!l.is_locked());
 }
 
+fn make_rw(ns: &Namespace) -> RwLock {
+    RwLock::create_in(ns, "rw").unwrap()
+}
+
+fn rw(ns: &Namespace) -> RwLock {
+    RwLock::open_in(ns, "rw").unwrap()
+}
+
+/// Waits (at most 10 s) for a file a peer writes once it holds the lock.
+fn wait_file(ns: &Namespace, name: &str) {
+    let t = Instant::now();
+    while !ns.path().join(name).exists() && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The readers-writer lock is writable at once (taken over if a writer
+/// died), no reader or waiter is counted, and readers share it again.
+fn check_rw(ns: &Namespace, o: &Outcome) {
+    let rw = rw(ns);
+    let t = Instant::now();
+    let g = match rw.write_timeout(Duration::from_secs(3)) {
+        Ok(g) => g,
+        Err(LockError::OwnerDied(d)) => d.into_inner(),
+        Err(e) => panic!(
+            "rwlock wedged after the kill (progress {}): {e:?}",
+            o.progress
+        ),
+    };
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(rw.readers().is_empty(), "{:?}", rw.readers());
+    assert!(
+        rw.waiting_writers().is_empty(),
+        "{:?}",
+        rw.waiting_writers()
+    );
+    assert_eq!(rw.waiting_readers(), 0);
+    assert!(rw.is_write_locked());
+    drop(g);
+    assert!(!rw.is_write_locked());
+    let r1 = rw.try_read().unwrap();
+    let r2 = rw.try_read().unwrap();
+    assert_eq!(rw.readers().len(), 2);
+    assert!(rw.try_write().is_err());
+    drop((r1, r2));
+    drop(rw.try_write().unwrap());
+}
+
 /// The helper roles used by setups.
 fn run_helper(role: &str, ns: &Namespace) {
     match role {
@@ -1082,6 +1334,9 @@ fn run_helper(role: &str, ns: &Namespace) {
             let s = Semaphore::open_in(ns, "s").unwrap();
             std::mem::forget(s.hold().unwrap());
         }
+        "rw_write_and_die" => std::mem::forget(rw(ns).write().unwrap()),
+        "rw_read_and_die" => std::mem::forget(rw(ns).read().unwrap()),
+        "rw_keep_and_exit" => rw(ns).write().unwrap().keep_until_exit().unwrap(),
         "lock_and_die" => {
             let l = Lock::open_in(ns, "l").unwrap();
             std::mem::forget(l.lock().unwrap());

@@ -17,11 +17,12 @@ pub(crate) mod wire;
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::flavor::{LockImpl, QueueImpl};
+use crate::flavor::{LockImpl, QueueImpl, RwLockImpl};
 use crate::joinable::JoinableQueue;
 use crate::lock::Lock;
 use crate::namespace::Namespace;
 use crate::queue::{ByteQueue, Queue};
+use crate::rwlock::RwLock;
 pub(crate) use wire::{adopt_fd, collect_fds, inode, note_fd, repr_of, set_inherited, Repr};
 
 impl Serialize for Lock {
@@ -44,6 +45,31 @@ impl<'de> Deserialize<'de> for Lock {
             Repr::Remote { url, name } => {
                 let ns = Namespace::from_url(&url).map_err(D::Error::custom)?;
                 Lock::open_in(&ns, &name).map_err(D::Error::custom)
+            }
+        }
+    }
+}
+
+impl Serialize for RwLock {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.imp().repr().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RwLock {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RwLock, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Named { dir, name } => {
+                let ns = Namespace::dir(dir).map_err(D::Error::custom)?;
+                RwLock::open_in(&ns, &name).map_err(D::Error::custom)
+            }
+            Repr::Fd(fd, ino) => RwLockImpl::from_fd(adopt_fd(fd, ino)?)
+                .map(RwLock::from_impl)
+                .map_err(D::Error::custom),
+            #[cfg(feature = "redis")]
+            Repr::Remote { url, name } => {
+                let ns = Namespace::from_url(&url).map_err(D::Error::custom)?;
+                RwLock::open_in(&ns, &name).map_err(D::Error::custom)
             }
         }
     }

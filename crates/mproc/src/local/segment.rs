@@ -53,6 +53,7 @@ fn kind_code(kind: ObjectKind) -> u32 {
         ObjectKind::Barrier => 7,
         ObjectKind::Value => 8,
         ObjectKind::Array => 9,
+        ObjectKind::RwLock => 10,
     }
 }
 
@@ -67,6 +68,7 @@ fn kind_from_code(code: u32) -> Option<ObjectKind> {
         7 => Some(ObjectKind::Barrier),
         8 => Some(ObjectKind::Value),
         9 => Some(ObjectKind::Array),
+        10 => Some(ObjectKind::RwLock),
         _ => None,
     }
 }

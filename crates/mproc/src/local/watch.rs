@@ -175,6 +175,12 @@ impl<'a> Slots<'a> {
         crate::crash::crash_point!("slot.leave.pid");
     }
 
+    /// Whether the calling thread holds slot `i` (claimed it and has not
+    /// left it).
+    pub(crate) fn held_by_me(&self, i: usize) -> bool {
+        self.pid(i).load(Ordering::Acquire) == sys::my_pid() && self.mutex(i).held_by_me()
+    }
+
     /// Looks at slot `i` without changing it.
     pub(crate) fn state(&self, i: usize) -> SlotState {
         let pid = self.pid(i).load(Ordering::Acquire);

@@ -8,6 +8,8 @@
 //!   reclaim.
 //! * `lock`  — [`RedisLock`](lock::RedisLock): a lease with a random token,
 //!   a monotonic fencing counter and automatic renewal.
+//! * `rwlock` — [`RedisRwLock`](rwlock::RedisRwLock): writer and reader
+//!   leases, renewed by a thread, writers preferred.
 //!
 //! Every key of one object shares the hash tag `{PREFIX:NAME}`, so each
 //! script and blocking command touches a single cluster slot.
@@ -25,6 +27,7 @@ macro_rules! script {
 
 pub(crate) mod lock;
 pub(crate) mod queue;
+pub(crate) mod rwlock;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -502,6 +505,7 @@ pub(crate) fn kind_of(s: &str) -> Option<ObjectKind> {
     match s {
         "lock" => Some(ObjectKind::Lock),
         "queue" => Some(ObjectKind::Queue),
+        "rwlock" => Some(ObjectKind::RwLock),
         _ => None,
     }
 }

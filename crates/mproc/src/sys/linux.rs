@@ -222,6 +222,52 @@ pub(crate) fn process_alive(pid: u32, start: u64) -> bool {
     }
 }
 
+/// Waits until the process that was `pid` with start time `start` has
+/// ended (a zombie counts as ended), or until `deadline`; returns whether
+/// it ended. Sleeps on a pidfd (Linux 5.3+), which becomes readable when
+/// the process exits; without one, looks every 50 ms.
+pub(crate) fn wait_process_gone(pid: u32, start: u64, deadline: Option<Instant>) -> bool {
+    const SLICE: std::time::Duration = std::time::Duration::from_millis(50);
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
+    // or -1; it touches no memory of the caller.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    let fd = (raw >= 0).then(|| {
+        // SAFETY: pidfd_open returned a fresh descriptor that nothing else owns.
+        unsafe { OwnedFd::from_raw_fd(raw as libc::c_int) }
+    });
+    loop {
+        // After opening: the pidfd may name a process that reused the pid.
+        if !process_alive(pid, start) {
+            return true;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return false;
+        }
+        // Sliced even with a pidfd: a pid of another pid namespace, where
+        // this process's procfs cannot look, is polled with kill(2).
+        let until = deadline.map_or(now + SLICE * 20, |d| d.min(now + SLICE * 20));
+        match &fd {
+            Some(fd) => {
+                let mut p = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let ms = until.saturating_duration_since(now).as_millis().max(1) as libc::c_int;
+                // SAFETY: `p` is one valid pollfd for the duration of the call.
+                unsafe { libc::poll(&mut p, 1, ms) };
+            }
+            None => std::thread::sleep(SLICE.min(until.saturating_duration_since(now))),
+        }
+    }
+}
+
+/// This process as a lock's entry record names it (see [`RawRobustMutex`]).
+pub(crate) fn my_process_word() -> u64 {
+    my_who()
+}
+
 /// This process's start time (cached; a forked child asks again).
 pub(crate) fn my_start() -> u64 {
     static START: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

@@ -50,9 +50,9 @@ pub(crate) use imp::kill_self;
 #[cfg(feature = "redis")]
 pub(crate) use imp::random_bytes;
 pub(crate) use imp::{
-    die_with_parent, futex_wait, futex_wake, in_group, memfd, my_pid, my_start, my_tid, my_uid,
-    now_coarse_ns, now_realtime_ns, process_alive, start_time, thread_count, Acquired, Mapping,
-    RawRobustMutex, RobustLock, WaitResult,
+    die_with_parent, futex_wait, futex_wake, in_group, memfd, my_pid, my_process_word, my_start,
+    my_tid, my_uid, now_coarse_ns, now_realtime_ns, process_alive, start_time, thread_count,
+    wait_process_gone, Acquired, Mapping, RawRobustMutex, RobustLock, WaitResult,
 };
 
 pub(crate) use fd::{
