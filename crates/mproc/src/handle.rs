@@ -21,6 +21,40 @@ use crate::local::segment::Segment;
 use crate::lock::{Lock, LockImpl};
 use crate::namespace::Namespace;
 use crate::queue::{ByteQueue, Queue, QueueImpl};
+use crate::OpenError;
+
+/// A handle that can travel to another process as a file descriptor, over
+/// any channel that passes descriptors (`SCM_RIGHTS`, Python's
+/// `multiprocessing.reduction.DupFd`), for programs that start their
+/// processes without [`Process`](crate::Process).
+///
+/// Only anonymous shared-memory objects have a descriptor; named objects
+/// travel by namespace and name, and server objects by URL and name.
+///
+/// ```
+/// use mproc::{Lock, SharedFd};
+///
+/// let lock = Lock::new().unwrap();
+/// let fd = lock.shared_fd().unwrap().try_clone_to_owned().unwrap(); // what another process receives
+/// let same = Lock::from_shared_fd(fd).unwrap();
+/// let _guard = lock.lock().unwrap();
+/// assert!(same.is_locked());
+/// ```
+pub trait SharedFd: Sized {
+    /// The memory file behind an anonymous object; `None` for a named or
+    /// server object.
+    fn shared_fd(&self) -> Option<BorrowedFd<'_>>;
+
+    /// Opens the object behind a descriptor received from another process
+    /// (the caller's own duplicate, which the handle keeps). Fails unless it
+    /// is the memory file of an object of this kind.
+    fn from_shared_fd(fd: OwnedFd) -> Result<Self, OpenError>;
+}
+
+/// The descriptor of an anonymous segment.
+pub(crate) fn anonymous_fd(seg: &Segment) -> Option<BorrowedFd<'_>> {
+    seg.name().is_none().then(|| seg.fd().as_fd())
+}
 
 /// The wire form of a handle.
 #[derive(Serialize, Deserialize)]
@@ -131,6 +165,34 @@ impl crate::redis::queue::RedisQueue {
             url: self.url().to_owned(),
             name: self.object_name().to_owned(),
         }
+    }
+}
+
+impl SharedFd for Lock {
+    fn shared_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self.imp() {
+            LockImpl::Local(l) => anonymous_fd(l.segment()),
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(_) => None,
+        }
+    }
+
+    fn from_shared_fd(fd: OwnedFd) -> Result<Self, OpenError> {
+        LocalLock::from_fd(fd).map(Lock::from_local)
+    }
+}
+
+impl SharedFd for ByteQueue {
+    fn shared_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self.imp() {
+            QueueImpl::Local(r) => anonymous_fd(r.segment()),
+            #[cfg(feature = "redis")]
+            QueueImpl::Redis(_) => None,
+        }
+    }
+
+    fn from_shared_fd(fd: OwnedFd) -> Result<Self, OpenError> {
+        Ring::from_fd(fd).map(ByteQueue::from_ring)
     }
 }
 

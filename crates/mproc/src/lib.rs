@@ -74,6 +74,7 @@ pub use crate::{
         TaskDoneError,
     },
     fence::FenceError,
+    handle::SharedFd,
     joinable::JoinableQueue,
     lock::{Holder, Lock, LockGuard, LockResult, Waiter},
     name::validate_name,
