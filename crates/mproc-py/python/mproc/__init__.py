@@ -393,8 +393,8 @@ class Event(_mproc._Event):
         return _reduce_handle(self)
 
     def __repr__(self):
-        return "<{}.{} set={}>".format(type(self).__module__, type(self).__qualname__,
-                                       self.is_set())
+        return "<{} at {:#x} {}>".format(type(self).__qualname__, id(self),
+                                         "set" if self.is_set() else "unset")
 
 
 class Barrier(_mproc._Barrier):
