@@ -24,6 +24,7 @@ Where mproc differs, it is on purpose:
 * Blocking calls release the GIL and are interrupted by Ctrl-C.
 """
 
+import builtins as _builtins
 import ctypes as _ctypes
 import mmap as _mmap
 import multiprocessing as _mp
@@ -229,7 +230,7 @@ class ByteQueue(Queue):
 class _LockMixin:
     def __enter__(self):
         if not self.acquire(True, getattr(self, "timeout", None)):
-            raise TimeoutError("could not acquire {!r} within {} s".format(self, self.timeout))
+            raise _builtins.TimeoutError("could not acquire {!r} within {} s".format(self, self.timeout))
         return True
 
     def __exit__(self, *exc):
@@ -273,7 +274,7 @@ class Lock(_LockMixin, _mproc._Lock):
     ``Lock("name", timeout=None)`` is a named lock (opened, or created when
     missing) shared with unrelated processes and ``mproc lock NAME``: a
     drop-in for ``filelock.FileLock`` users that is never stale; ``with``
-    raises ``TimeoutError`` after ``timeout`` seconds.
+    raises the built-in ``TimeoutError`` after ``timeout`` seconds.
 
     Unlike ``multiprocessing.Lock``, only the thread that acquired the lock
     releases it (ValueError otherwise).
