@@ -17,8 +17,8 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use mproc::{
-    BarrierError, ByteQueue, GetError, JoinError, JoinableQueue, LockError, Namespace, PutErrorKind,
-    Queue, QueueOptions, SemaphoreError, SharedFd,
+    BarrierError, ByteQueue, GetError, JoinError, JoinableQueue, LockError, Namespace,
+    PutErrorKind, Queue, QueueOptions, SemaphoreError, SharedFd,
 };
 use pyo3::exceptions::{
     PyAssertionError, PyFileExistsError, PyFileNotFoundError, PyOSError, PyRuntimeError,
@@ -207,7 +207,7 @@ fn namespace(location: Option<&str>) -> PyResult<Namespace> {
         Some(l) if l.contains("://") => Namespace::from_url(l),
         Some(l) => Namespace::dir(l),
     }
-    .map_err(|e| os_err(e))
+    .map_err(os_err)
 }
 
 /// How a constructor finds its object.
@@ -215,7 +215,7 @@ enum Source<'a> {
     Anonymous,
     Fd(i32),
     Named {
-        ns: Namespace,
+        ns: Box<Namespace>,
         name: &'a str,
         mode: &'a str,
     },
@@ -238,7 +238,7 @@ fn source<'a>(
                 ));
             }
             Ok(Source::Named {
-                ns: namespace(namespace_)?,
+                ns: Box::new(namespace(namespace_)?),
                 name,
                 mode,
             })
@@ -523,7 +523,8 @@ impl PyQueue {
         loop {
             let r = if first {
                 first = false;
-                self.q.put_many_deadline(&msgs[done..], Some(Instant::now()))
+                self.q
+                    .put_many_deadline(&msgs[done..], Some(Instant::now()))
             } else {
                 let Some(end) = wait.next_slice() else {
                     return Err(with_count(full(py), py, done));
@@ -614,12 +615,16 @@ impl PyQueue {
 
     /// Acknowledges a leased item: it is done and never delivered again.
     fn ack(&self, receipt: &PyReceipt) -> PyResult<()> {
-        self.q.ack(&receipt.r).map_err(|e| PyValueError::new_err(e.to_string()))
+        self.q
+            .ack(&receipt.r)
+            .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
     /// Gives a leased item back: it is delivered again, first.
     fn nack(&self, receipt: &PyReceipt) -> PyResult<()> {
-        self.q.nack(&receipt.r).map_err(|e| PyValueError::new_err(e.to_string()))
+        self.q
+            .nack(&receipt.r)
+            .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
     /// The exact number of items in the queue.
@@ -869,7 +874,9 @@ impl PyLock {
             Some(_) => Err(PyValueError::new_err(
                 "lock is held by another thread or process: only its acquirer can release it",
             )),
-            None => Err(PyValueError::new_err("semaphore or lock released too many times")),
+            None => Err(PyValueError::new_err(
+                "semaphore or lock released too many times",
+            )),
         }
     }
 
@@ -933,7 +940,12 @@ struct PyRLock {
 impl PyRLock {
     #[new]
     #[pyo3(signature = (name=None, *, namespace=None, mode="open_or_create", fd=None))]
-    fn new(name: Option<&str>, namespace: Option<&str>, mode: &str, fd: Option<i32>) -> PyResult<Self> {
+    fn new(
+        name: Option<&str>,
+        namespace: Option<&str>,
+        mode: &str,
+        fd: Option<i32>,
+    ) -> PyResult<Self> {
         let location = location_of(name, namespace)?;
         let lock = make!(source(name, namespace, mode, fd)?,
             anon: mproc::RLock::new(),
@@ -1069,23 +1081,23 @@ impl PySemaphore {
         let src = source(name, namespace, mode, fd)?;
         let s = if bounded {
             Sem::Bounded(make!(src,
-                anon: mproc::BoundedSemaphore::new(value),
-                fd: mproc::BoundedSemaphore::from_shared_fd,
-                open: mproc::BoundedSemaphore::open_in,
-                create: |ns, n| mproc::BoundedSemaphore::create_in(ns, n, value),
-                ooc: |ns: &Namespace, n: &str| -> Result<_, mproc::OpenOrCreateError> {
-                    match mproc::BoundedSemaphore::open_in(ns, n) {
-                        Err(mproc::OpenError::NotFound { .. }) => {
-                            match mproc::BoundedSemaphore::create_in(ns, n, value) {
-                                Err(mproc::CreateError::AlreadyExists { .. }) => {
-                                    Ok(mproc::BoundedSemaphore::open_in(ns, n)?)
-                                }
-                                r => Ok(r?),
+            anon: mproc::BoundedSemaphore::new(value),
+            fd: mproc::BoundedSemaphore::from_shared_fd,
+            open: mproc::BoundedSemaphore::open_in,
+            create: |ns, n| mproc::BoundedSemaphore::create_in(ns, n, value),
+            ooc: |ns: &Namespace, n: &str| -> Result<_, mproc::OpenOrCreateError> {
+                match mproc::BoundedSemaphore::open_in(ns, n) {
+                    Err(mproc::OpenError::NotFound { .. }) => {
+                        match mproc::BoundedSemaphore::create_in(ns, n, value) {
+                            Err(mproc::CreateError::AlreadyExists { .. }) => {
+                                Ok(mproc::BoundedSemaphore::open_in(ns, n)?)
                             }
+                            r => Ok(r?),
                         }
-                        r => Ok(r?),
                     }
-                })?)
+                    r => Ok(r?),
+                }
+            })?)
         } else {
             Sem::Plain(make!(src,
                 anon: mproc::Semaphore::new(value),
@@ -1172,7 +1184,12 @@ struct PyEvent {
 impl PyEvent {
     #[new]
     #[pyo3(signature = (name=None, *, namespace=None, mode="open_or_create", fd=None))]
-    fn new(name: Option<&str>, namespace: Option<&str>, mode: &str, fd: Option<i32>) -> PyResult<Self> {
+    fn new(
+        name: Option<&str>,
+        namespace: Option<&str>,
+        mode: &str,
+        fd: Option<i32>,
+    ) -> PyResult<Self> {
         let location = location_of(name, namespace)?;
         let e = make!(source(name, namespace, mode, fd)?,
             anon: mproc::Event::new(),
@@ -1268,7 +1285,9 @@ impl PyBarrier {
             Source::Fd(fd) => mproc::Barrier::from_shared_fd(dup_fd(fd)?).map_err(open_err)?,
             Source::Named { ns, name, mode } => match mode {
                 "open" => mproc::Barrier::open_in(&ns, name).map_err(open_err)?,
-                "create" => mproc::Barrier::create_in(&ns, name, parties_of()?).map_err(create_err)?,
+                "create" => {
+                    mproc::Barrier::create_in(&ns, name, parties_of()?).map_err(create_err)?
+                }
                 _ => mproc::Barrier::open_or_create_in(&ns, name, parties_of()?)
                     .map_err(open_or_create_err)?,
             },
@@ -1281,7 +1300,12 @@ impl PyBarrier {
     /// anyone is released. A timeout, `abort()`, `reset()` or the death of
     /// a waiting party raises `threading.BrokenBarrierError`.
     #[pyo3(signature = (timeout=None, action=None))]
-    fn wait(&self, py: Python<'_>, timeout: Option<f64>, action: Option<Py<PyAny>>) -> PyResult<u32> {
+    fn wait(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        action: Option<Py<PyAny>>,
+    ) -> PyResult<u32> {
         let timeout = timeout
             .map(|t| Duration::try_from_secs_f64(t.max(0.0)))
             .transpose()
