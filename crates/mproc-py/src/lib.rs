@@ -11,7 +11,7 @@
 //! Ctrl-C raises `KeyboardInterrupt` promptly in a blocked call.
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -22,7 +22,7 @@ use mproc::{
 };
 use pyo3::exceptions::{
     PyAssertionError, PyFileExistsError, PyFileNotFoundError, PyOSError, PyRuntimeError,
-    PyTypeError, PyValueError,
+    PyTimeoutError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -749,8 +749,33 @@ struct PyLock {
     location: Option<String>,
 }
 
+/// This process's id, cached (`getpid` is a system call); a forked child
+/// forgets the parent's.
+static PID: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn forget_pid() {
+    PID.store(0, Ordering::Relaxed);
+}
+
+fn my_pid() -> u32 {
+    let pid = PID.load(Ordering::Relaxed);
+    if pid != 0 {
+        return pid;
+    }
+    static AT_FORK: std::sync::Once = std::sync::Once::new();
+    AT_FORK.call_once(|| {
+        // SAFETY: `forget_pid` is async-signal-safe (one atomic store) and
+        // lives for the whole program.
+        unsafe { libc::pthread_atfork(None, None, Some(forget_pid)) };
+    });
+    let pid = std::process::id();
+    PID.store(pid, Ordering::Relaxed);
+    pid
+}
+
+/// The calling thread, in this process.
 fn me() -> (u32, ThreadId) {
-    (std::process::id(), std::thread::current().id())
+    (my_pid(), std::thread::current().id())
 }
 
 impl PyLock {
@@ -880,6 +905,24 @@ impl PyLock {
         }
     }
 
+    /// `with lock:` acquires (waiting at most the lock's `timeout`, then
+    /// raising the built-in `TimeoutError`) and releases.
+    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
+        if self.acquire(py, true, self.timeout)? {
+            Ok(true)
+        } else {
+            Err(PyTimeoutError::new_err(format!(
+                "could not acquire the lock within {} s",
+                self.timeout.unwrap_or(0.0)
+            )))
+        }
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.release()
+    }
+
     /// Whether some process holds the lock now.
     fn locked(&self) -> bool {
         self.lock.is_locked()
@@ -994,6 +1037,16 @@ impl PyRLock {
         self.lock.release().map_err(|_| {
             PyAssertionError::new_err("attempt to release recursive lock not owned by thread")
         })
+    }
+
+    /// `with rlock:` acquires (or re-enters) and releases one level.
+    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
+        self.acquire(py, true, None)
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.release()
     }
 
     /// Whether some thread holds the lock now.
@@ -1141,6 +1194,16 @@ impl PySemaphore {
             }
             e => os_err(e),
         })
+    }
+
+    /// `with sem:` takes a unit and gives it back.
+    fn __enter__(&self, py: Python<'_>) -> PyResult<bool> {
+        self.acquire(py, true, None)
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, _exc: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.release()
     }
 
     /// The number of free units.

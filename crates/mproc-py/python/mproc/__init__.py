@@ -24,7 +24,6 @@ Where mproc differs, it is on purpose:
 * Blocking calls release the GIL and are interrupted by Ctrl-C.
 """
 
-import builtins as _builtins
 import ctypes as _ctypes
 import mmap as _mmap
 import multiprocessing as _mp
@@ -228,13 +227,7 @@ class ByteQueue(Queue):
 # --------------------------------------------------------------------- locks
 
 class _LockMixin:
-    def __enter__(self):
-        if not self.acquire(True, getattr(self, "timeout", None)):
-            raise _builtins.TimeoutError("could not acquire {!r} within {} s".format(self, self.timeout))
-        return True
-
-    def __exit__(self, *exc):
-        self.release()
+    # __enter__ and __exit__ are the native classes'.
 
     def __reduce__(self):
         return _reduce_handle(self, self._extra())
