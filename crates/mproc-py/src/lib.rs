@@ -499,10 +499,9 @@ impl PyQueue {
     }
 
     /// Puts every item of `items`, in order, in as few steps as room
-    /// allows (one when it fits). Waits for room like `put`; on `queue.Full`
-    /// or `ShutDown` the first `e.args[1]` items were put... see the
-    /// package documentation: the exception's `put_count` attribute says
-    /// how many were put.
+    /// allows (one when they fit). Waits for room like `put`; when it
+    /// raises (`queue.Full`, `ShutDown`), the exception's `put_count`
+    /// attribute says how many items were put.
     #[pyo3(signature = (items, block=true, timeout=None))]
     fn put_many(
         &self,

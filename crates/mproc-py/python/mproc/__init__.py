@@ -411,6 +411,25 @@ class Barrier(_mproc._Barrier):
         self._action = extra[0] if extra else None
         return self
 
+    @classmethod
+    def open(cls, name, action=None, *, namespace=None):
+        """Opens the existing named barrier."""
+        return cls._adopt((action,), name=name, namespace=namespace, mode="open")
+
+    @classmethod
+    def create(cls, name, parties, action=None, *, namespace=None):
+        """Creates the named barrier of ``parties`` parties."""
+        self = _mproc._Barrier.__new__(cls, parties, None, name=name, namespace=namespace,
+                                       mode="create")
+        self._action = action
+        return self
+
+    @classmethod
+    def open_or_create(cls, name, parties, action=None, *, namespace=None):
+        """Opens the named barrier, creating it for ``parties`` parties if
+        it does not exist."""
+        return cls(parties, action, name=name, namespace=namespace)
+
     def wait(self, timeout=None):
         """Waits for every party; returns this party's index."""
         return _mproc._Barrier.wait(self, timeout, self._action)
