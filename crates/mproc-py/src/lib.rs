@@ -272,11 +272,19 @@ macro_rules! make {
     };
 }
 
+/// Where a named object lives, as given (a server URL keeps its
+/// credentials), so that a pickled handle opens the same object.
 fn location_of(name: Option<&str>, namespace_: Option<&str>) -> PyResult<Option<String>> {
-    Ok(match name {
-        Some(_) => Some(namespace(namespace_)?.location()),
-        None => None,
-    })
+    if name.is_none() {
+        return Ok(None);
+    }
+    if let Some(l) = namespace_ {
+        return Ok(Some(l.to_owned()));
+    }
+    match std::env::var("MPROC_URL") {
+        Ok(url) if !url.is_empty() => Ok(Some(url)),
+        _ => Ok(Some(namespace(None)?.location())),
+    }
 }
 
 fn fd_of<T: SharedFd>(h: &T) -> Option<i32> {
