@@ -520,6 +520,53 @@ def test_named_objects_reopen_and_pickle_by_name(namespace):
     assert sorted(os.listdir(namespace)) >= ["named", "slots"]
 
 
+def _use_named(q, lock, rlock, sem, event, barrier):
+    with lock, rlock, sem:
+        q.put((lock.name, rlock.name, sem.name, event.name, barrier.name))
+    event.set()
+    barrier.wait(timeout=10)
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_named_objects_travel_by_name(namespace, method):
+    q = mproc.Queue.open_or_create("q")
+    objs = (mproc.Lock("l", timeout=5), mproc.RLock("r"), mproc.Semaphore.open_or_create("s", 1),
+            mproc.Event("e"), mproc.Barrier.open_or_create("b", 2))
+    p = mproc.get_context(method).Process(target=_use_named, args=(q,) + objs)
+    p.start()
+    assert q.get(timeout=20) == ("l", "r", "s", "e", "b")
+    assert objs[3].wait(10)
+    objs[4].wait(timeout=10)
+    p.join(10)
+    assert p.exitcode == 0
+    assert pickle.loads(pickle.dumps(objs[0])).timeout == 5
+
+
 def test_help_reads_well():
     doc = mproc.Queue.__doc__ + mproc.Queue.put.__doc__ + mproc.Lock.acquire.__doc__
     assert "queue.Full" in doc and "OwnerDiedWarning" in doc
+
+
+def _redis_child(q, lock):
+    with lock:
+        q.put(("child", os.getpid()))
+
+
+@pytest.mark.skipif(not os.environ.get("MPROC_TEST_REDIS_URL"),
+                    reason="needs a Redis server: MPROC_TEST_REDIS_URL")
+def test_named_objects_on_redis(monkeypatch):
+    url = os.environ["MPROC_TEST_REDIS_URL"]
+    monkeypatch.setenv("MPROC_URL", url)
+    suffix = "{}-{}".format(os.getpid(), time.monotonic_ns())
+    q = mproc.Queue.open_or_create("py-q-" + suffix)
+    lock = mproc.Lock("py-l-" + suffix, timeout=10)
+    assert q.namespace == url
+    for method in ("fork", "spawn"):
+        p = mproc.get_context(method).Process(target=_redis_child, args=(q, lock))
+        p.start()
+        assert q.get(timeout=20)[0] == "child"
+        p.join(20)
+        assert p.exitcode == 0
+    b = mproc.ByteQueue.open_or_create("py-b-" + suffix)
+    b.put(b"over redis")
+    assert b.get(timeout=5) == b"over redis"

@@ -278,7 +278,7 @@ class Lock(_LockMixin, _mproc._Lock):
 
     @classmethod
     def _adopt(cls, extra, **kw):
-        return _mproc._Lock.__new__(cls, None, extra[0] if extra else None, **kw)
+        return _mproc._Lock.__new__(cls, timeout=extra[0] if extra else None, **kw)
 
     def _extra(self):
         return (self.timeout,)
@@ -311,7 +311,7 @@ class RLock(_LockMixin, _mproc._RLock):
 
     @classmethod
     def _adopt(cls, extra, **kw):
-        return _mproc._RLock.__new__(cls, None, **kw)
+        return _mproc._RLock.__new__(cls, **kw)
 
     def _release_save(self):
         count = self._count()
@@ -377,7 +377,7 @@ class Event(_mproc._Event):
 
     @classmethod
     def _adopt(cls, extra, **kw):
-        return _mproc._Event.__new__(cls, None, **kw)
+        return _mproc._Event.__new__(cls, **kw)
 
     open = classmethod(_LockMixin.open.__func__)
     create = classmethod(_LockMixin.create.__func__)
