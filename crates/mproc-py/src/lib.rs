@@ -291,6 +291,72 @@ fn fd_of<T: SharedFd>(h: &T) -> Option<i32> {
     h.shared_fd().map(|fd| fd.as_raw_fd())
 }
 
+/// Reopens a server object in this process.
+type Reopen<T> = Box<dyn Fn() -> Result<T, String> + Send + Sync>;
+
+/// A handle, and for an object on a server, the handle's copy in a forked
+/// child: a child must not share its parent's server connections, so it
+/// opens the object again (by namespace and name) on first use.
+/// Shared-memory handles need no such thing and are used as they are.
+struct PerProcess<T> {
+    own: T,
+    pid: u32,
+    reopen: Option<Reopen<T>>,
+    child: Mutex<Option<(u32, T)>>,
+}
+
+impl<T: Clone> PerProcess<T> {
+    fn new(own: T, reopen: Option<Reopen<T>>) -> Self {
+        PerProcess {
+            own,
+            pid: my_pid(),
+            reopen,
+            child: Mutex::new(None),
+        }
+    }
+
+    /// The handle to use in this process.
+    fn get(&self) -> PyResult<std::borrow::Cow<'_, T>> {
+        use std::borrow::Cow;
+        let Some(reopen) = &self.reopen else {
+            return Ok(Cow::Borrowed(&self.own));
+        };
+        let me = my_pid();
+        if me == self.pid {
+            return Ok(Cow::Borrowed(&self.own));
+        }
+        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((pid, h)) = &*child {
+            if *pid == me {
+                return Ok(Cow::Owned(h.clone()));
+            }
+        }
+        let h = reopen().map_err(PyOSError::new_err)?;
+        *child = Some((me, h.clone()));
+        Ok(Cow::Owned(h))
+    }
+}
+
+/// How to reopen a named object of a server namespace in a forked child;
+/// `None` for shared-memory objects.
+fn reopener<T: 'static>(
+    name: Option<&str>,
+    location: Option<&str>,
+    open: fn(&Namespace, &str) -> Result<T, mproc::OpenError>,
+) -> PyResult<Option<Reopen<T>>> {
+    let (Some(name), Some(location)) = (name, location) else {
+        return Ok(None);
+    };
+    if !namespace(Some(location))?.is_remote() {
+        return Ok(None);
+    }
+    let (name, location) = (name.to_owned(), location.to_owned());
+    Ok(Some(Box::new(move || {
+        let ns = Namespace::from_url(&location).map_err(|e| e.to_string())?;
+        open(&ns, &name).map_err(|e| e.to_string())
+    })))
+}
+
 // ------------------------------------------------------------------- Queue
 
 /// A cross-process FIFO queue on shared memory (the native half of
@@ -301,8 +367,7 @@ fn fd_of<T: SharedFd>(h: &T) -> Option<i32> {
 /// and a Rust `ByteQueue` reads.
 #[pyclass(subclass, module = "mproc._mproc", name = "_Queue")]
 struct PyQueue {
-    q: ByteQueue,
-    joinable: JoinableQueue<()>,
+    handle: PerProcess<ByteQueue>,
     raw: bool,
     closed: AtomicBool,
     location: Option<String>,
@@ -330,6 +395,17 @@ impl PyReceipt {
 }
 
 impl PyQueue {
+    /// The queue handle to use in this process.
+    fn q(&self) -> PyResult<std::borrow::Cow<'_, ByteQueue>> {
+        self.handle.get()
+    }
+
+    fn joinable(&self) -> PyResult<JoinableQueue<()>> {
+        Ok(JoinableQueue::from_queue(Queue::from_bytes(
+            self.q()?.into_owned(),
+        )))
+    }
+
     fn check_open(&self) -> PyResult<()> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(PyValueError::new_err(
@@ -387,14 +463,15 @@ impl PyQueue {
     }
 
     fn put_bytes(&self, py: Python<'_>, msg: &[u8], wait: Wait) -> PyResult<()> {
-        let kind = match self.q.try_put(msg) {
+        let q = self.q()?;
+        let q: &ByteQueue = &q;
+        let kind = match q.try_put(msg) {
             Ok(()) => return Ok(()),
             Err(e) => e.kind().clone(),
         };
         if kind != PutErrorKind::Full {
             return Err(put_err(py, &kind));
         }
-        let q = &self.q;
         let r = blocking(py, wait, |end| match q.put_deadline(msg, end) {
             Ok(()) => Some(Ok(())),
             Err(e) if e.is_full() => None,
@@ -408,12 +485,13 @@ impl PyQueue {
     }
 
     fn get_bytes(&self, py: Python<'_>, wait: Wait) -> PyResult<Vec<u8>> {
-        match self.q.try_get() {
+        let q = self.q()?;
+        let q: &ByteQueue = &q;
+        match q.try_get() {
             Ok(m) => return Ok(m),
             Err(GetError::Empty) => {}
             Err(e) => return Err(get_err(py, e)),
         }
-        let q = &self.q;
         let r = blocking(py, wait, |end| match q.get_deadline(end) {
             Err(GetError::Empty) => None,
             r => Some(r),
@@ -459,10 +537,9 @@ impl PyQueue {
             open: ByteQueue::open_in,
             create: |ns, name| ByteQueue::create_in(ns, name, opts),
             ooc: |ns, name| ByteQueue::open_or_create_in(ns, name, opts))?;
-        let joinable = JoinableQueue::from_queue(Queue::from_bytes(q.clone()));
+        let reopen = reopener(name, location.as_deref(), ByteQueue::open_in)?;
         Ok(PyQueue {
-            q,
-            joinable,
+            handle: PerProcess::new(q, reopen),
             raw,
             closed: AtomicBool::new(false),
             location,
@@ -525,18 +602,18 @@ impl PyQueue {
             .map(|o| self.encode(&o?))
             .collect::<PyResult<Vec<_>>>()?;
         let msgs: Vec<&[u8]> = encoded.iter().map(|b| b.as_bytes()).collect();
+        let q = self.q()?;
+        let q: &ByteQueue = &q;
         let mut done = 0;
         let mut first = true;
         loop {
             let r = if first {
                 first = false;
-                self.q
-                    .put_many_deadline(&msgs[done..], Some(Instant::now()))
+                q.put_many_deadline(&msgs[done..], Some(Instant::now()))
             } else {
                 let Some(end) = wait.next_slice() else {
                     return Err(with_count(full(py), py, done));
                 };
-                let q = &self.q;
                 let rest = &msgs[done..];
                 let r = py.detach(|| q.put_many_deadline(rest, Some(end)));
                 py.check_signals()?;
@@ -562,7 +639,8 @@ impl PyQueue {
     ) -> PyResult<Bound<'py, PyList>> {
         self.check_open()?;
         let wait = Wait::new(block, timeout)?;
-        let q = &self.q;
+        let q = self.q()?;
+        let q: &ByteQueue = &q;
         let take = |end: Instant| {
             let mut out: Vec<Vec<u8>> = Vec::new();
             match q.get_many_with(max, Some(end), |m| out.push(m.to_vec())) {
@@ -601,7 +679,8 @@ impl PyQueue {
     ) -> PyResult<Bound<'py, PyTuple>> {
         self.check_open()?;
         let wait = Wait::new(block, timeout)?;
-        let q = &self.q;
+        let q = self.q()?;
+        let q: &ByteQueue = &q;
         let r = match q.try_get_leased() {
             Err(GetError::Empty) => blocking(py, wait, |end| match q.get_leased_deadline(end) {
                 Err(GetError::Empty) => None,
@@ -622,43 +701,43 @@ impl PyQueue {
 
     /// Acknowledges a leased item: it is done and never delivered again.
     fn ack(&self, receipt: &PyReceipt) -> PyResult<()> {
-        self.q
+        self.q()?
             .ack(&receipt.r)
             .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
     /// Gives a leased item back: it is delivered again, first.
     fn nack(&self, receipt: &PyReceipt) -> PyResult<()> {
-        self.q
+        self.q()?
             .nack(&receipt.r)
             .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
     /// The exact number of items in the queue.
-    fn qsize(&self) -> usize {
-        self.q.len()
+    fn qsize(&self) -> PyResult<usize> {
+        Ok(self.q()?.len())
     }
 
     /// Whether the queue holds no item (exact).
-    fn empty(&self) -> bool {
-        self.q.is_empty()
+    fn empty(&self) -> PyResult<bool> {
+        Ok(self.q()?.is_empty())
     }
 
     /// Whether the queue is at its `maxsize` (exact).
-    fn full(&self) -> bool {
-        self.q.is_full()
+    fn full(&self) -> PyResult<bool> {
+        Ok(self.q()?.is_full())
     }
 
     /// The bound on the number of items (0: unbounded).
     #[getter]
     fn maxsize(&self) -> usize {
-        self.q.maxsize().unwrap_or(0)
+        self.handle.own.maxsize().unwrap_or(0)
     }
 
     /// The queue's name; None for an anonymous queue.
     #[getter]
     fn name(&self) -> Option<&str> {
-        self.q.name()
+        self.handle.own.name()
     }
 
     /// The namespace of a named queue (a directory or a URL).
@@ -675,14 +754,15 @@ impl PyQueue {
 
     /// Ends the stream for everyone: puts fail with `ShutDown` from now
     /// on, and consumers get the backlog, then `ShutDown`.
-    fn shutdown(&self) {
-        self.q.close();
+    fn shutdown(&self) -> PyResult<()> {
+        self.q()?.close();
+        Ok(())
     }
 
     /// Whether `shutdown()` was called (in any process).
     #[getter]
-    fn is_shutdown(&self) -> bool {
-        self.q.is_closed()
+    fn is_shutdown(&self) -> PyResult<bool> {
+        Ok(self.q()?.is_closed())
     }
 
     /// Says this process will use this handle no more (multiprocessing's
@@ -699,7 +779,7 @@ impl PyQueue {
 
     /// Marks one item taken with `get` as processed (`JoinableQueue`).
     fn task_done(&self) -> PyResult<()> {
-        self.joinable
+        self.joinable()?
             .task_done()
             .map_err(|e| PyValueError::new_err(e.to_string()))
     }
@@ -709,7 +789,8 @@ impl PyQueue {
     /// happen in time.
     #[pyo3(signature = (timeout=None))]
     fn join(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
-        let j = &self.joinable;
+        let j = self.joinable()?;
+        let j = &j;
         if j.unfinished() == 0 {
             return Ok(true);
         }
@@ -727,14 +808,14 @@ impl PyQueue {
     }
 
     /// The number of items put and not yet marked done (`JoinableQueue`).
-    fn unfinished(&self) -> u64 {
-        self.joinable.unfinished()
+    fn unfinished(&self) -> PyResult<u64> {
+        Ok(self.joinable()?.unfinished())
     }
 
     /// The memory file behind an anonymous queue (for pickling); None for
     /// a named one.
     fn _fd(&self) -> Option<i32> {
-        fd_of(&self.q)
+        fd_of(&self.handle.own)
     }
 }
 
@@ -748,7 +829,7 @@ fn with_count(err: PyErr, py: Python<'_>, n: usize) -> PyErr {
 /// A robust cross-process lock (the native half of `mproc.Lock`).
 #[pyclass(subclass, module = "mproc._mproc", name = "_Lock")]
 struct PyLock {
-    lock: mproc::Lock,
+    handle: PerProcess<mproc::Lock>,
     /// The process and thread holding the lock through this handle.
     owner: Mutex<Option<(u32, ThreadId)>>,
     owner_died: AtomicBool,
@@ -826,8 +907,9 @@ impl PyLock {
             open: mproc::Lock::open_in,
             create: mproc::Lock::create_in,
             ooc: mproc::Lock::open_or_create_in)?;
+        let reopen = reopener(name, location.as_deref(), mproc::Lock::open_in)?;
         Ok(PyLock {
-            lock,
+            handle: PerProcess::new(lock, reopen),
             owner: Mutex::new(None),
             owner_died: AtomicBool::new(false),
             timeout,
@@ -852,14 +934,15 @@ impl PyLock {
             })?;
             return Ok(false);
         }
-        match self.lock.try_lock() {
+        let lock = self.handle.get()?;
+        let lock: &mproc::Lock = &lock;
+        match lock.try_lock() {
             Ok(g) => return self.acquired(py, g, false),
             Err(LockError::OwnerDied(o)) => return self.acquired(py, o.into_inner(), true),
             Err(LockError::WouldBlock) => {}
             Err(LockError::Io(e)) => return Err(os_err(e)),
             Err(e) => return Err(os_err(e)),
         }
-        let lock = &self.lock;
         // A guard cannot leave the waiting thread's closure as a value (it
         // is not Send); the slice reports the outcome and forgets it, and
         // `acquired` runs with a fresh view of the lock below.
@@ -900,7 +983,7 @@ impl PyLock {
                 // and forgot the guard (`acquired` / the blocking path), and
                 // `owner` is cleared under its mutex, so this is the one
                 // release of that acquisition.
-                unsafe { self.lock.release_forgotten() };
+                unsafe { self.handle.get()?.release_forgotten() };
                 Ok(())
             }
             Some(_) => Err(PyValueError::new_err(
@@ -931,8 +1014,8 @@ impl PyLock {
     }
 
     /// Whether some process holds the lock now.
-    fn locked(&self) -> bool {
-        self.lock.is_locked()
+    fn locked(&self) -> PyResult<bool> {
+        Ok(self.handle.get()?.is_locked())
     }
 
     /// Whether the last acquisition through this handle took the lock over
@@ -944,14 +1027,19 @@ impl PyLock {
 
     /// The pid of the process holding the lock, if any.
     #[getter]
-    fn holder_pid(&self) -> Option<u32> {
-        self.lock.holder().map(|h| h.pid).filter(|&p| p != 0)
+    fn holder_pid(&self) -> PyResult<Option<u32>> {
+        Ok(self
+            .handle
+            .get()?
+            .holder()
+            .map(|h| h.pid)
+            .filter(|&p| p != 0))
     }
 
     /// The lock's name; None for an anonymous lock.
     #[getter]
     fn name(&self) -> Option<&str> {
-        self.lock.name()
+        self.handle.own.name()
     }
 
     /// The namespace of a named lock (a directory or a URL).
@@ -967,7 +1055,7 @@ impl PyLock {
     }
 
     fn _fd(&self) -> Option<i32> {
-        fd_of(&self.lock)
+        fd_of(&self.handle.own)
     }
 
     fn _is_mine(&self) -> bool {
