@@ -570,3 +570,12 @@ def test_named_objects_on_redis(monkeypatch):
     b = mproc.ByteQueue.open_or_create("py-b-" + suffix)
     b.put(b"over redis")
     assert b.get(timeout=5) == b"over redis"
+
+
+def test_the_rest_of_multiprocessing_is_there():
+    import multiprocessing
+    assert mproc.Process is multiprocessing.Process and mproc.Pool is multiprocessing.Pool
+    assert mproc.pool.ThreadPool is multiprocessing.pool.ThreadPool
+    assert mproc.connection.wait is multiprocessing.connection.wait
+    assert mproc.get_context("spawn").Queue is mproc.Queue
+    assert mproc.get_context("spawn").get_start_method() == "spawn"

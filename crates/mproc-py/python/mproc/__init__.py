@@ -739,3 +739,19 @@ def get_context(method=None):
     """The :class:`Context` of start method ``method`` (``'fork'``,
     ``'spawn'``, ``'forkserver'``; None: the current default)."""
     return Context(method)
+
+
+def __getattr__(name):
+    """Everything else ``multiprocessing`` has — its submodules
+    (``mproc.pool.ThreadPool``, ``mproc.connection.wait``, ``mproc.shared_memory``)
+    and names this module does not define — comes from ``multiprocessing``."""
+    import importlib
+
+    try:
+        return importlib.import_module("multiprocessing." + name)
+    except ImportError:
+        pass
+    try:
+        return getattr(_mp, name)
+    except AttributeError:
+        raise AttributeError("module 'mproc' has no attribute {!r}".format(name)) from None
