@@ -253,6 +253,16 @@ def test_queue_semantics():
         q.put(1)
 
 
+def test_unbounded_queue_is_bounded_in_bytes():
+    q = mproc.Queue(max_bytes=4096)
+    n = 0
+    with pytest.raises(queue.Full):
+        while n < 10000:
+            q.put(b"x" * 100, timeout=0.05)
+            n += 1
+    assert 10 < n < 4096 // 100 + 1 and q.qsize() == n
+
+
 def test_shutdown_ends_every_consumer_after_the_backlog():
     q, out = mproc.Queue(), mproc.Queue()
     procs = [mproc.Process(target=_echo, args=(q, out)) for _ in range(3)]

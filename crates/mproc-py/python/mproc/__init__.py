@@ -131,6 +131,10 @@ class Queue(_mproc._Queue):
     ``empty()``, ``full()``; ``put_many``/``get_many``; ``get_leased`` +
     ``ack``; ``shutdown()``.
 
+    The items' bytes are bounded too: ``max_bytes`` (default 1 MiB of
+    pickled items, ``mproc`` crate's ``DEFAULT_MAX_BYTES``); a ``put`` that
+    does not fit waits like one on a full queue.
+
     ``Queue.open(name)``, ``Queue.create(name, ...)`` and
     ``Queue.open_or_create(name, ...)`` give named queues, shared with
     unrelated processes and the ``mproc`` command.
@@ -138,8 +142,8 @@ class Queue(_mproc._Queue):
 
     _raw = False
 
-    def __new__(cls, maxsize=0, *, ctx=None):
-        return _mproc._Queue.__new__(cls, maxsize, raw=cls._raw)
+    def __new__(cls, maxsize=0, *, max_bytes=None, ctx=None):
+        return _mproc._Queue.__new__(cls, maxsize, raw=cls._raw, max_bytes=max_bytes)
 
     @classmethod
     def _adopt(cls, extra, **kw):
@@ -198,8 +202,8 @@ class Queue(_mproc._Queue):
 class SimpleQueue(Queue):
     """``multiprocessing.SimpleQueue``: an unbounded :class:`Queue`."""
 
-    def __new__(cls, *, ctx=None):
-        return _mproc._Queue.__new__(cls, 0, raw=cls._raw)
+    def __new__(cls, *, max_bytes=None, ctx=None):
+        return _mproc._Queue.__new__(cls, 0, raw=cls._raw, max_bytes=max_bytes)
 
 
 class JoinableQueue(Queue):
