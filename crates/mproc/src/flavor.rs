@@ -6,12 +6,12 @@
 //! crossbeam-channel's `SenderFlavor` is. The namespace says which flavour
 //! a named object gets; nothing above this module names a backend.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::time::Instant;
 
 use crate::backend::{Acquired, Lease, LockBackend, QueueBackend, QueueParams, RwLockBackend};
 use crate::error::{CreateError, OpenError};
-use crate::handle::wire::{repr_of, Repr};
+use crate::handle::wire::{anonymous_fd, repr_of, Repr};
 use crate::local::lock::LocalLock;
 use crate::local::ring::{Ring, RingParams};
 use crate::local::rwlock::LocalRwLock;
@@ -77,6 +77,16 @@ impl QueueImpl {
             QueueImpl::Local(r) => r,
             #[cfg(feature = "redis")]
             QueueImpl::Redis(q) => q,
+        }
+    }
+
+    /// The memory file of an anonymous object; `None` for a named or a
+    /// server object.
+    pub(crate) fn shared_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            QueueImpl::Local(r) => anonymous_fd(r.segment()),
+            #[cfg(feature = "redis")]
+            QueueImpl::Redis(_) => None,
         }
     }
 
@@ -184,6 +194,16 @@ impl LockImpl {
         }
     }
 
+    /// The memory file of an anonymous object; `None` for a named or a
+    /// server object.
+    pub(crate) fn shared_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            LockImpl::Local(l) => anonymous_fd(l.segment()),
+            #[cfg(feature = "redis")]
+            LockImpl::Redis(_) => None,
+        }
+    }
+
     /// How the lock travels to another process.
     pub(crate) fn repr(&self) -> Repr {
         match self {
@@ -243,6 +263,16 @@ impl RwLockImpl {
             RwLockImpl::Local(l) => l,
             #[cfg(feature = "redis")]
             RwLockImpl::Redis(l) => l,
+        }
+    }
+
+    /// The memory file of an anonymous object; `None` for a named or a
+    /// server object.
+    pub(crate) fn shared_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            RwLockImpl::Local(l) => anonymous_fd(l.segment()),
+            #[cfg(feature = "redis")]
+            RwLockImpl::Redis(_) => None,
         }
     }
 

@@ -83,6 +83,7 @@ pub use crate::{
         TaskDoneError,
     },
     fence::FenceError,
+    handle::SharedFd,
     ident::ProcessId,
     joinable::JoinableQueue,
     lock::{Holder, Lock, LockGuard, LockResult, Waiter},

@@ -167,6 +167,29 @@ impl Lock {
         self.backend().waiters()
     }
 
+    /// Releases the lock that the calling thread acquired and whose guard
+    /// it gave up with [`std::mem::forget`]: for bindings to languages that
+    /// pair `acquire()` and `release()` calls instead of scopes (Python's
+    /// `Lock`). Prefer the guard everywhere else.
+    ///
+    /// ```
+    /// let l = mproc::Lock::new().unwrap();
+    /// std::mem::forget(l.lock().unwrap());
+    /// assert!(l.is_locked());
+    /// // SAFETY: this thread acquired the lock just above and forgot its guard.
+    /// unsafe { l.release_forgotten() };
+    /// assert!(!l.is_locked());
+    /// ```
+    ///
+    /// # Safety
+    /// The calling thread must hold the lock through a guard it forgot, and
+    /// must call this once per such acquisition.
+    pub unsafe fn release_forgotten(&self) {
+        // SAFETY: the caller holds the lock and its guard will never run
+        // (function contract), so this is the one release of it.
+        unsafe { self.backend().release() };
+    }
+
     /// Frees the lock whatever its state and forgets its holder: the way
     /// out of a lock whose shared word was damaged (`mproc lock break
     /// NAME`). A dead holder's lock needs no breaking (the next locker takes

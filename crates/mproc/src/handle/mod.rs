@@ -23,7 +23,71 @@ use crate::lock::Lock;
 use crate::namespace::Namespace;
 use crate::queue::{ByteQueue, Queue};
 use crate::rwlock::RwLock;
-pub(crate) use wire::{adopt_fd, collect_fds, inode, note_fd, repr_of, set_inherited, Repr};
+pub(crate) use wire::{
+    adopt_fd, anonymous_fd, collect_fds, inode, note_fd, repr_of, set_inherited, Repr,
+};
+
+use std::os::fd::{BorrowedFd, OwnedFd};
+
+use crate::error::OpenError;
+
+/// A handle that can travel to another process as a file descriptor, over
+/// any channel that passes descriptors (`SCM_RIGHTS`, Python's
+/// `multiprocessing.reduction.DupFd`), for programs that start their
+/// processes without [`Process`](crate::Process).
+///
+/// Only anonymous shared-memory objects have a descriptor; named objects
+/// travel by namespace and name, and server objects by URL and name.
+///
+/// ```
+/// use mproc::{Lock, SharedFd};
+///
+/// let lock = Lock::new().unwrap();
+/// let fd = lock.shared_fd().unwrap().try_clone_to_owned().unwrap(); // what another process receives
+/// let same = Lock::from_shared_fd(fd).unwrap();
+/// let _guard = lock.lock().unwrap();
+/// assert!(same.is_locked());
+/// ```
+pub trait SharedFd: Sized {
+    /// The memory file behind an anonymous object; `None` for a named or
+    /// server object.
+    fn shared_fd(&self) -> Option<BorrowedFd<'_>>;
+
+    /// Opens the object behind a descriptor received from another process
+    /// (the caller's own duplicate, which the handle keeps). Fails unless it
+    /// is the memory file of an object of this kind.
+    fn from_shared_fd(fd: OwnedFd) -> Result<Self, OpenError>;
+}
+
+impl SharedFd for Lock {
+    fn shared_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.imp().shared_fd()
+    }
+
+    fn from_shared_fd(fd: OwnedFd) -> Result<Self, OpenError> {
+        LockImpl::from_fd(fd).map(Lock::from_impl)
+    }
+}
+
+impl SharedFd for ByteQueue {
+    fn shared_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.imp().shared_fd()
+    }
+
+    fn from_shared_fd(fd: OwnedFd) -> Result<Self, OpenError> {
+        QueueImpl::from_fd(fd).map(ByteQueue::from_impl)
+    }
+}
+
+impl SharedFd for RwLock {
+    fn shared_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.imp().shared_fd()
+    }
+
+    fn from_shared_fd(fd: OwnedFd) -> Result<Self, OpenError> {
+        RwLockImpl::from_fd(fd).map(RwLock::from_impl)
+    }
+}
 
 impl Serialize for Lock {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

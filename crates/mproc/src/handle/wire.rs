@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::local::segment::Segment;
 
+/// The descriptor of an anonymous segment.
+pub(crate) fn anonymous_fd(seg: &Segment) -> Option<BorrowedFd<'_>> {
+    seg.name().is_none().then(|| seg.fd().as_fd())
+}
+
 /// The wire form of a handle.
 #[derive(Serialize, Deserialize)]
 pub(crate) enum Repr {

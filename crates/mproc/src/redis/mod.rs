@@ -338,12 +338,19 @@ impl Remote {
         format!("{{{}:{}}}", self.prefix, name)
     }
 
-    /// The connection pool of this server (shared by every handle of the process).
+    /// The connection pool of this server (shared by every handle of the
+    /// process). A forked child gets pools of its own: it must not talk on
+    /// its parent's connections.
     pub(crate) fn pool(&self) -> io::Result<Arc<Pool>> {
         static POOLS: OnceLock<Mutex<HashMap<String, Weak<Pool>>>> = OnceLock::new();
         let pools = POOLS.get_or_init(|| Mutex::new(HashMap::new()));
         let mut map = pools.lock().unwrap_or_else(|p| p.into_inner());
-        let key = format!("{}\u{0}{:?}", self.server_url, self.timeout);
+        let key = format!(
+            "{}\u{0}{:?}\u{0}{}",
+            self.server_url,
+            self.timeout,
+            std::process::id()
+        );
         if let Some(p) = map.get(&key).and_then(Weak::upgrade) {
             return Ok(p);
         }

@@ -5,7 +5,7 @@
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::handle::{adopt_fd, repr_of, Repr};
+use crate::handle::{adopt_fd, anonymous_fd, repr_of, Repr, SharedFd};
 use crate::local::sem::LocalSem;
 use crate::namespace::Namespace;
 use crate::sync::barrier::Barrier;
@@ -21,6 +21,18 @@ macro_rules! handle {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let seg: fn(&$t) -> &crate::local::segment::Segment = $seg;
                 repr_of(seg(self)).serialize(s)
+            }
+        }
+
+        impl$(<$g: Pod>)? SharedFd for $t {
+            fn shared_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+                let seg: fn(&$t) -> &crate::local::segment::Segment = $seg;
+                anonymous_fd(seg(self))
+            }
+
+            fn from_shared_fd(fd: std::os::fd::OwnedFd) -> Result<$t, crate::OpenError> {
+                let from_fd: fn(std::os::fd::OwnedFd) -> Result<$t, crate::OpenError> = $from_fd;
+                from_fd(fd)
             }
         }
 
