@@ -124,8 +124,8 @@ impl Gather {
         Spin::gather(self.0.load(Ordering::Relaxed))
     }
 
-    /// Learns from a wait's outcome: whether messages were left after
-    /// taking the first one it found.
+    /// Learns from a wait's outcome: whether it found more than one
+    /// message (a batch took several, or some were left behind).
     pub(crate) fn learn(&self, more_left: bool) {
         let level = self.0.load(Ordering::Relaxed);
         let next = if more_left {

@@ -8,8 +8,9 @@
 //!
 //! * `fd` and `proc` hold the POSIX calls (and the few extensions Linux and
 //!   the BSDs share, such as `pipe2` and `MSG_NOSIGNAL`).
-//! * `linux.rs` holds what is particular to Linux (futexes, the robust
-//!   lock, procfs, `memfd`, `PR_SET_PDEATHSIG`, `getrandom`).
+//! * `linux.rs` holds what is particular to Linux (futexes, procfs,
+//!   `memfd`, `PR_SET_PDEATHSIG`, `getrandom`), and `robust.rs` the robust
+//!   lock built on its priority-inheritance futexes.
 //!
 //! Linux is the platform that works fully; other Unixes plug in by
 //! providing the same items in their own platform file.
@@ -17,6 +18,8 @@
 #[cfg(target_os = "linux")]
 #[path = "linux.rs"]
 mod imp;
+#[cfg(target_os = "linux")]
+mod robust;
 
 #[cfg(unix)]
 mod fd;
@@ -51,9 +54,10 @@ pub(crate) use imp::kill_self;
 pub(crate) use imp::random_bytes;
 pub(crate) use imp::{
     die_with_parent, futex_wait, futex_wake, in_group, memfd, my_pid, my_process_word, my_start,
-    my_tid, my_uid, now_coarse_ns, now_realtime_ns, process_alive, start_time, thread_count,
-    wait_process_gone, Acquired, Mapping, RawRobustMutex, RobustLock, WaitResult,
+    my_uid, now_coarse_ns, now_realtime_ns, process_alive, start_time, thread_count,
+    wait_process_gone, Mapping, WaitResult,
 };
+pub(crate) use robust::{my_tid, Acquired, RawRobustMutex, RobustLock};
 
 pub(crate) use fd::{
     allocate, is_symlink_loop, is_unix_stream_socket, no_follow, pipe, poll, poll_one, recv,

@@ -198,8 +198,9 @@ impl Ring {
                 // Right after the get lock's release (the block above).
                 self.cell(NOT_FULL).wake_all_after_unlock();
                 if looked && self.gathers() {
-                    // After a wait: was this all there was?
-                    self.gather.learn(self.non_empty());
+                    // After a wait: was this all there was? A batch that
+                    // took several, or messages left behind, say no.
+                    self.gather.learn(taken > 1 || self.non_empty());
                 }
                 return Ok((taken, slot));
             }
