@@ -53,7 +53,7 @@ impl fmt::Display for ObjectKind {
     }
 }
 
-/// One entry of [`Namespace::list`].
+/// One entry of [`Namespace::list`](crate::Namespace::list).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ObjectInfo {

@@ -370,8 +370,19 @@ impl<'a> RobustLock<'a> {
                             // another pid namespace): do not spin on it.
                             std::thread::sleep(std::time::Duration::from_millis(1));
                         }
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Ok(None);
+                        }
                     }
-                    Some(libc::EINTR) | Some(libc::EAGAIN) => {}
+                    // EAGAIN: the owner is exiting; the kernel hands the lock
+                    // on once it is gone. Give it the CPU meanwhile, and keep
+                    // the caller's deadline.
+                    Some(libc::EINTR) | Some(libc::EAGAIN) => {
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            return Ok(None);
+                        }
+                        std::thread::yield_now();
+                    }
                     // The kernel's record and the word disagree: a hand-over
                     // after a death is in progress, or the word is damaged.
                     Some(libc::EINVAL) => {
