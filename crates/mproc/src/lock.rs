@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use crate::backend::{Acquired, LockBackend};
 pub use crate::backend::{Holder, Waiter};
-use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
+use crate::error::{CreateError, LockError, OpenError, OwnerDied};
 use crate::flavor::LockImpl;
 use crate::namespace::Namespace;
-use crate::util::{open_or_create_loop, to_deadline};
+use crate::util::to_deadline;
 
 /// A mutual-exclusion lock shared by processes: Python's
 /// `multiprocessing.Lock`, robust against holders that die.
@@ -53,15 +53,11 @@ impl fmt::Debug for Lock {
 pub type LockResult<'a> = Result<LockGuard<'a>, LockError<LockGuard<'a>>>;
 
 impl Lock {
+    crate::util::named_constructors!("lock");
+
     /// Creates an anonymous lock, to hand to child processes.
     pub fn new() -> Result<Lock, CreateError> {
         LockImpl::anonymous().map(Lock::from_impl)
-    }
-
-    /// Creates the named lock in the environment's namespace
-    /// ([`Namespace::from_env`]); fails if it exists.
-    pub fn create(name: &str) -> Result<Lock, CreateError> {
-        Lock::create_in(&Namespace::from_env()?, name)
     }
 
     /// Creates the named lock in `ns`; fails if it exists.
@@ -69,25 +65,9 @@ impl Lock {
         LockImpl::create(ns, name).map(Lock::from_impl)
     }
 
-    /// Opens the existing named lock in the environment's namespace.
-    pub fn open(name: &str) -> Result<Lock, OpenError> {
-        Lock::open_in(&Namespace::from_env()?, name)
-    }
-
     /// Opens the existing named lock in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Lock, OpenError> {
         LockImpl::open(ns, name).map(Lock::from_impl)
-    }
-
-    /// Opens the named lock, creating it if it does not exist.
-    pub fn open_or_create(name: &str) -> Result<Lock, OpenOrCreateError> {
-        let ns = Namespace::from_env().map_err(OpenError::from)?;
-        Lock::open_or_create_in(&ns, name)
-    }
-
-    /// Opens the named lock in `ns`, creating it if it does not exist.
-    pub fn open_or_create_in(ns: &Namespace, name: &str) -> Result<Lock, OpenOrCreateError> {
-        open_or_create_loop(|| Lock::open_in(ns, name), || Lock::create_in(ns, name))
     }
 
     pub(crate) fn from_impl(l: LockImpl) -> Lock {

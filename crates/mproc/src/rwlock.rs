@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 pub use crate::backend::Reader;
 use crate::backend::{Acquired, Holder, Waiter};
-use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
+use crate::error::{CreateError, LockError, OpenError, OwnerDied};
 use crate::flavor::RwLockImpl;
 use crate::namespace::Namespace;
-use crate::util::{open_or_create_loop, to_deadline};
+use crate::util::to_deadline;
 
 /// A readers-writer lock shared by processes: any number of readers, or
 /// one writer, robust against holders that die.
@@ -80,6 +80,8 @@ pub type RwLockReadResult<'a> = Result<RwLockReadGuard<'a>, LockError<RwLockRead
 pub type RwLockWriteResult<'a> = Result<RwLockWriteGuard<'a>, LockError<RwLockWriteGuard<'a>>>;
 
 impl RwLock {
+    crate::util::named_constructors!("readers-writer lock");
+
     /// Most threads reading at once (shared memory; a server has no limit).
     pub const MAX_READERS: usize = crate::backend::MAX_READERS;
 
@@ -88,36 +90,14 @@ impl RwLock {
         RwLockImpl::anonymous().map(RwLock::from_impl)
     }
 
-    /// Creates the named lock in the environment's namespace
-    /// ([`Namespace::from_env`]); fails if it exists.
-    pub fn create(name: &str) -> Result<RwLock, CreateError> {
-        RwLock::create_in(&Namespace::from_env()?, name)
-    }
-
     /// Creates the named lock in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str) -> Result<RwLock, CreateError> {
         RwLockImpl::create(ns, name).map(RwLock::from_impl)
     }
 
-    /// Opens the existing named lock in the environment's namespace.
-    pub fn open(name: &str) -> Result<RwLock, OpenError> {
-        RwLock::open_in(&Namespace::from_env()?, name)
-    }
-
     /// Opens the existing named lock in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<RwLock, OpenError> {
         RwLockImpl::open(ns, name).map(RwLock::from_impl)
-    }
-
-    /// Opens the named lock, creating it if it does not exist.
-    pub fn open_or_create(name: &str) -> Result<RwLock, OpenOrCreateError> {
-        let ns = Namespace::from_env().map_err(OpenError::from)?;
-        RwLock::open_or_create_in(&ns, name)
-    }
-
-    /// Opens the named lock in `ns`, creating it if it does not exist.
-    pub fn open_or_create_in(ns: &Namespace, name: &str) -> Result<RwLock, OpenOrCreateError> {
-        open_or_create_loop(|| RwLock::open_in(ns, name), || RwLock::create_in(ns, name))
     }
 
     pub(crate) fn from_impl(l: RwLockImpl) -> RwLock {

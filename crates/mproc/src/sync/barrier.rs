@@ -25,14 +25,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, OpenError, OpenOrCreateError};
+use crate::error::{CreateError, OpenError};
 use crate::local::segment::{Place, Segment};
 use crate::local::watch::{SlotState, Slots};
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
 use crate::sync::BarrierError;
 use crate::sys::{futex_wake, Acquired, RobustLock, WaitResult};
-use crate::util::{open_or_create_loop, to_deadline};
+use crate::util::to_deadline;
 
 const MUTEX: usize = 64;
 const COUNT: usize = 112;
@@ -119,6 +119,8 @@ impl Drop for StateGuard<'_> {
 }
 
 impl Barrier {
+    crate::util::named_constructors!("barrier (created for `parties` processes)", parties: u32);
+
     /// Creates an anonymous barrier for `parties` processes.
     pub fn new(parties: u32) -> Result<Barrier, CreateError> {
         Barrier::make(Place::Anonymous, parties, None)
@@ -146,19 +148,9 @@ impl Barrier {
         )
     }
 
-    /// Creates the named barrier in the environment's namespace.
-    pub fn create(name: &str, parties: u32) -> Result<Barrier, CreateError> {
-        Barrier::create_in(&Namespace::from_env()?, name, parties)
-    }
-
     /// Creates the named barrier in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str, parties: u32) -> Result<Barrier, CreateError> {
         Barrier::make(ns.create_place(ObjectKind::Barrier, name)?, parties, None)
-    }
-
-    /// Opens the existing named barrier in the environment's namespace.
-    pub fn open(name: &str) -> Result<Barrier, OpenError> {
-        Barrier::open_in(&Namespace::from_env()?, name)
     }
 
     /// Opens the existing named barrier in `ns`.
@@ -170,24 +162,6 @@ impl Barrier {
             expected_len,
         )
         .map(Barrier::wrap)
-    }
-
-    /// Opens the named barrier, creating it for `parties` if missing.
-    pub fn open_or_create(name: &str, parties: u32) -> Result<Barrier, OpenOrCreateError> {
-        let ns = Namespace::from_env().map_err(OpenError::from)?;
-        Barrier::open_or_create_in(&ns, name, parties)
-    }
-
-    /// Opens the named barrier in `ns`, creating it for `parties` if missing.
-    pub fn open_or_create_in(
-        ns: &Namespace,
-        name: &str,
-        parties: u32,
-    ) -> Result<Barrier, OpenOrCreateError> {
-        open_or_create_loop(
-            || Barrier::open_in(ns, name),
-            || Barrier::create_in(ns, name, parties),
-        )
     }
 
     fn make(

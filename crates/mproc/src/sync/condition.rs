@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
+use crate::error::{CreateError, LockError, OpenError, OwnerDied};
 use crate::local::segment::{Place, Segment};
 use crate::local::watch::{SlotState, Slots};
 use crate::lock::{Lock, LockGuard, LockResult};
@@ -32,7 +32,7 @@ use crate::namespace::Namespace;
 use crate::object::ObjectKind;
 use crate::sync::ConditionError;
 use crate::sys::{futex_wait, futex_wake, Acquired, RobustLock};
-use crate::util::{open_or_create_loop, to_deadline};
+use crate::util::to_deadline;
 
 const MUTEX: usize = 64;
 const TICKET: usize = 112;
@@ -99,24 +99,16 @@ impl fmt::Debug for Condition {
 pub type ConditionLockResult<'a> = Result<ConditionGuard<'a>, LockError<ConditionGuard<'a>>>;
 
 impl Condition {
+    crate::util::named_constructors!("condition");
+
     /// Creates an anonymous condition.
     pub fn new() -> Result<Condition, CreateError> {
         Condition::make(Place::Anonymous)
     }
 
-    /// Creates the named condition in the environment's namespace.
-    pub fn create(name: &str) -> Result<Condition, CreateError> {
-        Condition::create_in(&Namespace::from_env()?, name)
-    }
-
     /// Creates the named condition in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str) -> Result<Condition, CreateError> {
         Condition::make(ns.create_place(ObjectKind::Condition, name)?)
-    }
-
-    /// Opens the existing named condition in the environment's namespace.
-    pub fn open(name: &str) -> Result<Condition, OpenError> {
-        Condition::open_in(&Namespace::from_env()?, name)
     }
 
     /// Opens the existing named condition in `ns`.
@@ -128,20 +120,6 @@ impl Condition {
             expected_len,
         )
         .map(Condition::wrap)
-    }
-
-    /// Opens the named condition, creating it if it does not exist.
-    pub fn open_or_create(name: &str) -> Result<Condition, OpenOrCreateError> {
-        let ns = Namespace::from_env().map_err(OpenError::from)?;
-        Condition::open_or_create_in(&ns, name)
-    }
-
-    /// Opens the named condition in `ns`, creating it if it does not exist.
-    pub fn open_or_create_in(ns: &Namespace, name: &str) -> Result<Condition, OpenOrCreateError> {
-        open_or_create_loop(
-            || Condition::open_in(ns, name),
-            || Condition::create_in(ns, name),
-        )
     }
 
     fn make(place: Place<'_>) -> Result<Condition, CreateError> {

@@ -15,12 +15,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, OpenError, OpenOrCreateError};
+use crate::error::{CreateError, OpenError};
 use crate::local::segment::{Place, Segment};
 use crate::local::wait::WaitCell;
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
-use crate::util::{open_or_create_loop, to_deadline};
+use crate::util::to_deadline;
 
 const FLAG: usize = 64;
 const SEQ: usize = 72;
@@ -60,24 +60,16 @@ impl fmt::Debug for Event {
 }
 
 impl Event {
+    crate::util::named_constructors!("event (clear when created)");
+
     /// Creates an anonymous, clear event.
     pub fn new() -> Result<Event, CreateError> {
         Event::make(Place::Anonymous)
     }
 
-    /// Creates the named (clear) event in the environment's namespace.
-    pub fn create(name: &str) -> Result<Event, CreateError> {
-        Event::create_in(&Namespace::from_env()?, name)
-    }
-
     /// Creates the named (clear) event in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str) -> Result<Event, CreateError> {
         Event::make(ns.create_place(ObjectKind::Event, name)?)
-    }
-
-    /// Opens the existing named event in the environment's namespace.
-    pub fn open(name: &str) -> Result<Event, OpenError> {
-        Event::open_in(&Namespace::from_env()?, name)
     }
 
     /// Opens the existing named event in `ns`.
@@ -89,17 +81,6 @@ impl Event {
             expected_len,
         )
         .map(Event::wrap)
-    }
-
-    /// Opens the named event, creating it (clear) if it does not exist.
-    pub fn open_or_create(name: &str) -> Result<Event, OpenOrCreateError> {
-        let ns = Namespace::from_env().map_err(OpenError::from)?;
-        Event::open_or_create_in(&ns, name)
-    }
-
-    /// Opens the named event in `ns`, creating it (clear) if missing.
-    pub fn open_or_create_in(ns: &Namespace, name: &str) -> Result<Event, OpenOrCreateError> {
-        open_or_create_loop(|| Event::open_in(ns, name), || Event::create_in(ns, name))
     }
 
     fn make(place: Place<'_>) -> Result<Event, CreateError> {

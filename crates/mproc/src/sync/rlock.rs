@@ -19,13 +19,13 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
+use crate::error::{CreateError, LockError, OpenError, OwnerDied};
 use crate::local::segment::{Place, Segment};
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
 use crate::sync::NotOwner;
 use crate::sys::{self, Acquired, RobustLock};
-use crate::util::{open_or_create_loop, to_deadline};
+use crate::util::to_deadline;
 
 const MUTEX: usize = 64;
 const OWNER_PID: usize = 112;
@@ -91,24 +91,16 @@ impl fmt::Debug for RLock {
 pub type RLockResult<'a> = Result<RLockGuard<'a>, LockError<RLockGuard<'a>>>;
 
 impl RLock {
+    crate::util::named_constructors!("re-entrant lock");
+
     /// Creates an anonymous re-entrant lock, to hand to child processes.
     pub fn new() -> Result<RLock, CreateError> {
         RLock::make(Place::Anonymous)
     }
 
-    /// Creates the named lock in the environment's namespace; fails if it exists.
-    pub fn create(name: &str) -> Result<RLock, CreateError> {
-        RLock::create_in(&Namespace::from_env()?, name)
-    }
-
     /// Creates the named lock in `ns`; fails if it exists.
     pub fn create_in(ns: &Namespace, name: &str) -> Result<RLock, CreateError> {
         RLock::make(ns.create_place(ObjectKind::RLock, name)?)
-    }
-
-    /// Opens the existing named lock in the environment's namespace.
-    pub fn open(name: &str) -> Result<RLock, OpenError> {
-        RLock::open_in(&Namespace::from_env()?, name)
     }
 
     /// Opens the existing named lock in `ns`.
@@ -120,17 +112,6 @@ impl RLock {
             expected_len,
         )
         .map(RLock::from_segment)
-    }
-
-    /// Opens the named lock, creating it if it does not exist.
-    pub fn open_or_create(name: &str) -> Result<RLock, OpenOrCreateError> {
-        let ns = Namespace::from_env().map_err(OpenError::from)?;
-        RLock::open_or_create_in(&ns, name)
-    }
-
-    /// Opens the named lock in `ns`, creating it if it does not exist.
-    pub fn open_or_create_in(ns: &Namespace, name: &str) -> Result<RLock, OpenOrCreateError> {
-        open_or_create_loop(|| RLock::open_in(ns, name), || RLock::create_in(ns, name))
     }
 
     fn make(place: Place<'_>) -> Result<RLock, CreateError> {

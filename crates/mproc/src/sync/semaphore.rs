@@ -7,13 +7,13 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, OpenError, OpenOrCreateError};
+use crate::error::{CreateError, OpenError};
 use crate::local::segment::Place;
 use crate::local::sem::{LocalSem, ReleaseRefused, SLOTS};
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
 use crate::sync::SemaphoreError;
-use crate::util::{open_or_create_loop, to_deadline};
+use crate::util::to_deadline;
 
 /// A counting semaphore shared by processes: Python's
 /// `multiprocessing.Semaphore`.
@@ -63,14 +63,11 @@ impl fmt::Debug for Semaphore {
 }
 
 impl Semaphore {
+    crate::util::named_constructors!("semaphore (created with `value` units)", value: u32);
+
     /// Creates an anonymous semaphore with `value` free units.
     pub fn new(value: u32) -> Result<Semaphore, CreateError> {
         Semaphore::make(Place::Anonymous, value, 0)
-    }
-
-    /// Creates the named semaphore in the environment's namespace.
-    pub fn create(name: &str, value: u32) -> Result<Semaphore, CreateError> {
-        Semaphore::create_in(&Namespace::from_env()?, name, value)
     }
 
     /// Creates the named semaphore in `ns`; fails if it exists.
@@ -78,34 +75,9 @@ impl Semaphore {
         Semaphore::make(ns.create_place(ObjectKind::Semaphore, name)?, value, 0)
     }
 
-    /// Opens the existing named semaphore (bounded or not) in the
-    /// environment's namespace.
-    pub fn open(name: &str) -> Result<Semaphore, OpenError> {
-        Semaphore::open_in(&Namespace::from_env()?, name)
-    }
-
     /// Opens the existing named semaphore (bounded or not) in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Semaphore, OpenError> {
         LocalSem::open(ns.open_dir(ObjectKind::Semaphore, name)?, name).map(Semaphore::wrap)
-    }
-
-    /// Opens the named semaphore, creating it with `value` units if missing.
-    pub fn open_or_create(name: &str, value: u32) -> Result<Semaphore, OpenOrCreateError> {
-        let ns = Namespace::from_env().map_err(OpenError::from)?;
-        Semaphore::open_or_create_in(&ns, name, value)
-    }
-
-    /// Opens the named semaphore in `ns`, creating it with `value` units if
-    /// missing.
-    pub fn open_or_create_in(
-        ns: &Namespace,
-        name: &str,
-        value: u32,
-    ) -> Result<Semaphore, OpenOrCreateError> {
-        open_or_create_loop(
-            || Semaphore::open_in(ns, name),
-            || Semaphore::create_in(ns, name, value),
-        )
     }
 
     fn make(place: Place<'_>, value: u32, max: u32) -> Result<Semaphore, CreateError> {
