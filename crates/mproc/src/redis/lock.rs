@@ -20,11 +20,11 @@ use std::fmt;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use redis::Script;
 
-use super::{block_secs, token, Pool, Remote};
+use super::{block_secs, ms, now_ms, token, Pool, Remote};
 use crate::backend::{Acquired, Holder, LockBackend, Waiter};
 use crate::backend::{FenceFail, Lease, TAG_MAX};
 use crate::error::{CreateError, OpenError};
@@ -254,10 +254,6 @@ impl fmt::Debug for RedisLock {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
-}
-
-fn lease_ms(d: Duration) -> u64 {
-    d.as_millis().max(1) as u64
 }
 
 impl RedisLock {
@@ -530,7 +526,7 @@ fn renew(shared: &Shared, pool: &Pool, keys: &Keys, lease: Duration) {
                 .key(&keys.owner)
                 .key(&keys.info)
                 .arg(&token)
-                .arg(lease_ms(lease))
+                .arg(ms(lease))
                 .invoke(c)
         });
         st = shared.lock();
@@ -627,16 +623,8 @@ unsafe impl LockBackend for RedisLock {
 
     fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
         let token = holder_token();
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis())
-            .unwrap_or(0);
-        let waiter = format!("{}:{now_ms}:{token}", std::process::id());
-        let wait_ms = if try_only {
-            0
-        } else {
-            lease_ms(WAIT_SLICE * 3)
-        };
+        let waiter = format!("{}:{}:{token}", std::process::id(), now_ms());
+        let wait_ms = if try_only { 0 } else { ms(WAIT_SLICE * 3) };
         let result = loop {
             let sent = Instant::now();
             let r: (i64, i64, String) = self.pool.run(|c| {
@@ -648,7 +636,7 @@ unsafe impl LockBackend for RedisLock {
                     .key(&self.keys.held)
                     .key(&self.keys.waiters)
                     .arg(&token)
-                    .arg(lease_ms(self.lease))
+                    .arg(ms(self.lease))
                     .arg(std::process::id())
                     .arg(&waiter)
                     .arg(wait_ms)
@@ -818,10 +806,7 @@ unsafe impl LockBackend for RedisLock {
     }
 
     fn waiters(&self) -> Vec<Waiter> {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now_ms = now_ms();
         let members: Vec<String> = self
             .pool
             .run(|c| {

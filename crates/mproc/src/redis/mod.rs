@@ -940,6 +940,20 @@ pub(crate) fn token() -> String {
 
 /// Seconds as the fractional number blocking commands take (never 0, which
 /// would mean forever).
+/// `d` in whole milliseconds, at least 1 (a lease or wait of 0 ms would
+/// mean "none" to the server).
+pub(crate) fn ms(d: Duration) -> u64 {
+    d.as_millis().max(1) as u64
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 pub(crate) fn block_secs(d: Duration) -> f64 {
     d.as_secs_f64().max(0.001)
 }

@@ -25,11 +25,11 @@ use std::fmt;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use redis::Script;
 
-use super::{block_secs, token, Pool, Remote};
+use super::{block_secs, ms, now_ms, token, Pool, Remote};
 use crate::backend::{Acquired, Holder, Reader, RwLockBackend, Waiter};
 use crate::error::{CreateError, OpenError};
 use crate::name::validate_name;
@@ -238,17 +238,6 @@ impl fmt::Debug for RedisRwLock {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
-}
-
-fn ms(d: Duration) -> u64 {
-    d.as_millis().max(1) as u64
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl RedisRwLock {
