@@ -799,7 +799,10 @@ const BAD_NAMES: [&str; 16] = [
 
 #[test]
 fn invalid_names_are_refused_everywhere() {
-    let (_d, ns) = namespace();
+    // The namespace inside a private directory, so that "next to the
+    // namespace" is a place no other program writes.
+    let (_d, outer) = namespace();
+    let ns = Namespace::dir(outer.path().join("ns")).unwrap();
     let mut names: Vec<String> = BAD_NAMES.iter().map(|s| s.to_string()).collect();
     names.push("x".repeat(129));
     names.push("é".repeat(100));

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::backend::{Holder, LockBackend, Waiter, TAG_MAX};
 use crate::error::{CreateError, OpenError};
 use crate::local::dir::Dir;
-use crate::local::segment::{Place, Segment};
+use crate::local::segment::{Fixed, Place, Segment};
 use crate::object::ObjectKind;
 use crate::sys::{self, Acquired, RobustLock};
 
@@ -49,32 +49,28 @@ fn expected_len(_params: &[u64; 4]) -> Result<usize, String> {
 /// A lock segment.
 #[derive(Debug)]
 pub(crate) struct LocalLock {
-    seg: Segment,
+    seg: Fixed<SEG_LEN>,
 }
 
 impl LocalLock {
     pub(crate) fn create(place: Place<'_>) -> Result<LocalLock, CreateError> {
-        let seg = Segment::create(place, ObjectKind::Lock, SEG_LEN, [0; 4], |seg| {
-            seg.robust_lock(MUTEX_OFF).init()
+        let seg = Fixed::create(place, ObjectKind::Lock, SEG_LEN, [0; 4], |v| {
+            v.robust_lock::<MUTEX_OFF>().init()
         })?;
-        Ok(LocalLock::from_segment(seg))
+        Ok(LocalLock { seg })
     }
 
     pub(crate) fn open(dir: &Dir, name: &str) -> Result<LocalLock, OpenError> {
-        Segment::open(dir, name, ObjectKind::Lock, expected_len).map(LocalLock::from_segment)
+        Fixed::open(dir, name, ObjectKind::Lock, expected_len).map(|seg| LocalLock { seg })
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<LocalLock, OpenError> {
-        Segment::from_fd(fd, ObjectKind::Lock, expected_len).map(LocalLock::from_segment)
-    }
-
-    fn from_segment(seg: Segment) -> LocalLock {
-        LocalLock { seg }
+        Fixed::from_fd(fd, ObjectKind::Lock, expected_len).map(|seg| LocalLock { seg })
     }
 
     #[inline]
     fn mutex(&self) -> RobustLock<'_> {
-        self.seg.robust_lock(MUTEX_OFF)
+        self.seg.view().robust_lock::<MUTEX_OFF>()
     }
 
     pub(crate) fn segment(&self) -> &Segment {
@@ -86,17 +82,19 @@ impl LocalLock {
     /// last publishes it.
     fn record_holder(&self, keep: bool) {
         let tid = self.mutex().owner_tid();
-        let rec = self.seg.at::<AtomicU32>(REC_TID);
+        let rec = self.seg.view().at::<AtomicU32, REC_TID>();
         if keep && rec.load(Ordering::Relaxed) == tid {
             return;
         }
         // A dead holder's record (its thread id is not the word's any more)
         // goes with its tag.
         self.seg
-            .at::<AtomicU32>(TAG_LEN)
+            .view()
+            .at::<AtomicU32, TAG_LEN>()
             .store(0, Ordering::Relaxed);
         self.seg
-            .at::<AtomicU64>(REC_SINCE)
+            .view()
+            .at::<AtomicU64, REC_SINCE>()
             .store(sys::now_coarse_ns(), Ordering::Relaxed);
         rec.store(tid, Ordering::Release);
         crate::crash::crash_point!("lock.record.holder");
@@ -106,11 +104,12 @@ impl LocalLock {
     /// load, when no holding was recorded.
     #[inline]
     fn clear_holder(&self) {
-        let rec = self.seg.at::<AtomicU32>(REC_TID);
+        let rec = self.seg.view().at::<AtomicU32, REC_TID>();
         if rec.load(Ordering::Relaxed) != 0 {
             rec.store(0, Ordering::Relaxed);
             self.seg
-                .at::<AtomicU32>(TAG_LEN)
+                .view()
+                .at::<AtomicU32, TAG_LEN>()
                 .store(0, Ordering::Relaxed);
             crate::crash::crash_point!("lock.record.cleared");
         }
@@ -216,7 +215,8 @@ unsafe impl LockBackend for LocalLock {
         self.record_holder(true);
         self.seg.write(TAG_OFF, &tag.as_bytes()[..end]);
         self.seg
-            .at::<AtomicU32>(TAG_LEN)
+            .view()
+            .at::<AtomicU32, TAG_LEN>()
             .store(end as u32, Ordering::Release);
     }
 
@@ -235,11 +235,27 @@ unsafe impl LockBackend for LocalLock {
         }
         // 0: acquired an instant ago, its entry record not written yet.
         let pid = self.mutex().holder_pid().unwrap_or(0);
-        let recorded = self.seg.at::<AtomicU32>(REC_TID).load(Ordering::Acquire) == tid;
-        let since = recorded
-            .then(|| ns_to_time(self.seg.at::<AtomicU64>(REC_SINCE).load(Ordering::Relaxed)));
+        let recorded = self
+            .seg
+            .view()
+            .at::<AtomicU32, REC_TID>()
+            .load(Ordering::Acquire)
+            == tid;
+        let since = recorded.then(|| {
+            ns_to_time(
+                self.seg
+                    .view()
+                    .at::<AtomicU64, REC_SINCE>()
+                    .load(Ordering::Relaxed),
+            )
+        });
         let len = if recorded {
-            (self.seg.at::<AtomicU32>(TAG_LEN).load(Ordering::Acquire) as usize).min(TAG_MAX)
+            (self
+                .seg
+                .view()
+                .at::<AtomicU32, TAG_LEN>()
+                .load(Ordering::Acquire) as usize)
+                .min(TAG_MAX)
         } else {
             0
         };

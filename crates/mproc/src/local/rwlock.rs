@@ -47,7 +47,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::backend::{Holder, Reader, RwLockBackend, Waiter, TAG_MAX};
 use crate::error::{CreateError, OpenError};
 use crate::local::dir::Dir;
-use crate::local::segment::{Place, Segment};
+use crate::local::segment::{Fixed, Place, Segment};
 use crate::local::wait::{Sleepers, WaitCell, SLEEPER_SLOT};
 use crate::local::watch::{SlotState, Slots};
 use crate::object::ObjectKind;
@@ -89,7 +89,7 @@ fn expected_len(_params: &[u64; 4]) -> Result<usize, String> {
 /// A readers-writer lock segment.
 #[derive(Debug)]
 pub(crate) struct LocalRwLock {
-    seg: Segment,
+    seg: Fixed<SEG_LEN>,
 }
 
 /// What a read that could not go on found.
@@ -102,29 +102,29 @@ enum Blocked {
 
 impl LocalRwLock {
     pub(crate) fn create(place: Place<'_>) -> Result<LocalRwLock, CreateError> {
-        let seg = Segment::create(place, ObjectKind::RwLock, SEG_LEN, [0; 4], |seg| {
-            seg.robust_lock(W_OFF).init()?;
-            Slots::new(seg, READERS_OFF, READER_SLOTS).init()
+        let seg = Fixed::create(place, ObjectKind::RwLock, SEG_LEN, [0; 4], |seg| {
+            seg.robust_lock::<W_OFF>().init()?;
+            Slots::new(seg.segment(), READERS_OFF, READER_SLOTS).init()
         })?;
         Ok(LocalRwLock::from_segment(seg))
     }
 
     pub(crate) fn open(dir: &Dir, name: &str) -> Result<LocalRwLock, OpenError> {
-        Segment::open(dir, name, ObjectKind::RwLock, expected_len).map(LocalRwLock::from_segment)
+        Fixed::open(dir, name, ObjectKind::RwLock, expected_len).map(LocalRwLock::from_segment)
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<LocalRwLock, OpenError> {
-        Segment::from_fd(fd, ObjectKind::RwLock, expected_len).map(LocalRwLock::from_segment)
+        Fixed::from_fd(fd, ObjectKind::RwLock, expected_len).map(LocalRwLock::from_segment)
     }
 
-    fn from_segment(seg: Segment) -> LocalRwLock {
+    fn from_segment(seg: Fixed<SEG_LEN>) -> LocalRwLock {
         LocalRwLock { seg }
     }
 
     /// W: the writers' robust lock.
     #[inline]
     fn w(&self) -> RobustLock<'_> {
-        self.seg.robust_lock(W_OFF)
+        self.seg.view().robust_lock::<W_OFF>()
     }
 
     pub(crate) fn segment(&self) -> &Segment {
@@ -144,8 +144,8 @@ impl LocalRwLock {
     /// told apart in the registry.
     fn cell_as(&self, id: u32) -> WaitCell<'_> {
         WaitCell {
-            seq: self.seg.at::<AtomicU32>(SEQ),
-            waiters: self.seg.at::<AtomicU32>(WAITERS),
+            seq: self.seg.view().at::<AtomicU32, SEQ>(),
+            waiters: self.seg.view().at::<AtomicU32, WAITERS>(),
             sleepers: Some((Sleepers::new(&self.seg, SLEEPERS_OFF, SLEEPER_SLOTS), id)),
         }
     }
@@ -156,7 +156,7 @@ impl LocalRwLock {
     }
 
     fn admit(&self) -> &AtomicU32 {
-        self.seg.at::<AtomicU32>(ADMIT)
+        self.seg.view().at::<AtomicU32, ADMIT>()
     }
 
     /// Whether readers may come in although W is held (by a live writer
@@ -166,7 +166,7 @@ impl LocalRwLock {
     }
 
     fn exec_who(&self) -> &AtomicU64 {
-        self.seg.at::<AtomicU64>(EXEC_WHO)
+        self.seg.view().at::<AtomicU64, EXEC_WHO>()
     }
 
     /// Whether W is held by a live thread, or by a process that kept it
@@ -281,7 +281,8 @@ impl LocalRwLock {
     /// The calling thread must hold W.
     unsafe fn release_w(&self) {
         self.seg
-            .at::<AtomicU32>(WRITER_PID)
+            .view()
+            .at::<AtomicU32, WRITER_PID>()
             .store(0, Ordering::Release);
         crate::crash::crash_point!("rwlock.write.cleared");
         if self.admit().load(Ordering::Relaxed) == 0 && self.cell_as(READING).waiting() > 0 {
@@ -475,13 +476,16 @@ impl LocalRwLock {
             return drained.map(|_| None);
         }
         self.seg
-            .at::<AtomicU64>(WRITER_SINCE)
+            .view()
+            .at::<AtomicU64, WRITER_SINCE>()
             .store(sys::now_realtime_ns(), Ordering::Relaxed);
         self.seg
-            .at::<AtomicU32>(TAG_LEN)
+            .view()
+            .at::<AtomicU32, TAG_LEN>()
             .store(0, Ordering::Relaxed);
         self.seg
-            .at::<AtomicU32>(WRITER_PID)
+            .view()
+            .at::<AtomicU32, WRITER_PID>()
             .store(sys::my_pid(), Ordering::Release);
         crate::crash::crash_point!("rwlock.write.recorded");
         Ok(Some(how))
@@ -558,7 +562,8 @@ impl LocalRwLock {
         }
         self.seg.write(TAG_OFF, &tag.as_bytes()[..end]);
         self.seg
-            .at::<AtomicU32>(TAG_LEN)
+            .view()
+            .at::<AtomicU32, TAG_LEN>()
             .store(end as u32, Ordering::Release);
         crate::crash::crash_point!("rwlock.write.tagged");
     }
@@ -605,7 +610,11 @@ impl LocalRwLock {
         if !self.writer_present() {
             return None;
         }
-        let pid = self.seg.at::<AtomicU32>(WRITER_PID).load(Ordering::Acquire);
+        let pid = self
+            .seg
+            .view()
+            .at::<AtomicU32, WRITER_PID>()
+            .load(Ordering::Acquire);
         if pid == 0 {
             return self.exec_holder().map(|(pid, _)| Holder {
                 pid,
@@ -613,7 +622,12 @@ impl LocalRwLock {
                 tag: None,
             });
         }
-        let len = (self.seg.at::<AtomicU32>(TAG_LEN).load(Ordering::Acquire) as usize).min(TAG_MAX);
+        let len = (self
+            .seg
+            .view()
+            .at::<AtomicU32, TAG_LEN>()
+            .load(Ordering::Acquire) as usize)
+            .min(TAG_MAX);
         let tag = (len > 0).then(|| {
             let mut buf = vec![0u8; len];
             self.seg.read(TAG_OFF, &mut buf);
@@ -623,7 +637,8 @@ impl LocalRwLock {
             pid,
             since: Some(ns_to_time(
                 self.seg
-                    .at::<AtomicU64>(WRITER_SINCE)
+                    .view()
+                    .at::<AtomicU64, WRITER_SINCE>()
                     .load(Ordering::Relaxed),
             )),
             tag,
@@ -672,7 +687,8 @@ impl LocalRwLock {
     /// are returned by the next writer anyway.
     pub(crate) fn force_release(&self) -> io::Result<()> {
         self.seg
-            .at::<AtomicU32>(WRITER_PID)
+            .view()
+            .at::<AtomicU32, WRITER_PID>()
             .store(0, Ordering::Release);
         self.exec_who().store(0, Ordering::Release);
         self.w().force_free();

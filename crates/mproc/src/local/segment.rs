@@ -442,6 +442,153 @@ impl Segment {
     }
 }
 
+/// A segment whose length was checked once, when it was made or opened, to
+/// be at least `LEN` bytes: the core every shared-memory object is built on.
+///
+/// Its [`View`] borrows the fields at the layout's constant offsets with no
+/// check per access (the offsets are checked at compile time against
+/// `LEN`), which is what a lock's fast path needs; and most objects keep the
+/// robust lock guarding their state at such an offset
+/// ([`lock_state`](Fixed::lock_state)).
+#[derive(Debug)]
+pub(crate) struct Fixed<const LEN: usize> {
+    /// Invariant: `seg.map.len() >= LEN`.
+    seg: Segment,
+}
+
+impl<const LEN: usize> Fixed<LEN> {
+    /// [`Segment::create`] of `len` bytes (at least `LEN`), `init` given the
+    /// view.
+    pub(crate) fn create(
+        place: Place<'_>,
+        kind: ObjectKind,
+        len: usize,
+        params: [u64; 4],
+        init: impl FnOnce(View<'_, LEN>) -> io::Result<()>,
+    ) -> Result<Fixed<LEN>, CreateError> {
+        assert!(len >= LEN, "segment layout bug: {len} < {LEN} bytes");
+        let seg = Segment::create(place, kind, len, params, |seg| init(View::new(seg)?))?;
+        Ok(Fixed { seg })
+    }
+
+    /// [`Segment::open`], then the length check.
+    pub(crate) fn open(
+        dir: &Dir,
+        name: &str,
+        kind: ObjectKind,
+        expected_len: impl Fn(&[u64; 4]) -> Result<usize, String>,
+    ) -> Result<Fixed<LEN>, OpenError> {
+        Fixed::checked(Segment::open(dir, name, kind, expected_len)?)
+    }
+
+    /// [`Segment::from_fd`], then the length check.
+    pub(crate) fn from_fd(
+        fd: OwnedFd,
+        kind: ObjectKind,
+        expected_len: impl Fn(&[u64; 4]) -> Result<usize, String>,
+    ) -> Result<Fixed<LEN>, OpenError> {
+        Fixed::checked(Segment::from_fd(fd, kind, expected_len)?)
+    }
+
+    fn checked(seg: Segment) -> Result<Fixed<LEN>, OpenError> {
+        if seg.map.len() < LEN {
+            return Err(OpenError::Damaged {
+                name: seg.name().unwrap_or("(anonymous)").to_owned(),
+                reason: format!("{} bytes, shorter than its layout ({LEN})", seg.map.len()),
+            });
+        }
+        Ok(Fixed { seg })
+    }
+
+    /// The fields, borrowed with no check per access.
+    #[inline(always)]
+    pub(crate) fn view(&self) -> View<'_, LEN> {
+        // Keeps the view's invariant: `self.seg.map.len() >= LEN`.
+        View { seg: &self.seg }
+    }
+
+    /// Takes the robust lock at `OFF` that guards the object's state,
+    /// waiting until `deadline`: `None` when the deadline passed, and the
+    /// held lock with whether its previous holder died inside otherwise.
+    pub(crate) fn lock_state<const OFF: usize>(
+        &self,
+        deadline: Option<std::time::Instant>,
+    ) -> io::Result<Option<(StateHeld<'_>, sys::Acquired)>> {
+        let m = self.view().robust_lock::<OFF>();
+        Ok(m.lock(deadline)?.map(|a| (StateHeld(m), a)))
+    }
+}
+
+impl<const LEN: usize> std::ops::Deref for Fixed<LEN> {
+    type Target = Segment;
+
+    /// The segment, for what varies in length (slots, data) and everything
+    /// not at a constant offset.
+    fn deref(&self) -> &Segment {
+        &self.seg
+    }
+}
+
+/// A state lock taken by [`Fixed::lock_state`]; released on drop.
+#[derive(Debug)]
+pub(crate) struct StateHeld<'a>(sys::RobustLock<'a>);
+
+impl Drop for StateHeld<'_> {
+    fn drop(&mut self) {
+        // SAFETY: a StateHeld exists only while this thread holds the lock
+        // (made by `lock_state` after a successful acquisition).
+        unsafe { self.0.unlock() };
+    }
+}
+
+/// The fields of a [`Fixed`] segment, borrowed from it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct View<'a, const LEN: usize> {
+    /// Invariant: a live mapping of at least `LEN` bytes (page-aligned).
+    seg: &'a Segment,
+}
+
+impl<'a, const LEN: usize> View<'a, LEN> {
+    /// The view of `seg`, checking its length (for a segment being made).
+    fn new(seg: &'a Segment) -> io::Result<View<'a, LEN>> {
+        if seg.map.len() < LEN {
+            return Err(io::Error::other("segment shorter than its layout"));
+        }
+        Ok(View { seg })
+    }
+
+    /// The segment viewed (for what is not at a constant offset).
+    pub(crate) fn segment(self) -> &'a Segment {
+        self.seg
+    }
+
+    /// The `T` at byte `OFF` of the layout.
+    #[inline(always)]
+    pub(crate) fn at<T: Shared, const OFF: usize>(self) -> &'a T {
+        const {
+            assert!(
+                OFF >= HEADER_LEN
+                    && OFF + std::mem::size_of::<T>() <= LEN
+                    && OFF % std::mem::align_of::<T>() == 0,
+                "segment layout bug: field out of bounds or misaligned"
+            )
+        };
+        // SAFETY: `seg` is a live, page-aligned mapping of at least `LEN`
+        // bytes borrowed for `'a` (the view's invariant), and the
+        // assertion above proves `OFF..OFF + size_of::<T>()` inside it and
+        // aligned. `T: Shared` makes every bit pattern valid and all
+        // mutation interior, so a shared reference into memory other
+        // processes write is sound.
+        unsafe { &*self.seg.map.as_ptr().add(OFF).cast::<T>() }
+    }
+
+    /// The robust lock at byte `OFF` of the layout.
+    #[inline(always)]
+    pub(crate) fn robust_lock<const OFF: usize>(self) -> sys::RobustLock<'a> {
+        sys::RobustLock::new(self.at::<sys::RawRobustMutex, OFF>())
+    }
+}
+
 /// Reads the header with ordinary file I/O, before anything is mapped.
 ///
 /// Positional: the descriptor's offset may be shared with other processes.

@@ -26,10 +26,10 @@ use std::time::Instant;
 
 use crate::error::{CreateError, OpenError};
 use crate::local::dir::Dir;
-use crate::local::segment::{Place, Segment};
+use crate::local::segment::{Fixed, Place, Segment, StateHeld};
 use crate::local::watch::{SlotState, Slots};
 use crate::object::ObjectKind;
-use crate::sys::{futex_wake, Acquired, RobustLock, WaitResult};
+use crate::sys::{futex_wake, Acquired, WaitResult};
 
 const MUTEX: usize = 64;
 const VALUE: usize = 112;
@@ -62,25 +62,7 @@ pub(crate) enum ReleaseRefused {
 /// A semaphore segment.
 #[derive(Debug)]
 pub(crate) struct LocalSem {
-    seg: Segment,
-}
-
-impl LocalSem {
-    /// The robust lock guarding the object's state.
-    #[inline]
-    fn mutex(&self) -> RobustLock<'_> {
-        self.seg.robust_lock(MUTEX)
-    }
-}
-
-/// The state lock, held.
-struct StateGuard<'a>(&'a LocalSem);
-
-impl Drop for StateGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: a StateGuard exists only while this thread holds the mutex.
-        unsafe { self.0.mutex().unlock() };
-    }
+    seg: Fixed<SEG_LEN>,
 }
 
 impl LocalSem {
@@ -92,25 +74,25 @@ impl LocalSem {
             )));
         }
         let params = [u64::from(value), u64::from(max), 0, 0];
-        let seg = Segment::create(place, ObjectKind::Semaphore, SEG_LEN, params, |seg| {
-            seg.robust_lock(MUTEX).init()?;
-            Slots::new(seg, SLOTS_OFF, SLOTS).init()?;
-            seg.at::<AtomicU32>(VALUE).store(value, Ordering::Relaxed);
-            seg.at::<AtomicU32>(TOTAL).store(value, Ordering::Relaxed);
+        let seg = Fixed::create(place, ObjectKind::Semaphore, SEG_LEN, params, |seg| {
+            seg.robust_lock::<MUTEX>().init()?;
+            Slots::new(seg.segment(), SLOTS_OFF, SLOTS).init()?;
+            seg.at::<AtomicU32, VALUE>().store(value, Ordering::Relaxed);
+            seg.at::<AtomicU32, TOTAL>().store(value, Ordering::Relaxed);
             Ok(())
         })?;
         Ok(LocalSem::from_segment(seg))
     }
 
     pub(crate) fn open(dir: &Dir, name: &str) -> Result<LocalSem, OpenError> {
-        Segment::open(dir, name, ObjectKind::Semaphore, expected_len).map(LocalSem::from_segment)
+        Fixed::open(dir, name, ObjectKind::Semaphore, expected_len).map(LocalSem::from_segment)
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<LocalSem, OpenError> {
-        Segment::from_fd(fd, ObjectKind::Semaphore, expected_len).map(LocalSem::from_segment)
+        Fixed::from_fd(fd, ObjectKind::Semaphore, expected_len).map(LocalSem::from_segment)
     }
 
-    fn from_segment(seg: Segment) -> LocalSem {
+    fn from_segment(seg: Fixed<SEG_LEN>) -> LocalSem {
         LocalSem { seg }
     }
 
@@ -128,11 +110,11 @@ impl LocalSem {
     }
 
     fn value_word(&self) -> &AtomicU32 {
-        self.seg.at::<AtomicU32>(VALUE)
+        self.seg.view().at::<AtomicU32, VALUE>()
     }
 
     fn total_word(&self) -> &AtomicU32 {
-        self.seg.at::<AtomicU32>(TOTAL)
+        self.seg.view().at::<AtomicU32, TOTAL>()
     }
 
     /// Units free right now.
@@ -156,14 +138,16 @@ impl LocalSem {
 
     /// Processes asleep in an acquire.
     pub(crate) fn waiting(&self) -> u32 {
-        self.seg.at::<AtomicU32>(WAITERS).load(Ordering::Relaxed)
+        self.seg
+            .view()
+            .at::<AtomicU32, WAITERS>()
+            .load(Ordering::Relaxed)
     }
 
-    fn lock_state(&self) -> io::Result<StateGuard<'_>> {
-        match self.mutex().lock(None)? {
-            Some(Acquired::Clean) => Ok(StateGuard(self)),
-            Some(Acquired::OwnerDied) => {
-                let g = StateGuard(self);
+    fn lock_state(&self) -> io::Result<StateHeld<'_>> {
+        match self.seg.lock_state::<MUTEX>(None)? {
+            Some((g, Acquired::Clean)) => Ok(g),
+            Some((g, Acquired::OwnerDied)) => {
                 self.repair();
                 Ok(g)
             }
@@ -199,8 +183,14 @@ impl LocalSem {
 
     fn wake(&self) {
         fence(Ordering::SeqCst);
-        if self.seg.at::<AtomicU32>(WAITERS).load(Ordering::Relaxed) > 0 {
-            let seq = self.seg.at::<AtomicU32>(SEQ);
+        if self
+            .seg
+            .view()
+            .at::<AtomicU32, WAITERS>()
+            .load(Ordering::Relaxed)
+            > 0
+        {
+            let seq = self.seg.view().at::<AtomicU32, SEQ>();
             seq.fetch_add(1, Ordering::Release);
             crate::crash::crash_point!("sem.wake.bumped");
             futex_wake(seq, i32::MAX);
@@ -255,8 +245,8 @@ impl LocalSem {
                 return Ok(true);
             }
         }
-        let seq = self.seg.at::<AtomicU32>(SEQ);
-        let waiters = self.seg.at::<AtomicU32>(WAITERS);
+        let seq = self.seg.view().at::<AtomicU32, SEQ>();
+        let waiters = self.seg.view().at::<AtomicU32, WAITERS>();
         loop {
             waiters.fetch_add(1, Ordering::SeqCst);
             fence(Ordering::SeqCst);

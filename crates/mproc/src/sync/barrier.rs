@@ -26,12 +26,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{CreateError, OpenError};
-use crate::local::segment::{Place, Segment};
+use crate::local::segment::{Fixed, Place, Segment, StateHeld};
 use crate::local::watch::{SlotState, Slots};
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
 use crate::sync::BarrierError;
-use crate::sys::{futex_wake, Acquired, RobustLock, WaitResult};
+use crate::sys::{futex_wake, Acquired, WaitResult};
 use crate::util::to_deadline;
 
 const MUTEX: usize = 64;
@@ -86,15 +86,7 @@ pub struct Barrier {
 
 #[derive(Debug)]
 struct Inner {
-    seg: Segment,
-}
-
-impl Inner {
-    /// The robust lock guarding the object's state.
-    #[inline]
-    fn mutex(&self) -> RobustLock<'_> {
-        self.seg.robust_lock(MUTEX)
-    }
+    seg: Fixed<SEG_LEN>,
 }
 
 impl fmt::Debug for Barrier {
@@ -105,16 +97,6 @@ impl fmt::Debug for Barrier {
             .field("n_waiting", &self.n_waiting())
             .field("broken", &self.is_broken())
             .finish()
-    }
-}
-
-/// The state lock, held.
-struct StateGuard<'a>(&'a Barrier);
-
-impl Drop for StateGuard<'_> {
-    fn drop(&mut self) {
-        // SAFETY: a StateGuard exists only while this thread holds the mutex.
-        unsafe { self.0.inner.mutex().unlock() };
     }
 }
 
@@ -155,7 +137,7 @@ impl Barrier {
 
     /// Opens the existing named barrier in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Barrier, OpenError> {
-        Segment::open(
+        Fixed::open(
             ns.open_dir(ObjectKind::Barrier, name)?,
             name,
             ObjectKind::Barrier,
@@ -184,18 +166,18 @@ impl Barrier {
             0,
             0,
         ];
-        Segment::create(place, ObjectKind::Barrier, SEG_LEN, params, |seg| {
-            seg.robust_lock(MUTEX).init()?;
-            Slots::new(seg, SLOTS_OFF, SLOTS).init()
+        Fixed::create(place, ObjectKind::Barrier, SEG_LEN, params, |seg| {
+            seg.robust_lock::<MUTEX>().init()?;
+            Slots::new(seg.segment(), SLOTS_OFF, SLOTS).init()
         })
         .map(Barrier::wrap)
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Barrier, OpenError> {
-        Segment::from_fd(fd, ObjectKind::Barrier, expected_len).map(Barrier::wrap)
+        Fixed::from_fd(fd, ObjectKind::Barrier, expected_len).map(Barrier::wrap)
     }
 
-    fn wrap(seg: Segment) -> Barrier {
+    fn wrap(seg: Fixed<SEG_LEN>) -> Barrier {
         Barrier {
             inner: Arc::new(Inner { seg }),
         }
@@ -210,8 +192,8 @@ impl Barrier {
         self.inner.seg.name()
     }
 
-    fn word(&self, off: usize) -> &AtomicU32 {
-        self.inner.seg.at::<AtomicU32>(off)
+    fn word<const OFF: usize>(&self) -> &AtomicU32 {
+        self.inner.seg.view().at::<AtomicU32, OFF>()
     }
 
     fn slots(&self) -> Slots<'_> {
@@ -236,22 +218,21 @@ impl Barrier {
         if self.is_broken() {
             0
         } else {
-            self.word(COUNT).load(Ordering::Acquire)
+            self.word::<COUNT>().load(Ordering::Acquire)
         }
     }
 
     /// Whether the barrier is broken.
     pub fn is_broken(&self) -> bool {
-        self.word(BROKEN).load(Ordering::Acquire) != 0
+        self.word::<BROKEN>().load(Ordering::Acquire) != 0
     }
 
-    fn lock_state(&self) -> Result<StateGuard<'_>, BarrierError> {
-        match self.inner.mutex().lock(None)? {
-            Some(Acquired::Clean) => Ok(StateGuard(self)),
-            Some(Acquired::OwnerDied) => {
+    fn lock_state(&self) -> Result<StateHeld<'_>, BarrierError> {
+        match self.inner.seg.lock_state::<MUTEX>(None)? {
+            Some((g, Acquired::Clean)) => Ok(g),
+            Some((g, Acquired::OwnerDied)) => {
                 // A party died mid-update: the round cannot be trusted.
-                let g = StateGuard(self);
-                self.word(BROKEN).store(1, Ordering::Release);
+                self.word::<BROKEN>().store(1, Ordering::Release);
                 crate::crash::crash_point!("barrier.broken.flag");
                 Ok(g)
             }
@@ -262,7 +243,7 @@ impl Barrier {
     }
 
     fn wake(&self) {
-        let seq = self.word(SEQ);
+        let seq = self.word::<SEQ>();
         seq.fetch_add(1, Ordering::Release);
         crate::crash::crash_point!("barrier.wake.bumped");
         futex_wake(seq, i32::MAX);
@@ -273,7 +254,7 @@ impl Barrier {
     pub fn abort(&self) -> Result<(), BarrierError> {
         {
             let _g = self.lock_state()?;
-            self.word(BROKEN).store(1, Ordering::Release);
+            self.word::<BROKEN>().store(1, Ordering::Release);
             crate::crash::crash_point!("barrier.broken.flag");
         }
         self.wake();
@@ -285,14 +266,15 @@ impl Barrier {
     pub fn reset(&self) -> Result<(), BarrierError> {
         {
             let _g = self.lock_state()?;
-            if self.word(COUNT).load(Ordering::Relaxed) > 0 {
-                let g = self.word(GENERATION).load(Ordering::Relaxed);
-                self.word(RESET).store(g.wrapping_add(1), Ordering::Relaxed);
-                self.word(GENERATION)
+            if self.word::<COUNT>().load(Ordering::Relaxed) > 0 {
+                let g = self.word::<GENERATION>().load(Ordering::Relaxed);
+                self.word::<RESET>()
+                    .store(g.wrapping_add(1), Ordering::Relaxed);
+                self.word::<GENERATION>()
                     .store(g.wrapping_add(1), Ordering::Release);
             }
-            self.word(COUNT).store(0, Ordering::Relaxed);
-            self.word(BROKEN).store(0, Ordering::Release);
+            self.word::<COUNT>().store(0, Ordering::Relaxed);
+            self.word::<BROKEN>().store(0, Ordering::Release);
         }
         self.wake();
         Ok(())
@@ -313,9 +295,9 @@ impl Barrier {
                 if let SlotState::Dead(_) = s.state(i) {
                     s.reap(i, |payload| {
                         if payload == arrived(g)
-                            && self.word(GENERATION).load(Ordering::Acquire) == g
+                            && self.word::<GENERATION>().load(Ordering::Acquire) == g
                         {
-                            self.word(BROKEN).store(1, Ordering::Release);
+                            self.word::<BROKEN>().store(1, Ordering::Release);
                             broke = true;
                         }
                     })?;
@@ -355,30 +337,30 @@ impl Barrier {
             if self.is_broken() {
                 return Err(BarrierError::Broken);
             }
-            let idx = self.word(COUNT).load(Ordering::Relaxed);
-            let g = self.word(GENERATION).load(Ordering::Relaxed);
+            let idx = self.word::<COUNT>().load(Ordering::Relaxed);
+            let g = self.word::<GENERATION>().load(Ordering::Relaxed);
             if idx + 1 >= parties {
                 if let Some(f) = action {
                     // Python runs the action in the last party to arrive,
                     // before anyone is released; if it fails, the barrier breaks.
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
                     if let Err(payload) = r {
-                        self.word(BROKEN).store(1, Ordering::Release);
+                        self.word::<BROKEN>().store(1, Ordering::Release);
                         drop(_st);
                         self.wake();
                         std::panic::resume_unwind(payload);
                     }
                 }
-                self.word(COUNT).store(0, Ordering::Relaxed);
+                self.word::<COUNT>().store(0, Ordering::Relaxed);
                 crate::crash::crash_point!("barrier.wait.reset");
-                self.word(GENERATION)
+                self.word::<GENERATION>()
                     .store(g.wrapping_add(1), Ordering::Release);
                 crate::crash::crash_point!("barrier.wait.generation");
                 drop(_st);
                 self.wake();
                 return Ok(idx);
             }
-            self.word(COUNT).store(idx + 1, Ordering::Relaxed);
+            self.word::<COUNT>().store(idx + 1, Ordering::Relaxed);
             crate::crash::crash_point!("barrier.wait.count");
             if let Some(i) = slot {
                 s_payload(self, i).store(arrived(g), Ordering::Release);
@@ -391,12 +373,12 @@ impl Barrier {
         if slot.is_some() && idx > 0 {
             self.wake();
         }
-        let seq = self.word(SEQ);
-        let waiters = self.word(WAITERS);
+        let seq = self.word::<SEQ>();
+        let waiters = self.word::<WAITERS>();
         let outcome = |this: &Barrier| -> Option<Result<u32, BarrierError>> {
-            if this.word(GENERATION).load(Ordering::Acquire) != g {
+            if this.word::<GENERATION>().load(Ordering::Acquire) != g {
                 return Some(
-                    if this.word(RESET).load(Ordering::Acquire) == g.wrapping_add(1) {
+                    if this.word::<RESET>().load(Ordering::Acquire) == g.wrapping_add(1) {
                         Err(BarrierError::Broken)
                     } else {
                         Ok(idx)
@@ -427,8 +409,8 @@ impl Barrier {
             if r == WaitResult::TimedOut {
                 {
                     let _st = self.lock_state()?;
-                    if self.word(GENERATION).load(Ordering::Acquire) == g {
-                        self.word(BROKEN).store(1, Ordering::Release);
+                    if self.word::<GENERATION>().load(Ordering::Acquire) == g {
+                        self.word::<BROKEN>().store(1, Ordering::Release);
                     }
                 }
                 self.wake();

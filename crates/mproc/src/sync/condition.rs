@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{CreateError, LockError, OpenError, OwnerDied};
-use crate::local::segment::{Place, Segment};
+use crate::local::segment::{Fixed, Place, Segment};
 use crate::local::watch::{SlotState, Slots};
 use crate::lock::{Lock, LockGuard, LockResult};
 use crate::namespace::Namespace;
@@ -75,14 +75,14 @@ pub struct Condition {
 
 #[derive(Debug)]
 struct Inner {
-    seg: Segment,
+    seg: Fixed<SEG_LEN>,
 }
 
 impl Inner {
     /// The robust lock guarding the object's state.
     #[inline]
     fn mutex(&self) -> RobustLock<'_> {
-        self.seg.robust_lock(MUTEX)
+        self.seg.view().robust_lock::<MUTEX>()
     }
 }
 
@@ -113,7 +113,7 @@ impl Condition {
 
     /// Opens the existing named condition in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Condition, OpenError> {
-        Segment::open(
+        Fixed::open(
             ns.open_dir(ObjectKind::Condition, name)?,
             name,
             ObjectKind::Condition,
@@ -123,18 +123,18 @@ impl Condition {
     }
 
     fn make(place: Place<'_>) -> Result<Condition, CreateError> {
-        Segment::create(place, ObjectKind::Condition, SEG_LEN, [0; 4], |seg| {
-            seg.robust_lock(MUTEX).init()?;
-            Slots::new(seg, SLOTS_OFF, SLOTS).init()
+        Fixed::create(place, ObjectKind::Condition, SEG_LEN, [0; 4], |seg| {
+            seg.robust_lock::<MUTEX>().init()?;
+            Slots::new(seg.segment(), SLOTS_OFF, SLOTS).init()
         })
         .map(Condition::wrap)
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Condition, OpenError> {
-        Segment::from_fd(fd, ObjectKind::Condition, expected_len).map(Condition::wrap)
+        Fixed::from_fd(fd, ObjectKind::Condition, expected_len).map(Condition::wrap)
     }
 
-    fn wrap(seg: Segment) -> Condition {
+    fn wrap(seg: Fixed<SEG_LEN>) -> Condition {
         Condition {
             inner: Arc::new(Inner { seg }),
         }
@@ -179,7 +179,7 @@ impl Condition {
             slot = s.claim(WAITING)?;
         }
         if let Some(i) = slot {
-            let t = c.inner.seg.at::<AtomicU64>(TICKET);
+            let t = c.inner.seg.view().at::<AtomicU64, TICKET>();
             s.aux(i)
                 .store(t.fetch_add(1, Ordering::Relaxed), Ordering::Relaxed);
         }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{CreateError, OpenError};
-use crate::local::segment::{Place, Segment};
+use crate::local::segment::{Fixed, Place, Segment};
 use crate::local::wait::WaitCell;
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
@@ -47,7 +47,7 @@ fn expected_len(_: &[u64; 4]) -> Result<usize, String> {
 /// ```
 #[derive(Clone)]
 pub struct Event {
-    seg: Arc<Segment>,
+    seg: Arc<Fixed<SEG_LEN>>,
 }
 
 impl fmt::Debug for Event {
@@ -74,7 +74,7 @@ impl Event {
 
     /// Opens the existing named event in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Event, OpenError> {
-        Segment::open(
+        Fixed::open(
             ns.open_dir(ObjectKind::Event, name)?,
             name,
             ObjectKind::Event,
@@ -84,14 +84,14 @@ impl Event {
     }
 
     fn make(place: Place<'_>) -> Result<Event, CreateError> {
-        Segment::create(place, ObjectKind::Event, SEG_LEN, [0; 4], |_| Ok(())).map(Event::wrap)
+        Fixed::create(place, ObjectKind::Event, SEG_LEN, [0; 4], |_| Ok(())).map(Event::wrap)
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Event, OpenError> {
-        Segment::from_fd(fd, ObjectKind::Event, expected_len).map(Event::wrap)
+        Fixed::from_fd(fd, ObjectKind::Event, expected_len).map(Event::wrap)
     }
 
-    fn wrap(seg: Segment) -> Event {
+    fn wrap(seg: Fixed<SEG_LEN>) -> Event {
         Event { seg: Arc::new(seg) }
     }
 
@@ -105,13 +105,13 @@ impl Event {
     }
 
     fn flag(&self) -> &AtomicU32 {
-        self.seg.at::<AtomicU32>(FLAG)
+        self.seg.view().at::<AtomicU32, FLAG>()
     }
 
     fn cell(&self) -> WaitCell<'_> {
         WaitCell {
-            seq: self.seg.at::<AtomicU32>(SEQ),
-            waiters: self.seg.at::<AtomicU32>(WAITERS),
+            seq: self.seg.view().at::<AtomicU32, SEQ>(),
+            waiters: self.seg.view().at::<AtomicU32, WAITERS>(),
             sleepers: None,
         }
     }

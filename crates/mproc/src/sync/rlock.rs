@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{CreateError, LockError, OpenError, OwnerDied};
-use crate::local::segment::{Place, Segment};
+use crate::local::segment::{Fixed, Place, Segment};
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
 use crate::sync::NotOwner;
@@ -66,14 +66,14 @@ pub struct RLock {
 
 #[derive(Debug)]
 struct Inner {
-    seg: Segment,
+    seg: Fixed<SEG_LEN>,
 }
 
 impl Inner {
     /// The robust lock guarding the object's state.
     #[inline]
     fn mutex(&self) -> RobustLock<'_> {
-        self.seg.robust_lock(MUTEX)
+        self.seg.view().robust_lock::<MUTEX>()
     }
 }
 
@@ -105,7 +105,7 @@ impl RLock {
 
     /// Opens the existing named lock in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<RLock, OpenError> {
-        Segment::open(
+        Fixed::open(
             ns.open_dir(ObjectKind::RLock, name)?,
             name,
             ObjectKind::RLock,
@@ -115,17 +115,17 @@ impl RLock {
     }
 
     fn make(place: Place<'_>) -> Result<RLock, CreateError> {
-        let seg = Segment::create(place, ObjectKind::RLock, SEG_LEN, [0; 4], |seg| {
-            seg.robust_lock(MUTEX).init()
+        let seg = Fixed::create(place, ObjectKind::RLock, SEG_LEN, [0; 4], |seg| {
+            seg.robust_lock::<MUTEX>().init()
         })?;
         Ok(RLock::from_segment(seg))
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<RLock, OpenError> {
-        Segment::from_fd(fd, ObjectKind::RLock, expected_len).map(RLock::from_segment)
+        Fixed::from_fd(fd, ObjectKind::RLock, expected_len).map(RLock::from_segment)
     }
 
-    fn from_segment(seg: Segment) -> RLock {
+    fn from_segment(seg: Fixed<SEG_LEN>) -> RLock {
         RLock {
             inner: Arc::new(Inner { seg }),
         }
@@ -140,8 +140,8 @@ impl RLock {
         self.inner.seg.name()
     }
 
-    fn word(&self, off: usize) -> &AtomicU32 {
-        self.inner.seg.at::<AtomicU32>(off)
+    fn word<const OFF: usize>(&self) -> &AtomicU32 {
+        self.inner.seg.view().at::<AtomicU32, OFF>()
     }
 
     fn mine(&self) -> bool {
@@ -154,7 +154,7 @@ impl RLock {
         deadline: Option<Instant>,
     ) -> Result<(), LockError<()>> {
         if self.mine() {
-            let c = self.word(COUNT);
+            let c = self.word::<COUNT>();
             let n = c.load(Ordering::Relaxed);
             if n == u32::MAX {
                 return Err(LockError::Io(std::io::Error::other(
@@ -168,9 +168,10 @@ impl RLock {
         let r = m.acquire(try_only, deadline);
         match r {
             Ok(Some(how)) => {
-                self.word(COUNT).store(1, Ordering::Relaxed);
-                self.word(OWNER_TID).store(sys::my_tid(), Ordering::Relaxed);
-                self.word(OWNER_PID)
+                self.word::<COUNT>().store(1, Ordering::Relaxed);
+                self.word::<OWNER_TID>()
+                    .store(sys::my_tid(), Ordering::Relaxed);
+                self.word::<OWNER_PID>()
                     .store(std::process::id(), Ordering::Release);
                 match how {
                     Acquired::Clean => Ok(()),
@@ -214,15 +215,15 @@ impl RLock {
         if !self.mine() {
             return Err(NotOwner);
         }
-        let c = self.word(COUNT);
+        let c = self.word::<COUNT>();
         let n = c.load(Ordering::Relaxed);
         if n > 1 {
             c.store(n - 1, Ordering::Relaxed);
             return Ok(());
         }
         c.store(0, Ordering::Relaxed);
-        self.word(OWNER_PID).store(0, Ordering::Relaxed);
-        self.word(OWNER_TID).store(0, Ordering::Release);
+        self.word::<OWNER_PID>().store(0, Ordering::Relaxed);
+        self.word::<OWNER_TID>().store(0, Ordering::Release);
         // SAFETY: `mine()` established that this thread holds the mutex.
         unsafe { self.inner.mutex().unlock() };
         Ok(())
@@ -278,15 +279,15 @@ impl RLock {
         if tid == 0 {
             return None;
         }
-        let pid = self.word(OWNER_PID).load(Ordering::Acquire);
-        let rec = self.word(OWNER_TID).load(Ordering::Relaxed);
+        let pid = self.word::<OWNER_PID>().load(Ordering::Acquire);
+        let rec = self.word::<OWNER_TID>().load(Ordering::Relaxed);
         Some(if rec == tid { (pid, tid) } else { (0, tid) })
     }
 
     /// The recursion level of the current holding (0 when free).
     pub fn count(&self) -> u32 {
         if self.is_locked() {
-            self.word(COUNT).load(Ordering::Relaxed)
+            self.word::<COUNT>().load(Ordering::Relaxed)
         } else {
             0
         }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
-use crate::local::segment::{Place, Segment};
+use crate::local::segment::{Fixed, Place, Segment};
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
 use crate::sys::{Acquired, RobustLock};
@@ -113,7 +113,7 @@ fn expected_len(p: &[u64; 4]) -> Result<usize, String> {
 /// The untyped segment behind both [`Value`] and [`Array`].
 #[derive(Debug)]
 struct Cells {
-    seg: Segment,
+    seg: Fixed<DATA>,
     len: usize,
     locked: bool,
 }
@@ -122,7 +122,7 @@ impl Cells {
     /// The robust lock guarding the object's state.
     #[inline]
     fn mutex(&self) -> RobustLock<'_> {
-        self.seg.robust_lock(MUTEX)
+        self.seg.view().robust_lock::<MUTEX>()
     }
 }
 
@@ -147,10 +147,10 @@ impl Cells {
             u64::from(T::TAG),
             if locked { FLAG_LOCKED } else { 0 },
         ];
-        let seg = Segment::create(place, kind, DATA + bytes, params, |seg| {
-            seg.robust_lock(MUTEX).init()?;
+        let seg = Fixed::create(place, kind, DATA + bytes, params, |seg| {
+            seg.robust_lock::<MUTEX>().init()?;
             if bytes > 0 {
-                let dst = seg.raw_at(DATA, bytes);
+                let dst = seg.segment().raw_at(DATA, bytes);
                 // SAFETY: `dst` has room for `init.len()` elements (checked
                 // by raw_at), is aligned for T (64-aligned offset in a
                 // page-aligned mapping), and does not overlap `init`.
@@ -182,7 +182,7 @@ impl Cells {
         expected_len(p)
     }
 
-    fn from_segment(seg: Segment) -> Cells {
+    fn from_segment(seg: Fixed<DATA>) -> Cells {
         let p = seg.params();
         Cells {
             len: p[1] as usize,
@@ -392,7 +392,7 @@ impl<T: Pod> Value<T> {
 
     /// Opens the existing named value in `ns`; it must hold a `T`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Value<T>, OpenError> {
-        Segment::open(
+        Fixed::open(
             ns.open_dir(ObjectKind::Value, name)?,
             name,
             ObjectKind::Value,
@@ -422,10 +422,10 @@ impl<T: Pod> Value<T> {
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Value<T>, OpenError> {
-        Segment::from_fd(fd, ObjectKind::Value, Cells::check_one::<T>).map(Value::wrap)
+        Fixed::from_fd(fd, ObjectKind::Value, Cells::check_one::<T>).map(Value::wrap)
     }
 
-    fn wrap(seg: Segment) -> Value<T> {
+    fn wrap(seg: Fixed<DATA>) -> Value<T> {
         Value {
             cells: Arc::new(Cells::from_segment(seg)),
             _t: PhantomData,
@@ -554,7 +554,7 @@ impl<T: Pod> Array<T> {
 
     /// Opens the existing named array in `ns`; it must hold `T`s.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Array<T>, OpenError> {
-        Segment::open(
+        Fixed::open(
             ns.open_dir(ObjectKind::Array, name)?,
             name,
             ObjectKind::Array,
@@ -571,10 +571,10 @@ impl<T: Pod> Array<T> {
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Array<T>, OpenError> {
-        Segment::from_fd(fd, ObjectKind::Array, Cells::check::<T>).map(Array::wrap)
+        Fixed::from_fd(fd, ObjectKind::Array, Cells::check::<T>).map(Array::wrap)
     }
 
-    fn wrap(seg: Segment) -> Array<T> {
+    fn wrap(seg: Fixed<DATA>) -> Array<T> {
         Array {
             cells: Arc::new(Cells::from_segment(seg)),
             _t: PhantomData,
@@ -665,13 +665,13 @@ impl ValueInfo {
     /// Describes the named value or array in `ns` without knowing its type.
     pub fn inspect(ns: &Namespace, name: &str) -> Result<ValueInfo, OpenError> {
         let any = |p: &[u64; 4]| expected_len(p);
-        let seg = match Segment::open(
+        let seg = match Fixed::open(
             ns.open_dir(ObjectKind::Value, name)?,
             name,
             ObjectKind::Value,
             any,
         ) {
-            Err(OpenError::WrongKind { .. }) => Segment::open(
+            Err(OpenError::WrongKind { .. }) => Fixed::open(
                 ns.open_dir(ObjectKind::Array, name)?,
                 name,
                 ObjectKind::Array,

@@ -17,8 +17,8 @@ impl Ring {
         // Records marked (delivered or acknowledged) but not yet passed by
         // the cursor were never handed out: give them their published
         // header back.
-        let head = self.u64_at(HEAD).load(Ordering::Relaxed);
-        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+        let head = self.u64::<HEAD>().load(Ordering::Relaxed);
+        let cursor = self.u64::<CURSOR>().load(Ordering::Relaxed);
         self.check_span(head, cursor, "the delivery cursor")?;
         let (mut s, mut p) = (seq(cursor), pos(cursor));
         loop {
@@ -126,7 +126,7 @@ impl Ring {
     /// it, and checked against `head` (a past value of `head`, re-read if
     /// the check fails); the caller holds the put lock.
     pub(super) fn settled_tail(&self, head: &mut u64) -> Result<u64, OpError> {
-        let tail = self.u64_at(TAIL).load(Ordering::Relaxed);
+        let tail = self.u64::<TAIL>().load(Ordering::Relaxed);
         let (mut s, mut p) = (seq(tail), pos(tail));
         if p % REC_HEADER as u32 != 0 || u64::from(p) >= self.modulus {
             return Err(OpError::Damaged(format!(
@@ -175,7 +175,7 @@ impl Ring {
             Ok(())
         };
         if check(*head).is_err() {
-            *head = self.u64_at(HEAD).load(Ordering::Acquire);
+            *head = self.u64::<HEAD>().load(Ordering::Acquire);
             check(*head)?;
         }
         Ok(fixed)
@@ -187,13 +187,13 @@ impl Ring {
     /// values (purged items count as done, so `join` does not wait for
     /// them), head moves, and the journal is turned off last.
     pub(super) fn finish_purge_locked(&self) -> Result<(), OpError> {
-        if self.u64_at(JOURNAL).load(Ordering::Acquire) == 0 {
+        if self.u64::<JOURNAL>().load(Ordering::Acquire) == 0 {
             return Ok(());
         }
-        let target = self.u64_at(JOURNAL_CURSOR).load(Ordering::Relaxed);
-        let head = self.u64_at(HEAD).load(Ordering::Relaxed);
+        let target = self.u64::<JOURNAL_CURSOR>().load(Ordering::Relaxed);
+        let head = self.u64::<HEAD>().load(Ordering::Relaxed);
         self.check_span(head, target, "the purge journal's cursor")?;
-        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+        let cursor = self.u64::<CURSOR>().load(Ordering::Relaxed);
         let (mut s, mut p) = (seq(head), pos(head));
         while s != seq(cursor) && s != seq(target) {
             let len = self.validate_at(s, p, cursor)?;
@@ -210,13 +210,13 @@ impl Ring {
         if cursor != target {
             self.move_cursor(target);
         }
-        self.u64_at(PURGED_TOTAL).store(
-            self.u64_at(JOURNAL_PURGED).load(Ordering::Relaxed),
+        self.u64::<PURGED_TOTAL>().store(
+            self.u64::<JOURNAL_PURGED>().load(Ordering::Relaxed),
             Ordering::Release,
         );
         crash_point!("ring.purge.done");
         self.advance_head()?;
-        self.u64_at(JOURNAL).store(0, Ordering::Release);
+        self.u64::<JOURNAL>().store(0, Ordering::Release);
         crash_point!("ring.purge.cleared");
         Ok(())
     }

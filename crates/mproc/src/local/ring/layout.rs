@@ -34,6 +34,9 @@ pub(super) const SLEEPERS: usize = 1024;
 /// counted in the cells' plain counters.
 pub(super) const SLEEPER_SLOTS: usize = 64;
 pub(crate) const RING: usize = 2048;
+/// The fixed part of the layout: everything up to and including the first
+/// word of the ring (every ring is longer).
+pub(super) const FIXED_LEN: usize = RING + 8;
 const _: () = assert!(OWNERS + OWNER_SLOTS * 16 <= SLEEPERS);
 const _: () = assert!(SLEEPERS + SLEEPER_SLOTS * SLEEPER_SLOT <= RING);
 

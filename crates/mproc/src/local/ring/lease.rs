@@ -11,12 +11,12 @@ impl Ring {
     /// Requeues the leases of dead owners and recounts `leased`/`requeued`;
     /// the caller holds the get lock. Returns how many were requeued.
     pub(super) fn reclaim_locked(&self) -> Result<u64, OpError> {
-        self.u64_at(LAST_RECLAIM)
+        self.u64::<LAST_RECLAIM>()
             .store(sys::now_realtime_ns(), Ordering::Relaxed);
         crash_point!("ring.reclaim.stamp");
         let mut alive = [None::<bool>; OWNER_SLOTS];
-        let head = self.u64_at(HEAD).load(Ordering::Relaxed);
-        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+        let head = self.u64::<HEAD>().load(Ordering::Relaxed);
+        let cursor = self.u64::<CURSOR>().load(Ordering::Relaxed);
         let (mut s, mut p) = (seq(head), pos(head));
         let (mut leased, mut requeued, mut moved) = (0u32, 0u32, 0u64);
         while s != seq(cursor) {
@@ -116,7 +116,7 @@ impl Ring {
 
     pub(super) fn maybe_reclaim_locked(&self) -> Result<(), OpError> {
         if self.u32_at(LEASED).load(Ordering::Relaxed) > 0 {
-            let last = self.u64_at(LAST_RECLAIM).load(Ordering::Relaxed);
+            let last = self.u64::<LAST_RECLAIM>().load(Ordering::Relaxed);
             if sys::now_realtime_ns().saturating_sub(last) >= RECLAIM_EVERY_NS
                 && self.reclaim_locked()? > 0
             {
@@ -161,8 +161,8 @@ impl Ring {
             {
                 return Err(OpError::NothingOutstanding);
             }
-            let head = self.u64_at(HEAD).load(Ordering::Relaxed);
-            let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+            let head = self.u64::<HEAD>().load(Ordering::Relaxed);
+            let cursor = self.u64::<CURSOR>().load(Ordering::Relaxed);
             // Find the record by walking from head, so that a stale or forged
             // receipt can never make us write outside a record header.
             let (mut rs, mut rp) = (seq(head), pos(head));

@@ -101,7 +101,7 @@ use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptTo
 use crate::crash::crash_point;
 use crate::error::{CreateError, OpenError};
 use crate::local::dir::Dir;
-use crate::local::segment::{Place, Segment};
+use crate::local::segment::{Fixed, Place, Segment};
 use crate::local::wait::{Gather, Sleepers, Spin, WaitCell};
 use crate::object::ObjectKind;
 use crate::sys::{self, RobustLock};
@@ -113,7 +113,7 @@ pub(crate) use layout::{GET_LOCK, HEAD, NOT_EMPTY, PUT_LOCK, PUT_TOTAL, RING, TA
 /// A queue ring in a mapped segment.
 #[derive(Debug)]
 pub(crate) struct Ring {
-    seg: Segment,
+    seg: Fixed<FIXED_LEN>,
     params: RingParams,
     /// This process's lease-owner slot (`u32::MAX` until claimed).
     my_slot: AtomicU32,
@@ -174,17 +174,16 @@ fn acquire(l: RobustLock<'_>, deadline: Option<Instant>) -> Result<(Held<'_>, bo
 
 impl Ring {
     pub(crate) fn create(place: Place<'_>, params: RingParams) -> Result<Ring, CreateError> {
-        let seg = Segment::create(
+        let seg = Fixed::create(
             place,
             ObjectKind::Queue,
             params.seg_len(),
             params.raw(),
-            |seg| {
-                for off in [PUT_LOCK, GET_LOCK] {
-                    seg.robust_lock(off).init()?;
-                }
+            |v| {
+                v.robust_lock::<PUT_LOCK>().init()?;
+                v.robust_lock::<GET_LOCK>().init()?;
                 // The empty ring: the end mark at position 0.
-                seg.at::<AtomicU64>(RING).store(END_MARK, Ordering::Release);
+                v.at::<AtomicU64, RING>().store(END_MARK, Ordering::Release);
                 Ok(())
             },
         )?;
@@ -192,14 +191,14 @@ impl Ring {
     }
 
     pub(crate) fn open(dir: &Dir, name: &str) -> Result<Ring, OpenError> {
-        Segment::open(dir, name, ObjectKind::Queue, expected_len).map(Ring::from_segment)
+        Fixed::open(dir, name, ObjectKind::Queue, expected_len).map(Ring::from_segment)
     }
 
     pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Ring, OpenError> {
-        Segment::from_fd(fd, ObjectKind::Queue, expected_len).map(Ring::from_segment)
+        Fixed::from_fd(fd, ObjectKind::Queue, expected_len).map(Ring::from_segment)
     }
 
-    fn from_segment(seg: Segment) -> Ring {
+    fn from_segment(seg: Fixed<FIXED_LEN>) -> Ring {
         let params =
             RingParams::from_raw(&seg.params()).expect("validated when the segment was opened");
         let ring = Ring {
@@ -216,29 +215,38 @@ impl Ring {
             },
             gather: Gather::new(),
         };
-        ring.seen_head
-            .store(ring.u64_at(HEAD).load(Ordering::Acquire), Ordering::Relaxed);
+        ring.seen_head.store(
+            ring.u64::<HEAD>().load(Ordering::Acquire),
+            Ordering::Relaxed,
+        );
         ring
     }
 
     /// The producers' robust lock.
     #[inline]
     fn put_lock(&self) -> RobustLock<'_> {
-        self.seg.robust_lock(PUT_LOCK)
+        self.seg.view().robust_lock::<PUT_LOCK>()
     }
 
     /// The consumers' robust lock.
     #[inline]
     fn get_lock(&self) -> RobustLock<'_> {
-        self.seg.robust_lock(GET_LOCK)
+        self.seg.view().robust_lock::<GET_LOCK>()
     }
 
     pub(crate) fn segment(&self) -> &Segment {
         &self.seg
     }
 
+    /// A counter at a varying offset (an owner slot's).
     fn u64_at(&self, off: usize) -> &AtomicU64 {
         self.seg.at(off)
+    }
+
+    /// A counter of the fixed layout, borrowed with no check per access.
+    #[inline(always)]
+    fn u64<const OFF: usize>(&self) -> &AtomicU64 {
+        self.seg.view().at::<AtomicU64, OFF>()
     }
 
     fn cell(&self, off: usize) -> WaitCell<'_> {
@@ -295,7 +303,11 @@ impl Ring {
     }
 
     fn closed(&self) -> bool {
-        self.seg.at::<AtomicU32>(CLOSED).load(Ordering::Acquire) != 0
+        self.seg
+            .view()
+            .at::<AtomicU32, CLOSED>()
+            .load(Ordering::Acquire)
+            != 0
     }
 
     /// The ring offset of position `p`: `p` modulo the capacity, by
@@ -352,8 +364,8 @@ impl Ring {
 
     /// Whether a record of `rec` bytes fits now.
     fn has_room(&self, rec: usize) -> bool {
-        let head = self.u64_at(HEAD).load(Ordering::Acquire);
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        let head = self.u64::<HEAD>().load(Ordering::Acquire);
+        let tail = self.u64::<TAIL>().load(Ordering::Acquire);
         self.room(head, tail, rec)
     }
 
@@ -371,7 +383,7 @@ impl Ring {
     /// read without the get lock, so it may be wrong while another
     /// consumer moves the cursor, and is then true).
     fn non_empty(&self) -> bool {
-        let cursor_word = self.u64_at(CURSOR);
+        let cursor_word = self.u64::<CURSOR>();
         let cursor = cursor_word.load(Ordering::Acquire);
         self.header(pos(cursor)).load(Ordering::Acquire) != END_MARK
             || cursor_word.load(Ordering::Acquire) != cursor
@@ -429,7 +441,7 @@ impl Ring {
     /// (a producer is between its header and `tail` stores, or died there).
     fn total_put(&self) -> u64 {
         let end = self.published_end();
-        let put = total(self.u64_at(PUT_TOTAL).load(Ordering::Relaxed), seq(end));
+        let put = total(self.u64::<PUT_TOTAL>().load(Ordering::Relaxed), seq(end));
         put.max(self.total_got())
     }
 
@@ -438,7 +450,7 @@ impl Ring {
     /// hint read without the put lock, for `len` and the counters. The walk
     /// stops at anything that is not a plausible record.
     fn published_end(&self) -> u64 {
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        let tail = self.u64::<TAIL>().load(Ordering::Acquire);
         let (mut s, mut p) = (seq(tail), pos(tail));
         if p % REC_HEADER as u32 != 0 || u64::from(p) >= self.modulus {
             return tail;
@@ -465,9 +477,9 @@ impl Ring {
     /// Stores `tail` and the put total it implies; the caller holds the put
     /// lock.
     fn move_tail(&self, tail: u64) {
-        self.u64_at(TAIL).store(tail, Ordering::Release);
+        self.u64::<TAIL>().store(tail, Ordering::Release);
         crash_point!("ring.put.tail");
-        let stored = self.u64_at(PUT_TOTAL);
+        let stored = self.u64::<PUT_TOTAL>();
         stored.store(
             total(stored.load(Ordering::Relaxed), seq(tail)),
             Ordering::Relaxed,
@@ -478,9 +490,9 @@ impl Ring {
     /// Stores the cursor (delivering the records before it) and the get
     /// total it implies; the caller holds the get lock.
     fn move_cursor(&self, cursor: u64) {
-        self.u64_at(CURSOR).store(cursor, Ordering::Release);
+        self.u64::<CURSOR>().store(cursor, Ordering::Release);
         crash_point!("ring.get.cursor");
-        let stored = self.u64_at(GOT_TOTAL);
+        let stored = self.u64::<GOT_TOTAL>();
         stored.store(
             total(stored.load(Ordering::Relaxed), seq(cursor)),
             Ordering::Relaxed,
@@ -489,8 +501,8 @@ impl Ring {
     }
 
     fn total_got(&self) -> u64 {
-        let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
-        total(self.u64_at(GOT_TOTAL).load(Ordering::Relaxed), seq(cursor))
+        let cursor = self.u64::<CURSOR>().load(Ordering::Acquire);
+        total(self.u64::<GOT_TOTAL>().load(Ordering::Relaxed), seq(cursor))
     }
 
     /// Tasks put but not yet marked done, as the words say now.
@@ -500,7 +512,7 @@ impl Ring {
 
     /// Tasks marked done, and items purged.
     fn done_total(&self) -> u64 {
-        let done = self.u64_at(DONE_TOTAL).load(Ordering::Acquire);
-        done.wrapping_add(self.u64_at(PURGED_TOTAL).load(Ordering::Acquire))
+        let done = self.u64::<DONE_TOTAL>().load(Ordering::Acquire);
+        done.wrapping_add(self.u64::<PURGED_TOTAL>().load(Ordering::Acquire))
     }
 }

@@ -55,7 +55,7 @@ impl QueueBackend for Ring {
                     let rec = record_len(msg.len());
                     if !self.room(h, pack(s, p), rec) {
                         // Re-read the consumer side once before giving up on the batch.
-                        let fresh = self.u64_at(HEAD).load(Ordering::Acquire);
+                        let fresh = self.u64::<HEAD>().load(Ordering::Acquire);
                         if fresh == h {
                             break;
                         }
@@ -145,8 +145,8 @@ impl QueueBackend for Ring {
     /// Copies the next message without taking it.
     fn peek(&self, out: &mut Vec<u8>) -> Result<bool, OpError> {
         let _held = self.lock_get(None)?;
-        let head = self.u64_at(HEAD).load(Ordering::Relaxed);
-        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+        let head = self.u64::<HEAD>().load(Ordering::Relaxed);
+        let cursor = self.u64::<CURSOR>().load(Ordering::Relaxed);
         self.check_span(head, cursor, "the delivery cursor")?;
         let (mut s, mut p) = (seq(head), pos(head));
         if self.u32_at(REQUEUED).load(Ordering::Relaxed) > 0 {
@@ -186,8 +186,8 @@ impl QueueBackend for Ring {
     fn purge(&self) -> Result<u64, OpError> {
         let n = {
             let _held = self.lock_get(None)?;
-            let head = self.u64_at(HEAD).load(Ordering::Relaxed);
-            let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+            let head = self.u64::<HEAD>().load(Ordering::Relaxed);
+            let cursor = self.u64::<CURSOR>().load(Ordering::Relaxed);
             self.check_span(head, cursor, "the delivery cursor")?;
             // Requeued records are dropped too; leased ones stay leased.
             let mut dropped = 0u64;
@@ -209,14 +209,14 @@ impl QueueBackend for Ring {
                 p = self.padd(p, record_len(len));
             }
             let n = s.wrapping_sub(seq(cursor)) as u64 + dropped;
-            let purged = self.u64_at(PURGED_TOTAL).load(Ordering::Relaxed);
-            self.u64_at(JOURNAL_CURSOR)
+            let purged = self.u64::<PURGED_TOTAL>().load(Ordering::Relaxed);
+            self.u64::<JOURNAL_CURSOR>()
                 .store(pack(s, p), Ordering::Relaxed);
-            self.u64_at(JOURNAL_PURGED)
+            self.u64::<JOURNAL_PURGED>()
                 .store(purged.wrapping_add(n), Ordering::Relaxed);
             // Not yet a purge: the journal is off until the next store.
             crash_point!("ring.purge.intent");
-            self.u64_at(JOURNAL).store(1, Ordering::Release);
+            self.u64::<JOURNAL>().store(1, Ordering::Release);
             crash_point!("ring.purge.journal");
             self.finish_purge_locked()?;
             n
@@ -230,7 +230,10 @@ impl QueueBackend for Ring {
     fn close(&self) -> Result<(), OpError> {
         {
             let _held = acquire(self.put_lock(), None)?;
-            self.seg.at::<AtomicU32>(CLOSED).store(1, Ordering::Release);
+            self.seg
+                .view()
+                .at::<AtomicU32, CLOSED>()
+                .store(1, Ordering::Release);
             crash_point!("ring.close.flag");
         }
         self.cell(NOT_EMPTY).force_wake_all();
@@ -242,7 +245,7 @@ impl QueueBackend for Ring {
     fn len(&self) -> u64 {
         self.repair_if_abandoned();
         // Cursor first: the end read afterwards is never behind it.
-        let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
+        let cursor = self.u64::<CURSOR>().load(Ordering::Acquire);
         let requeued = self.u32_at(REQUEUED).load(Ordering::Acquire);
         let end = self.published_end();
         ahead(seq(end), seq(cursor)) + u64::from(requeued)
@@ -271,8 +274,8 @@ impl QueueBackend for Ring {
 
     fn counters(&self) -> Counters {
         self.repair_if_abandoned();
-        let head = self.u64_at(HEAD).load(Ordering::Acquire);
-        let cursor = self.u64_at(CURSOR).load(Ordering::Acquire);
+        let head = self.u64::<HEAD>().load(Ordering::Acquire);
+        let cursor = self.u64::<CURSOR>().load(Ordering::Acquire);
         let got = self.total_got();
         let requeued = u64::from(self.u32_at(REQUEUED).load(Ordering::Acquire));
         let tail = self.published_end();
@@ -281,7 +284,7 @@ impl QueueBackend for Ring {
             len: ahead(seq(tail), seq(cursor)) + requeued,
             leased: u64::from(self.u32_at(LEASED).load(Ordering::Acquire)),
             requeued,
-            dead_lettered: self.u64_at(DEAD_LETTERED).load(Ordering::Relaxed),
+            dead_lettered: self.u64::<DEAD_LETTERED>().load(Ordering::Relaxed),
             bytes_used: self.used(head, tail),
             closed: self.closed(),
             total_put: put,
@@ -294,10 +297,10 @@ impl QueueBackend for Ring {
 
     /// Marks one task done (JoinableQueue); fails if none is unfinished.
     fn task_done(&self) -> Result<(), OpError> {
-        let done = self.u64_at(DONE_TOTAL);
+        let done = self.u64::<DONE_TOTAL>();
         let mut cur = done.load(Ordering::Acquire);
         loop {
-            let purged = self.u64_at(PURGED_TOTAL).load(Ordering::Acquire);
+            let purged = self.u64::<PURGED_TOTAL>().load(Ordering::Acquire);
             if cur.wrapping_add(purged) >= self.total_put() {
                 return Err(OpError::NothingOutstanding);
             }
@@ -373,7 +376,7 @@ impl QueueBackend for Ring {
     }
 
     fn note_dead_lettered(&self) {
-        self.u64_at(DEAD_LETTERED).fetch_add(1, Ordering::Relaxed);
+        self.u64::<DEAD_LETTERED>().fetch_add(1, Ordering::Relaxed);
         crash_point!("ring.dead_letter.counted");
     }
 }

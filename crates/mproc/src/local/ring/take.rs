@@ -19,8 +19,8 @@ impl Ring {
         lease: Option<u32>,
         receipt: &mut Option<(u32, u32, u32)>,
     ) -> Result<usize, OpError> {
-        let head = self.u64_at(HEAD).load(Ordering::Relaxed);
-        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+        let head = self.u64::<HEAD>().load(Ordering::Relaxed);
+        let cursor = self.u64::<CURSOR>().load(Ordering::Relaxed);
         self.check_span(head, cursor, "the delivery cursor")?;
         let mut n = 0;
         // Requeued records (from dead consumers) go first: they are older.
@@ -100,7 +100,7 @@ impl Ring {
             if head == cursor && lease.is_none() {
                 // Nothing was outstanding and everything taken is
                 // acknowledged: the free space starts at the new cursor.
-                self.u64_at(HEAD).store(pack(s, p), Ordering::Release);
+                self.u64::<HEAD>().store(pack(s, p), Ordering::Release);
                 crash_point!("ring.get.head");
                 return Ok(n);
             }
@@ -132,9 +132,9 @@ impl Ring {
     /// Moves `head` over the acknowledged records at the front; the caller
     /// holds the get lock. Returns whether it moved.
     pub(super) fn advance_head(&self) -> Result<bool, OpError> {
-        let head_word = self.u64_at(HEAD);
+        let head_word = self.u64::<HEAD>();
         let head = head_word.load(Ordering::Relaxed);
-        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
+        let cursor = self.u64::<CURSOR>().load(Ordering::Relaxed);
         let (mut s, mut p) = (seq(head), pos(head));
         while s != seq(cursor) {
             let len = self.validate_at(s, p, cursor)?;
@@ -241,9 +241,9 @@ impl Ring {
     /// Whether `tail` claims records beyond an end mark at the cursor
     /// (a hint, read without the get lock).
     pub(super) fn tail_ahead(&self) -> bool {
-        let cursor_word = self.u64_at(CURSOR);
+        let cursor_word = self.u64::<CURSOR>();
         let cursor = cursor_word.load(Ordering::Acquire);
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        let tail = self.u64::<TAIL>().load(Ordering::Acquire);
         (seq(tail).wrapping_sub(seq(cursor)) as i32) > 0
             && self.header(pos(cursor)).load(Ordering::Acquire) == END_MARK
             && cursor_word.load(Ordering::Acquire) == cursor
@@ -253,8 +253,8 @@ impl Ring {
     /// The cursor may be ahead of `tail` (by the records of a producer
     /// between its header and `tail` stores, or killed there), never behind.
     pub(super) fn check_empty_locked(&self) -> Result<(), OpError> {
-        let cursor = self.u64_at(CURSOR).load(Ordering::Relaxed);
-        let tail = self.u64_at(TAIL).load(Ordering::Acquire);
+        let cursor = self.u64::<CURSOR>().load(Ordering::Relaxed);
+        let tail = self.u64::<TAIL>().load(Ordering::Acquire);
         // Read after `tail`: a record published before that `tail` shows.
         if self.header(pos(cursor)).load(Ordering::Acquire) != END_MARK
             || tail == cursor
