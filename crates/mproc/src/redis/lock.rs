@@ -24,7 +24,10 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use redis::Script;
 
-use super::{block_secs, ms, now_ms, token, Pool, Remote};
+use super::keys::{kind_of, token};
+use super::pool::Pool;
+use super::time::{block_secs, ms, now_ms};
+use super::Remote;
 use crate::backend::{Acquired, Holder, LockBackend, Waiter};
 use crate::backend::{FenceFail, Lease, TAG_MAX};
 use crate::error::{CreateError, OpenError};
@@ -297,7 +300,7 @@ impl RedisLock {
                 name: name.to_owned(),
                 dir: remote.display(),
             }),
-            Some(other) => Err(match super::kind_of(other) {
+            Some(other) => Err(match kind_of(other) {
                 Some(found) => OpenError::WrongKind {
                     name: name.to_owned(),
                     expected: ObjectKind::Lock,

@@ -41,7 +41,10 @@ use std::time::{Duration, Instant};
 use redis::Script;
 
 use self::consumers::{sweep, Consumer};
-use super::{block_secs, Pool, Remote, MAX_SLICE};
+use super::keys::kind_of;
+use super::pool::Pool;
+use super::time::{block_secs, MAX_SLICE};
+use super::Remote;
 use crate::backend::{Counters, Limits, OpError, QueueBackend, QueueParams, Receipt, ReceiptToken};
 use crate::error::{CreateError, OpenError};
 use crate::name::validate_name;
@@ -258,7 +261,7 @@ impl RedisQueue {
             }
             Some("queue") => {}
             Some(other) => {
-                return Err(match super::kind_of(other) {
+                return Err(match kind_of(other) {
                     Some(found) => OpenError::WrongKind {
                         name: name.to_owned(),
                         expected: ObjectKind::Queue,
