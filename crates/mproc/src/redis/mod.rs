@@ -28,7 +28,7 @@
 //! script and blocking command touches a single cluster slot.
 
 /// Defines `fn NAME() -> &'static Script`, compiling the Lua source once
-/// per process (used by `lock` and `queue`).
+/// per process (used by `lock`, `rwlock` and `queue`).
 macro_rules! script {
     ($name:ident, $src:expr) => {
         fn $name() -> &'static Script {
