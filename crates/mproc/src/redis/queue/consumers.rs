@@ -16,7 +16,8 @@ use redis::Script;
 
 use super::Keys;
 use crate::backend::OpError;
-use crate::redis::{token, Pool};
+use crate::redis::keys::token;
+use crate::redis::pool::Pool;
 
 // Takes back the elements of a consumer whose heartbeat expired (or, forced,
 // of one that leaves) and deregisters it.

@@ -15,18 +15,35 @@
 //! Release, renewal and fenced writes are scripts that first compare the
 //! owner token, so a holder whose lease expired can neither release nor
 //! renew another's holding, and its fenced writes are refused.
+//!
+//! ## Rooms
+//! * `mod`    — [`RedisLock`]: its keys, create and open, and the raw lock
+//!   (`LockBackend`): acquire, release, holder, waiters.
+//! * `lease`  — the holding's lease: its state, the renewal and watch
+//!   threads, loss callbacks, and `Lease` for [`RedisLock`].
+//! * `fence`  — the fencing token and fenced writes to cells.
+//! * `holder` — holder tokens that tell the next holder whether the previous
+//!   one died or only lost its lease.
+
+mod fence;
+mod holder;
+mod lease;
 
 use std::fmt;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use redis::Script;
 
-use super::{block_secs, ms, now_ms, token, Pool, Remote};
-use crate::backend::{Acquired, Holder, LockBackend, Waiter};
-use crate::backend::{FenceFail, Lease, TAG_MAX};
+use self::holder::{holder_token, previous_holder, Previous};
+use self::lease::{Holding, Shared};
+use super::keys::kind_of;
+use super::pool::Pool;
+use super::time::{block_secs, ms, now_ms};
+use super::Remote;
+use crate::backend::{Acquired, Holder, LockBackend, Waiter, TAG_MAX};
 use crate::error::{CreateError, OpenError};
 use crate::name::validate_name;
 use crate::object::ObjectKind;
@@ -91,19 +108,6 @@ return 0
 "
 );
 
-// KEYS owner info   ARGV token lease_ms → 1 renewed, 0 lost
-script!(
-    extend_script,
-    r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  return 1
-end
-return 0
-"
-);
-
 // KEYS owner info   ARGV token tag
 script!(
     tag_script,
@@ -113,21 +117,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
   return 1
 end
 return 0
-"
-);
-
-// KEYS owner cell   ARGV token delta floor set(0/1)
-// → {-1} lease lost, {0, current} would go below floor, {1, new}
-script!(
-    fenced_script,
-    r"
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {-1} end
-local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
-local new = cur + tonumber(ARGV[2])
-if ARGV[4] == '1' then new = tonumber(ARGV[2]) end
-if ARGV[4] ~= '1' and new < tonumber(ARGV[3]) then return {0, cur} end
-redis.call('SET', KEYS[2], new)
-return {1, new}
 "
 );
 
@@ -161,80 +150,6 @@ impl Keys {
 
     fn cell(&self, name: &str) -> String {
         format!("{}:cell:{name}", self.tag)
-    }
-}
-
-/// The current holding through this handle.
-#[derive(Debug)]
-struct Holding {
-    token: String,
-    fence: u64,
-    lost: bool,
-    /// When the lease would run out on the server: the sending of the last
-    /// grant or renewal that succeeded plus the lease, by this process's
-    /// monotonic clock (the server started its lease later, so this errs
-    /// early). Once lost: when the loss was noticed, if earlier.
-    valid_until: Instant,
-    /// When to renew next.
-    next: Instant,
-}
-
-/// A callback run once when the holding's lease is lost.
-type OnLost = Box<dyn FnOnce() + Send>;
-
-#[derive(Default)]
-struct State {
-    holding: Option<Holding>,
-    /// Callbacks of the current holding.
-    on_lost: Vec<OnLost>,
-    renewer: bool,
-    stop: bool,
-    /// Whether the last grant took the lock from a holder whose lease ran
-    /// out while its process was (or may have been) alive, rather than
-    /// from one that died.
-    took_expired: bool,
-}
-
-impl fmt::Debug for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("State")
-            .field("holding", &self.holding)
-            .field("on_lost", &self.on_lost.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl State {
-    /// Marks the holding lost (once) and returns the callbacks to run,
-    /// after the state's mutex is released.
-    fn lose(&mut self) -> Vec<OnLost> {
-        match self.holding.as_mut() {
-            Some(h) if !h.lost => {
-                h.lost = true;
-                h.valid_until = h.valid_until.min(Instant::now());
-                std::mem::take(&mut self.on_lost)
-            }
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// Runs loss callbacks.
-fn run_all(cbs: Vec<OnLost>) {
-    for cb in cbs {
-        cb();
-    }
-}
-
-#[derive(Debug, Default)]
-struct Shared {
-    state: Mutex<State>,
-    cv: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -297,7 +212,7 @@ impl RedisLock {
                 name: name.to_owned(),
                 dir: remote.display(),
             }),
-            Some(other) => Err(match super::kind_of(other) {
+            Some(other) => Err(match kind_of(other) {
                 Some(found) => OpenError::WrongKind {
                     name: name.to_owned(),
                     expected: ObjectKind::Lock,
@@ -322,58 +237,6 @@ impl RedisLock {
         }
     }
 
-    /// Starts the renewal and watch threads of this handle, once.
-    fn start_renewer(&self) -> io::Result<()> {
-        let mut st = self.shared.lock();
-        if st.renewer {
-            return Ok(());
-        }
-        let (shared, pool, keys, lease) = (
-            Arc::clone(&self.shared),
-            Arc::clone(&self.pool),
-            Arc::clone(&self.keys),
-            self.lease,
-        );
-        thread::Builder::new()
-            .name("mproc-redis-renew".into())
-            .spawn(move || renew(&shared, &pool, &keys, lease))?;
-        let shared = Arc::clone(&self.shared);
-        thread::Builder::new()
-            .name("mproc-redis-lease".into())
-            .spawn(move || watch(&shared))?;
-        st.renewer = true;
-        Ok(())
-    }
-
-    /// Until when the current holding's lease is valid by this process's
-    /// clock (in the past once lost); `None` when nothing is held.
-    pub(crate) fn lease_valid_until(&self) -> Option<Instant> {
-        self.shared.lock().holding.as_ref().map(|h| h.valid_until)
-    }
-
-    /// Whether the current holding is valid now.
-    pub(crate) fn lease_valid(&self) -> bool {
-        self.shared
-            .lock()
-            .holding
-            .as_ref()
-            .is_some_and(|h| !h.lost && Instant::now() < h.valid_until)
-    }
-
-    /// Runs `f` once when the current holding's lease is lost (at once if
-    /// it already was); never if it is released first.
-    pub(crate) fn on_lease_lost(&self, f: OnLost) {
-        let mut st = self.shared.lock();
-        match st.holding.as_ref() {
-            Some(h) if !h.lost => st.on_lost.push(f),
-            Some(_) => {
-                drop(st);
-                f();
-            }
-            None => {}
-        }
-    }
-
     /// Whether the last grant followed a holder whose lease ran out while
     /// its process was (or may have been) alive.
     pub(crate) fn took_expired(&self) -> bool {
@@ -390,216 +253,8 @@ impl RedisLock {
         &self.name
     }
 
-    /// The fencing token of the current holding.
-    pub(crate) fn fence(&self) -> Option<u64> {
-        self.shared.lock().holding.as_ref().map(|h| h.fence)
-    }
-
-    /// Whether the current holding's lease was lost (asks the server).
-    pub(crate) fn lease_lost(&self) -> io::Result<bool> {
-        let Some(token) = self.current_token() else {
-            return Ok(true);
-        };
-        let owner: Option<String> = self
-            .pool
-            .run(|c| redis::cmd("GET").arg(&self.keys.owner).query(c))?;
-        let lost = owner.as_deref() != Some(token.as_str());
-        if lost {
-            let cbs = self.shared.lock().lose();
-            run_all(cbs);
-        }
-        Ok(lost)
-    }
-
     fn current_token(&self) -> Option<String> {
         self.shared.lock().holding.as_ref().map(|h| h.token.clone())
-    }
-
-    /// Adds `delta` to cell `cell` if this handle still holds the lease and
-    /// the result is at least `floor` (`set`: stores `delta` instead).
-    /// `Ok(Ok(new))`, or `Ok(Err(current))` when the floor refused it.
-    pub(crate) fn fenced(
-        &self,
-        cell: &str,
-        delta: i64,
-        floor: i64,
-        set: bool,
-    ) -> Result<Result<i64, i64>, FenceFail> {
-        let Some(token) = self.current_token() else {
-            return Err(FenceFail::Lost);
-        };
-        let r: Vec<i64> = self
-            .pool
-            .run(|c| {
-                fenced_script()
-                    .key(&self.keys.owner)
-                    .key(self.keys.cell(cell))
-                    .arg(&token)
-                    .arg(delta)
-                    .arg(floor)
-                    .arg(u8::from(set))
-                    .invoke(c)
-            })
-            .map_err(FenceFail::Io)?;
-        match r.as_slice() {
-            [1, v] => Ok(Ok(*v)),
-            [0, v] => Ok(Err(*v)),
-            _ => {
-                let cbs = self.shared.lock().lose();
-                run_all(cbs);
-                Err(FenceFail::Lost)
-            }
-        }
-    }
-
-    /// The value of cell `cell` (0 when never written).
-    pub(crate) fn cell(&self, cell: &str) -> io::Result<i64> {
-        let v: Option<i64> = self
-            .pool
-            .run(|c| redis::cmd("GET").arg(self.keys.cell(cell)).query(c))?;
-        Ok(v.unwrap_or(0))
-    }
-}
-
-/// The watch thread: marks the holding lost when its lease would have run
-/// out on the server (no renewal succeeded in time), even while a renewal
-/// is stuck waiting for a server that does not answer.
-fn watch(shared: &Shared) {
-    let mut st = shared.lock();
-    loop {
-        if st.stop {
-            return;
-        }
-        let until = match st.holding.as_ref() {
-            Some(h) if !h.lost => h.valid_until,
-            _ => {
-                st = shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-        };
-        let now = Instant::now();
-        if now < until {
-            st = shared
-                .cv
-                .wait_timeout(st, until - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-            continue;
-        }
-        let cbs = st.lose();
-        drop(st);
-        run_all(cbs);
-        st = shared.lock();
-    }
-}
-
-/// The renewal thread: extends the holding's lease every lease/3; marks it
-/// lost when the server says another owner has it (the watch thread does
-/// when a whole lease passed without a successful renewal).
-fn renew(shared: &Shared, pool: &Pool, keys: &Keys, lease: Duration) {
-    let every = lease / 3;
-    let mut st = shared.lock();
-    loop {
-        if st.stop {
-            return;
-        }
-        let (token, due) = match st.holding.as_ref() {
-            Some(h) if !h.lost => (h.token.clone(), h.next),
-            _ => {
-                st = shared.cv.wait(st).unwrap_or_else(|p| p.into_inner());
-                continue;
-            }
-        };
-        let now = Instant::now();
-        if now < due {
-            st = shared
-                .cv
-                .wait_timeout(st, due - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-            continue;
-        }
-        drop(st);
-        let started = Instant::now();
-        let r: io::Result<i64> = pool.run(|c| {
-            extend_script()
-                .key(&keys.owner)
-                .key(&keys.info)
-                .arg(&token)
-                .arg(ms(lease))
-                .invoke(c)
-        });
-        st = shared.lock();
-        let Some(h) = st.holding.as_mut().filter(|h| h.token == token) else {
-            continue;
-        };
-        match r {
-            Ok(1) if !h.lost => {
-                h.valid_until = started + lease;
-                h.next = started + every;
-                shared.cv.notify_all();
-            }
-            Ok(1) => {}
-            Ok(_) => {
-                let cbs = st.lose();
-                drop(st);
-                run_all(cbs);
-                st = shared.lock();
-            }
-            // Retry soon, within the lease.
-            Err(_) => h.next = Instant::now() + every / 4,
-        }
-    }
-}
-
-/// How the previous holding of a lock ended, as the next grant sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Previous {
-    /// Released (or never held).
-    Released,
-    /// Never released, and its process is gone.
-    Died,
-    /// Never released, and its process still runs (or runs on another
-    /// machine, where this one cannot look): its lease ran out.
-    Expired,
-}
-
-/// This machine's boot id (distinguishes machines and boots).
-fn boot_id() -> &'static str {
-    static ID: OnceLock<String> = OnceLock::new();
-    ID.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default()
-    })
-}
-
-/// A holder's token: random, then who holds (`|BOOT|PID|START`), so that
-/// the next holder can tell a dead holder from one whose lease ran out.
-fn holder_token() -> String {
-    let me = crate::ident::ProcessId::current();
-    format!("{}|{}|{}|{}", token(), boot_id(), me.pid, me.start)
-}
-
-/// Classifies the previous holder's token left in `held` (`""`: released).
-fn previous_holder(prev: &str) -> Previous {
-    if prev.is_empty() {
-        return Previous::Released;
-    }
-    let mut it = prev.split('|').skip(1);
-    let (Some(boot), Some(pid), Some(start)) = (it.next(), it.next(), it.next()) else {
-        return Previous::Died;
-    };
-    if boot.is_empty() || boot != boot_id() {
-        return Previous::Expired;
-    }
-    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
-        return Previous::Died;
-    };
-    if crate::sys::process_alive(pid, start) {
-        Previous::Expired
-    } else {
-        Previous::Died
     }
 }
 
@@ -829,41 +484,5 @@ unsafe impl LockBackend for RedisLock {
                 })
             })
             .collect()
-    }
-}
-
-impl Lease for RedisLock {
-    fn lease_valid_until(&self) -> Option<Instant> {
-        RedisLock::lease_valid_until(self)
-    }
-
-    fn lease_valid(&self) -> bool {
-        RedisLock::lease_valid(self)
-    }
-
-    fn on_lease_lost(&self, f: Box<dyn FnOnce() + Send>) {
-        RedisLock::on_lease_lost(self, f)
-    }
-
-    fn fence(&self) -> Option<u64> {
-        RedisLock::fence(self)
-    }
-
-    fn lease_lost(&self) -> io::Result<bool> {
-        RedisLock::lease_lost(self)
-    }
-
-    fn fenced(
-        &self,
-        cell: &str,
-        delta: i64,
-        floor: i64,
-        set: bool,
-    ) -> Result<Result<i64, i64>, FenceFail> {
-        RedisLock::fenced(self, cell, delta, floor, set)
-    }
-
-    fn cell(&self, cell: &str) -> io::Result<i64> {
-        RedisLock::cell(self, cell)
     }
 }
