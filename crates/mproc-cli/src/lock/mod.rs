@@ -1,9 +1,10 @@
 //! `mproc lock`: run a command while holding a named lock, shared (`-s`) or
 //! exclusive, and `mproc lock status`.
 //!
-//! In a directory namespace a name is the library's robust [`RwLock`]
-//! (made on first use; an existing [`Lock`] made by a program is used
-//! exclusively), on a server it is a [`Lock`] (exclusive only). The lock is
+//! In a directory namespace a name is the library's robust
+//! [`RwLock`](mproc::RwLock) (made on first use; an existing
+//! [`Lock`](mproc::Lock) made by a program is used exclusively), on a
+//! server it is a [`Lock`](mproc::Lock) (exclusive only). The lock is
 //! held by this process's main thread while the command runs as its child.
 //! Three things make the holding safe:
 //!
@@ -16,13 +17,14 @@
 //!   lock is released after the child has exited, whatever its status.
 //!
 //! With `-F` there is no child: the holding is kept until this process
-//! exits ([`RwLockWriteGuard::keep_until_exit`]) and `mproc` execs the
-//! command; the next holder waits for that process and is told of a clean
-//! release, however it ends (see CLI.md).
+//! exits
+//! ([`RwLockWriteGuard::keep_until_exit`](mproc::RwLockWriteGuard::keep_until_exit))
+//! and `mproc` execs the command; the next holder waits for that process
+//! and is told of a clean release, however it ends (see CLI.md).
 //!
 //! The rooms: this file holds the arguments, the dispatch, the NAME check
 //! and `lock break`; [`target`] opens and acquires the lock a name stands
-//! for; [`run`] runs the command while holding it; [`status`] shows locks
+//! for; [`run`](mod@run) runs the command while holding it; [`status`] shows locks
 //! (`lock status`, and the lock rows of `mproc ls`); [`hold`] is `--hold`,
 //! `mproc unlock` and the keeper process.
 
