@@ -36,7 +36,7 @@ static DEFER: AtomicBool = AtomicBool::new(false);
 
 /// The set of terminating signals that are not ignored (signals ignored
 /// when `mproc` started stay ignored).
-pub(crate) fn handled_set() -> SigSet {
+fn handled_set() -> SigSet {
     let mut set = SigSet::empty();
     for s in TERMINATING {
         if !sys::signal_ignored(s) {
