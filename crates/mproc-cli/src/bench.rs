@@ -18,9 +18,10 @@ use clap::{Args, ValueEnum};
 use mproc::{ByteQueue, GetError, Lock, Namespace, QueueOptions};
 use serde_json::{json, Value};
 
-use crate::cli::{parse_secs, Secs};
+use crate::args::{parse_secs, Secs};
+use crate::child::{self_command, temp_dir, Children};
 use crate::ctx::{self, Ctx};
-use crate::demo::{self_command, temp_dir, Children};
+use crate::sys;
 
 /// Runs per measurement; the median is reported.
 const RUNS: usize = 3;
@@ -254,16 +255,7 @@ fn roundtrip_run(run: Duration) -> anyhow::Result<(f64, f64, f64, f64)> {
 
 /// CPU time (user + system) of this process, in ns.
 fn self_cpu() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
-    let r = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    if r != 0 {
-        return 0;
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    sys::process_cpu_time().map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// Lock + unlock in this process alone; returns ops/s.

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use mproc::Namespace;
 
-use crate::cli::Secs;
+use crate::args::{fmt_secs, Secs};
 use crate::exit::{self, Failure};
 
 /// Global settings shared by every command.
@@ -44,7 +44,7 @@ impl Ctx {
     }
 
     /// Sets `--retry-for` (`None`: keep the default).
-    pub(crate) fn with_retry_for(mut self, secs: Option<crate::cli::Secs>) -> Ctx {
+    pub(crate) fn with_retry_for(mut self, secs: Option<Secs>) -> Ctx {
         if let Some(s) = secs {
             self.retry_for = s.0;
         }
@@ -125,22 +125,6 @@ impl Wait {
             Wait::For(d) => format!(" (gave up after {})", fmt_secs(*d)),
             _ => String::new(),
         }
-    }
-}
-
-/// Formats a duration for people: `0.30s`, `12.5s`, `5m12s`, `2h03m`.
-pub(crate) fn fmt_secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 10.0 {
-        format!("{s:.2}s")
-    } else if s < 60.0 {
-        format!("{s:.1}s")
-    } else if s < 3600.0 {
-        let t = d.as_secs();
-        format!("{}m{:02}s", t / 60, t % 60)
-    } else {
-        let t = d.as_secs();
-        format!("{}h{:02}m", t / 3600, (t % 3600) / 60)
     }
 }
 
@@ -254,13 +238,6 @@ mod tests {
         assert_eq!(Wait::from_flags(false, Some(Secs(None))), Wait::Forever);
         let d = Duration::from_millis(300);
         assert_eq!(Wait::from_flags(false, Some(Secs(Some(d)))), Wait::For(d));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(fmt_secs(Duration::from_millis(300)), "0.30s");
-        assert_eq!(fmt_secs(Duration::from_secs(312)), "5m12s");
-        assert_eq!(fmt_secs(Duration::from_secs(7380)), "2h03m");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use mproc::Event;
 use serde_json::json;
 
-use crate::cli::{parse_secs, Secs};
+use crate::args::{parse_secs, Secs};
 use crate::ctx::{self, Ctx, Wait};
 use crate::exit::{self, Failure};
 use crate::signals;

@@ -4,28 +4,38 @@
 //! `main` only maps the outcome of [`run`] to an exit code; every command
 //! lives in its own module and reports failures as [`exit::Failure`]s, whose
 //! codes form the one table printed by `mproc --help`.
+//!
+//! The layers, every dependency pointing down: `main` → [`cli`] (the
+//! top-level parser, assembled from the commands' own arguments) → the
+//! commands (`lock/`, `queue/`, `sem`, `event`, `ls`, `demo/`, `bench`,
+//! `torture`, `completions`) → the leaves (`args`, `child`, `ctx`, `exit`,
+//! `retry`, `rng`, `signals`, `sync_ls`) → [`sys`], the only module that
+//! calls `libc`.
 
 use std::io;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
+mod args;
 mod bench;
+mod child;
 mod cli;
 mod completions;
 mod ctx;
 mod demo;
 mod event;
 mod exit;
-mod hold;
 mod lock;
 mod ls;
 mod queue;
 mod retry;
+mod rng;
 mod sem;
 mod signals;
 mod sync_ls;
+mod sys;
 mod torture;
 
 use crate::cli::{Cli, Command};
@@ -52,7 +62,7 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     JSON_ERRORS.store(cli.json, Ordering::Relaxed);
     init_tracing(cli.verbose, cli.quiet);
-    if let Some(cli::Secs(s)) = cli.retry_for {
+    if let Some(args::Secs(s)) = cli.retry_for {
         // Worker processes (demos) inherit the budget. Still one thread here.
         let v = s.map_or("inf".to_owned(), |d| d.as_secs_f64().to_string());
         std::env::set_var("MPROC_RETRY_FOR", v);
@@ -63,8 +73,8 @@ fn run() -> anyhow::Result<ExitCode> {
     tracing::debug!(dir = ?ctx.dir, json = ctx.json, "starting");
     let code = match cli.command {
         Command::Lock(args) => lock::run(&ctx, args)?,
-        Command::Unlock(args) => hold::unlock(&ctx, args.name.as_str(), args.pid)?,
-        Command::LockHold(args) => hold::keeper(&ctx, &args)?,
+        Command::Unlock(args) => lock::hold::unlock(&ctx, args.name.as_str(), args.pid)?,
+        Command::LockHold(args) => lock::hold::keeper(&ctx, &args)?,
         Command::Queue(cmd) => queue::run(&ctx, cmd)?,
         Command::Sem(args) => sem::run(&ctx, &args)?,
         Command::Event(cmd) => event::run(&ctx, cmd)?,
@@ -79,7 +89,7 @@ fn run() -> anyhow::Result<ExitCode> {
             0
         }
         Command::Demo(cmd) => demo::run(&ctx, cmd)?,
-        Command::Completions { shell } => completions::run(shell)?,
+        Command::Completions(args) => completions::run(&args, Cli::command())?,
         Command::Torture(args) => torture::run(&ctx, &args)?,
         Command::TortureWorker(args) => torture::worker(&ctx, &args)?,
         Command::TicketBuyer(args) => demo::tickets::buyer(&ctx, &args)?,

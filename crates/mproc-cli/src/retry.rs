@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mproc::{AckError, GetError, LockError, PutError, PutErrorKind};
 
-use crate::ctx::fmt_secs;
+use crate::args::fmt_secs;
 use crate::exit::is_transient;
 
 /// `--retry-for`'s default: how long a long-running command keeps retrying

@@ -8,7 +8,6 @@
 //! waits — at once if it is already waiting. `SIGINT`, `SIGTERM` and
 //! `SIGHUP` are forwarded to the command while it runs.
 
-use std::ffi::OsString;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
@@ -16,10 +15,11 @@ use std::time::Instant;
 use clap::Args;
 use mproc::{BoundedSemaphore, CreateError, Namespace, OpenError, Semaphore, SemaphoreError};
 
-use crate::cli::{parse_secs, Secs};
-use crate::ctx::{fmt_secs, Ctx, Wait};
+use crate::args::{fmt_secs, parse_secs, Secs, TrailingCommand};
+use crate::ctx::{Ctx, Wait};
 use crate::exit::{self, Failure};
 use crate::signals;
+use crate::sys;
 
 /// `mproc sem`.
 #[derive(Debug, Args)]
@@ -53,13 +53,8 @@ pub(crate) struct SemArgs {
     #[arg(value_name = "NAME")]
     pub(crate) name: String,
     /// The command and its arguments.
-    #[arg(
-        value_name = "CMD",
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
-    pub(crate) cmd: Vec<OsString>,
+    #[command(flatten)]
+    pub(crate) command: TrailingCommand,
 }
 
 /// The command's pid while it runs, 0 before, -1 after.
@@ -73,10 +68,7 @@ pub(crate) fn run(ctx: &Ctx, args: &SemArgs) -> anyhow::Result<u8> {
         -1 => {}
         // Ctrl-C from the terminal already reached the command.
         _ if code == signals::SI_KERNEL => {}
-        pid => {
-            // SAFETY: kill has no memory-safety preconditions.
-            unsafe { libc::kill(pid, sig) };
-        }
+        pid => sys::send_signal(pid as u32, sig),
     })
     .map_err(|e| Failure::internal(format!("cannot set up signals: {e}")))?;
 
@@ -128,7 +120,7 @@ pub(crate) fn run(ctx: &Ctx, args: &SemArgs) -> anyhow::Result<u8> {
         "semaphore '{name}': unit taken after {}",
         fmt_secs(started.elapsed())
     );
-    let status = spawn_and_wait(&args.cmd);
+    let status = spawn_and_wait(&args.command.cmd);
     CHILD.store(-1, Ordering::SeqCst);
     drop(guard);
     Ok(exit::child_code(status?))
@@ -151,7 +143,7 @@ fn open_or_create(ns: &Namespace, name: &str, jobs: u32) -> Result<Semaphore, Fa
 }
 
 /// Runs the command as a child that dies with this process, and waits.
-fn spawn_and_wait(argv: &[OsString]) -> Result<std::process::ExitStatus, Failure> {
+fn spawn_and_wait(argv: &[std::ffi::OsString]) -> Result<std::process::ExitStatus, Failure> {
     let (prog, rest) = argv
         .split_first()
         .ok_or_else(|| Failure::usage("a command is required: mproc sem NAME -- CMD"))?;

@@ -15,9 +15,10 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::ctx::Wait;
+use crate::sys::{self, SigSet};
 
 /// The signals handled here.
-const TERMINATING: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+const TERMINATING: [i32; 3] = [sys::SIGINT, sys::SIGTERM, sys::SIGHUP];
 
 /// `si_code` of a signal the kernel sent itself, such as the terminal's
 /// `SIGINT` on Ctrl-C (which reaches the whole foreground process group).
@@ -33,30 +34,16 @@ static PENDING: AtomicI32 = AtomicI32::new(0);
 /// code acts on it at its next look. While clear, the process ends at once.
 static DEFER: AtomicBool = AtomicBool::new(false);
 
-/// Whether `sig` was ignored when this process started.
-fn ignored(sig: i32) -> bool {
-    // SAFETY: sigaction with a null new action only reads the current one
-    // into `old`, which is plain data.
-    unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
-    }
-}
-
-/// The set of terminating signals that are not ignored.
-pub(crate) fn handled_set() -> libc::sigset_t {
-    // SAFETY: sigset_t is plain data; sigemptyset initialises it fully before
-    // sigaddset reads it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in TERMINATING {
-            if !ignored(s) {
-                libc::sigaddset(&mut set, s);
-            }
+/// The set of terminating signals that are not ignored (signals ignored
+/// when `mproc` started stay ignored).
+fn handled_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in TERMINATING {
+        if !sys::signal_ignored(s) {
+            set.add(s);
         }
-        set
     }
+    set
 }
 
 /// Blocks the handled signals in this thread (and so in every thread it
@@ -66,20 +53,12 @@ pub(crate) fn handled_set() -> libc::sigset_t {
 /// Call it before starting any other thread.
 pub(crate) fn start(on_signal: impl Fn(i32, i32) + Send + 'static) -> io::Result<()> {
     let set = handled_set();
-    // SAFETY: `set` is an initialised sigset_t; a null old-set pointer is allowed.
-    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if rc != 0 {
-        return Err(io::Error::from_raw_os_error(rc));
-    }
+    sys::block_signals(&set)?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || loop {
-            // SAFETY: siginfo_t is plain data that sigwaitinfo fills in.
-            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-            // SAFETY: `set` and `info` are valid for the duration of the call.
-            let sig = unsafe { libc::sigwaitinfo(&set, &mut info) };
-            if sig > 0 {
-                on_signal(sig, info.si_code);
+            if let Some((sig, code)) = sys::wait_signal(&set) {
+                on_signal(sig, code);
             }
         })?;
     Ok(())
@@ -88,16 +67,7 @@ pub(crate) fn start(on_signal: impl Fn(i32, i32) + Send + 'static) -> io::Result
 /// Ends the process by `sig` with its default action, so that the caller's
 /// shell sees "killed by SIGINT" (and stops a loop, for instance).
 pub(crate) fn die_by_signal(sig: i32) -> ! {
-    // SAFETY: restoring the default action and unblocking the signal in this
-    // thread only change signal state; raise then delivers it to this thread.
-    unsafe {
-        libc::signal(sig, libc::SIG_DFL);
-        let mut one: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut one);
-        libc::sigaddset(&mut one, sig);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &one, std::ptr::null_mut());
-        libc::raise(sig);
-    }
+    sys::raise_default(sig);
     std::process::exit(128 + sig)
 }
 
@@ -184,33 +154,6 @@ pub(crate) fn checkpoint() {
 /// to start if it already has); with `unblock_handled`, the child also
 /// starts with the signals this process handles unblocked.
 pub(crate) fn die_with_parent(cmd: &mut std::process::Command, unblock_handled: bool) {
-    use std::os::unix::process::CommandExt;
-    let parent = std::process::id();
-    let unblock = handled_set();
-    // SAFETY: the closure runs in the forked child before exec and only calls
-    // async-signal-safe functions (prctl, getppid, pthread_sigmask) on values
-    // captured by copy; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before prctl: then nobody holds the
-            // lock (or unit) for the child, and it must not run.
-            if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            if unblock_handled {
-                libc::pthread_sigmask(libc::SIG_UNBLOCK, &unblock, std::ptr::null_mut());
-            }
-            Ok(())
-        });
-    }
+    let unblock = unblock_handled.then(handled_set);
+    sys::kill_child_with_parent(cmd, std::process::id(), unblock);
 }

@@ -39,9 +39,11 @@ use clap::Args;
 use mproc::{ByteQueue, GetError, Lock, LockError, Namespace, QueueOptions};
 use serde_json::json;
 
+use crate::args::parse_secs_f64;
+use crate::child::{self_command, temp_dir};
 use crate::ctx::Ctx;
-use crate::demo::{self_command, temp_dir, Rng};
 use crate::exit::{self, Failure};
+use crate::rng::Rng;
 
 const QUEUE: &str = "torture";
 const LOCK: &str = "torture.lock";
@@ -50,7 +52,7 @@ const LOCK: &str = "torture.lock";
 #[derive(Debug, Args)]
 pub(crate) struct TortureArgs {
     /// How long to kill and restart workers (2s, 1m, ...; plain numbers are seconds).
-    #[arg(long, default_value = "10", value_parser = crate::cli::parse_secs_f64)]
+    #[arg(long, default_value = "10", value_parser = parse_secs_f64)]
     pub(crate) seconds: f64,
     /// Producer processes.
     #[arg(long, default_value_t = 2)]

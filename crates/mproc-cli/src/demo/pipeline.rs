@@ -17,11 +17,12 @@ use mproc::{GetError, Queue, QueueOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cli::{parse_secs, Secs};
-use crate::ctx::{self, fmt_secs, Ctx};
-use crate::demo::{self_command, temp_dir, Children, Rng};
+use crate::args::{fmt_secs, parse_secs, Secs};
+use crate::child::{self_command, temp_dir, Children};
+use crate::ctx::{self, Ctx};
 use crate::exit::{self, Failure};
 use crate::retry::{get_transient, put_transient};
+use crate::rng::Rng;
 
 /// The work queue's name.
 const ITEMS: &str = "items";

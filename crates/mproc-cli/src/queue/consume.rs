@@ -15,14 +15,40 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
+use clap::Args;
 use mproc::{ByteQueue, GetError};
 use serde_json::json;
 
-use crate::cli::ConsumeArgs;
-use crate::ctx::{self, fmt_secs, Ctx};
+use crate::args::{fmt_secs, TrailingCommand};
+use crate::ctx::{self, Ctx};
 use crate::exit::{self, Failure};
 use crate::retry::{self, Outage};
 use crate::signals;
+
+/// `mproc queue consume NAME [-j N] -- CMD [ARGS..]`.
+#[derive(Debug, Args)]
+#[command(override_usage = "mproc queue consume [-j N] [--halt] NAME -- CMD [ARGS]...")]
+pub(crate) struct ConsumeArgs {
+    /// Number of workers (commands running at once).
+    #[arg(short = 'j', long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub(crate) jobs: u32,
+    /// Stop taking messages after the first failing command.
+    #[arg(long)]
+    pub(crate) halt: bool,
+    /// Run a message's command at most N times: a failed message is given
+    /// back for another try until then (a message whose consumer dies is
+    /// always delivered again).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) tries: u32,
+    /// The queue's name.
+    #[arg(value_name = "NAME")]
+    pub(crate) name: String,
+    /// The command and its arguments.
+    #[command(flatten)]
+    pub(crate) command: TrailingCommand,
+}
 
 /// Shared state of the workers.
 struct Shared {
@@ -84,7 +110,7 @@ fn resolvable(prog: &Path) -> Option<PathBuf> {
 
 /// Runs `mproc queue consume`.
 pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
-    let Some(prog) = args.cmd.first() else {
+    let Some(prog) = args.command.cmd.first() else {
         return Err(
             Failure::usage("a command is required: mproc queue consume NAME -- CMD").into(),
         );
@@ -102,7 +128,7 @@ pub(crate) fn run(ctx: &Ctx, args: &ConsumeArgs) -> anyhow::Result<u8> {
     let shared = Shared {
         queue,
         name: args.name.clone(),
-        argv: args.cmd.clone(),
+        argv: args.command.cmd.clone(),
         halt: args.halt,
         tries: args.tries,
         stop: AtomicBool::new(false),

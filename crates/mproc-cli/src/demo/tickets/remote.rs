@@ -16,8 +16,10 @@ use mproc::{FenceError, Lock, LockError, Queue, QueueOptions};
 use serde_json::json;
 
 use super::{delay_of, step, tickets, BuyerArgs, Store, TicketsArgs, BOUGHT, LOCK_NAME, SOLD_OUT};
-use crate::ctx::{self, fmt_secs, Ctx};
-use crate::demo::{demo_namespace, pass_url, self_command, temp_dir, Children, Cleanup};
+use crate::args::fmt_secs;
+use crate::child::{self_command, temp_dir, Children};
+use crate::ctx::{self, Ctx};
+use crate::demo::{demo_namespace, pass_url, Cleanup};
 use crate::exit::{self, Failure};
 use crate::retry::{lock_transient, put_transient};
 

@@ -16,26 +16,62 @@
 //! locker (told that its holder died).
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use clap::Args;
 use serde_json::json;
 
-use crate::cli::{HoldArgs, LockRunArgs};
+use super::target::{acquire, holder_text, open_existing, open_target, Held, Target};
+use super::{checked_name, LockRunArgs};
+use crate::args::{parse_secs, Secs};
 use crate::ctx::{Ctx, Wait};
 use crate::exit::{self, Failure};
-use crate::lock::{acquire, checked_name, holder_text, open_target, Held, Target};
+use crate::sys;
 
 /// Where the keeper finds the namespace it holds in (its location, for
 /// `mproc unlock` to match keepers to namespaces).
 const HOLD_NS: &str = "MPROC_HOLD_NS";
 
+/// `mproc unlock NAME`.
+#[derive(Debug, Args)]
+pub(crate) struct UnlockArgs {
+    /// The process the holding belongs to [default: the parent of mproc].
+    #[arg(long, value_name = "PID")]
+    pub(crate) pid: Option<u32>,
+    /// The lock.
+    pub(crate) name: String,
+}
+
+/// `mproc __lock-hold`: takes the lock, reports on stdout, keeps it.
+#[derive(Debug, Args)]
+pub(crate) struct HoldArgs {
+    /// The process whose end releases the holding.
+    #[arg(long)]
+    pub(crate) watch_pid: u32,
+    /// Its start time (`/proc/PID/stat` field 22).
+    #[arg(long)]
+    pub(crate) watch_start: u64,
+    /// Shared.
+    #[arg(long)]
+    pub(crate) shared: bool,
+    /// Do not wait.
+    #[arg(long)]
+    pub(crate) nonblock: bool,
+    /// Wait at most this long.
+    #[arg(long, value_parser = parse_secs)]
+    pub(crate) wait: Option<Secs>,
+    /// Tag.
+    #[arg(long)]
+    pub(crate) tag: Option<String>,
+    /// The lock.
+    pub(crate) name: String,
+}
+
 /// This process's parent.
 fn parent_pid() -> u32 {
-    // SAFETY: getppid has no preconditions and cannot fail.
-    unsafe { libc::getppid() as u32 }
+    std::os::unix::process::parent_id()
 }
 
 /// The state letter and start time (field 22) of process `pid`.
@@ -52,20 +88,11 @@ fn alive(pid: u32, start: u64) -> bool {
     matches!(proc_stat(pid), Some((s, t)) if t == start && s != b'Z' && s != b'X')
 }
 
-/// A pidfd for `pid` (Linux 5.3+), `None` if it cannot be had.
-fn pidfd(pid: u32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor
-    // or -1; it touches no memory of the caller.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    // SAFETY: a fresh descriptor that nothing else owns.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
-}
-
 /// Waits until `pid` (started at `start`) has ended or `limit` passes;
 /// whether it ended.
 fn wait_gone(pid: u32, start: u64, limit: Duration) -> bool {
     let end = Instant::now() + limit;
-    let fd = pidfd(pid);
+    let fd = sys::pidfd(pid);
     loop {
         if !alive(pid, start) {
             return true;
@@ -74,18 +101,13 @@ fn wait_gone(pid: u32, start: u64, limit: Duration) -> bool {
         if now >= end {
             return false;
         }
-        let ms = (end - now).min(Duration::from_millis(200)).as_millis() as libc::c_int;
+        let ms = (end - now).min(Duration::from_millis(200)).as_millis() as u64;
+        let slice = Duration::from_millis(ms.max(1));
         match &fd {
             Some(fd) => {
-                let mut p = libc::pollfd {
-                    fd: fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd for the duration of the call.
-                unsafe { libc::poll(&mut p, 1, ms.max(1)) };
+                sys::poll_readable(&[fd.as_fd()], slice);
             }
-            None => std::thread::sleep(Duration::from_millis(ms.max(1) as u64)),
+            None => std::thread::sleep(slice),
         }
     }
 }
@@ -134,14 +156,7 @@ pub(crate) fn hold(ctx: &Ctx, args: &LockRunArgs) -> anyhow::Result<u8> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-    // SAFETY: the closure runs in the forked child before exec and only
-    // calls setsid, which is async-signal-safe; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    sys::new_session_on_spawn(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::internal(format!("cannot start the keeper: {e}")))?;
@@ -187,45 +202,25 @@ fn report(v: &serde_json::Value) -> bool {
 /// Points stdout at /dev/null (the report is sent).
 fn close_stdout() {
     if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        // SAFETY: dup2 onto fd 1 with a valid descriptor; nothing else in
-        // this single-threaded process writes to fd 1 concurrently.
-        unsafe { libc::dup2(null.as_raw_fd(), 1) };
+        sys::redirect_stdout(null.as_fd());
     }
 }
 
 /// Blocks the terminating signals and returns a signalfd that reads them.
 fn signal_fd() -> Option<OwnedFd> {
-    // SAFETY: sigset_t is plain data, initialised by sigemptyset before use;
-    // pthread_sigmask and signalfd take valid pointers to it.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaddset(&mut set, s);
-        }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC);
-        (fd >= 0).then(|| OwnedFd::from_raw_fd(fd))
-    }
+    sys::signal_fd(&sys::SigSet::of(&[sys::SIGTERM, sys::SIGINT, sys::SIGHUP]))
 }
 
 /// Whether `fd` has something to read now.
 fn readable(fd: &OwnedFd) -> bool {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd for the duration of the call.
-    unsafe { libc::poll(&mut p, 1, 0) == 1 }
+    sys::poll_readable(&[fd.as_fd()], Duration::ZERO) == [true]
 }
 
 /// `mproc __lock-hold`: takes the lock, reports, and keeps it until the
 /// watched process ends or a terminating signal comes.
 pub(crate) fn keeper(ctx: &Ctx, a: &HoldArgs) -> anyhow::Result<u8> {
-    // SAFETY: setting SIGPIPE's disposition has no memory preconditions; a
-    // report nobody reads is then an error, not the keeper's death.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    // A report nobody reads is then an error, not the keeper's death.
+    sys::ignore_sigpipe();
     // Before any thread starts (server renewal threads inherit the mask).
     let sfd = signal_fd();
     let fail = |f: Failure| {
@@ -303,25 +298,19 @@ pub(crate) fn keeper(ctx: &Ctx, a: &HoldArgs) -> anyhow::Result<u8> {
         return Ok(exit::OK);
     }
     close_stdout();
-    let pfd = pidfd(a.watch_pid);
+    let pfd = sys::pidfd(a.watch_pid);
     // The pidfd may name a process that reused the pid: look after opening.
     while alive(a.watch_pid, a.watch_start) {
-        let mut fds = Vec::with_capacity(2);
-        for fd in [&pfd, &sfd].into_iter().flatten() {
-            fds.push(libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
+        let fds: Vec<_> = [&pfd, &sfd]
+            .into_iter()
+            .flatten()
+            .map(|fd| fd.as_fd())
+            .collect();
         // Sliced: without a pidfd (or for a pid procfs cannot see), the
         // process is looked at every second.
-        // SAFETY: `fds` holds fds.len() valid pollfds for the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
-        let signalled = sfd
-            .as_ref()
-            .and_then(|s| fds.iter().find(|p| p.fd == s.as_raw_fd()))
-            .is_some_and(|p| p.revents & libc::POLLIN != 0);
+        let ready = sys::poll_readable(&fds, Duration::from_secs(1));
+        // The signalfd, when there is one, is the last descriptor polled.
+        let signalled = sfd.is_some() && ready.last() == Some(&true);
         if signalled {
             break;
         }
@@ -336,8 +325,7 @@ fn keepers(location: &str, name: &str) -> Vec<(u32, u64, u32)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = sys::effective_uid();
     let mut out = Vec::new();
     for e in dir.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
@@ -387,7 +375,7 @@ pub(crate) fn unlock(ctx: &Ctx, name: &str, pid: Option<u32>) -> anyhow::Result<
     let watch = pid.unwrap_or_else(parent_pid);
     // Keepers that hold the lock now (one still waiting for it is left to
     // its caller).
-    let holders: Vec<u32> = match crate::lock::open_existing(&ns, name) {
+    let holders: Vec<u32> = match open_existing(&ns, name) {
         Ok(Target::Lock(l)) => l.holder().map(|h| h.pid).into_iter().collect(),
         Ok(Target::Rw(l)) => l
             .writer()
@@ -416,8 +404,7 @@ pub(crate) fn unlock(ctx: &Ctx, name: &str, pid: Option<u32>) -> anyhow::Result<
         return Err(Failure::new(exit::BUSY, "not_held", msg).into());
     }
     for &&(keeper, start, _) in &mine {
-        // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(keeper as libc::pid_t, libc::SIGTERM) };
+        sys::send_signal(keeper, sys::SIGTERM);
         if !wait_gone(keeper, start, Duration::from_secs(10)) {
             return Err(Failure::internal(format!(
                 "lock '{name}': its keeper (pid {keeper}) did not end"

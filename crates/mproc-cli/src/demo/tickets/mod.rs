@@ -24,9 +24,9 @@ use clap::{Args, ValueEnum};
 use mproc::{Lock, LockError, Value};
 use serde_json::json;
 
-use crate::cli::{parse_secs, Secs};
-use crate::ctx::{self, fmt_secs, Ctx};
-use crate::demo::{self_command, temp_dir, Children};
+use crate::args::{fmt_secs, parse_secs, Secs};
+use crate::child::{self_command, temp_dir, Children};
+use crate::ctx::{self, Ctx};
 use crate::exit::{self, Failure};
 
 /// A buyer's exit status when it bought a ticket.

@@ -7,15 +7,131 @@ use std::ffi::OsString;
 use std::io::{self, BufRead, Read};
 use std::os::unix::ffi::OsStrExt;
 
+use clap::Subcommand;
 use mproc::{ByteQueue, GetError, Namespace, ObjectKind, OpenError, QueueOptions, QueueStats};
 use serde_json::json;
 
-use crate::cli::QueueCmd;
+use crate::args::{parse_secs, parse_size, Secs};
 use crate::ctx::{self, Ctx, Wait};
 use crate::exit::{self, Failure};
 use crate::signals;
 
 mod consume;
+
+use consume::ConsumeArgs;
+
+/// `mproc queue ...`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCmd {
+    /// Create a queue.
+    Create {
+        /// The queue's name.
+        name: String,
+        /// At most N messages at once (0 = no count limit).
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        maxsize: usize,
+        /// Byte budget of the messages in the queue (K, M, G suffixes): the
+        /// largest message, and the memory (RAM, on tmpfs) the queue takes,
+        /// give or take 1 MiB (default 1M).
+        #[arg(long, value_name = "B", value_parser = parse_size)]
+        max_bytes: Option<usize>,
+        /// Succeed if the queue already exists.
+        #[arg(long)]
+        exist_ok: bool,
+    },
+    /// Put messages: each DATA is one message; without DATA, stdin is one message
+    /// (or one per line with --lines, NUL-separated with -0).
+    Put {
+        /// The queue's name.
+        name: String,
+        /// The messages.
+        #[arg(value_name = "DATA")]
+        data: Vec<OsString>,
+        /// Fail at once (exit 1) when the queue is full.
+        #[arg(short = 'n', long = "nonblock", conflicts_with = "timeout")]
+        nonblock: bool,
+        /// Wait at most SECS for room for each message (500ms, 2s, 1m; 0 = -n, "inf" = forever).
+        #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs)]
+        timeout: Option<Secs>,
+        /// Read stdin as one message per line (the newline is not part of it).
+        #[arg(long, conflicts_with = "null")]
+        lines: bool,
+        /// Read stdin as NUL-separated messages.
+        #[arg(short = '0', long = "null")]
+        null: bool,
+        /// Create the queue (with default options) if it does not exist.
+        #[arg(long)]
+        create: bool,
+    },
+    /// Take messages and write their bytes to stdout exactly.
+    Get {
+        /// The queue's name.
+        name: String,
+        /// Fail at once (exit 1) when the queue is empty.
+        #[arg(short = 'n', long = "nonblock", conflicts_with = "timeout")]
+        nonblock: bool,
+        /// Wait at most SECS for each message (500ms, 2s, 1m; 0 = -n, "inf" = forever).
+        #[arg(short = 't', long, value_name = "SECS", value_parser = parse_secs)]
+        timeout: Option<Secs>,
+        /// Take K messages.
+        #[arg(short = 'c', long, value_name = "K", default_value_t = 1,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
+        /// Write a newline after each message.
+        #[arg(long, conflicts_with = "null")]
+        lines: bool,
+        /// Write a NUL after each message.
+        #[arg(short = '0', long = "null")]
+        null: bool,
+        /// At-least-once: take each message under a lease and acknowledge it
+        /// only once it is written; if this process dies first or the write
+        /// fails, the message goes back to the queue.
+        #[arg(long)]
+        leased: bool,
+    },
+    /// Show the next message without taking it (exit 1 when empty).
+    Peek {
+        /// The queue's name.
+        name: String,
+        /// Write a newline after the message.
+        #[arg(long)]
+        lines: bool,
+    },
+    /// Print the number of messages in the queue.
+    Len {
+        /// The queue's name.
+        name: String,
+    },
+    /// Print the queue's counters as eval-able key=value pairs.
+    Stat {
+        /// The queue's name.
+        name: String,
+    },
+    /// Close the queue: puts fail, gets drain what is left and then exit 3.
+    Close {
+        /// The queue's name.
+        name: String,
+    },
+    /// Discard every message in the queue.
+    Purge {
+        /// The queue's name.
+        name: String,
+    },
+    /// Remove the queue from the namespace.
+    Rm {
+        /// The queues' names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// No error when a queue does not exist.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// List every queue.
+    Ls,
+    /// Run CMD once per message, with the message on its stdin, until the queue
+    /// is closed and drained.
+    Consume(ConsumeArgs),
+}
 
 /// Runs `mproc queue ...`.
 pub(crate) fn run(ctx: &Ctx, cmd: QueueCmd) -> anyhow::Result<u8> {
