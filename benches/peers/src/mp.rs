@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use mproc::{ByteQueue, GetError, Lock, Namespace, QueueOptions};
 
-use crate::{finish_child_text, spawn_child, uniq, Shm, OFF_COUNTER, OFF_GO, OFF_READY};
+use crate::proc::{finish_child_text, spawn_child, uniq};
+use crate::shm::{Shm, OFF_COUNTER, OFF_GO, OFF_READY};
+use crate::sys::{cpu_ns_children, cpu_ns_self, mono_ns};
 
 /// Messages per `put_many` call in the batched mode.
 pub const PUT_BATCH: usize = 64;
@@ -22,24 +24,6 @@ pub const PUT_BATCH: usize = 64;
 pub const GET_BATCH: usize = 256;
 /// Byte budget of the throughput queues: mproc's default (1 MiB).
 pub const RING_BYTES: usize = mproc::DEFAULT_MAX_BYTES;
-
-/// Nanoseconds of CLOCK_MONOTONIC (the same clock in every process).
-pub fn mono_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// CPU time (user + system) of this process or of its waited-for children, in ns.
-pub fn cpu_ns(who: i32) -> u64 {
-    // SAFETY: an all-zero rusage is a valid value to be overwritten.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `ru` is a valid, writable rusage.
-    unsafe { libc::getrusage(who, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
 
 /// A fresh namespace directory on tmpfs.
 fn new_ns() -> (PathBuf, Namespace) {
@@ -191,7 +175,7 @@ pub fn pingpong(dur: Duration, max_pings: usize, warmup: usize) -> (Vec<u64>, f6
     let a = ByteQueue::create_in(&ns, "a", queue_opts(0, 8)).unwrap();
     let b = ByteQueue::create_in(&ns, "b", queue_opts(0, 8)).unwrap();
     let d = dir.to_string_lossy().into_owned();
-    let kids_cpu0 = cpu_ns(libc::RUSAGE_CHILDREN);
+    let kids_cpu0 = cpu_ns_children();
     let kid = spawn_child(&["mq".into(), "echo".into(), d]);
     let payload = [0xA5u8; 8];
     let mut buf = Vec::with_capacity(8);
@@ -200,7 +184,7 @@ pub fn pingpong(dur: Duration, max_pings: usize, warmup: usize) -> (Vec<u64>, f6
         b.get_into(&mut buf, None).unwrap();
     }
     let mut s = Vec::with_capacity(max_pings);
-    let self_cpu0 = cpu_ns(libc::RUSAGE_SELF);
+    let self_cpu0 = cpu_ns_self();
     let end = Instant::now() + dur;
     while s.len() < max_pings {
         let t = Instant::now();
@@ -212,10 +196,10 @@ pub fn pingpong(dur: Duration, max_pings: usize, warmup: usize) -> (Vec<u64>, f6
             break;
         }
     }
-    let self_cpu = cpu_ns(libc::RUSAGE_SELF) - self_cpu0;
+    let self_cpu = cpu_ns_self() - self_cpu0;
     a.put(&[]).unwrap();
     finish_child_text(kid);
-    let kid_cpu = cpu_ns(libc::RUSAGE_CHILDREN) - kids_cpu0;
+    let kid_cpu = cpu_ns_children() - kids_cpu0;
     let _ = std::fs::remove_dir_all(&dir);
     // The child's CPU covers its warm-up and start-up too: an upper bound.
     let cpu_per_rt = (self_cpu + kid_cpu) as f64 / s.len() as f64;
