@@ -152,9 +152,9 @@ fn child_consume(q: &ByteQueue, shm: &Shm, size: usize, batched: bool, producers
     let mut buf = Vec::with_capacity(size);
     loop {
         let r = if batched {
-            q.get_many_with(GET_BATCH, None, check).map(|_| ())
+            q.get_many_with(GET_BATCH, check).map(|_| ())
         } else {
-            q.get_into(&mut buf, None).map(|()| check(&buf))
+            q.get_into(&mut buf).map(|()| check(&buf))
         };
         match r {
             Ok(()) => {}
@@ -181,7 +181,7 @@ pub fn pingpong(dur: Duration, max_pings: usize, warmup: usize) -> (Vec<u64>, f6
     let mut buf = Vec::with_capacity(8);
     for _ in 0..warmup {
         a.put(&payload).unwrap();
-        b.get_into(&mut buf, None).unwrap();
+        b.get_into(&mut buf).unwrap();
     }
     let mut s = Vec::with_capacity(max_pings);
     let self_cpu0 = cpu_ns_self();
@@ -189,7 +189,7 @@ pub fn pingpong(dur: Duration, max_pings: usize, warmup: usize) -> (Vec<u64>, f6
     while s.len() < max_pings {
         let t = Instant::now();
         a.put(&payload).unwrap();
-        b.get_into(&mut buf, None).unwrap();
+        b.get_into(&mut buf).unwrap();
         s.push(t.elapsed().as_nanos() as u64);
         assert_eq!(buf.len(), 8);
         if t >= end {
@@ -211,7 +211,7 @@ fn child_echo(ns: &Namespace) {
     let b = ByteQueue::open_in(ns, "b").unwrap();
     let mut buf = Vec::with_capacity(8);
     loop {
-        a.get_into(&mut buf, None).unwrap();
+        a.get_into(&mut buf).unwrap();
         if buf.is_empty() {
             return;
         }

@@ -221,7 +221,7 @@ fn roundtrip_run(run: Duration) -> anyhow::Result<(f64, f64, f64, f64)> {
     let mut buf = Vec::with_capacity(8);
     for _ in 0..200 {
         put(&a, &msg)?;
-        b.get_into(&mut buf, None)?;
+        b.get_into(&mut buf)?;
     }
     let cpu0 = self_cpu();
     let mut samples = Vec::with_capacity(100_000);
@@ -229,7 +229,7 @@ fn roundtrip_run(run: Duration) -> anyhow::Result<(f64, f64, f64, f64)> {
     while t0.elapsed() < run && samples.len() < 1_000_000 {
         let t = Instant::now();
         put(&a, &msg)?;
-        b.get_into(&mut buf, None)?;
+        b.get_into(&mut buf)?;
         samples.push(t.elapsed().as_nanos() as f64 / 1e3);
     }
     let wall = t0.elapsed();
@@ -550,7 +550,7 @@ pub(crate) fn worker(ctx: &Ctx, args: &WorkerArgs) -> anyhow::Result<u8> {
             loop {
                 if args.batched {
                     q.put_many(&batch)
-                        .map_err(|(_, k)| anyhow::anyhow!("put_many: {k}"))?;
+                        .map_err(|e| anyhow::anyhow!("put_many: {e}"))?;
                     n += PUT_BATCH as u64;
                 } else {
                     for _ in 0..8 {
@@ -593,10 +593,10 @@ pub(crate) fn worker(ctx: &Ctx, args: &WorkerArgs) -> anyhow::Result<u8> {
             loop {
                 let r = if args.batched {
                     let mut k = 0;
-                    q.get_many_with(GET_BATCH, None, |m| k += on_msg(m))
+                    q.get_many_with(GET_BATCH, |m| k += on_msg(m))
                         .map(|_| n += k)
                 } else {
-                    q.get_into(&mut buf, None).map(|()| n += on_msg(&buf))
+                    q.get_into(&mut buf).map(|()| n += on_msg(&buf))
                 };
                 match r {
                     Ok(()) => {}
@@ -620,7 +620,7 @@ pub(crate) fn worker(ctx: &Ctx, args: &WorkerArgs) -> anyhow::Result<u8> {
             wait_go()?;
             let cpu0 = self_cpu();
             loop {
-                a.get_into(&mut buf, None)?;
+                a.get_into(&mut buf)?;
                 if buf.is_empty() {
                     break;
                 }

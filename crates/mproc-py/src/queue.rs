@@ -228,20 +228,20 @@ impl PyQueue {
         loop {
             let r = if first {
                 first = false;
-                q.put_many_deadline(&msgs[done..], Some(Instant::now()))
+                q.try_put_many(&msgs[done..])
             } else {
                 let Some(end) = wait.next_slice() else {
                     return Err(with_count(full(py), py, done));
                 };
                 let rest = &msgs[done..];
-                let r = py.detach(|| q.put_many_deadline(rest, Some(end)));
+                let r = py.detach(|| q.put_many_deadline(rest, end));
                 py.check_signals()?;
                 r
             };
             match r {
                 Ok(()) => return Ok(()),
-                Err((n, PutErrorKind::Full)) => done += n,
-                Err((n, kind)) => return Err(with_count(put_err(py, &kind), py, done + n)),
+                Err(e) if e.is_full() => done += e.put(),
+                Err(e) => return Err(with_count(put_err(py, e.kind()), py, done + e.put())),
             }
         }
     }
@@ -262,7 +262,7 @@ impl PyQueue {
         let q: &ByteQueue = &q;
         let take = |end: Instant| {
             let mut out: Vec<Vec<u8>> = Vec::new();
-            match q.get_many_with(max, Some(end), |m| out.push(m.to_vec())) {
+            match q.get_many_with_deadline(max, end, |m| out.push(m.to_vec())) {
                 Ok(_) => Some(Ok(out)),
                 Err(GetError::Empty) => None,
                 Err(e) => Some(Err(e)),

@@ -82,12 +82,12 @@ fn bench_queue(c: &mut Criterion) {
                     while got < iters {
                         if batched {
                             got += data
-                                .get_many_with(256, None, |m| {
+                                .get_many_with(256, |m| {
                                     assert_eq!(m.len(), size);
                                 })
                                 .expect("get_many_with") as u64;
                         } else {
-                            data.get_into(&mut buf, None).expect("get_into");
+                            data.get_into(&mut buf).expect("get_into");
                             assert_eq!(buf.len(), size);
                             got += 1;
                         }

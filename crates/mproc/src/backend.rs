@@ -10,6 +10,7 @@ use std::fmt;
 use std::io;
 use std::time::Instant;
 
+use crate::wait::Wait;
 use std::time::SystemTime;
 
 /// Failure of a queue operation, before it is turned into a public error.
@@ -73,20 +74,14 @@ pub(crate) trait QueueBackend: Send + Sync + fmt::Debug {
     /// The fixed limits.
     fn limits(&self) -> Limits;
     /// Puts messages in order; returns how many were put before an error.
-    /// With `try_only` never waits, else waits while full until `deadline`.
-    fn put(
-        &self,
-        msgs: &[&[u8]],
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> (usize, Result<(), OpError>);
+    /// Waits while full as long as `wait` allows.
+    fn put(&self, msgs: &[&[u8]], wait: Wait) -> (usize, Result<(), OpError>);
     /// Takes up to `max` (≥ 1) messages, handing each to `sink`; waits for
-    /// the first unless `try_only`. `scratch` is a reusable buffer.
+    /// the first as long as `wait` allows. `scratch` is a reusable buffer.
     fn get(
         &self,
         max: usize,
-        try_only: bool,
-        deadline: Option<Instant>,
+        wait: Wait,
         sink: &mut dyn FnMut(&[u8]),
         scratch: &mut Vec<u8>,
     ) -> Result<usize, OpError>;
@@ -111,12 +106,7 @@ pub(crate) trait QueueBackend: Send + Sync + fmt::Debug {
     /// Waits until no task is unfinished; false on timeout.
     fn join(&self, deadline: Option<Instant>) -> Result<bool, OpError>;
     /// Takes one message under a lease held by this process.
-    fn get_leased(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-        out: &mut Vec<u8>,
-    ) -> Result<Receipt, OpError>;
+    fn get_leased(&self, wait: Wait, out: &mut Vec<u8>) -> Result<Receipt, OpError>;
     /// Acknowledges a lease, or with `requeue` gives its item back for
     /// another delivery; `NothingOutstanding` if it is not (or no longer) held.
     fn settle(&self, receipt: &Receipt, requeue: bool) -> Result<(), OpError>;
@@ -187,9 +177,9 @@ pub(crate) use crate::sys::Acquired;
 pub(crate) unsafe trait LockBackend: Send + Sync + fmt::Debug {
     /// The name, `None` when anonymous.
     fn name(&self) -> Option<&str>;
-    /// Acquires: without waiting if `try_only`, else until `deadline`.
+    /// Acquires: waiting no longer than `wait` allows.
     /// `Ok(None)`: not acquired.
-    fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>>;
+    fn acquire(&self, wait: Wait) -> io::Result<Option<Acquired>>;
     /// Releases a holding acquired by this thread through `acquire`.
     ///
     /// # Safety
@@ -257,18 +247,14 @@ pub(crate) unsafe trait RwLockBackend: Send + Sync + fmt::Debug {
     fn name(&self) -> Option<&str>;
     /// Takes a read share (`Ok(None)`: not taken); returns how, and the
     /// share's slot for `read_release`.
-    fn read(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<Option<(Acquired, usize)>>;
+    fn read(&self, wait: Wait) -> io::Result<Option<(Acquired, usize)>>;
     /// Gives back the share in `slot`.
     ///
     /// # Safety
     /// The calling thread must hold that share (taken through `read`).
     unsafe fn read_release(&self, slot: usize);
     /// Takes the write lock (`Ok(None)`: not taken).
-    fn write(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>>;
+    fn write(&self, wait: Wait) -> io::Result<Option<Acquired>>;
     /// Releases the write lock.
     ///
     /// # Safety

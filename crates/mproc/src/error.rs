@@ -443,6 +443,46 @@ impl<T> fmt::Display for PutError<T> {
 
 impl<T> std::error::Error for PutError<T> {}
 
+/// A `put_many` stopped before every message was put: how many were (the
+/// first ones, in order), and why the rest were not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} ({put} of the messages were put)")]
+pub struct PutManyError {
+    put: usize,
+    kind: PutErrorKind,
+}
+
+impl PutManyError {
+    pub(crate) fn new(put: usize, kind: PutErrorKind) -> Self {
+        PutManyError { put, kind }
+    }
+
+    /// How many messages were put: the first `put()` of the call, in order.
+    pub fn put(&self) -> usize {
+        self.put
+    }
+
+    /// Why the rest were not.
+    pub fn kind(&self) -> &PutErrorKind {
+        &self.kind
+    }
+
+    /// Why the rest were not, by value.
+    pub fn into_kind(self) -> PutErrorKind {
+        self.kind
+    }
+
+    /// Whether the queue was full (a non-blocking or timed put).
+    pub fn is_full(&self) -> bool {
+        self.kind == PutErrorKind::Full
+    }
+
+    /// Whether the queue was closed.
+    pub fn is_closed(&self) -> bool {
+        self.kind == PutErrorKind::Closed
+    }
+}
+
 /// Why a `get` returned no item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -7,7 +7,6 @@
 //! a named object gets; nothing above this module names a backend.
 
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::time::Instant;
 
 use crate::backend::{Acquired, Lease, LockBackend, QueueBackend, QueueParams, RwLockBackend};
 use crate::error::{CreateError, OpenError};
@@ -18,6 +17,7 @@ use crate::local::rwlock::LocalRwLock;
 use crate::local::segment::Place;
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
+use crate::wait::Wait;
 
 /// The backends a queue can live in.
 #[derive(Debug)]
@@ -156,15 +156,11 @@ impl LockImpl {
     /// [`backend`](Self::backend) so that the shared-memory fast path
     /// inlines into the caller.
     #[inline]
-    pub(crate) fn acquire(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> std::io::Result<Option<Acquired>> {
+    pub(crate) fn acquire(&self, wait: Wait) -> std::io::Result<Option<Acquired>> {
         match self {
-            LockImpl::Local(l) => l.acquire(try_only, deadline),
+            LockImpl::Local(l) => l.acquire(wait),
             #[cfg(feature = "redis")]
-            LockImpl::Redis(l) => l.acquire(try_only, deadline),
+            LockImpl::Redis(l) => l.acquire(wait),
         }
     }
 

@@ -74,12 +74,13 @@ mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod util;
+mod wait;
 
 pub use crate::{
     backend::Receipt,
     error::{
         AckError, CreateError, GetError, JoinError, LockError, NameError, NamespaceError,
-        OpenError, OpenOrCreateError, OwnerDied, PutError, PutErrorKind, RemoveError,
+        OpenError, OpenOrCreateError, OwnerDied, PutError, PutErrorKind, PutManyError, RemoveError,
         TaskDoneError,
     },
     fence::FenceError,

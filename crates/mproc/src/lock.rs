@@ -10,7 +10,7 @@ pub use crate::backend::{Holder, Waiter};
 use crate::error::{CreateError, LockError, OpenError, OwnerDied};
 use crate::flavor::LockImpl;
 use crate::namespace::Namespace;
-use crate::util::to_deadline;
+use crate::wait::Wait;
 
 /// A mutual-exclusion lock shared by processes: Python's
 /// `multiprocessing.Lock`, robust against holders that die.
@@ -89,8 +89,8 @@ impl Lock {
     }
 
     #[inline]
-    fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> LockResult<'_> {
-        match self.inner.acquire(try_only, deadline) {
+    fn acquire(&self, wait: Wait) -> LockResult<'_> {
+        match self.inner.acquire(wait) {
             Ok(Some(how)) => {
                 let guard = LockGuard {
                     lock: self,
@@ -114,22 +114,22 @@ impl Lock {
     /// Fails with [`LockError::OwnerDied`] (holding the guard) when the
     /// previous holder died holding the lock.
     pub fn lock(&self) -> LockResult<'_> {
-        self.acquire(false, None)
+        self.acquire(Wait::Forever)
     }
 
     /// Acquires the lock if it is free, without waiting.
     pub fn try_lock(&self) -> LockResult<'_> {
-        self.acquire(true, None)
+        self.acquire(Wait::Now)
     }
 
     /// Waits at most `timeout` for the lock.
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<'_> {
-        self.acquire(false, to_deadline(timeout))
+        self.acquire(Wait::timeout(timeout))
     }
 
     /// Waits until `deadline` for the lock.
     pub fn lock_deadline(&self, deadline: Instant) -> LockResult<'_> {
-        self.acquire(false, Some(deadline))
+        self.acquire(Wait::Until(deadline))
     }
 
     /// Whether some process holds the lock right now.

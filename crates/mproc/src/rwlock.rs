@@ -11,7 +11,7 @@ use crate::backend::{Acquired, Holder, Waiter};
 use crate::error::{CreateError, LockError, OpenError, OwnerDied};
 use crate::flavor::RwLockImpl;
 use crate::namespace::Namespace;
-use crate::util::to_deadline;
+use crate::wait::Wait;
 
 /// A readers-writer lock shared by processes: any number of readers, or
 /// one writer, robust against holders that die.
@@ -113,8 +113,8 @@ impl RwLock {
         self.imp().backend().name()
     }
 
-    fn do_read(&self, try_only: bool, deadline: Option<Instant>) -> RwLockReadResult<'_> {
-        let r = self.imp().backend().read(try_only, deadline);
+    fn do_read(&self, wait: Wait) -> RwLockReadResult<'_> {
+        let r = self.imp().backend().read(wait);
         match r {
             Ok(Some((how, slot))) => {
                 let guard = RwLockReadGuard {
@@ -132,8 +132,8 @@ impl RwLock {
         }
     }
 
-    fn do_write(&self, try_only: bool, deadline: Option<Instant>) -> RwLockWriteResult<'_> {
-        let r = self.imp().backend().write(try_only, deadline);
+    fn do_write(&self, wait: Wait) -> RwLockWriteResult<'_> {
+        let r = self.imp().backend().write(wait);
         match r {
             Ok(Some(how)) => {
                 let guard = RwLockWriteGuard {
@@ -155,23 +155,23 @@ impl RwLock {
     /// Fails with [`LockError::OwnerDied`] (holding the guard) when a writer
     /// died holding the lock and this reader took it over.
     pub fn read(&self) -> RwLockReadResult<'_> {
-        self.do_read(false, None)
+        self.do_read(Wait::Forever)
     }
 
     /// Takes a read share if no writer holds or waits for the lock, without
     /// waiting.
     pub fn try_read(&self) -> RwLockReadResult<'_> {
-        self.do_read(true, None)
+        self.do_read(Wait::Now)
     }
 
     /// Waits at most `timeout` for a read share.
     pub fn read_timeout(&self, timeout: Duration) -> RwLockReadResult<'_> {
-        self.do_read(false, to_deadline(timeout))
+        self.do_read(Wait::timeout(timeout))
     }
 
     /// Waits until `deadline` for a read share.
     pub fn read_deadline(&self, deadline: Instant) -> RwLockReadResult<'_> {
-        self.do_read(false, Some(deadline))
+        self.do_read(Wait::Until(deadline))
     }
 
     /// Blocks until the write lock is taken (no writer, no reader left).
@@ -179,22 +179,22 @@ impl RwLock {
     /// Fails with [`LockError::OwnerDied`] (holding the guard) when the
     /// previous writer died holding the lock.
     pub fn write(&self) -> RwLockWriteResult<'_> {
-        self.do_write(false, None)
+        self.do_write(Wait::Forever)
     }
 
     /// Takes the write lock if nobody holds the lock, without waiting.
     pub fn try_write(&self) -> RwLockWriteResult<'_> {
-        self.do_write(true, None)
+        self.do_write(Wait::Now)
     }
 
     /// Waits at most `timeout` for the write lock.
     pub fn write_timeout(&self, timeout: Duration) -> RwLockWriteResult<'_> {
-        self.do_write(false, to_deadline(timeout))
+        self.do_write(Wait::timeout(timeout))
     }
 
     /// Waits until `deadline` for the write lock.
     pub fn write_deadline(&self, deadline: Instant) -> RwLockWriteResult<'_> {
-        self.do_write(false, Some(deadline))
+        self.do_write(Wait::Until(deadline))
     }
 
     /// Whether a writer holds the lock right now.

@@ -299,9 +299,7 @@ fn scenarios() -> Vec<Scenario> {
             peer: None,
             op: |ns, mark| {
                 let mut got = Vec::new();
-                q(ns)
-                    .get_many_with(3, None, |m| got.push(m.to_vec()))
-                    .unwrap();
+                q(ns).get_many_with(3, |m| got.push(m.to_vec())).unwrap();
                 assert_eq!(got.len(), 3);
                 mark("got");
             },

@@ -306,8 +306,7 @@ pub(crate) fn run(ctx: &Ctx, args: &PipelineArgs) -> anyhow::Result<u8> {
     let mut outage = ctx.outage();
     let mut report_closed = false;
     loop {
-        let deadline = Instant::now().checked_add(Duration::from_millis(50));
-        match report.get_many_deadline(4096, deadline) {
+        match report.get_many_timeout(4096, Duration::from_millis(50)) {
             Ok(evs) => {
                 for ev in evs {
                     match ev {

@@ -424,7 +424,7 @@ fn get(ctx: &Ctx, name: &str, how: GetHow) -> anyhow::Result<u8> {
                 }
                 match deadline {
                     None => q.try_get_into(&mut buf),
-                    Some(_) => q.get_into(&mut buf, deadline),
+                    Some(d) => q.get_into_deadline(&mut buf, d),
                 }
                 .map(|()| None)
             },

@@ -44,7 +44,7 @@ pub(crate) fn move_items(
                 let r = if batch <= 1 {
                     q.get().map(|_| 1)
                 } else {
-                    q.get_many_with(batch, None, |_| {})
+                    q.get_many_with(batch, |_| {})
                 };
                 match r {
                     Ok(k) => n += k,

@@ -30,6 +30,7 @@ use crate::local::dir::Dir;
 use crate::local::segment::{Fixed, Place, Segment};
 use crate::object::ObjectKind;
 use crate::sys::{self, Acquired, RobustLock};
+use crate::wait::Wait;
 
 const MUTEX_OFF: usize = 64;
 const REC_SINCE: usize = 80;
@@ -185,11 +186,12 @@ unsafe impl LockBackend for LocalLock {
         self.seg.name()
     }
 
-    /// Acquires the lock: without waiting if `try_only`, else until `deadline`.
+    /// Acquires the lock: waiting no longer than `wait` allows.
     /// `Ok(None)` means it was not acquired.
     #[inline]
-    fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
-        if try_only {
+    fn acquire(&self, wait: Wait) -> io::Result<Option<Acquired>> {
+        let deadline = wait.deadline();
+        if wait.is_now() {
             return self.mutex().try_lock();
         }
         // Free: no system call, no clock.

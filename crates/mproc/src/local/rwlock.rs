@@ -52,6 +52,7 @@ use crate::local::wait::{Sleepers, WaitCell, SLEEPER_SLOT};
 use crate::local::watch::{SlotState, Slots};
 use crate::object::ObjectKind;
 use crate::sys::{self, Acquired, RobustLock};
+use crate::wait::Wait;
 
 const W_OFF: usize = 64;
 const EXEC_WHO: usize = 80;
@@ -183,17 +184,17 @@ impl LocalRwLock {
 
     // ---- W, with the exec holder ----
 
-    /// Takes W (without waiting if `try_only`, else until `deadline`), and
+    /// Takes W (waiting no longer than `wait` allows), and
     /// waits out a holder that kept W across exec. `Ok(None)`: not taken.
     /// With `waiter`, a caller that has to wait is listed as a waiting
     /// writer (in the slot left there, for the caller to free).
     fn take_w(
         &self,
-        try_only: bool,
-        deadline: Option<Instant>,
+        wait: Wait,
         waiter: Option<&mut Option<usize>>,
     ) -> io::Result<Option<Acquired>> {
-        let a = if try_only {
+        let deadline = wait.deadline();
+        let a = if wait.is_now() {
             self.w().try_lock()?
         } else if let Some(a) = self.w().lock_spin() {
             Some(a)
@@ -213,7 +214,7 @@ impl LocalRwLock {
         // A writer kept W across exec: its holding ends when that process
         // does (the kernel may have handed W on at its exec).
         let (pid, start) = (exec as u32, exec >> 32);
-        let gone = if try_only {
+        let gone = if wait.is_now() {
             !sys::process_alive(pid, start)
         } else {
             sys::wait_process_gone(pid, start, deadline)
@@ -297,24 +298,20 @@ impl LocalRwLock {
 
     // ---- reading ----
 
-    /// Takes a read share: without waiting if `try_only`, else until
-    /// `deadline`. Returns how (a dead writer taken over first is
+    /// Takes a read share, waiting no longer than `wait` allows. Returns how (a dead writer taken over first is
     /// `OwnerDied`) and the reader slot, `Ok(None)` if not taken.
-    pub(crate) fn read(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<Option<(Acquired, usize)>> {
+    pub(crate) fn read(&self, wait: Wait) -> io::Result<Option<(Acquired, usize)>> {
+        let deadline = wait.deadline();
         if self.w().held_by_me() {
-            return self.deadlock(try_only, deadline, "this thread holds the write lock");
+            return self.deadlock(wait, "this thread holds the write lock");
         }
         let mut how = Acquired::Clean;
         loop {
-            let blocked = match self.try_read_once(&mut how, try_only, deadline)? {
+            let blocked = match self.try_read_once(&mut how, wait)? {
                 Ok(slot) => return Ok(Some((how, slot))),
                 Err(b) => b,
             };
-            if try_only || deadline.is_some_and(|d| Instant::now() >= d) {
+            if wait.is_now() || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(None);
             }
             let woke = match blocked {
@@ -342,12 +339,8 @@ impl LocalRwLock {
     }
 
     /// One attempt at a read share: `Ok(Ok(slot))`, or what blocked it.
-    fn try_read_once(
-        &self,
-        how: &mut Acquired,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<Result<usize, Blocked>> {
+    fn try_read_once(&self, how: &mut Acquired, wait: Wait) -> io::Result<Result<usize, Blocked>> {
+        let deadline = wait.deadline();
         if self.exec_holder().is_some() {
             return Ok(Err(Blocked::Writer));
         }
@@ -359,8 +352,11 @@ impl LocalRwLock {
             // A dead writer: take its lock over (so that exactly one
             // process is told), and give it back at once.
             let within = Instant::now() + crate::local::wait::WAKE_SLICE;
-            let within = deadline.map_or(within, |d| d.min(within));
-            match self.take_w(try_only, Some(within), None)? {
+            let bounded = match wait {
+                Wait::Now => Wait::Now,
+                _ => Wait::Until(deadline.map_or(within, |d| d.min(within))),
+            };
+            match self.take_w(bounded, None)? {
                 Some(a) => {
                     if a == Acquired::OwnerDied {
                         *how = Acquired::OwnerDied;
@@ -375,7 +371,7 @@ impl LocalRwLock {
         let Some(i) = t.claim(1)? else {
             // Every slot taken: return those of dead readers, under W.
             if self.w().owner_tid() == 0 {
-                if let Some(a) = self.take_w(true, None, None)? {
+                if let Some(a) = self.take_w(Wait::Now, None)? {
                     if a == Acquired::OwnerDied {
                         *how = Acquired::OwnerDied;
                     }
@@ -383,7 +379,7 @@ impl LocalRwLock {
                     // SAFETY: take_w just took W for this thread.
                     unsafe { self.release_w() };
                     if reaped? {
-                        return self.try_read_once(how, true, None);
+                        return self.try_read_once(how, Wait::Now);
                     }
                 }
             }
@@ -438,38 +434,29 @@ impl LocalRwLock {
 
     // ---- writing ----
 
-    /// Takes the write lock: without waiting if `try_only`, else until
-    /// `deadline`. `Ok(None)`: not taken.
-    pub(crate) fn write(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<Option<Acquired>> {
+    /// Takes the write lock, waiting no longer than `wait` allows.
+    /// `Ok(None)`: not taken.
+    pub(crate) fn write(&self, wait: Wait) -> io::Result<Option<Acquired>> {
         let t = self.readers_table();
         if (0..READER_SLOTS).any(|i| t.held_by_me(i)) {
-            return self.deadlock(try_only, deadline, "this thread holds a read share");
+            return self.deadlock(wait, "this thread holds a read share");
         }
         let mut slot = None;
-        let r = self.write_inner(try_only, deadline, &mut slot);
+        let r = self.write_inner(wait, &mut slot);
         self.leave_waiter(slot);
         r
     }
 
-    fn write_inner(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-        slot: &mut Option<usize>,
-    ) -> io::Result<Option<Acquired>> {
-        let Some(how) = self.take_w(try_only, deadline, Some(slot))? else {
+    fn write_inner(&self, wait: Wait, slot: &mut Option<usize>) -> io::Result<Option<Acquired>> {
+        let Some(how) = self.take_w(wait, Some(slot))? else {
             return Ok(None);
         };
         if self.admitting() {
-            self.let_readers_in(try_only, deadline);
+            self.let_readers_in(wait);
         }
         // Against the readers' claim of a slot and look at W (and `admit`).
         fence(Ordering::SeqCst);
-        let drained = self.drain_readers(try_only, deadline, slot);
+        let drained = self.drain_readers(wait, slot);
         if !matches!(drained, Ok(true)) {
             // SAFETY: this thread took W above.
             unsafe { self.release_w() };
@@ -494,8 +481,9 @@ impl LocalRwLock {
     /// With W held and `admit` set: lets the readers that waited come in
     /// (until none is asleep, and for a few more yields, at most
     /// `ADMIT_FOR`), then clears `admit`.
-    fn let_readers_in(&self, try_only: bool, deadline: Option<Instant>) {
-        if !try_only {
+    fn let_readers_in(&self, wait: Wait) {
+        let deadline = wait.deadline();
+        if !wait.is_now() {
             let until = Instant::now() + ADMIT_FOR;
             let until = deadline.map_or(until, |d| d.min(until));
             let mut after = 0;
@@ -512,19 +500,15 @@ impl LocalRwLock {
     }
 
     /// With W held: returns the slots of dead readers, and waits until no
-    /// live reader holds one. False when `try_only` or `deadline` stopped it.
-    fn drain_readers(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-        slot: &mut Option<usize>,
-    ) -> io::Result<bool> {
+    /// live reader holds one. False when `wait` stopped it.
+    fn drain_readers(&self, wait: Wait, slot: &mut Option<usize>) -> io::Result<bool> {
+        let deadline = wait.deadline();
         let t = self.readers_table();
         loop {
             if !self.reap_and_look()?.1 {
                 return Ok(true);
             }
-            if try_only {
+            if wait.is_now() {
                 return Ok(false);
             }
             if slot.is_none() {
@@ -582,13 +566,9 @@ impl LocalRwLock {
 
     /// What a wait for what this thread itself holds gives: nothing at its
     /// deadline, or an error instead of waiting forever.
-    fn deadlock<T>(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-        what: &str,
-    ) -> io::Result<Option<T>> {
-        if try_only {
+    fn deadlock<T>(&self, wait: Wait, what: &str) -> io::Result<Option<T>> {
+        let deadline = wait.deadline();
+        if wait.is_now() {
             return Ok(None);
         }
         match deadline {
@@ -709,12 +689,8 @@ unsafe impl RwLockBackend for LocalRwLock {
         LocalRwLock::name(self)
     }
 
-    fn read(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<Option<(Acquired, usize)>> {
-        LocalRwLock::read(self, try_only, deadline)
+    fn read(&self, wait: Wait) -> io::Result<Option<(Acquired, usize)>> {
+        LocalRwLock::read(self, wait)
     }
 
     unsafe fn read_release(&self, slot: usize) {
@@ -722,8 +698,8 @@ unsafe impl RwLockBackend for LocalRwLock {
         unsafe { LocalRwLock::read_release(self, slot) }
     }
 
-    fn write(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
-        LocalRwLock::write(self, try_only, deadline)
+    fn write(&self, wait: Wait) -> io::Result<Option<Acquired>> {
+        LocalRwLock::write(self, wait)
     }
 
     unsafe fn write_release(&self) {

@@ -22,7 +22,6 @@
 
 use std::io;
 use std::sync::atomic::{fence, AtomicU32, Ordering};
-use std::time::Instant;
 
 use crate::error::{CreateError, OpenError};
 use crate::local::dir::Dir;
@@ -30,6 +29,7 @@ use crate::local::segment::{Fixed, Place, Segment, StateHeld};
 use crate::local::watch::{SlotState, Slots};
 use crate::object::ObjectKind;
 use crate::sys::{futex_wake, Acquired, WaitResult};
+use crate::wait::Wait;
 
 const MUTEX: usize = 64;
 const VALUE: usize = 112;
@@ -225,18 +225,14 @@ impl LocalSem {
         Ok(true)
     }
 
-    /// Takes a unit: without waiting if `try_only`, else until `deadline`.
+    /// Takes a unit: waiting no longer than `wait` allows.
     /// With `slot`, the unit is held in that (claimed) holder slot.
-    pub(crate) fn acquire(
-        &self,
-        slot: Option<usize>,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<bool> {
+    pub(crate) fn acquire(&self, slot: Option<usize>, wait: Wait) -> io::Result<bool> {
+        let deadline = wait.deadline();
         if self.value() > 0 && self.attempt(slot)? {
             return Ok(true);
         }
-        if try_only {
+        if wait.is_now() {
             return self.attempt(slot);
         }
         for _ in 0..64 {

@@ -13,10 +13,12 @@ use crate::backend::Receipt;
 use crate::backend::{OpError, QueueBackend, QueueParams};
 use crate::error::{
     AckError, CreateError, GetError, OpenError, OpenOrCreateError, PutError, PutErrorKind,
+    PutManyError,
 };
 use crate::flavor::QueueImpl;
 use crate::namespace::Namespace;
-use crate::util::{open_or_create_loop, to_deadline};
+use crate::util::open_or_create_loop;
+use crate::wait::Wait;
 
 /// The default byte budget of a queue: 1 MiB of records.
 pub const DEFAULT_MAX_BYTES: usize = 1 << 20;
@@ -237,13 +239,8 @@ impl ByteQueue {
         self.backend().name()
     }
 
-    fn put_inner<'m>(
-        &self,
-        msg: &'m [u8],
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> Result<(), PutError<&'m [u8]>> {
-        match self.backend().put(&[msg], try_only, deadline) {
+    fn put_inner<'m>(&self, msg: &'m [u8], wait: Wait) -> Result<(), PutError<&'m [u8]>> {
+        match self.backend().put(&[msg], wait) {
             (_, Ok(())) => Ok(()),
             (_, Err(e)) => Err(PutError::new(msg, put_kind(e))),
         }
@@ -251,12 +248,12 @@ impl ByteQueue {
 
     /// Puts a message, waiting while the queue is full.
     pub fn put<'m>(&self, msg: &'m [u8]) -> Result<(), PutError<&'m [u8]>> {
-        self.put_inner(msg, false, None)
+        self.put_inner(msg, Wait::Forever)
     }
 
     /// Puts a message if there is room now.
     pub fn try_put<'m>(&self, msg: &'m [u8]) -> Result<(), PutError<&'m [u8]>> {
-        self.put_inner(msg, true, None)
+        self.put_inner(msg, Wait::Now)
     }
 
     /// Puts a message, waiting at most `timeout` for room.
@@ -265,7 +262,7 @@ impl ByteQueue {
         msg: &'m [u8],
         timeout: Duration,
     ) -> Result<(), PutError<&'m [u8]>> {
-        self.put_inner(msg, false, to_deadline(timeout))
+        self.put_inner(msg, Wait::timeout(timeout))
     }
 
     /// Puts a message, waiting until `deadline` for room.
@@ -274,35 +271,51 @@ impl ByteQueue {
         msg: &'m [u8],
         deadline: Instant,
     ) -> Result<(), PutError<&'m [u8]>> {
-        self.put_inner(msg, false, Some(deadline))
+        self.put_inner(msg, Wait::Until(deadline))
     }
 
-    /// Puts every message in order, waiting for room as needed; all that fit
-    /// at once are published together. On error, returns how many were put.
-    pub fn put_many(&self, msgs: &[&[u8]]) -> Result<(), (usize, PutErrorKind)> {
-        self.put_many_deadline(msgs, None)
-    }
-
-    /// [`put_many`](Self::put_many) with a deadline (`None`: wait forever).
-    pub fn put_many_deadline(
-        &self,
-        msgs: &[&[u8]],
-        deadline: Option<Instant>,
-    ) -> Result<(), (usize, PutErrorKind)> {
-        match self.backend().put(msgs, false, deadline) {
+    fn put_many_inner(&self, msgs: &[&[u8]], wait: Wait) -> Result<(), PutManyError> {
+        match self.backend().put(msgs, wait) {
             (_, Ok(())) => Ok(()),
-            (n, Err(e)) => Err((n, put_kind(e))),
+            (put, Err(e)) => Err(PutManyError::new(put, put_kind(e))),
         }
     }
 
-    fn get_inner(
-        &self,
-        out: &mut Vec<u8>,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> Result<(), GetError> {
+    /// Puts every message in order, waiting for room as needed; all that fit
+    /// at once are published together (one wake-up for the batch). On error
+    /// the [`PutManyError`] says how many were put: the first ones, in
+    /// order.
+    ///
+    /// ```
+    /// let q = mproc::ByteQueue::new(2).unwrap();
+    /// q.put_many(&[b"a", b"b"]).unwrap();
+    /// let e = q.try_put_many(&[b"c"]).unwrap_err();
+    /// assert!(e.is_full());
+    /// assert_eq!(e.put(), 0);
+    /// ```
+    pub fn put_many(&self, msgs: &[&[u8]]) -> Result<(), PutManyError> {
+        self.put_many_inner(msgs, Wait::Forever)
+    }
+
+    /// Puts the messages that fit now, in order; [`PutManyError`] (full)
+    /// says how many when not all did.
+    pub fn try_put_many(&self, msgs: &[&[u8]]) -> Result<(), PutManyError> {
+        self.put_many_inner(msgs, Wait::Now)
+    }
+
+    /// [`put_many`](Self::put_many), waiting at most `timeout` for room.
+    pub fn put_many_timeout(&self, msgs: &[&[u8]], timeout: Duration) -> Result<(), PutManyError> {
+        self.put_many_inner(msgs, Wait::timeout(timeout))
+    }
+
+    /// [`put_many`](Self::put_many), waiting until `deadline` for room.
+    pub fn put_many_deadline(&self, msgs: &[&[u8]], deadline: Instant) -> Result<(), PutManyError> {
+        self.put_many_inner(msgs, Wait::Until(deadline))
+    }
+
+    fn get_inner(&self, out: &mut Vec<u8>, wait: Wait) -> Result<(), GetError> {
         self.backend()
-            .get(1, try_only, deadline, &mut |_| {}, out)
+            .get(1, wait, &mut |_| {}, out)
             .map(|_| ())
             .map_err(get_error)
     }
@@ -311,64 +324,116 @@ impl ByteQueue {
     /// [`GetError::Closed`] marks the end of the stream.
     pub fn get(&self) -> Result<Vec<u8>, GetError> {
         let mut v = Vec::new();
-        self.get_inner(&mut v, false, None).map(|()| v)
+        self.get_inner(&mut v, Wait::Forever).map(|()| v)
     }
 
     /// Takes the next message if there is one now.
     pub fn try_get(&self) -> Result<Vec<u8>, GetError> {
         let mut v = Vec::new();
-        self.get_inner(&mut v, true, None).map(|()| v)
+        self.get_inner(&mut v, Wait::Now).map(|()| v)
     }
 
     /// Takes the next message, waiting at most `timeout`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<Vec<u8>, GetError> {
         let mut v = Vec::new();
-        self.get_inner(&mut v, false, to_deadline(timeout))
-            .map(|()| v)
+        self.get_inner(&mut v, Wait::timeout(timeout)).map(|()| v)
     }
 
     /// Takes the next message, waiting until `deadline`.
     pub fn get_deadline(&self, deadline: Instant) -> Result<Vec<u8>, GetError> {
         let mut v = Vec::new();
-        self.get_inner(&mut v, false, Some(deadline)).map(|()| v)
+        self.get_inner(&mut v, Wait::Until(deadline)).map(|()| v)
     }
 
-    /// Takes the next message into `out` (reusing its allocation), waiting
-    /// until `deadline` (`None`: forever).
-    pub fn get_into(&self, out: &mut Vec<u8>, deadline: Option<Instant>) -> Result<(), GetError> {
-        self.get_inner(out, false, deadline)
+    /// Takes the next message into `out` (replacing its contents, reusing
+    /// its allocation), waiting while the queue is empty.
+    ///
+    /// ```
+    /// let q = mproc::ByteQueue::new(0).unwrap();
+    /// q.put(b"one").unwrap();
+    /// let mut buf = Vec::with_capacity(64);
+    /// q.get_into(&mut buf).unwrap();
+    /// assert_eq!(buf, b"one");
+    /// assert!(q.try_get_into(&mut buf).unwrap_err().is_empty());
+    /// ```
+    pub fn get_into(&self, out: &mut Vec<u8>) -> Result<(), GetError> {
+        self.get_inner(out, Wait::Forever)
     }
 
     /// Takes the next message into `out` if there is one now.
     pub fn try_get_into(&self, out: &mut Vec<u8>) -> Result<(), GetError> {
-        self.get_inner(out, true, None)
+        self.get_inner(out, Wait::Now)
     }
 
-    /// Takes up to `max` messages at once, waiting until at least one is
-    /// there (or `deadline`), and hands each to `f` in order. Returns how
-    /// many were taken.
-    pub fn get_many_with(
+    /// Takes the next message into `out`, waiting at most `timeout`.
+    pub fn get_into_timeout(&self, out: &mut Vec<u8>, timeout: Duration) -> Result<(), GetError> {
+        self.get_inner(out, Wait::timeout(timeout))
+    }
+
+    /// Takes the next message into `out`, waiting until `deadline`.
+    pub fn get_into_deadline(&self, out: &mut Vec<u8>, deadline: Instant) -> Result<(), GetError> {
+        self.get_inner(out, Wait::Until(deadline))
+    }
+
+    fn get_many_inner(
         &self,
         max: usize,
-        deadline: Option<Instant>,
+        wait: Wait,
         mut f: impl FnMut(&[u8]),
     ) -> Result<usize, GetError> {
         let mut scratch = Vec::new();
         self.backend()
-            .get(max.max(1), false, deadline, &mut f, &mut scratch)
+            .get(max.max(1), wait, &mut f, &mut scratch)
             .map_err(get_error)
     }
 
-    fn get_leased_inner(
+    /// Takes up to `max` messages at once, waiting until at least one is
+    /// there, and hands each to `f` in order. Returns how many were taken.
+    ///
+    /// ```
+    /// let q = mproc::ByteQueue::new(0).unwrap();
+    /// q.put_many(&[b"a", b"b", b"c"]).unwrap();
+    /// let mut got = Vec::new();
+    /// assert_eq!(q.get_many_with(2, |m| got.push(m.to_vec())).unwrap(), 2);
+    /// assert_eq!(got, [b"a", b"b"]);
+    /// ```
+    pub fn get_many_with(&self, max: usize, f: impl FnMut(&[u8])) -> Result<usize, GetError> {
+        self.get_many_inner(max, Wait::Forever, f)
+    }
+
+    /// [`get_many_with`](Self::get_many_with) of the messages there now.
+    pub fn try_get_many_with(&self, max: usize, f: impl FnMut(&[u8])) -> Result<usize, GetError> {
+        self.get_many_inner(max, Wait::Now, f)
+    }
+
+    /// [`get_many_with`](Self::get_many_with), waiting at most `timeout`
+    /// for the first message.
+    pub fn get_many_with_timeout(
         &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> Result<(Vec<u8>, Receipt), GetError> {
+        max: usize,
+        timeout: Duration,
+        f: impl FnMut(&[u8]),
+    ) -> Result<usize, GetError> {
+        self.get_many_inner(max, Wait::timeout(timeout), f)
+    }
+
+    /// [`get_many_with`](Self::get_many_with), waiting until `deadline` for
+    /// the first message.
+    pub fn get_many_with_deadline(
+        &self,
+        max: usize,
+        deadline: Instant,
+        f: impl FnMut(&[u8]),
+    ) -> Result<usize, GetError> {
+        self.get_many_inner(max, Wait::Until(deadline), f)
+    }
+
+    fn get_leased_inner(&self, wait: Wait) -> Result<(Vec<u8>, Receipt), GetError> {
         let mut out = Vec::new();
         loop {
             let receipt = self
                 .backend()
-                .get_leased(try_only, deadline, &mut out)
+                .get_leased(wait, &mut out)
                 .map_err(get_error)?;
             let limit = self.backend().max_deliveries();
             if limit == 0 || receipt.deliveries <= limit {
@@ -408,22 +473,22 @@ impl ByteQueue {
     /// assert_eq!(q.stats().leased, 0);
     /// ```
     pub fn get_leased(&self) -> Result<(Vec<u8>, Receipt), GetError> {
-        self.get_leased_inner(false, None)
+        self.get_leased_inner(Wait::Forever)
     }
 
     /// Takes the next message under a lease if there is one now.
     pub fn try_get_leased(&self) -> Result<(Vec<u8>, Receipt), GetError> {
-        self.get_leased_inner(true, None)
+        self.get_leased_inner(Wait::Now)
     }
 
     /// Takes the next message under a lease, waiting at most `timeout`.
     pub fn get_leased_timeout(&self, timeout: Duration) -> Result<(Vec<u8>, Receipt), GetError> {
-        self.get_leased_inner(false, to_deadline(timeout))
+        self.get_leased_inner(Wait::timeout(timeout))
     }
 
     /// Takes the next message under a lease, waiting until `deadline`.
     pub fn get_leased_deadline(&self, deadline: Instant) -> Result<(Vec<u8>, Receipt), GetError> {
-        self.get_leased_inner(false, Some(deadline))
+        self.get_leased_inner(Wait::Until(deadline))
     }
 
     /// Acknowledges a leased message: it is done and will not be delivered again.

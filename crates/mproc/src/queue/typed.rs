@@ -18,7 +18,6 @@ use crate::error::{
     AckError, CreateError, GetError, OpenError, OpenOrCreateError, PutError, PutErrorKind,
 };
 use crate::namespace::Namespace;
-use crate::util::to_deadline;
 
 thread_local! {
     static ENCODE_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
@@ -37,6 +36,7 @@ fn with_buf<R>(
 }
 
 use crate::codec::encode;
+use crate::wait::Wait;
 
 /// Decodes a whole message; on failure the error carries its bytes.
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, GetError> {
@@ -180,16 +180,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         &self.bytes
     }
 
-    fn put_inner(
-        &self,
-        item: T,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> Result<(), PutError<T>> {
+    fn put_inner(&self, item: T, wait: Wait) -> Result<(), PutError<T>> {
         let r = with_buf(&ENCODE_BUF, |buf| {
             encode(&item, buf).map_err(PutErrorKind::Encode)?;
             self.bytes
-                .put_inner(buf, try_only, deadline)
+                .put_inner(buf, wait)
                 .map_err(|e| e.kind().clone())
         });
         r.map_err(|kind| PutError::new(item, kind))
@@ -198,28 +193,55 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Puts an item, waiting while the queue is full. A closed queue hands
     /// the item back with [`PutErrorKind::Closed`].
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_inner(item, false, None)
+        self.put_inner(item, Wait::Forever)
     }
 
     /// Puts an item if there is room now (Python's `put_nowait`).
     pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_inner(item, true, None)
+        self.put_inner(item, Wait::Now)
     }
 
     /// Puts an item, waiting at most `timeout` for room.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_inner(item, false, to_deadline(timeout))
+        self.put_inner(item, Wait::timeout(timeout))
     }
 
     /// Puts an item, waiting until `deadline` for room.
     pub fn put_deadline(&self, item: T, deadline: Instant) -> Result<(), PutError<T>> {
-        self.put_inner(item, false, Some(deadline))
+        self.put_inner(item, Wait::Until(deadline))
     }
 
     /// Puts every item in order, waiting for room as needed; items that fit
     /// at once are published together (one wake-up for the batch). On error
     /// the items not put are handed back.
     pub fn put_many(&self, items: Vec<T>) -> Result<(), PutError<Vec<T>>> {
+        self.put_many_inner(items, Wait::Forever)
+    }
+
+    /// Puts the items that fit now, in order; the rest are handed back.
+    pub fn try_put_many(&self, items: Vec<T>) -> Result<(), PutError<Vec<T>>> {
+        self.put_many_inner(items, Wait::Now)
+    }
+
+    /// [`put_many`](Self::put_many), waiting at most `timeout` for room.
+    pub fn put_many_timeout(
+        &self,
+        items: Vec<T>,
+        timeout: Duration,
+    ) -> Result<(), PutError<Vec<T>>> {
+        self.put_many_inner(items, Wait::timeout(timeout))
+    }
+
+    /// [`put_many`](Self::put_many), waiting until `deadline` for room.
+    pub fn put_many_deadline(
+        &self,
+        items: Vec<T>,
+        deadline: Instant,
+    ) -> Result<(), PutError<Vec<T>>> {
+        self.put_many_inner(items, Wait::Until(deadline))
+    }
+
+    fn put_many_inner(&self, items: Vec<T>, wait: Wait) -> Result<(), PutError<Vec<T>>> {
         let mut encoded = Vec::with_capacity(items.len());
         for item in &items {
             let mut buf = Vec::new();
@@ -229,18 +251,24 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
             encoded.push(buf);
         }
         let slices: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        match self.bytes.put_many(&slices) {
+        match self.bytes.put_many_inner(&slices, wait) {
             Ok(()) => Ok(()),
-            Err((n, kind)) => Err(PutError::new(items.into_iter().skip(n).collect(), kind)),
+            Err(e) => {
+                let put = e.put();
+                Err(PutError::new(
+                    items.into_iter().skip(put).collect(),
+                    e.into_kind(),
+                ))
+            }
         }
     }
 
-    fn get_inner(&self, try_only: bool, deadline: Option<Instant>) -> Result<T, GetError> {
+    fn get_inner(&self, wait: Wait) -> Result<T, GetError> {
         if let Some(held) = self.take_held() {
             return decode(&held);
         }
         with_buf(&DECODE_BUF, |buf| {
-            self.bytes.get_inner(buf, try_only, deadline)?;
+            self.bytes.get_inner(buf, wait)?;
             decode(buf)
         })
     }
@@ -248,35 +276,47 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Takes the next item, waiting while the queue is empty.
     /// [`GetError::Closed`] marks the end of the stream after `close`.
     pub fn get(&self) -> Result<T, GetError> {
-        self.get_inner(false, None)
+        self.get_inner(Wait::Forever)
     }
 
     /// Takes the next item if there is one now (Python's `get_nowait`).
     pub fn try_get(&self) -> Result<T, GetError> {
-        self.get_inner(true, None)
+        self.get_inner(Wait::Now)
     }
 
     /// Takes the next item, waiting at most `timeout`.
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetError> {
-        self.get_inner(false, to_deadline(timeout))
+        self.get_inner(Wait::timeout(timeout))
     }
 
     /// Takes the next item, waiting until `deadline`.
     pub fn get_deadline(&self, deadline: Instant) -> Result<T, GetError> {
-        self.get_inner(false, Some(deadline))
+        self.get_inner(Wait::Until(deadline))
     }
 
     /// Takes up to `max` items at once, waiting until at least one is there.
     pub fn get_many(&self, max: usize) -> Result<Vec<T>, GetError> {
-        self.get_many_deadline(max, None)
+        self.get_many_inner(max, Wait::Forever)
     }
 
-    /// [`get_many`](Self::get_many) with a deadline (`None`: wait forever).
-    pub fn get_many_deadline(
-        &self,
-        max: usize,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<T>, GetError> {
+    /// Takes up to `max` of the items there now.
+    pub fn try_get_many(&self, max: usize) -> Result<Vec<T>, GetError> {
+        self.get_many_inner(max, Wait::Now)
+    }
+
+    /// [`get_many`](Self::get_many), waiting at most `timeout` for the
+    /// first item.
+    pub fn get_many_timeout(&self, max: usize, timeout: Duration) -> Result<Vec<T>, GetError> {
+        self.get_many_inner(max, Wait::timeout(timeout))
+    }
+
+    /// [`get_many`](Self::get_many), waiting until `deadline` for the first
+    /// item.
+    pub fn get_many_deadline(&self, max: usize, deadline: Instant) -> Result<Vec<T>, GetError> {
+        self.get_many_inner(max, Wait::Until(deadline))
+    }
+
+    fn get_many_inner(&self, max: usize, wait: Wait) -> Result<Vec<T>, GetError> {
         if let Some(held) = self.take_held() {
             return decode(&held).map(|v| vec![v]);
         }
@@ -285,7 +325,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         // kept as bytes: it is returned by this call's error or by the
         // next calls, never dropped.
         let mut rest: Vec<Vec<u8>> = Vec::new();
-        self.bytes.get_many_with(max, deadline, |b| {
+        self.bytes.get_many_inner(max, wait, |b| {
             if rest.is_empty() {
                 if let Ok(v) = crate::codec::decode(b) {
                     out.push(v);
@@ -311,12 +351,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         Ok(out)
     }
 
-    fn get_leased_typed(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> Result<Leased<T>, GetError> {
-        let (bytes, receipt) = self.bytes.get_leased_inner(try_only, deadline)?;
+    fn get_leased_typed(&self, wait: Wait) -> Result<Leased<T>, GetError> {
+        let (bytes, receipt) = self.bytes.get_leased_inner(wait)?;
         match decode(&bytes) {
             Ok(item) => Ok(Leased { item, receipt }),
             Err(e) => {
@@ -333,22 +369,22 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Takes the next item under a lease (at-least-once): if this process
     /// dies before acknowledging it, the item is delivered again.
     pub fn get_leased(&self) -> Result<Leased<T>, GetError> {
-        self.get_leased_typed(false, None)
+        self.get_leased_typed(Wait::Forever)
     }
 
     /// Takes the next item under a lease if there is one now.
     pub fn try_get_leased(&self) -> Result<Leased<T>, GetError> {
-        self.get_leased_typed(true, None)
+        self.get_leased_typed(Wait::Now)
     }
 
     /// Takes the next item under a lease, waiting at most `timeout`.
     pub fn get_leased_timeout(&self, timeout: Duration) -> Result<Leased<T>, GetError> {
-        self.get_leased_typed(false, to_deadline(timeout))
+        self.get_leased_typed(Wait::timeout(timeout))
     }
 
     /// Takes the next item under a lease, waiting until `deadline`.
     pub fn get_leased_deadline(&self, deadline: Instant) -> Result<Leased<T>, GetError> {
-        self.get_leased_typed(false, Some(deadline))
+        self.get_leased_typed(Wait::Until(deadline))
     }
 
     /// Acknowledges a leased item.

@@ -33,6 +33,7 @@ use crate::object::ObjectKind;
 use crate::sync::ConditionError;
 use crate::sys::{futex_wait, futex_wake, Acquired, RobustLock};
 use crate::util::to_deadline;
+use crate::wait::Wait;
 
 const MUTEX: usize = 64;
 const TICKET: usize = 112;
@@ -294,9 +295,9 @@ impl Condition {
         self.inner.mutex().is_held()
     }
 
-    fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> ConditionLockResult<'_> {
+    fn acquire(&self, wait: Wait) -> ConditionLockResult<'_> {
         let m = self.inner.mutex();
-        let r = m.acquire(try_only, deadline);
+        let r = m.acquire(wait);
         let g = || ConditionGuard {
             cond: self,
             _not_send: PhantomData,
@@ -311,22 +312,22 @@ impl Condition {
 
     /// Takes the condition's lock, waiting as long as it takes.
     pub fn lock(&self) -> ConditionLockResult<'_> {
-        self.acquire(false, None)
+        self.acquire(Wait::Forever)
     }
 
     /// Takes the condition's lock if it is free.
     pub fn try_lock(&self) -> ConditionLockResult<'_> {
-        self.acquire(true, None)
+        self.acquire(Wait::Now)
     }
 
     /// Waits at most `timeout` for the condition's lock.
     pub fn lock_timeout(&self, timeout: Duration) -> ConditionLockResult<'_> {
-        self.acquire(false, to_deadline(timeout))
+        self.acquire(Wait::timeout(timeout))
     }
 
     /// Waits until `deadline` for the condition's lock.
     pub fn lock_deadline(&self, deadline: Instant) -> ConditionLockResult<'_> {
-        self.acquire(false, Some(deadline))
+        self.acquire(Wait::Until(deadline))
     }
 }
 

@@ -25,7 +25,7 @@ use crate::namespace::Namespace;
 use crate::object::ObjectKind;
 use crate::sync::NotOwner;
 use crate::sys::{self, Acquired, RobustLock};
-use crate::util::to_deadline;
+use crate::wait::Wait;
 
 const MUTEX: usize = 64;
 const OWNER_PID: usize = 112;
@@ -148,11 +148,7 @@ impl RLock {
         self.inner.mutex().held_by_me()
     }
 
-    fn acquire_inner(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> Result<(), LockError<()>> {
+    fn acquire_inner(&self, wait: Wait) -> Result<(), LockError<()>> {
         if self.mine() {
             let c = self.word::<COUNT>();
             let n = c.load(Ordering::Relaxed);
@@ -165,7 +161,7 @@ impl RLock {
             return Ok(());
         }
         let m = self.inner.mutex();
-        let r = m.acquire(try_only, deadline);
+        let r = m.acquire(wait);
         match r {
             Ok(Some(how)) => {
                 self.word::<COUNT>().store(1, Ordering::Relaxed);
@@ -189,22 +185,22 @@ impl RLock {
     /// owner died holding it. Pair every successful call with a
     /// [`release`](RLock::release), or use [`lock`](RLock::lock).
     pub fn acquire(&self) -> Result<(), LockError<()>> {
-        self.acquire_inner(false, None)
+        self.acquire_inner(Wait::Forever)
     }
 
     /// Acquires (or re-enters) the lock only if that needs no waiting.
     pub fn try_acquire(&self) -> Result<(), LockError<()>> {
-        self.acquire_inner(true, None)
+        self.acquire_inner(Wait::Now)
     }
 
     /// Waits at most `timeout` for the lock.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), LockError<()>> {
-        self.acquire_inner(false, to_deadline(timeout))
+        self.acquire_inner(Wait::timeout(timeout))
     }
 
     /// Waits until `deadline` for the lock.
     pub fn acquire_deadline(&self, deadline: Instant) -> Result<(), LockError<()>> {
-        self.acquire_inner(false, Some(deadline))
+        self.acquire_inner(Wait::Until(deadline))
     }
 
     /// Releases one level of ownership; the lock is free after the last.

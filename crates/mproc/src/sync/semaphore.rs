@@ -13,7 +13,7 @@ use crate::local::sem::{LocalSem, ReleaseRefused, SLOTS};
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
 use crate::sync::SemaphoreError;
-use crate::util::to_deadline;
+use crate::wait::Wait;
 
 /// A counting semaphore shared by processes: Python's
 /// `multiprocessing.Semaphore`.
@@ -132,13 +132,8 @@ impl Semaphore {
         Ok(self.inner.reap()?)
     }
 
-    fn take(
-        &self,
-        slot: Option<usize>,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> Result<(), SemaphoreError> {
-        if self.inner.acquire(slot, try_only, deadline)? {
+    fn take(&self, slot: Option<usize>, wait: Wait) -> Result<(), SemaphoreError> {
+        if self.inner.acquire(slot, wait)? {
             Ok(())
         } else {
             Err(SemaphoreError::WouldBlock)
@@ -147,22 +142,22 @@ impl Semaphore {
 
     /// Takes a unit, waiting as long as it takes (Python's `acquire()`).
     pub fn acquire(&self) -> Result<(), SemaphoreError> {
-        self.take(None, false, None)
+        self.take(None, Wait::Forever)
     }
 
     /// Takes a unit if one is free (Python's `acquire(False)`).
     pub fn try_acquire(&self) -> Result<(), SemaphoreError> {
-        self.take(None, true, None)
+        self.take(None, Wait::Now)
     }
 
     /// Waits at most `timeout` for a unit (Python's `acquire(timeout=T)`).
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<(), SemaphoreError> {
-        self.take(None, false, to_deadline(timeout))
+        self.take(None, Wait::timeout(timeout))
     }
 
     /// Waits until `deadline` for a unit.
     pub fn acquire_deadline(&self, deadline: Instant) -> Result<(), SemaphoreError> {
-        self.take(None, false, Some(deadline))
+        self.take(None, Wait::Until(deadline))
     }
 
     /// Adds a unit (Python's `release()`); any process may call it. A
@@ -175,11 +170,7 @@ impl Semaphore {
         }
     }
 
-    fn hold_inner(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> Result<SemaphoreGuard<'_>, SemaphoreError> {
+    fn hold_inner(&self, wait: Wait) -> Result<SemaphoreGuard<'_>, SemaphoreError> {
         let slot = self
             .inner
             .claim_slot()?
@@ -190,28 +181,28 @@ impl Semaphore {
             _not_send: PhantomData,
         };
         // On failure the guard leaves the slot (holding no unit).
-        self.take(Some(slot), try_only, deadline)?;
+        self.take(Some(slot), wait)?;
         Ok(guard)
     }
 
     /// Takes a unit held by the returned guard, waiting as long as it takes.
     pub fn hold(&self) -> Result<SemaphoreGuard<'_>, SemaphoreError> {
-        self.hold_inner(false, None)
+        self.hold_inner(Wait::Forever)
     }
 
     /// Like [`hold`](Semaphore::hold), without waiting.
     pub fn try_hold(&self) -> Result<SemaphoreGuard<'_>, SemaphoreError> {
-        self.hold_inner(true, None)
+        self.hold_inner(Wait::Now)
     }
 
     /// Like [`hold`](Semaphore::hold), waiting at most `timeout`.
     pub fn hold_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>, SemaphoreError> {
-        self.hold_inner(false, to_deadline(timeout))
+        self.hold_inner(Wait::timeout(timeout))
     }
 
     /// Like [`hold`](Semaphore::hold), waiting until `deadline`.
     pub fn hold_deadline(&self, deadline: Instant) -> Result<SemaphoreGuard<'_>, SemaphoreError> {
-        self.hold_inner(false, Some(deadline))
+        self.hold_inner(Wait::Until(deadline))
     }
 }
 

@@ -21,7 +21,8 @@ use crate::local::segment::{Fixed, Place, Segment};
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
 use crate::sys::{Acquired, RobustLock};
-use crate::util::{open_or_create_loop, to_deadline};
+use crate::util::open_or_create_loop;
+use crate::wait::Wait;
 
 const MUTEX: usize = 64;
 const DATA: usize = 128;
@@ -218,8 +219,8 @@ impl Cells {
     }
 
     /// Takes the lock. `Ok(true)`: taken after its owner died.
-    fn lock(&self, try_only: bool, deadline: Option<Instant>) -> Result<bool, LockError<()>> {
-        let r = self.mutex().acquire(try_only, deadline);
+    fn lock(&self, wait: Wait) -> Result<bool, LockError<()>> {
+        let r = self.mutex().acquire(wait);
         match r {
             Ok(Some(Acquired::Clean)) => Ok(false),
             Ok(Some(Acquired::OwnerDied)) => Ok(true),
@@ -235,7 +236,7 @@ impl Cells {
         if !(self.locked || force) || self.mutex().held_by_me() {
             return f();
         }
-        match self.lock(false, None) {
+        match self.lock(Wait::Forever) {
             Ok(_) => {
                 let r = f();
                 // SAFETY: taken just above by this thread.
@@ -474,22 +475,22 @@ impl<T: Pod> Value<T> {
 
     /// Takes the lock, waiting as long as it takes; the guard gives `&mut T`.
     pub fn get_lock(&self) -> ValueLockResult<'_, T> {
-        self.guard(self.cells.lock(false, None))
+        self.guard(self.cells.lock(Wait::Forever))
     }
 
     /// Takes the lock if it is free.
     pub fn try_get_lock(&self) -> ValueLockResult<'_, T> {
-        self.guard(self.cells.lock(true, None))
+        self.guard(self.cells.lock(Wait::Now))
     }
 
     /// Waits at most `timeout` for the lock.
     pub fn get_lock_timeout(&self, timeout: Duration) -> ValueLockResult<'_, T> {
-        self.guard(self.cells.lock(false, to_deadline(timeout)))
+        self.guard(self.cells.lock(Wait::timeout(timeout)))
     }
 
     /// Waits until `deadline` for the lock.
     pub fn get_lock_deadline(&self, deadline: Instant) -> ValueLockResult<'_, T> {
-        self.guard(self.cells.lock(false, Some(deadline)))
+        self.guard(self.cells.lock(Wait::Until(deadline)))
     }
 }
 
@@ -626,22 +627,22 @@ impl<T: Pod> Array<T> {
 
     /// Takes the lock, waiting as long as it takes; the guard gives `&mut [T]`.
     pub fn get_lock(&self) -> ValueLockResult<'_, [T]> {
-        self.guard(self.cells.lock(false, None))
+        self.guard(self.cells.lock(Wait::Forever))
     }
 
     /// Takes the lock if it is free.
     pub fn try_get_lock(&self) -> ValueLockResult<'_, [T]> {
-        self.guard(self.cells.lock(true, None))
+        self.guard(self.cells.lock(Wait::Now))
     }
 
     /// Waits at most `timeout` for the lock.
     pub fn get_lock_timeout(&self, timeout: Duration) -> ValueLockResult<'_, [T]> {
-        self.guard(self.cells.lock(false, to_deadline(timeout)))
+        self.guard(self.cells.lock(Wait::timeout(timeout)))
     }
 
     /// Waits until `deadline` for the lock.
     pub fn get_lock_deadline(&self, deadline: Instant) -> ValueLockResult<'_, [T]> {
-        self.guard(self.cells.lock(false, Some(deadline)))
+        self.guard(self.cells.lock(Wait::Until(deadline)))
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicU32;
 use std::time::Instant;
 
 use super::imp::*;
+use crate::wait::Wait;
 
 /// A robust lock's state in shared memory: a priority-inheritance futex word
 /// and the holder's entry record. No pointers: nothing read from it is ever
@@ -277,13 +278,10 @@ impl<'a> RobustLock<'a> {
         None
     }
 
-    /// [`try_lock`](Self::try_lock) if `try_only`, else [`lock`](Self::lock).
-    pub(crate) fn acquire(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<Option<Acquired>> {
-        if try_only {
+    /// [`try_lock`](Self::try_lock) for [`Wait::Now`], else [`lock`](Self::lock) until `wait`'s deadline.
+    pub(crate) fn acquire(&self, wait: Wait) -> io::Result<Option<Acquired>> {
+        let deadline = wait.deadline();
+        if wait.is_now() {
             self.try_lock()
         } else {
             self.lock(deadline)

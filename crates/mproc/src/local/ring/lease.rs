@@ -2,10 +2,10 @@
 //! reclaim that requeues the leases of dead consumers.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
 
 use super::layout::*;
 use super::*;
+use crate::wait::Wait;
 
 impl Ring {
     /// Requeues the leases of dead owners and recounts `leased`/`requeued`;
@@ -129,13 +129,11 @@ impl Ring {
     /// Takes one record under a lease for this process.
     pub(super) fn lease_get(
         &self,
-        try_only: bool,
-        deadline: Option<Instant>,
+        wait: Wait,
         out: &mut Vec<u8>,
     ) -> Result<(u32, u32, u32, u32), OpError> {
         let mut receipt = None;
-        let (_, slot) =
-            self.get_core(1, try_only, deadline, &mut |_| {}, out, true, &mut receipt)?;
+        let (_, slot) = self.get_core(1, wait, &mut |_| {}, out, true, &mut receipt)?;
         let (s, p, d) = receipt.ok_or_else(|| OpError::Damaged("lease without a record".into()))?;
         Ok((s, p, slot, d))
     }

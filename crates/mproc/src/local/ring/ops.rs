@@ -6,19 +6,15 @@ use std::time::Instant;
 
 use super::layout::*;
 use super::*;
+use crate::wait::Wait;
 
 impl QueueBackend for Ring {
     /// Puts messages in order; returns how many were put before an error.
     ///
-    /// With `try_only`, never waits. Otherwise waits while full until
-    /// `deadline` (`None`: forever). All messages of a call that fit are
+    /// Waits while full as long as `wait` allows. All messages of a call that fit are
     /// published with a single store.
-    fn put(
-        &self,
-        msgs: &[&[u8]],
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> (usize, Result<(), OpError>) {
+    fn put(&self, msgs: &[&[u8]], wait: Wait) -> (usize, Result<(), OpError>) {
+        let deadline = wait.deadline();
         let limit = self.params.max_message();
         if let Some(m) = msgs.iter().find(|m| m.len() > limit) {
             return (
@@ -99,7 +95,7 @@ impl QueueBackend for Ring {
                 self.cell(NOT_EMPTY).wake_all_after_unlock();
             }
             if done < msgs.len() {
-                if try_only {
+                if wait.is_now() {
                     return (done, Err(OpError::WouldBlock));
                 }
                 let rec = if done > 0 {
@@ -132,13 +128,12 @@ impl QueueBackend for Ring {
     fn get(
         &self,
         max: usize,
-        try_only: bool,
-        deadline: Option<Instant>,
+        wait: Wait,
         sink: &mut dyn FnMut(&[u8]),
         scratch: &mut Vec<u8>,
     ) -> Result<usize, OpError> {
         let mut none = None;
-        self.get_core(max, try_only, deadline, sink, scratch, false, &mut none)
+        self.get_core(max, wait, sink, scratch, false, &mut none)
             .map(|(n, _)| n)
     }
 
@@ -331,13 +326,8 @@ impl QueueBackend for Ring {
             .wait_until(deadline, || self.unfinished() == 0))
     }
 
-    fn get_leased(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-        out: &mut Vec<u8>,
-    ) -> Result<Receipt, OpError> {
-        let (seq, pos, slot, deliveries) = self.lease_get(try_only, deadline, out)?;
+    fn get_leased(&self, wait: Wait, out: &mut Vec<u8>) -> Result<Receipt, OpError> {
+        let (seq, pos, slot, deliveries) = self.lease_get(wait, out)?;
         Ok(Receipt {
             deliveries,
             token: ReceiptToken::Local {

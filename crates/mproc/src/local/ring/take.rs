@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::layout::*;
 use super::*;
+use crate::wait::Wait;
 
 impl Ring {
     /// Delivers up to `max` records, requeued ones first; the caller holds
@@ -159,13 +160,13 @@ impl Ring {
     pub(super) fn get_core(
         &self,
         max: usize,
-        try_only: bool,
-        deadline: Option<Instant>,
+        wait: Wait,
         sink: &mut dyn FnMut(&[u8]),
         scratch: &mut Vec<u8>,
         lease: bool,
         receipt: &mut Option<(u32, u32, u32)>,
     ) -> Result<(usize, u32), OpError> {
+        let deadline = wait.deadline();
         // Whether this call has looked once already: an empty ring is then
         // checked against `tail` (not on the first look, which a consumer
         // keeping up with its producers makes for nearly every message:
@@ -176,7 +177,7 @@ impl Ring {
         // usual case of a consumer that keeps up with its producers, and it
         // spares that consumer two locked instructions per message.
         let mut skip_take =
-            !try_only && self.u32_at(LEASED).load(Ordering::Relaxed) == 0 && !self.non_empty();
+            !wait.is_now() && self.u32_at(LEASED).load(Ordering::Relaxed) == 0 && !self.non_empty();
         loop {
             let (taken, slot) = if std::mem::take(&mut skip_take) {
                 (0, 0)
@@ -189,7 +190,7 @@ impl Ring {
                     None
                 };
                 let n = self.take_locked(max, sink, scratch, slot, receipt)?;
-                if n == 0 && (looked || try_only) {
+                if n == 0 && (looked || wait.is_now()) {
                     self.check_empty_locked()?;
                 }
                 (n, slot.unwrap_or(0))
@@ -214,7 +215,7 @@ impl Ring {
                 continue;
             }
             let expired = deadline.is_some_and(|d| Instant::now() >= d);
-            if try_only || (expired && looked) {
+            if wait.is_now() || (expired && looked) {
                 return Err(OpError::WouldBlock);
             }
             looked = true;

@@ -47,6 +47,7 @@ use crate::backend::{Acquired, Holder, LockBackend, Waiter, TAG_MAX};
 use crate::error::{CreateError, OpenError};
 use crate::name::validate_name;
 use crate::object::ObjectKind;
+use crate::wait::Wait;
 
 /// Longest wait of a blocked acquirer before it tries again.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -276,10 +277,11 @@ unsafe impl LockBackend for RedisLock {
         self.took_expired()
     }
 
-    fn acquire(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
+    fn acquire(&self, wait: Wait) -> io::Result<Option<Acquired>> {
+        let deadline = wait.deadline();
         let token = holder_token();
         let waiter = format!("{}:{}:{token}", std::process::id(), now_ms());
-        let wait_ms = if try_only { 0 } else { ms(WAIT_SLICE * 3) };
+        let wait_ms = if wait.is_now() { 0 } else { ms(WAIT_SLICE * 3) };
         let result = loop {
             let sent = Instant::now();
             let r: (i64, i64, String) = self.pool.run(|c| {
@@ -320,7 +322,7 @@ unsafe impl LockBackend for RedisLock {
                     }));
                 }
                 (0, pttl, _) => {
-                    if try_only {
+                    if wait.is_now() {
                         return Ok(None);
                     }
                     let mut slice = WAIT_SLICE;

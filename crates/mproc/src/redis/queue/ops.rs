@@ -12,6 +12,7 @@ use super::consumers::sweep;
 use super::{payload, RedisQueue, EOF};
 use crate::backend::{Counters, Limits, OpError, QueueBackend, Receipt, ReceiptToken};
 use crate::redis::time::{block_secs, MAX_SLICE};
+use crate::wait::Wait;
 
 /// Messages per put script call.
 const PUT_BATCH: usize = 512;
@@ -63,12 +64,8 @@ impl QueueBackend for RedisQueue {
         }
     }
 
-    fn put(
-        &self,
-        msgs: &[&[u8]],
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> (usize, Result<(), OpError>) {
+    fn put(&self, msgs: &[&[u8]], wait: Wait) -> (usize, Result<(), OpError>) {
+        let deadline = wait.deadline();
         let limit = self.limits.max_message;
         if let Some(m) = msgs.iter().find(|m| m.len() > limit) {
             return (
@@ -93,7 +90,7 @@ impl QueueBackend for RedisQueue {
                     .key(&self.keys.putters)
                     .arg(self.limits.maxsize)
                     .arg(u8::from(waited))
-                    .arg(u8::from(!try_only));
+                    .arg(u8::from(!wait.is_now()));
                 for m in batch {
                     inv.arg(*m);
                 }
@@ -110,7 +107,7 @@ impl QueueBackend for RedisQueue {
             if n > 0 || done == msgs.len() {
                 continue;
             }
-            if try_only {
+            if wait.is_now() {
                 return (done, Err(OpError::WouldBlock));
             }
             let slice = match deadline {
@@ -143,12 +140,11 @@ impl QueueBackend for RedisQueue {
     fn get(
         &self,
         max: usize,
-        try_only: bool,
-        deadline: Option<Instant>,
+        wait: Wait,
         sink: &mut dyn FnMut(&[u8]),
         scratch: &mut Vec<u8>,
     ) -> Result<usize, OpError> {
-        let (_, elems) = self.take_elems(max, try_only, deadline, true)?;
+        let (_, elems) = self.take_elems(max, wait, true)?;
         self.deliver(elems, sink, scratch)
     }
 
@@ -325,13 +321,8 @@ impl QueueBackend for RedisQueue {
         }
     }
 
-    fn get_leased(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-        out: &mut Vec<u8>,
-    ) -> Result<Receipt, OpError> {
-        let (proc, mut elems) = self.take_elems(1, try_only, deadline, false)?;
+    fn get_leased(&self, wait: Wait, out: &mut Vec<u8>) -> Result<Receipt, OpError> {
+        let (proc, mut elems) = self.take_elems(1, wait, false)?;
         // A batch of one: `take_elems` returns at least one element.
         let Some(elem) = elems.pop() else {
             return Err(OpError::WouldBlock);

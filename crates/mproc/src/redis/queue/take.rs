@@ -13,6 +13,7 @@ use redis::Script;
 use super::{payload, RedisQueue, EOF};
 use crate::backend::OpError;
 use crate::redis::time::{block_secs, MAX_SLICE};
+use crate::wait::Wait;
 
 // Completes a consumer's previous elements and takes more without blocking.
 script!(take_script, include_str!("../lua/queue/take.lua"));
@@ -91,14 +92,14 @@ impl RedisQueue {
 
     /// Takes up to `max` elements into this handle's processing list,
     /// first completing its previous ones when `complete`; waits for the
-    /// first unless `try_only`. Returns the processing list and the elements.
+    /// first as long as `wait` allows. Returns the processing list and the elements.
     pub(super) fn take_elems(
         &self,
         max: usize,
-        try_only: bool,
-        deadline: Option<Instant>,
+        wait: Wait,
         complete: bool,
     ) -> Result<(String, Vec<Vec<u8>>), OpError> {
+        let deadline = wait.deadline();
         let max = max.max(1);
         let proc = self.consumer()?;
         let prev = if complete {
@@ -119,7 +120,7 @@ impl RedisQueue {
         if !got.is_empty() {
             return Ok((proc, got));
         }
-        if try_only {
+        if wait.is_now() {
             return Err(OpError::WouldBlock);
         }
         loop {

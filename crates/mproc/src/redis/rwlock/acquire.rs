@@ -12,6 +12,7 @@ use super::RedisRwLock;
 use crate::backend::Acquired;
 use crate::redis::keys::token;
 use crate::redis::time::{block_secs, ms, now_ms};
+use crate::wait::Wait;
 
 /// Longest wait of a blocked acquirer before it tries again.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -140,18 +141,13 @@ impl RedisRwLock {
         })
     }
 
-    /// Runs `script` until granted, `try_only` or `deadline` says stop.
+    /// Runs `script` until granted or `wait` says stop.
     /// `Ok(Some(previous writer token))` when granted.
-    fn acquire(
-        &self,
-        write: bool,
-        token: &str,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<Option<String>> {
+    fn acquire(&self, write: bool, token: &str, wait: Wait) -> io::Result<Option<String>> {
+        let deadline = wait.deadline();
         let script = if write { write_script() } else { read_script() };
         let waiter = format!("{}:{}:{token}", std::process::id(), now_ms());
-        let wait_ms = if try_only { 0 } else { ms(WAIT_SLICE * 3) };
+        let wait_ms = if wait.is_now() { 0 } else { ms(WAIT_SLICE * 3) };
         if write {
             // A writer waiting for readers keeps its token renewed.
             self.start_renewer()?;
@@ -168,7 +164,7 @@ impl RedisRwLock {
                         // Holding `:writer` while readers leave: renewed.
                         self.shared.lock().writer = Some(token.to_owned());
                     }
-                    if try_only {
+                    if wait.is_now() {
                         break Ok(None);
                     }
                     let mut slice = WAIT_SLICE;
@@ -228,14 +224,10 @@ impl RedisRwLock {
         });
     }
 
-    pub(crate) fn read(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<Option<(Acquired, usize)>> {
+    pub(crate) fn read(&self, wait: Wait) -> io::Result<Option<(Acquired, usize)>> {
         let token = token();
         self.start_renewer()?;
-        let Some(prev) = self.acquire(false, &token, try_only, deadline)? else {
+        let Some(prev) = self.acquire(false, &token, wait)? else {
             return Ok(None);
         };
         let mut st = self.shared.lock();
@@ -259,13 +251,9 @@ impl RedisRwLock {
         });
     }
 
-    pub(crate) fn write(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<Option<Acquired>> {
+    pub(crate) fn write(&self, wait: Wait) -> io::Result<Option<Acquired>> {
         let token = token();
-        let Some(prev) = self.acquire(true, &token, try_only, deadline)? else {
+        let Some(prev) = self.acquire(true, &token, wait)? else {
             return Ok(None);
         };
         self.shared.lock().writer = Some(token);

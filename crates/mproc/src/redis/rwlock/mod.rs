@@ -36,7 +36,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::Script;
 
@@ -47,6 +47,7 @@ use crate::backend::{Acquired, Holder, Reader, RwLockBackend, Waiter};
 use crate::error::{CreateError, OpenError};
 use crate::name::validate_name;
 use crate::object::ObjectKind;
+use crate::wait::Wait;
 
 // KEYS meta → 'created' or the existing kind
 script!(
@@ -224,20 +225,16 @@ unsafe impl RwLockBackend for RedisRwLock {
         Some(self.object_name())
     }
 
-    fn read(
-        &self,
-        try_only: bool,
-        deadline: Option<Instant>,
-    ) -> io::Result<Option<(Acquired, usize)>> {
-        RedisRwLock::read(self, try_only, deadline)
+    fn read(&self, wait: Wait) -> io::Result<Option<(Acquired, usize)>> {
+        RedisRwLock::read(self, wait)
     }
 
     unsafe fn read_release(&self, slot: usize) {
         RedisRwLock::read_release(self, slot);
     }
 
-    fn write(&self, try_only: bool, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
-        RedisRwLock::write(self, try_only, deadline)
+    fn write(&self, wait: Wait) -> io::Result<Option<Acquired>> {
+        RedisRwLock::write(self, wait)
     }
 
     unsafe fn write_release(&self) {

@@ -1,0 +1,57 @@
+//! How long an operation may wait: the one type every backend takes, and
+//! what each public `x / try_x / x_timeout / x_deadline` family turns into.
+
+use std::time::{Duration, Instant};
+
+/// How long an operation may block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Not at all: `try_x`.
+    Now,
+    /// Until this instant: `x_deadline`, and `x_timeout`.
+    Until(Instant),
+    /// As long as it takes: `x`.
+    Forever,
+}
+
+impl Wait {
+    /// At most `timeout` from now (forever when that instant cannot be
+    /// represented).
+    pub(crate) fn timeout(timeout: Duration) -> Wait {
+        Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Forever, Wait::Until)
+    }
+
+    /// Whether the operation must not block at all.
+    #[inline]
+    pub(crate) fn is_now(self) -> bool {
+        matches!(self, Wait::Now)
+    }
+
+    /// The instant to give up at: `None` for forever, and for `Now` an
+    /// instant already past, so that any wait reached anyway ends at once.
+    #[inline]
+    pub(crate) fn deadline(self) -> Option<Instant> {
+        match self {
+            Wait::Now => Some(Instant::now()),
+            Wait::Until(d) => Some(d),
+            Wait::Forever => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        assert!(Wait::Now.is_now());
+        assert!(Wait::Now.deadline().unwrap() <= Instant::now());
+        assert_eq!(Wait::Forever.deadline(), None);
+        assert_eq!(Wait::timeout(Duration::MAX), Wait::Forever);
+        let d = Instant::now();
+        assert!(matches!(Wait::timeout(Duration::from_secs(1)), Wait::Until(t) if t > d));
+    }
+}
