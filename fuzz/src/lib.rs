@@ -131,7 +131,7 @@ fn exercise_byte_queue(q: &ByteQueue, untimed: bool) {
     }
     let _ = q.put_timeout(b"fuzz", WAIT);
     let _ = q.put_timeout(&[0xA5; 40], WAIT);
-    let _ = q.get_many_with(4, Some(std::time::Instant::now() + WAIT), |m| {
+    let _ = q.get_many_with_timeout(4, WAIT, |m| {
         std::hint::black_box(m);
     });
     // At-least-once consumption: a leased get, then ack or nack.
@@ -165,7 +165,7 @@ fn exercise_typed(q: &Queue<Vec<u8>>, untimed: bool) {
         let _ = q.get_timeout(WAIT);
     }
     let _ = q.put_timeout(vec![1, 2, 3], WAIT);
-    let _ = q.get_many_deadline(3, Some(std::time::Instant::now() + WAIT));
+    let _ = q.get_many_timeout(3, WAIT);
     if untimed {
         let _ = q.peek();
         let _ = q.try_get();
@@ -376,7 +376,7 @@ pub fn segment_mutate(data: &[u8]) {
                 let _ = q.try_put(vec![0x5A; n]);
             }
             11 => {
-                let _ = raw.get_many_with(5, Some(std::time::Instant::now() + WAIT), |m| {
+                let _ = raw.get_many_with_timeout(5, WAIT, |m| {
                     std::hint::black_box(m);
                 });
             }

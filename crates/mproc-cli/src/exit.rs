@@ -144,7 +144,9 @@ pub(crate) fn from_namespace(e: &NamespaceError) -> Failure {
         NamespaceError::NotADirectory(_) => (CANTCREAT, "cannot_create"),
         NamespaceError::UnsupportedUrl(_) => (USAGE, "usage"),
         NamespaceError::Misconfigured { .. } => (CONFIG, "misconfigured"),
-        NamespaceError::Io { source, .. } => io_code(source, (CANTCREAT, "cannot_create")),
+        NamespaceError::Io { source, .. } => {
+            io_code(source.get_ref(), (CANTCREAT, "cannot_create"))
+        }
         _ => (SOFTWARE, "internal"),
     };
     Failure::new(code, kind, e.to_string())
@@ -160,7 +162,7 @@ pub(crate) fn from_open(e: &OpenError) -> Failure {
         OpenError::VersionMismatch { .. } => (DATAERR, "version_mismatch"),
         OpenError::Damaged { .. } => (DATAERR, "damaged"),
         OpenError::PermissionDenied { .. } => (NOPERM, "permission_denied"),
-        OpenError::Io { source, .. } => io_code(source, (SOFTWARE, "internal")),
+        OpenError::Io { source, .. } => io_code(source.get_ref(), (SOFTWARE, "internal")),
         _ => (SOFTWARE, "internal"),
     };
     Failure::new(code, kind, e.to_string())
@@ -174,7 +176,7 @@ pub(crate) fn from_create(e: &CreateError) -> Failure {
         CreateError::AlreadyExists { .. } => (CANTCREAT, "already_exists"),
         CreateError::NoSpace { .. } => (CANTCREAT, "cannot_create"),
         CreateError::PermissionDenied { .. } => (NOPERM, "permission_denied"),
-        CreateError::Io { source, .. } => io_code(source, (CANTCREAT, "cannot_create")),
+        CreateError::Io { source, .. } => io_code(source.get_ref(), (CANTCREAT, "cannot_create")),
         _ => (CANTCREAT, "cannot_create"),
     };
     Failure::new(code, kind, e.to_string())
@@ -194,7 +196,7 @@ pub(crate) fn from_remove(e: &RemoveError) -> Failure {
     let (code, kind) = match e {
         RemoveError::InvalidName(_) => (USAGE, "usage"),
         RemoveError::NotFound { .. } => (NOINPUT, "not_found"),
-        RemoveError::Io { source, .. } => io_code(source, (SOFTWARE, "internal")),
+        RemoveError::Io { source, .. } => io_code(source.get_ref(), (SOFTWARE, "internal")),
         _ => (SOFTWARE, "internal"),
     };
     Failure::new(code, kind, e.to_string())
@@ -222,8 +224,8 @@ pub(crate) fn from_get(e: &GetError, name: &str, waited: &str) -> Failure {
             Failure::new(DATAERR, "undecodable", format!("queue '{name}': {e}"))
         }
         GetError::Damaged(_) => Failure::new(DATAERR, "damaged", format!("queue '{name}': {e}")),
-        GetError::Io(kind, msg) if is_transient(*kind) => {
-            Failure::new(TEMPFAIL, "unavailable", format!("queue '{name}': {msg}"))
+        GetError::Io(err) if is_transient(err.kind()) => {
+            Failure::new(TEMPFAIL, "unavailable", format!("queue '{name}': {err}"))
         }
         _ => Failure::internal(format!("queue '{name}': {e}")),
     }
@@ -252,8 +254,8 @@ pub(crate) fn from_put(e: &PutErrorKind, name: &str, waited: &str) -> Failure {
         PutErrorKind::Damaged(_) => {
             Failure::new(DATAERR, "damaged", format!("queue '{name}': {e}"))
         }
-        PutErrorKind::Io(kind, msg) if is_transient(*kind) => {
-            Failure::new(TEMPFAIL, "unavailable", format!("queue '{name}': {msg}"))
+        PutErrorKind::Io(err) if is_transient(err.kind()) => {
+            Failure::new(TEMPFAIL, "unavailable", format!("queue '{name}': {err}"))
         }
         _ => Failure::internal(format!("queue '{name}': {e}")),
     }
@@ -313,20 +315,22 @@ mod tests {
         let f = from_put(&big, "q", "");
         assert_eq!(f.code, DATAERR);
         assert!(f.message.contains("--max-bytes"), "{}", f.message);
-        let down = GetError::Io(io::ErrorKind::TimedOut, "timed out after 10 s".into());
+        let down =
+            GetError::Io(io::Error::new(io::ErrorKind::TimedOut, "timed out after 10 s").into());
         let f = from_get(&down, "q", "");
         assert_eq!(
             (f.code, f.message.as_str()),
             (TEMPFAIL, "queue 'q': timed out after 10 s")
         );
-        let busy = PutErrorKind::Io(io::ErrorKind::ResourceBusy, "CLUSTERDOWN".into());
+        let busy =
+            PutErrorKind::Io(io::Error::new(io::ErrorKind::ResourceBusy, "CLUSTERDOWN").into());
         assert_eq!(from_put(&busy, "q", "").code, TEMPFAIL);
         let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
         assert_eq!(
             from_io(&refused, (SOFTWARE, "internal"), "x").code,
             TEMPFAIL
         );
-        let other = GetError::Io(io::ErrorKind::Other, "ERR".into());
+        let other = GetError::Io(io::Error::other("ERR").into());
         assert_eq!(from_get(&other, "q", "").code, SOFTWARE);
     }
 

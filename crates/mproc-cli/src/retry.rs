@@ -125,7 +125,7 @@ pub(crate) fn io_transient(e: &io::Error) -> Option<String> {
 /// The words of a transient `get` failure.
 pub(crate) fn get_transient(e: &GetError) -> Option<String> {
     match e {
-        GetError::Io(kind, msg) if is_transient(*kind) => Some(msg.clone()),
+        GetError::Io(err) if is_transient(err.kind()) => Some(err.to_string()),
         _ => None,
     }
 }
@@ -133,7 +133,7 @@ pub(crate) fn get_transient(e: &GetError) -> Option<String> {
 /// The words of a transient `put` failure.
 pub(crate) fn put_transient<T>(e: &PutError<T>) -> Option<String> {
     match e.kind() {
-        PutErrorKind::Io(kind, msg) if is_transient(*kind) => Some(msg.clone()),
+        PutErrorKind::Io(err) if is_transient(err.kind()) => Some(err.to_string()),
         _ => None,
     }
 }
@@ -141,7 +141,7 @@ pub(crate) fn put_transient<T>(e: &PutError<T>) -> Option<String> {
 /// The words of a transient `ack`/`nack` failure.
 pub(crate) fn ack_transient(e: &AckError) -> Option<String> {
     match e {
-        AckError::Io(kind, msg) if is_transient(*kind) => Some(msg.clone()),
+        AckError::Io(err) if is_transient(err.kind()) => Some(err.to_string()),
         _ => None,
     }
 }
@@ -149,7 +149,7 @@ pub(crate) fn ack_transient(e: &AckError) -> Option<String> {
 /// The words of a transient lock failure.
 pub(crate) fn lock_transient<G>(e: &LockError<G>) -> Option<String> {
     match e {
-        LockError::Io(e) => io_transient(e),
+        LockError::Io(e) => io_transient(e.get_ref()),
         _ => None,
     }
 }

@@ -21,15 +21,13 @@ use mproc::{ByteQueue, Lock, Namespace, Process, QueueOptions};
 
 use args::arg;
 
-/// Monotonic nanoseconds, comparable across processes of one machine.
+/// Nanoseconds of the system clock: comparable across the processes of one
+/// machine (the handoffs measured last milliseconds; a clock step during a
+/// run would show as one outlier).
 fn mono_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {

@@ -30,6 +30,18 @@ pub(crate) enum OpError {
     Io(io::Error),
 }
 
+impl OpError {
+    /// As an [`io::Error`], for an operation whose public error has no
+    /// variant of its own for it: damage is `InvalidData`.
+    pub(crate) fn into_io(self) -> io::Error {
+        match self {
+            OpError::Io(e) => e,
+            OpError::Damaged(s) => io::Error::new(io::ErrorKind::InvalidData, s),
+            other => io::Error::other(format!("{other:?}")),
+        }
+    }
+}
+
 impl From<io::Error> for OpError {
     fn from(e: io::Error) -> Self {
         // A lock word the kernel refuses is damage, not a failing system.

@@ -2,10 +2,104 @@
 //!
 //! Every error that can carry back what the caller handed in does so
 //! ([`PutError::into_inner`]); none of them needs `T: Debug` to be printed.
+//!
+//! Every failure of the operating system or of a server has one shape: an
+//! [`IoError`] in a variant named `Io` (beside the object's name or
+//! directory in the error types whose every variant names one).
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A failure of the operating system or of a server, as every error type of
+/// this crate carries it (in its variant `Io`): the [`io::Error`] itself,
+/// shared, so that the errors holding it can be cloned and compared.
+///
+/// Two `IoError`s are equal when their kinds and messages are.
+///
+/// ```
+/// let e = mproc::IoError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+/// assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+/// assert_eq!(e.clone(), e);
+/// ```
+#[derive(Clone)]
+pub struct IoError(Arc<io::Error>);
+
+impl IoError {
+    /// The error's kind.
+    pub fn kind(&self) -> io::ErrorKind {
+        self.0.kind()
+    }
+
+    /// The operating system's error number, when it is one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        self.0.raw_os_error()
+    }
+
+    /// The [`io::Error`] itself.
+    pub fn get_ref(&self) -> &io::Error {
+        &self.0
+    }
+}
+
+impl From<io::Error> for IoError {
+    fn from(e: io::Error) -> IoError {
+        IoError(Arc::new(e))
+    }
+}
+
+impl From<IoError> for io::Error {
+    /// The original error when this is its only holder, else one of the same
+    /// kind and message.
+    fn from(e: IoError) -> io::Error {
+        Arc::try_unwrap(e.0)
+            .unwrap_or_else(|shared| io::Error::new(shared.kind(), shared.to_string()))
+    }
+}
+
+impl fmt::Debug for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for IoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for IoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for IoError {
+    fn eq(&self, other: &IoError) -> bool {
+        self.kind() == other.kind() && self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for IoError {}
+
+/// `From<io::Error>` for error types whose `Io` variant holds an
+/// [`IoError`], so that `?` works on the operating system's errors.
+macro_rules! from_io {
+    ($($t:ident $(<$g:ident>)?),* $(,)?) => {
+        $(
+            impl$(<$g>)? From<std::io::Error> for $t$(<$g>)? {
+                fn from(e: std::io::Error) -> Self {
+                    $t::Io(e.into())
+                }
+            }
+        )*
+    };
+}
+pub(crate) use from_io;
+
+from_io!(LockError<G>, GetError, AckError);
 
 use crate::object::ObjectKind;
 
@@ -86,7 +180,7 @@ pub enum NamespaceError {
         /// The directory.
         dir: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        source: IoError,
     },
 }
 
@@ -150,7 +244,7 @@ pub enum OpenError {
         /// The name.
         name: String,
         /// The underlying error.
-        source: io::Error,
+        source: IoError,
     },
 }
 
@@ -195,7 +289,7 @@ pub enum CreateError {
         /// The name.
         name: String,
         /// The underlying error.
-        source: io::Error,
+        source: IoError,
     },
 }
 
@@ -232,7 +326,7 @@ pub enum RemoveError {
         /// The name.
         name: String,
         /// The underlying error.
-        source: io::Error,
+        source: IoError,
     },
 }
 
@@ -249,7 +343,7 @@ pub enum LockError<G> {
     /// the data it protects may be half-updated. The guard is inside.
     OwnerDied(OwnerDied<G>),
     /// The backend failed.
-    Io(io::Error),
+    Io(IoError),
 }
 
 impl<G> LockError<G> {
@@ -376,7 +470,7 @@ pub enum PutErrorKind {
     /// The queue's shared state is damaged.
     Damaged(String),
     /// The backend failed.
-    Io(io::ErrorKind, String),
+    Io(IoError),
 }
 
 impl fmt::Display for PutErrorKind {
@@ -390,7 +484,7 @@ impl fmt::Display for PutErrorKind {
             ),
             PutErrorKind::Encode(e) => write!(f, "cannot encode the item: {e}"),
             PutErrorKind::Damaged(e) => write!(f, "the queue is damaged: {e}"),
-            PutErrorKind::Io(_, e) => write!(f, "queue backend error: {e}"),
+            PutErrorKind::Io(e) => write!(f, "queue backend error: {e}"),
         }
     }
 }
@@ -508,8 +602,8 @@ pub enum GetError {
     #[error("the queue is damaged: {0}")]
     Damaged(String),
     /// The backend failed.
-    #[error("queue backend error: {1}")]
-    Io(io::ErrorKind, String),
+    #[error("queue backend error: {0}")]
+    Io(IoError),
 }
 
 impl GetError {
@@ -545,7 +639,7 @@ pub enum JoinError {
     },
     /// The backend failed.
     #[error("join failed: {0}")]
-    Backend(String),
+    Io(IoError),
 }
 
 /// Why an `ack` failed.
@@ -560,8 +654,8 @@ pub enum AckError {
     #[error("the queue is damaged: {0}")]
     Damaged(String),
     /// The backend failed.
-    #[error("queue backend error: {1}")]
-    Io(io::ErrorKind, String),
+    #[error("queue backend error: {0}")]
+    Io(IoError),
 }
 
 /// Where an object lives, for messages: `dir PATH` for a directory

@@ -13,9 +13,8 @@
 //! (the kernel releases them only when it dies), so they have no fencing
 //! token and no cells.
 
-use std::io;
-
 use crate::backend::FenceFail;
+use crate::error::IoError;
 use crate::lock::{Lock, LockGuard};
 use crate::name::validate_name;
 
@@ -34,14 +33,14 @@ pub enum FenceError {
     #[error("invalid cell name: {0}")]
     InvalidName(String),
     /// The server failed.
-    #[error("lock backend error: {1}")]
-    Io(io::ErrorKind, String),
+    #[error("lock backend error: {0}")]
+    Io(IoError),
 }
 
 fn fail(e: FenceFail) -> FenceError {
     match e {
         FenceFail::Lost => FenceError::LeaseLost,
-        FenceFail::Io(e) => FenceError::Io(e.kind(), e.to_string()),
+        FenceFail::Io(e) => FenceError::Io(e.into()),
     }
 }
 
@@ -94,7 +93,7 @@ impl LockGuard<'_> {
         match self.lock().imp().lease().map(|l| l.lease_lost()) {
             None | Some(Ok(false)) => Ok(()),
             Some(Ok(true)) => Err(FenceError::LeaseLost),
-            Some(Err(e)) => Err(FenceError::Io(e.kind(), e.to_string())),
+            Some(Err(e)) => Err(FenceError::Io(e.into())),
         }
     }
 
@@ -133,8 +132,8 @@ impl Lock {
     pub fn fenced_get(&self, cell: &str) -> Result<i64, FenceError> {
         check_name(cell)?;
         let lease = self.imp().lease().ok_or(FenceError::Unsupported)?;
-        lease
-            .cell(cell)
-            .map_err(|e| FenceError::Io(e.kind(), e.to_string()))
+        lease.cell(cell).map_err(|e| FenceError::Io(e.into()))
     }
 }
+
+crate::error::from_io!(FenceError);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::error::{CreateError, JoinError, OpenError, OpenOrCreateError, TaskDoneError};
+use crate::error::{CreateError, JoinError, OpenError, TaskDoneError};
 use crate::namespace::Namespace;
 use crate::queue::{Queue, QueueOptions};
 use crate::util::to_deadline;
@@ -72,38 +72,16 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
         Queue::with_options(opts).map(Self::from_queue)
     }
 
-    /// Creates the named queue in the environment's namespace.
-    pub fn create(name: &str, opts: QueueOptions) -> Result<Self, CreateError> {
-        Queue::create(name, opts).map(Self::from_queue)
-    }
+    crate::util::named_constructors!("joinable queue (created with `opts`)", opts: QueueOptions);
 
     /// Creates the named queue in `ns`.
     pub fn create_in(ns: &Namespace, name: &str, opts: QueueOptions) -> Result<Self, CreateError> {
         Queue::create_in(ns, name, opts).map(Self::from_queue)
     }
 
-    /// Opens the named queue in the environment's namespace.
-    pub fn open(name: &str) -> Result<Self, OpenError> {
-        Queue::open(name).map(Self::from_queue)
-    }
-
     /// Opens the named queue in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Self, OpenError> {
         Queue::open_in(ns, name).map(Self::from_queue)
-    }
-
-    /// Opens the named queue, creating it if missing.
-    pub fn open_or_create(name: &str, opts: QueueOptions) -> Result<Self, OpenOrCreateError> {
-        Queue::open_or_create(name, opts).map(Self::from_queue)
-    }
-
-    /// Opens the named queue in `ns`, creating it if missing.
-    pub fn open_or_create_in(
-        ns: &Namespace,
-        name: &str,
-        opts: QueueOptions,
-    ) -> Result<Self, OpenOrCreateError> {
-        Queue::open_or_create_in(ns, name, opts).map(Self::from_queue)
     }
 
     /// Treats a queue's items as tasks.
@@ -143,7 +121,7 @@ impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
             Ok(false) => Err(JoinError::Timeout {
                 unfinished: self.unfinished(),
             }),
-            Err(e) => Err(JoinError::Backend(format!("{e:?}"))),
+            Err(e) => Err(JoinError::Io(e.into_io().into())),
         }
     }
 

@@ -79,7 +79,7 @@ mod wait;
 pub use crate::{
     backend::Receipt,
     error::{
-        AckError, CreateError, GetError, JoinError, LockError, NameError, NamespaceError,
+        AckError, CreateError, GetError, IoError, JoinError, LockError, NameError, NamespaceError,
         OpenError, OpenOrCreateError, OwnerDied, PutError, PutErrorKind, PutManyError, RemoveError,
         TaskDoneError,
     },

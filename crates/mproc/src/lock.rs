@@ -105,7 +105,7 @@ impl Lock {
                 }
             }
             Ok(None) => Err(LockError::WouldBlock),
-            Err(e) => Err(LockError::Io(e)),
+            Err(e) => Err(LockError::Io(e.into())),
         }
     }
 

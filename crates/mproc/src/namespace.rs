@@ -213,9 +213,9 @@ impl Namespace {
     /// others, whatever member owns it (see the module documentation).
     pub fn dir(dir: impl Into<PathBuf>) -> Result<Namespace, NamespaceError> {
         let dir = dir.into();
-        let io_err = |source| NamespaceError::Io {
+        let io_err = |source: std::io::Error| NamespaceError::Io {
             dir: dir.clone(),
-            source,
+            source: source.into(),
         };
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
             Ok(()) => {}
@@ -316,7 +316,7 @@ impl Namespace {
             }),
             Err(source) => Err(RemoveError::Io {
                 name: name.to_owned(),
-                source,
+                source: source.into(),
             }),
         }
     }

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::error::IoError;
 use crate::handle::{adopt_fd, inode, note_fd};
 use crate::sys::{Interest, PollFd};
 use crate::util::to_deadline;
@@ -76,8 +77,8 @@ pub enum PipeError {
     #[error("cannot decode the message: {0}")]
     Decode(String),
     /// The operating system reported an error.
-    #[error("pipe i/o error: {1}")]
-    Io(io::ErrorKind, String),
+    #[error("pipe i/o error: {0}")]
+    Io(IoError),
 }
 
 impl PipeError {
@@ -95,7 +96,7 @@ impl PipeError {
         match e.kind() {
             // EPIPE and ECONNRESET.
             io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => PipeError::Disconnected,
-            _ => PipeError::Io(e.kind(), e.to_string()),
+            _ => PipeError::Io(e.into()),
         }
     }
 }
@@ -630,3 +631,5 @@ impl<'de> Deserialize<'de> for Connection {
         Ok(Connection::new(fd, w.readable, w.writable))
     }
 }
+
+crate::error::from_io!(PipeError);

@@ -134,7 +134,7 @@ impl Pool {
         };
         for i in 0..workers {
             let (mine, theirs) =
-                Pipe::duplex().map_err(|e| SpawnError::Io(std::io::Error::other(e)))?;
+                Pipe::duplex().map_err(|e| SpawnError::Io(std::io::Error::other(e).into()))?;
             let process = ProcessBuilder::new()
                 .daemon(true)
                 .name(&format!("mproc-pool-{i}"))

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::error::IoError;
 use crate::error::{CreateError, GetError};
 use crate::pipe::{wait, Waitable};
 use crate::process::{fn_address, fn_offset, Process, ProcessBuilder, SpawnError};
@@ -102,7 +103,7 @@ pub enum RuntimeError {
     },
     /// Waiting for the workers failed.
     #[error("waiting for the workers failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(IoError),
 }
 
 /// The producing side's handle, given to each producer function.
@@ -450,3 +451,5 @@ fn stop<T: Serialize + DeserializeOwned>(queue: &Queue<T>, live: &mut Vec<Live>)
         let _ = w.process.join();
     }
 }
+
+crate::error::from_io!(RuntimeError);

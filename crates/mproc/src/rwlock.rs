@@ -128,7 +128,7 @@ impl RwLock {
                 }
             }
             Ok(None) => Err(LockError::WouldBlock),
-            Err(e) => Err(LockError::Io(e)),
+            Err(e) => Err(LockError::Io(e.into())),
         }
     }
 
@@ -146,7 +146,7 @@ impl RwLock {
                 }
             }
             Ok(None) => Err(LockError::WouldBlock),
-            Err(e) => Err(LockError::Io(e)),
+            Err(e) => Err(LockError::Io(e.into())),
         }
     }
 

@@ -223,8 +223,8 @@ fn paused_server_times_out_with_a_clear_error() {
     let (r, d) = timed(|| q.try_put(b"b"));
     let e = r.unwrap_err();
     match e.kind() {
-        PutErrorKind::Io(kind, msg) => {
-            assert_eq!(*kind, io::ErrorKind::TimedOut, "{msg}");
+        PutErrorKind::Io(err) => {
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
         }
         other => panic!("expected a timeout, got {other:?}"),
     }

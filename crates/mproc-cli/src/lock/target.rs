@@ -64,7 +64,7 @@ pub(crate) fn open_target(
                 |e| match e {
                     OpenOrCreateError::Open(OpenError::Io { source, .. })
                     | OpenOrCreateError::Create(CreateError::Io { source, .. }) => {
-                        io_transient(source)
+                        io_transient(source.get_ref())
                     }
                     _ => None,
                 },
@@ -151,7 +151,7 @@ fn settle<G>(r: Result<G, LockError<G>>, name: &str) -> Result<Option<G>, Failur
         }
         Err(LockError::WouldBlock) => Ok(None),
         Err(LockError::Io(e)) => Err(exit::from_io(
-            &e,
+            e.get_ref(),
             (exit::SOFTWARE, "internal"),
             &format!("lock '{name}'"),
         )),

@@ -135,7 +135,7 @@ impl Segment {
             },
             _ => CreateError::Io {
                 name: label.clone(),
-                source,
+                source: source.into(),
             },
         };
         let (fd, tmp): (OwnedFd, Option<PathBuf>) = match &place {
@@ -249,7 +249,7 @@ impl Segment {
                 },
                 _ => OpenError::Io {
                     name: name.to_owned(),
-                    source,
+                    source: source.into(),
                 },
             })?;
         let mut seg = Segment::from_file(file, Some(name), ns.group, kind, expected_len)?;
@@ -282,7 +282,7 @@ impl Segment {
         };
         let meta = file.metadata().map_err(|source| OpenError::Io {
             name: label.clone(),
-            source,
+            source: source.into(),
         })?;
         if !meta.file_type().is_file() {
             return Err(damaged("not a regular file".into()));
@@ -299,7 +299,7 @@ impl Segment {
         }
         let header = read_header(&file).map_err(|source| OpenError::Io {
             name: label.clone(),
-            source,
+            source: source.into(),
         })?;
         if header.magic != MAGIC {
             return Err(damaged(
@@ -332,7 +332,7 @@ impl Segment {
         let fd: OwnedFd = file.into();
         let map = Mapping::map(fd.as_fd(), want).map_err(|source| OpenError::Io {
             name: label.clone(),
-            source,
+            source: source.into(),
         })?;
         Ok(Segment {
             map,

@@ -1,9 +1,8 @@
 //! Why a process could not start ([`SpawnError`]) or produced no result
 //! ([`ProcessError`]).
 
-use std::io;
-
 use super::status::ExitCode;
+use crate::error::IoError;
 
 /// Why a spawn failed.
 #[derive(Debug, thiserror::Error)]
@@ -14,7 +13,7 @@ pub enum SpawnError {
     Encode(String),
     /// The process could not be started.
     #[error("cannot start the process: {0}")]
-    Io(#[from] io::Error),
+    Io(IoError),
     /// [`StartMethod::Fork`](super::StartMethod::Fork) was asked for where
     /// it is not sound (or not supported): the reason is inside.
     #[error("cannot fork here: {0}")]
@@ -45,7 +44,7 @@ pub enum ProcessError {
     AlreadyJoined,
     /// Waiting for the process failed.
     #[error("waiting for the process failed: {0}")]
-    Io(String),
+    Io(IoError),
 }
 
 impl ProcessError {
@@ -54,3 +53,5 @@ impl ProcessError {
         *self == ProcessError::Timeout
     }
 }
+
+crate::error::from_io!(SpawnError, ProcessError);

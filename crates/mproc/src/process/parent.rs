@@ -89,8 +89,10 @@ impl<R: Serialize + DeserializeOwned> Process<R> {
             Some(s) => s,
             None => {
                 let s = wait_pid(self.pid, true)
-                    .map_err(|e| ProcessError::Io(e.to_string()))?
-                    .ok_or_else(|| ProcessError::Io("the process was not reaped".into()))?;
+                    .map_err(|e| ProcessError::Io(e.into()))?
+                    .ok_or_else(|| {
+                        ProcessError::Io(std::io::Error::other("the process was not reaped").into())
+                    })?;
                 self.reap = false;
                 self.status = Some(s);
                 s
@@ -142,7 +144,7 @@ impl<R> Process<R> {
             match crate::sys::poll_one(file.as_fd(), Interest::Read, deadline) {
                 Ok(true) => {}
                 Ok(false) => return Err(ProcessError::Timeout),
-                Err(e) => return Err(ProcessError::Io(e.to_string())),
+                Err(e) => return Err(ProcessError::Io(e.into())),
             }
             match file.read(&mut chunk) {
                 Ok(0) => {
@@ -151,7 +153,7 @@ impl<R> Process<R> {
                 }
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(ProcessError::Io(e.to_string())),
+                Err(e) => return Err(ProcessError::Io(e.into())),
             }
         }
     }

@@ -12,12 +12,10 @@ use std::time::{Duration, Instant};
 use crate::backend::Receipt;
 use crate::backend::{OpError, QueueBackend, QueueParams};
 use crate::error::{
-    AckError, CreateError, GetError, OpenError, OpenOrCreateError, PutError, PutErrorKind,
-    PutManyError,
+    AckError, CreateError, GetError, OpenError, PutError, PutErrorKind, PutManyError,
 };
 use crate::flavor::QueueImpl;
 use crate::namespace::Namespace;
-use crate::util::open_or_create_loop;
 use crate::wait::Wait;
 
 /// The default byte budget of a queue: 1 MiB of records.
@@ -165,7 +163,7 @@ fn put_kind(e: OpError) -> PutErrorKind {
         OpError::Closed => PutErrorKind::Closed,
         OpError::TooLarge { size, limit } => PutErrorKind::TooLarge { size, limit },
         OpError::Damaged(s) => PutErrorKind::Damaged(s),
-        OpError::Io(e) => PutErrorKind::Io(e.kind(), e.to_string()),
+        OpError::Io(e) => PutErrorKind::Io(e.into()),
         OpError::NothingOutstanding => PutErrorKind::Damaged("unexpected task state".into()),
     }
 }
@@ -178,7 +176,7 @@ fn get_error(e: OpError) -> GetError {
             GetError::Damaged(format!("record of {size} bytes over limit {limit}"))
         }
         OpError::Damaged(s) => GetError::Damaged(s),
-        OpError::Io(e) => GetError::Io(e.kind(), e.to_string()),
+        OpError::Io(e) => GetError::Io(e.into()),
         OpError::NothingOutstanding => GetError::Damaged("unexpected task state".into()),
     }
 }
@@ -195,6 +193,8 @@ impl ByteQueue {
         QueueImpl::anonymous(&opts.params()?).map(ByteQueue::from_impl)
     }
 
+    crate::util::named_constructors!("queue (created with `opts`)", opts: QueueOptions);
+
     /// Creates the named queue in `ns`; fails if it exists.
     pub fn create_in(
         ns: &Namespace,
@@ -207,18 +207,6 @@ impl ByteQueue {
     /// Opens the existing named queue in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<ByteQueue, OpenError> {
         QueueImpl::open(ns, name).map(ByteQueue::from_impl)
-    }
-
-    /// Opens the named queue in `ns`, creating it with `opts` if missing.
-    pub fn open_or_create_in(
-        ns: &Namespace,
-        name: &str,
-        opts: QueueOptions,
-    ) -> Result<ByteQueue, OpenOrCreateError> {
-        open_or_create_loop(
-            || ByteQueue::open_in(ns, name),
-            || ByteQueue::create_in(ns, name, opts),
-        )
     }
 
     pub(crate) fn from_impl(q: QueueImpl) -> ByteQueue {
@@ -508,7 +496,7 @@ impl ByteQueue {
             .map_err(|e| match e {
                 OpError::NothingOutstanding => AckError::NotHeld,
                 OpError::Damaged(s) => AckError::Damaged(s),
-                OpError::Io(e) => AckError::Io(e.kind(), e.to_string()),
+                OpError::Io(e) => AckError::Io(e.into()),
                 other => AckError::Damaged(format!("{other:?}")),
             })
     }
@@ -520,7 +508,7 @@ impl ByteQueue {
     pub fn dead_letters(&self) -> Result<Vec<Vec<u8>>, GetError> {
         self.backend()
             .dead_letters()
-            .map_err(|e| GetError::Io(e.kind(), e.to_string()))
+            .map_err(|e| GetError::Io(e.into()))
     }
 
     /// Gives back, now, the messages leased by consumers that have died

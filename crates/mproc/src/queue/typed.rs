@@ -14,9 +14,7 @@ use serde::Serialize;
 
 use super::{ByteQueue, QueueOptions, QueueStats};
 use crate::backend::Receipt;
-use crate::error::{
-    AckError, CreateError, GetError, OpenError, OpenOrCreateError, PutError, PutErrorKind,
-};
+use crate::error::{AckError, CreateError, GetError, OpenError, PutError, PutErrorKind};
 use crate::namespace::Namespace;
 
 thread_local! {
@@ -119,10 +117,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         ByteQueue::with_options(opts).map(Queue::from_bytes)
     }
 
-    /// Creates the named queue in the environment's namespace.
-    pub fn create(name: &str, opts: QueueOptions) -> Result<Queue<T>, CreateError> {
-        Queue::create_in(&Namespace::from_env()?, name, opts)
-    }
+    crate::util::named_constructors!("queue (created with `opts`)", opts: QueueOptions);
 
     /// Creates the named queue in `ns`; fails if it exists.
     pub fn create_in(
@@ -133,29 +128,9 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         ByteQueue::create_in(ns, name, opts).map(Queue::from_bytes)
     }
 
-    /// Opens the existing named queue in the environment's namespace.
-    pub fn open(name: &str) -> Result<Queue<T>, OpenError> {
-        Queue::open_in(&Namespace::from_env()?, name)
-    }
-
     /// Opens the existing named queue in `ns`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Queue<T>, OpenError> {
         ByteQueue::open_in(ns, name).map(Queue::from_bytes)
-    }
-
-    /// Opens the named queue, creating it with `opts` if missing.
-    pub fn open_or_create(name: &str, opts: QueueOptions) -> Result<Queue<T>, OpenOrCreateError> {
-        let ns = Namespace::from_env().map_err(OpenError::from)?;
-        Queue::open_or_create_in(&ns, name, opts)
-    }
-
-    /// Opens the named queue in `ns`, creating it with `opts` if missing.
-    pub fn open_or_create_in(
-        ns: &Namespace,
-        name: &str,
-        opts: QueueOptions,
-    ) -> Result<Queue<T>, OpenOrCreateError> {
-        ByteQueue::open_or_create_in(ns, name, opts).map(Queue::from_bytes)
     }
 
     /// Wraps a byte queue (see the type's documentation for the encoding).

@@ -83,9 +83,9 @@ impl Remote {
     /// Removes every key of object `name`.
     pub(crate) fn remove(&self, name: &str) -> Result<(), RemoveError> {
         validate_name(name)?;
-        let io_err = |source| RemoveError::Io {
+        let io_err = |source: std::io::Error| RemoveError::Io {
             name: name.to_owned(),
-            source,
+            source: source.into(),
         };
         let pool = self.pool().map_err(io_err)?;
         let tag = self.tag(name);

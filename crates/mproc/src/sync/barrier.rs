@@ -236,9 +236,9 @@ impl Barrier {
                 crate::crash::crash_point!("barrier.broken.flag");
                 Ok(g)
             }
-            None => Err(BarrierError::Io(std::io::Error::other(
-                "barrier state lock not acquired",
-            ))),
+            None => Err(BarrierError::Io(
+                std::io::Error::other("barrier state lock not acquired").into(),
+            )),
         }
     }
 

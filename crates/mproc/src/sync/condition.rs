@@ -273,10 +273,13 @@ impl Condition {
         timeout: Option<Duration>,
     ) -> Result<(LockResult<'l>, bool), ConditionError> {
         if !std::ptr::eq(guard.lock(), lock) {
-            return Err(ConditionError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the guard does not come from this lock handle",
-            )));
+            return Err(ConditionError::Io(
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "the guard does not come from this lock handle",
+                )
+                .into(),
+            ));
         }
         let deadline = timeout.and_then(to_deadline);
         let notified = self.sleep(move || drop(guard), deadline)?;
@@ -306,7 +309,7 @@ impl Condition {
             Ok(Some(Acquired::Clean)) => Ok(g()),
             Ok(Some(Acquired::OwnerDied)) => Err(LockError::OwnerDied(OwnerDied::new(g()))),
             Ok(None) => Err(LockError::WouldBlock),
-            Err(e) => Err(LockError::Io(e)),
+            Err(e) => Err(LockError::Io(e.into())),
         }
     }
 
@@ -371,12 +374,12 @@ impl<'a> ConditionGuard<'a> {
         match c.inner.mutex().lock(None) {
             Ok(Some(Acquired::Clean)) => Ok(notified),
             Ok(Some(Acquired::OwnerDied)) => Err(ConditionError::OwnerDied),
-            Ok(None) => Err(ConditionError::Io(std::io::Error::other(
-                "condition lock not taken back",
-            ))),
+            Ok(None) => Err(ConditionError::Io(
+                std::io::Error::other("condition lock not taken back").into(),
+            )),
             // The guard's unlock on drop then fails harmlessly (a robust
             // mutex refuses an unlock by a thread that does not own it).
-            Err(e) => Err(ConditionError::Io(e)),
+            Err(e) => Err(ConditionError::Io(e.into())),
         }
     }
 

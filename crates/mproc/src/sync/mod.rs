@@ -23,7 +23,7 @@ pub(crate) mod rlock;
 pub(crate) mod semaphore;
 pub(crate) mod value;
 
-use std::io;
+use crate::error::IoError;
 
 /// Why an [`RLock`](crate::RLock) could not be released.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -49,7 +49,7 @@ pub enum SemaphoreError {
     TooManyHolders(usize),
     /// The backend failed.
     #[error("semaphore failed: {0}")]
-    Io(#[from] io::Error),
+    Io(IoError),
 }
 
 impl SemaphoreError {
@@ -73,7 +73,7 @@ pub enum ConditionError {
     TooManyWaiters(usize),
     /// The backend failed.
     #[error("condition failed: {0}")]
-    Io(#[from] io::Error),
+    Io(IoError),
 }
 
 /// Why a [`Barrier`](crate::Barrier) wait failed: Python's
@@ -87,7 +87,7 @@ pub enum BarrierError {
     Broken,
     /// The backend failed.
     #[error("barrier failed: {0}")]
-    Io(#[from] io::Error),
+    Io(IoError),
 }
 
 impl BarrierError {
@@ -96,3 +96,5 @@ impl BarrierError {
         matches!(self, BarrierError::Broken)
     }
 }
+
+crate::error::from_io!(SemaphoreError, ConditionError, BarrierError);

@@ -153,9 +153,9 @@ impl RLock {
             let c = self.word::<COUNT>();
             let n = c.load(Ordering::Relaxed);
             if n == u32::MAX {
-                return Err(LockError::Io(std::io::Error::other(
-                    "RLock recursion count overflow",
-                )));
+                return Err(LockError::Io(
+                    std::io::Error::other("RLock recursion count overflow").into(),
+                ));
             }
             c.store(n + 1, Ordering::Relaxed);
             return Ok(());
@@ -175,7 +175,7 @@ impl RLock {
                 }
             }
             Ok(None) => Err(LockError::WouldBlock),
-            Err(e) => Err(LockError::Io(e)),
+            Err(e) => Err(LockError::Io(e.into())),
         }
     }
 

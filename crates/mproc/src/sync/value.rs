@@ -16,12 +16,11 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{CreateError, LockError, OpenError, OpenOrCreateError, OwnerDied};
+use crate::error::{CreateError, LockError, OpenError, OwnerDied};
 use crate::local::segment::{Fixed, Place, Segment};
 use crate::namespace::Namespace;
 use crate::object::ObjectKind;
 use crate::sys::{Acquired, RobustLock};
-use crate::util::open_or_create_loop;
 use crate::wait::Wait;
 
 const MUTEX: usize = 64;
@@ -225,7 +224,7 @@ impl Cells {
             Ok(Some(Acquired::Clean)) => Ok(false),
             Ok(Some(Acquired::OwnerDied)) => Ok(true),
             Ok(None) => Err(LockError::WouldBlock),
-            Err(e) => Err(LockError::Io(e)),
+            Err(e) => Err(LockError::Io(e.into())),
         }
     }
 
@@ -371,10 +370,11 @@ impl<T: Pod> Value<T> {
         Value::make(Place::Anonymous, init, true)
     }
 
-    /// Creates the named value in the environment's namespace.
-    pub fn create(name: &str, init: T, lock: bool) -> Result<Value<T>, CreateError> {
-        Value::create_in(&Namespace::from_env()?, name, init, lock)
-    }
+    crate::util::named_constructors!(
+        "value (created from `init`; `lock`: `get`/`set` take its lock)",
+        init: T,
+        lock: bool
+    );
 
     /// Creates the named value in `ns`; `lock`: `get`/`set` take the lock.
     pub fn create_in(
@@ -386,11 +386,6 @@ impl<T: Pod> Value<T> {
         Value::make(ns.create_place(ObjectKind::Value, name)?, init, lock)
     }
 
-    /// Opens the existing named value in the environment's namespace.
-    pub fn open(name: &str) -> Result<Value<T>, OpenError> {
-        Value::open_in(&Namespace::from_env()?, name)
-    }
-
     /// Opens the existing named value in `ns`; it must hold a `T`.
     pub fn open_in(ns: &Namespace, name: &str) -> Result<Value<T>, OpenError> {
         Fixed::open(
@@ -400,19 +395,6 @@ impl<T: Pod> Value<T> {
             Cells::check_one::<T>,
         )
         .map(Value::wrap)
-    }
-
-    /// Opens the named value in `ns`, creating it from `init` if missing.
-    pub fn open_or_create_in(
-        ns: &Namespace,
-        name: &str,
-        init: T,
-        lock: bool,
-    ) -> Result<Value<T>, OpenOrCreateError> {
-        open_or_create_loop(
-            || Value::open_in(ns, name),
-            || Value::create_in(ns, name, init, lock),
-        )
     }
 
     fn make(place: Place<'_>, init: T, lock: bool) -> Result<Value<T>, CreateError> {
@@ -542,6 +524,12 @@ impl<T: Pod> Array<T> {
     pub fn with_lock(init: &[T]) -> Result<Array<T>, CreateError> {
         Array::make(Place::Anonymous, init, true)
     }
+
+    crate::util::named_constructors!(
+        "array (created from `init`; `lock`: `get`/`set` take its lock)",
+        init: &[T],
+        lock: bool
+    );
 
     /// Creates the named array in `ns` from `init`; fails if it exists.
     pub fn create_in(

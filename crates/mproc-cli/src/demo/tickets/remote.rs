@@ -26,7 +26,7 @@ use crate::retry::{lock_transient, put_transient};
 /// The words of a transient fenced-cell failure.
 fn fence_transient(e: &FenceError) -> Option<String> {
     match e {
-        FenceError::Io(kind, msg) if exit::is_transient(*kind) => Some(msg.clone()),
+        FenceError::Io(err) if exit::is_transient(err.kind()) => Some(err.to_string()),
         _ => None,
     }
 }
@@ -173,8 +173,8 @@ pub(super) fn buyer(ctx: &Ctx, args: &BuyerArgs) -> anyhow::Result<u8> {
     let _ = std::io::stdin().read(&mut go);
     let name = &args.name;
     let fence_err = |e: FenceError| match e {
-        FenceError::Io(kind, msg) if exit::is_transient(kind) => {
-            Failure::new(exit::TEMPFAIL, "unavailable", format!("{name}: {msg}"))
+        FenceError::Io(err) if exit::is_transient(err.kind()) => {
+            Failure::new(exit::TEMPFAIL, "unavailable", format!("{name}: {err}"))
         }
         e => Failure::internal(format!("{name}: {e}")),
     };
@@ -192,7 +192,7 @@ pub(super) fn buyer(ctx: &Ctx, args: &BuyerArgs) -> anyhow::Result<u8> {
             Ok(g) => g,
             Err(LockError::OwnerDied(o)) => o.into_inner(),
             Err(LockError::Io(e)) => {
-                return Err(exit::from_io(&e, (exit::SOFTWARE, "internal"), "lock").into())
+                return Err(exit::from_io(e.get_ref(), (exit::SOFTWARE, "internal"), "lock").into())
             }
             Err(e) => return Err(Failure::internal(format!("lock: {e}")).into()),
         };
@@ -204,7 +204,9 @@ pub(super) fn buyer(ctx: &Ctx, args: &BuyerArgs) -> anyhow::Result<u8> {
             // Only a refused connection is retried: a write that timed out
             // may have been applied, and must not be made twice.
             let unsent = |e: &FenceError| match e {
-                FenceError::Io(std::io::ErrorKind::ConnectionRefused, m) => Some(m.clone()),
+                FenceError::Io(err) if err.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    Some(err.to_string())
+                }
                 _ => None,
             };
             match outage.run(|| guard.fenced_add(cell, -1, 0), unsent) {

@@ -133,7 +133,7 @@ impl Ring {
         out: &mut Vec<u8>,
     ) -> Result<(u32, u32, u32, u32), OpError> {
         let mut receipt = None;
-        let (_, slot) = self.get_core(1, wait, &mut |_| {}, out, true, &mut receipt)?;
+        let (_, slot) = self.get_core(1, wait, &mut |_| {}, out, Some(&mut receipt))?;
         let (s, p, d) = receipt.ok_or_else(|| OpError::Damaged("lease without a record".into()))?;
         Ok((s, p, slot, d))
     }

@@ -132,8 +132,7 @@ impl QueueBackend for Ring {
         sink: &mut dyn FnMut(&[u8]),
         scratch: &mut Vec<u8>,
     ) -> Result<usize, OpError> {
-        let mut none = None;
-        self.get_core(max, wait, sink, scratch, false, &mut none)
+        self.get_core(max, wait, sink, scratch, None)
             .map(|(n, _)| n)
     }
 

@@ -155,7 +155,8 @@ impl Ring {
         Ok(true)
     }
 
-    /// The shared get path: plain (`lease = false`) or leased.
+    /// The shared get path: plain, or leased when `receipt` is given (the
+    /// record's receipt is then written there).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn get_core(
         &self,
@@ -163,8 +164,7 @@ impl Ring {
         wait: Wait,
         sink: &mut dyn FnMut(&[u8]),
         scratch: &mut Vec<u8>,
-        lease: bool,
-        receipt: &mut Option<(u32, u32, u32)>,
+        mut receipt: Option<&mut Option<(u32, u32, u32)>>,
     ) -> Result<(usize, u32), OpError> {
         let deadline = wait.deadline();
         // Whether this call has looked once already: an empty ring is then
@@ -184,12 +184,13 @@ impl Ring {
             } else {
                 let _held = self.lock_get(deadline)?;
                 self.maybe_reclaim_locked()?;
-                let slot = if lease {
-                    Some(self.owner_slot()?)
-                } else {
-                    None
+                let slot = match receipt {
+                    Some(_) => Some(self.owner_slot()?),
+                    None => None,
                 };
-                let n = self.take_locked(max, sink, scratch, slot, receipt)?;
+                let mut unused = None;
+                let out = receipt.as_deref_mut().unwrap_or(&mut unused);
+                let n = self.take_locked(max, sink, scratch, slot, out)?;
                 if n == 0 && (looked || wait.is_now()) {
                     self.check_empty_locked()?;
                 }

@@ -144,14 +144,14 @@ impl fmt::Debug for RedisQueue {
 fn create_io(name: &str) -> impl Fn(io::Error) -> CreateError + '_ {
     move |source| CreateError::Io {
         name: name.to_owned(),
-        source,
+        source: source.into(),
     }
 }
 
 fn open_io(name: &str) -> impl Fn(io::Error) -> OpenError + '_ {
     move |source| OpenError::Io {
         name: name.to_owned(),
-        source,
+        source: source.into(),
     }
 }
 

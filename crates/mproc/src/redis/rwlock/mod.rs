@@ -137,9 +137,9 @@ impl RedisRwLock {
     /// Creates lock `name`; fails if an object of that name exists.
     pub(crate) fn create(remote: &Remote, name: &str) -> Result<RedisRwLock, CreateError> {
         validate_name(name)?;
-        let io_err = |source| CreateError::Io {
+        let io_err = |source: std::io::Error| CreateError::Io {
             name: name.to_owned(),
-            source,
+            source: source.into(),
         };
         let pool = remote.pool().map_err(io_err)?;
         let keys = Keys::new(&remote.tag(name));
@@ -158,9 +158,9 @@ impl RedisRwLock {
     /// Opens the existing lock `name`.
     pub(crate) fn open(remote: &Remote, name: &str) -> Result<RedisRwLock, OpenError> {
         validate_name(name)?;
-        let io_err = |source| OpenError::Io {
+        let io_err = |source: std::io::Error| OpenError::Io {
             name: name.to_owned(),
-            source,
+            source: source.into(),
         };
         let pool = remote.pool().map_err(io_err)?;
         let keys = Keys::new(&remote.tag(name));
