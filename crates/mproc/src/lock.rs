@@ -88,7 +88,9 @@ impl Lock {
         self.backend().name()
     }
 
-    #[inline]
+    /// The one core of the `lock` family; inlined into each member, so that
+    /// `lock`'s fast path is specialised for waiting forever.
+    #[inline(always)]
     fn acquire(&self, wait: Wait) -> LockResult<'_> {
         match self.inner.acquire(wait) {
             Ok(Some(how)) => {

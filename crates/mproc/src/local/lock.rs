@@ -190,7 +190,6 @@ unsafe impl LockBackend for LocalLock {
     /// `Ok(None)` means it was not acquired.
     #[inline]
     fn acquire(&self, wait: Wait) -> io::Result<Option<Acquired>> {
-        let deadline = wait.deadline();
         if wait.is_now() {
             return self.mutex().try_lock();
         }
@@ -198,7 +197,7 @@ unsafe impl LockBackend for LocalLock {
         if let Some(a) = self.mutex().lock_free() {
             return Ok(Some(a));
         }
-        self.acquire_contended(deadline)
+        self.acquire_contended(wait.deadline())
     }
 
     #[inline]

@@ -193,7 +193,6 @@ impl LocalRwLock {
         wait: Wait,
         waiter: Option<&mut Option<usize>>,
     ) -> io::Result<Option<Acquired>> {
-        let deadline = wait.deadline();
         let a = if wait.is_now() {
             self.w().try_lock()?
         } else if let Some(a) = self.w().lock_spin() {
@@ -204,7 +203,7 @@ impl LocalRwLock {
                     *slot = self.register_waiter();
                 }
             }
-            self.w().lock_slow(deadline)?
+            self.w().lock_slow(wait.deadline())?
         };
         let Some(a) = a else { return Ok(None) };
         let exec = self.exec_who().load(Ordering::Acquire);
@@ -217,7 +216,7 @@ impl LocalRwLock {
         let gone = if wait.is_now() {
             !sys::process_alive(pid, start)
         } else {
-            sys::wait_process_gone(pid, start, deadline)
+            sys::wait_process_gone(pid, start, wait.deadline())
         };
         if !gone {
             // SAFETY: this thread took W above.
@@ -301,7 +300,6 @@ impl LocalRwLock {
     /// Takes a read share, waiting no longer than `wait` allows. Returns how (a dead writer taken over first is
     /// `OwnerDied`) and the reader slot, `Ok(None)` if not taken.
     pub(crate) fn read(&self, wait: Wait) -> io::Result<Option<(Acquired, usize)>> {
-        let deadline = wait.deadline();
         if self.w().held_by_me() {
             return self.deadlock(wait, "this thread holds the write lock");
         }
@@ -311,17 +309,17 @@ impl LocalRwLock {
                 Ok(slot) => return Ok(Some((how, slot))),
                 Err(b) => b,
             };
-            if wait.is_now() || deadline.is_some_and(|d| Instant::now() >= d) {
+            if wait.is_now() || wait.deadline().is_some_and(|d| Instant::now() >= d) {
                 return Ok(None);
             }
             let woke = match blocked {
                 // A holding kept across exec ends with its process.
                 Blocked::Writer if self.exec_holder().is_some() => {
                     let (pid, start) = self.exec_holder().unwrap_or_default();
-                    sys::wait_process_gone(pid, start, deadline)
+                    sys::wait_process_gone(pid, start, wait.deadline())
                 }
                 Blocked::Writer => self.cell().wait_until_checked(
-                    deadline,
+                    wait.deadline(),
                     crate::local::wait::Spin::SHORT,
                     &|| self.w().owner_tid() == 0 || self.admitting(),
                     &|| !self.writer_present() || self.admitting(),
@@ -329,7 +327,7 @@ impl LocalRwLock {
                 Blocked::Full => {
                     let t = self.readers_table();
                     let free = || (0..READER_SLOTS).any(|i| t.pid(i).load(Ordering::Relaxed) == 0);
-                    self.cell().wait_until(deadline, free)
+                    self.cell().wait_until(wait.deadline(), free)
                 }
             };
             if !woke {
@@ -340,7 +338,6 @@ impl LocalRwLock {
 
     /// One attempt at a read share: `Ok(Ok(slot))`, or what blocked it.
     fn try_read_once(&self, how: &mut Acquired, wait: Wait) -> io::Result<Result<usize, Blocked>> {
-        let deadline = wait.deadline();
         if self.exec_holder().is_some() {
             return Ok(Err(Blocked::Writer));
         }
@@ -354,7 +351,7 @@ impl LocalRwLock {
             let within = Instant::now() + crate::local::wait::WAKE_SLICE;
             let bounded = match wait {
                 Wait::Now => Wait::Now,
-                _ => Wait::Until(deadline.map_or(within, |d| d.min(within))),
+                _ => Wait::Until(wait.deadline().map_or(within, |d| d.min(within))),
             };
             match self.take_w(bounded, None)? {
                 Some(a) => {
@@ -482,10 +479,9 @@ impl LocalRwLock {
     /// (until none is asleep, and for a few more yields, at most
     /// `ADMIT_FOR`), then clears `admit`.
     fn let_readers_in(&self, wait: Wait) {
-        let deadline = wait.deadline();
         if !wait.is_now() {
             let until = Instant::now() + ADMIT_FOR;
-            let until = deadline.map_or(until, |d| d.min(until));
+            let until = wait.deadline().map_or(until, |d| d.min(until));
             let mut after = 0;
             while Instant::now() < until && after < 16 {
                 if self.cell_as(READING).waiting() == 0 {
@@ -502,7 +498,6 @@ impl LocalRwLock {
     /// With W held: returns the slots of dead readers, and waits until no
     /// live reader holds one. False when `wait` stopped it.
     fn drain_readers(&self, wait: Wait, slot: &mut Option<usize>) -> io::Result<bool> {
-        let deadline = wait.deadline();
         let t = self.readers_table();
         loop {
             if !self.reap_and_look()?.1 {
@@ -519,7 +514,7 @@ impl LocalRwLock {
             let none_live = || (0..READER_SLOTS).all(|i| !matches!(t.state(i), SlotState::Live(_)));
             let quick = || (0..READER_SLOTS).all(|i| t.pid(i).load(Ordering::Relaxed) == 0);
             if !self.cell_as(DRAINING).wait_until_checked(
-                deadline,
+                wait.deadline(),
                 crate::local::wait::Spin::SHORT,
                 &quick,
                 &none_live,
@@ -567,11 +562,10 @@ impl LocalRwLock {
     /// What a wait for what this thread itself holds gives: nothing at its
     /// deadline, or an error instead of waiting forever.
     fn deadlock<T>(&self, wait: Wait, what: &str) -> io::Result<Option<T>> {
-        let deadline = wait.deadline();
         if wait.is_now() {
             return Ok(None);
         }
-        match deadline {
+        match wait.deadline() {
             Some(d) => {
                 std::thread::sleep(d.saturating_duration_since(Instant::now()));
                 Ok(None)

@@ -228,7 +228,6 @@ impl LocalSem {
     /// Takes a unit: waiting no longer than `wait` allows.
     /// With `slot`, the unit is held in that (claimed) holder slot.
     pub(crate) fn acquire(&self, slot: Option<usize>, wait: Wait) -> io::Result<bool> {
-        let deadline = wait.deadline();
         if self.value() > 0 && self.attempt(slot)? {
             return Ok(true);
         }
@@ -249,7 +248,7 @@ impl LocalSem {
             let seen = seq.load(Ordering::SeqCst);
             let got = self.attempt(slot);
             let r = match got {
-                Ok(false) => self.slots().sleep(seq, seen, slot, deadline),
+                Ok(false) => self.slots().sleep(seq, seen, slot, wait.deadline()),
                 _ => WaitResult::Woken,
             };
             waiters.fetch_sub(1, Ordering::SeqCst);

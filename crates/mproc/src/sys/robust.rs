@@ -280,11 +280,10 @@ impl<'a> RobustLock<'a> {
 
     /// [`try_lock`](Self::try_lock) for [`Wait::Now`], else [`lock`](Self::lock) until `wait`'s deadline.
     pub(crate) fn acquire(&self, wait: Wait) -> io::Result<Option<Acquired>> {
-        let deadline = wait.deadline();
         if wait.is_now() {
             self.try_lock()
         } else {
-            self.lock(deadline)
+            self.lock(wait.deadline())
         }
     }
 

@@ -14,7 +14,6 @@ impl QueueBackend for Ring {
     /// Waits while full as long as `wait` allows. All messages of a call that fit are
     /// published with a single store.
     fn put(&self, msgs: &[&[u8]], wait: Wait) -> (usize, Result<(), OpError>) {
-        let deadline = wait.deadline();
         let limit = self.params.max_message();
         if let Some(m) = msgs.iter().find(|m| m.len() > limit) {
             return (
@@ -31,7 +30,7 @@ impl QueueBackend for Ring {
             {
                 // A producer killed inside needs no repair: `settled_tail`
                 // below moves `tail` over whatever it published.
-                let _held = match acquire(self.put_lock(), deadline) {
+                let _held = match acquire(self.put_lock(), wait.deadline()) {
                     Ok((h, _)) => h,
                     Err(e) => return (done, Err(e)),
                 };
@@ -113,9 +112,12 @@ impl QueueBackend for Ring {
                         room()
                     }
                 };
-                let ok =
-                    self.cell(NOT_FULL)
-                        .wait_until_checked(deadline, self.spin(), &room, &ready);
+                let ok = self.cell(NOT_FULL).wait_until_checked(
+                    wait.deadline(),
+                    self.spin(),
+                    &room,
+                    &ready,
+                );
                 if !ok {
                     return (done, Err(OpError::WouldBlock));
                 }

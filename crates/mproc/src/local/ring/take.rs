@@ -166,7 +166,6 @@ impl Ring {
         scratch: &mut Vec<u8>,
         mut receipt: Option<&mut Option<(u32, u32, u32)>>,
     ) -> Result<(usize, u32), OpError> {
-        let deadline = wait.deadline();
         // Whether this call has looked once already: an empty ring is then
         // checked against `tail` (not on the first look, which a consumer
         // keeping up with its producers makes for nearly every message:
@@ -182,7 +181,7 @@ impl Ring {
             let (taken, slot) = if std::mem::take(&mut skip_take) {
                 (0, 0)
             } else {
-                let _held = self.lock_get(deadline)?;
+                let _held = self.lock_get(wait.deadline())?;
                 self.maybe_reclaim_locked()?;
                 let slot = match receipt {
                     Some(_) => Some(self.owner_slot()?),
@@ -215,7 +214,7 @@ impl Ring {
                 }
                 continue;
             }
-            let expired = deadline.is_some_and(|d| Instant::now() >= d);
+            let expired = wait.deadline().is_some_and(|d| Instant::now() >= d);
             if wait.is_now() || (expired && looked) {
                 return Err(OpError::WouldBlock);
             }
@@ -227,9 +226,9 @@ impl Ring {
             // dead consumer whose items must be delivered again.
             let slice = if self.u32_at(LEASED).load(Ordering::Relaxed) > 0 {
                 let s = Instant::now() + LEASE_SLICE;
-                Some(deadline.map_or(s, |d| d.min(s)))
+                Some(wait.deadline().map_or(s, |d| d.min(s)))
             } else {
-                deadline
+                wait.deadline()
             };
             let quick = || self.non_empty() || drained();
             // Before sleeping, also wake for a tail that claims records

@@ -278,7 +278,6 @@ unsafe impl LockBackend for RedisLock {
     }
 
     fn acquire(&self, wait: Wait) -> io::Result<Option<Acquired>> {
-        let deadline = wait.deadline();
         let token = holder_token();
         let waiter = format!("{}:{}:{token}", std::process::id(), now_ms());
         let wait_ms = if wait.is_now() { 0 } else { ms(WAIT_SLICE * 3) };
@@ -329,7 +328,7 @@ unsafe impl LockBackend for RedisLock {
                     if pttl > 0 {
                         slice = slice.min(Duration::from_millis(pttl as u64 + 1));
                     }
-                    if let Some(d) = deadline {
+                    if let Some(d) = wait.deadline() {
                         match d.checked_duration_since(Instant::now()) {
                             Some(left) if !left.is_zero() => slice = slice.min(left),
                             _ => break Ok(None),

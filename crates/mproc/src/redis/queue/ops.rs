@@ -65,7 +65,6 @@ impl QueueBackend for RedisQueue {
     }
 
     fn put(&self, msgs: &[&[u8]], wait: Wait) -> (usize, Result<(), OpError>) {
-        let deadline = wait.deadline();
         let limit = self.limits.max_message;
         if let Some(m) = msgs.iter().find(|m| m.len() > limit) {
             return (
@@ -110,7 +109,7 @@ impl QueueBackend for RedisQueue {
             if wait.is_now() {
                 return (done, Err(OpError::WouldBlock));
             }
-            let slice = match deadline {
+            let slice = match wait.deadline() {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left.min(PUT_SLICE),
                     _ => {

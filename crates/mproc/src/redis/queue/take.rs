@@ -99,7 +99,6 @@ impl RedisQueue {
         wait: Wait,
         complete: bool,
     ) -> Result<(String, Vec<Vec<u8>>), OpError> {
-        let deadline = wait.deadline();
         let max = max.max(1);
         let proc = self.consumer()?;
         let prev = if complete {
@@ -124,7 +123,7 @@ impl RedisQueue {
             return Err(OpError::WouldBlock);
         }
         loop {
-            let slice = match deadline {
+            let slice = match wait.deadline() {
                 Some(d) => match d.checked_duration_since(Instant::now()) {
                     Some(left) if !left.is_zero() => left.min(MAX_SLICE),
                     _ => return Err(OpError::WouldBlock),

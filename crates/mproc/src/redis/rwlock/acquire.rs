@@ -144,7 +144,6 @@ impl RedisRwLock {
     /// Runs `script` until granted or `wait` says stop.
     /// `Ok(Some(previous writer token))` when granted.
     fn acquire(&self, write: bool, token: &str, wait: Wait) -> io::Result<Option<String>> {
-        let deadline = wait.deadline();
         let script = if write { write_script() } else { read_script() };
         let waiter = format!("{}:{}:{token}", std::process::id(), now_ms());
         let wait_ms = if wait.is_now() { 0 } else { ms(WAIT_SLICE * 3) };
@@ -168,7 +167,7 @@ impl RedisRwLock {
                         break Ok(None);
                     }
                     let mut slice = WAIT_SLICE;
-                    if let Some(d) = deadline {
+                    if let Some(d) = wait.deadline() {
                         match d.checked_duration_since(Instant::now()) {
                             Some(left) if !left.is_zero() => slice = slice.min(left),
                             _ => break Ok(None),
