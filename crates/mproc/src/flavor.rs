@@ -10,7 +10,7 @@ use std::os::fd::{BorrowedFd, OwnedFd};
 
 use crate::backend::{Acquired, Lease, LockBackend, QueueBackend, QueueParams, RwLockBackend};
 use crate::error::{CreateError, OpenError};
-use crate::handle::wire::{anonymous_fd, repr_of, Repr};
+use crate::handle::wire::Repr;
 use crate::local::lock::LocalLock;
 use crate::local::ring::{Ring, RingParams};
 use crate::local::rwlock::LocalRwLock;
@@ -84,7 +84,7 @@ impl QueueImpl {
     /// server object.
     pub(crate) fn shared_fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
-            QueueImpl::Local(r) => anonymous_fd(r.segment()),
+            QueueImpl::Local(r) => r.segment().anonymous_fd(),
             #[cfg(feature = "redis")]
             QueueImpl::Redis(_) => None,
         }
@@ -93,7 +93,7 @@ impl QueueImpl {
     /// How the queue travels to another process.
     pub(crate) fn repr(&self) -> Repr {
         match self {
-            QueueImpl::Local(r) => repr_of(r.segment()),
+            QueueImpl::Local(r) => r.segment().repr(),
             #[cfg(feature = "redis")]
             QueueImpl::Redis(q) => Repr::Remote {
                 url: q.url().to_owned(),
@@ -194,7 +194,7 @@ impl LockImpl {
     /// server object.
     pub(crate) fn shared_fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
-            LockImpl::Local(l) => anonymous_fd(l.segment()),
+            LockImpl::Local(l) => l.segment().anonymous_fd(),
             #[cfg(feature = "redis")]
             LockImpl::Redis(_) => None,
         }
@@ -203,7 +203,7 @@ impl LockImpl {
     /// How the lock travels to another process.
     pub(crate) fn repr(&self) -> Repr {
         match self {
-            LockImpl::Local(l) => repr_of(l.segment()),
+            LockImpl::Local(l) => l.segment().repr(),
             #[cfg(feature = "redis")]
             LockImpl::Redis(l) => Repr::Remote {
                 url: l.url().to_owned(),
@@ -266,7 +266,7 @@ impl RwLockImpl {
     /// server object.
     pub(crate) fn shared_fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
-            RwLockImpl::Local(l) => anonymous_fd(l.segment()),
+            RwLockImpl::Local(l) => l.segment().anonymous_fd(),
             #[cfg(feature = "redis")]
             RwLockImpl::Redis(_) => None,
         }
@@ -275,7 +275,7 @@ impl RwLockImpl {
     /// How the lock travels to another process.
     pub(crate) fn repr(&self) -> Repr {
         match self {
-            RwLockImpl::Local(l) => repr_of(l.segment()),
+            RwLockImpl::Local(l) => l.segment().repr(),
             #[cfg(feature = "redis")]
             RwLockImpl::Redis(l) => Repr::Remote {
                 url: l.url().to_owned(),

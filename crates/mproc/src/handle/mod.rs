@@ -23,9 +23,7 @@ use crate::lock::Lock;
 use crate::namespace::Namespace;
 use crate::queue::{ByteQueue, Queue};
 use crate::rwlock::RwLock;
-pub(crate) use wire::{
-    adopt_fd, anonymous_fd, collect_fds, inode, note_fd, repr_of, set_inherited, Repr,
-};
+pub(crate) use wire::{adopt_fd, collect_fds, inode, note_fd, set_inherited, Repr};
 
 use std::os::fd::{BorrowedFd, OwnedFd};
 

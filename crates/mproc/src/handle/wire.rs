@@ -4,17 +4,10 @@
 //! pipe and the process spawner share.
 
 use std::cell::RefCell;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
-
-use crate::local::segment::Segment;
-
-/// The descriptor of an anonymous segment.
-pub(crate) fn anonymous_fd(seg: &Segment) -> Option<BorrowedFd<'_>> {
-    seg.name().is_none().then(|| seg.fd().as_fd())
-}
 
 /// The wire form of a handle.
 #[derive(Serialize, Deserialize)]
@@ -80,20 +73,6 @@ pub(crate) fn note_fd(fd: RawFd) {
             }
         }
     });
-}
-
-pub(crate) fn repr_of(seg: &Segment) -> Repr {
-    match (seg.dir(), seg.name()) {
-        (Some(dir), Some(name)) => Repr::Named {
-            dir: dir.to_owned(),
-            name: name.to_owned(),
-        },
-        _ => {
-            let fd = seg.fd().as_raw_fd();
-            note_fd(fd);
-            Repr::Fd(fd, inode(seg.fd().as_fd()).unwrap_or(0))
-        }
-    }
 }
 
 /// The inode of the file (or socket) behind `fd`.

@@ -10,12 +10,13 @@
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{CreateError, OpenError};
+use crate::handle::wire::{inode, note_fd, Repr};
 use crate::local::dir::Dir;
 use crate::name::validate_name;
 use crate::object::ObjectKind;
@@ -342,6 +343,29 @@ impl Segment {
         })
     }
 
+    /// The descriptor of an anonymous segment (`None` for a named one): what
+    /// a child process inherits.
+    pub(crate) fn anonymous_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.name().is_none().then(|| self.fd.as_fd())
+    }
+
+    /// The segment's wire form: its directory and name, or (anonymous) the
+    /// descriptor the receiver inherits, noted for the spawner to hand
+    /// down, with its inode.
+    pub(crate) fn repr(&self) -> Repr {
+        match (self.dir(), self.name()) {
+            (Some(dir), Some(name)) => Repr::Named {
+                dir: dir.to_owned(),
+                name: name.to_owned(),
+            },
+            _ => {
+                let fd = self.fd.as_raw_fd();
+                note_fd(fd);
+                Repr::Fd(fd, inode(self.fd.as_fd()).unwrap_or(0))
+            }
+        }
+    }
+
     /// The kind-specific parameters recorded at creation.
     pub(crate) fn params(&self) -> [u64; 4] {
         self.params
@@ -355,11 +379,6 @@ impl Segment {
     /// The namespace directory of a named segment.
     pub(crate) fn dir(&self) -> Option<&Path> {
         self.named.as_ref().map(|(d, _)| d.as_path())
-    }
-
-    /// The descriptor backing the mapping.
-    pub(crate) fn fd(&self) -> &OwnedFd {
-        &self.fd
     }
 
     /// A reference to the `T` at byte `offset`.

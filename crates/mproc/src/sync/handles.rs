@@ -5,7 +5,7 @@
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::handle::{adopt_fd, anonymous_fd, repr_of, Repr, SharedFd};
+use crate::handle::{adopt_fd, Repr, SharedFd};
 use crate::local::sem::LocalSem;
 use crate::namespace::Namespace;
 use crate::sync::barrier::Barrier;
@@ -20,14 +20,14 @@ macro_rules! handle {
         impl$(<$g: Pod>)? Serialize for $t {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let seg: fn(&$t) -> &crate::local::segment::Segment = $seg;
-                repr_of(seg(self)).serialize(s)
+                seg(self).repr().serialize(s)
             }
         }
 
         impl$(<$g: Pod>)? SharedFd for $t {
             fn shared_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
                 let seg: fn(&$t) -> &crate::local::segment::Segment = $seg;
-                anonymous_fd(seg(self))
+                seg(self).anonymous_fd()
             }
 
             fn from_shared_fd(fd: std::os::fd::OwnedFd) -> Result<$t, crate::OpenError> {
