@@ -285,3 +285,58 @@ fn a_killed_holder_not_yet_reaped_counts_as_dead() {
     }
     let _ = child.join_timeout(JOIN);
 }
+
+/// A live holder caught now and then between taking the lock's word and
+/// recording itself inside (as a holder waiting for a CPU is, on a busy
+/// machine) is never taken over: a waiter takes a word over from a live
+/// thread only after watching it stay unentered for a second without a
+/// break, not after two sightings a second apart.
+#[test]
+fn a_live_holder_seen_between_taking_and_entering_is_never_taken_over() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let (_d, ns) = namespace();
+    let lock = Lock::create_in(&ns, "l").unwrap();
+    let guard = lock.lock().unwrap();
+    // The robust lock's entry record: the holder's thread id at 64 + 4.
+    const HELD: u64 = 64 + 4;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(ns.path().join("l"))
+        .unwrap();
+    let mut me = [0u8; 4];
+    file.read_exact_at(&mut me, HELD).unwrap();
+    assert_ne!(me, [0; 4], "the holder recorded itself");
+
+    let took = Arc::new(AtomicBool::new(false));
+    let waiter = {
+        let (dir, took) = (ns.path().to_owned(), took.clone());
+        std::thread::spawn(move || {
+            let l = Lock::open_in(&Namespace::dir(dir).unwrap(), "l").unwrap();
+            let g = l.lock();
+            took.store(true, Ordering::SeqCst);
+            assert!(g.is_ok(), "{g:?}");
+        })
+    };
+    // For 5 s (the waiter checks the owner every 500 ms): 200 ms of every
+    // 450 with the record cleared, as if the holder had just taken the word
+    // (a period apart from 500 ms, so that the waiter's checks land at every
+    // phase of it).
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        file.write_all_at(&[0; 4], HELD).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        file.write_all_at(&me, HELD).unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(
+            !took.load(Ordering::SeqCst),
+            "the lock was taken from its live holder after {:?}",
+            start.elapsed()
+        );
+    }
+    drop(guard);
+    waiter.join().unwrap();
+    assert!(took.load(Ordering::SeqCst), "the waiter gets it on release");
+}

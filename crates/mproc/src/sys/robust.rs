@@ -185,7 +185,7 @@ impl<'a> RobustLock<'a> {
         // previous record, whose owner is gone, or none).
         r.who.store(my_who(), Relaxed);
         crate::crash::crash_point!("lock.acquire.who");
-        r.held.store(tid, Relaxed);
+        r.held.store(tid, std::sync::atomic::Ordering::Release);
         crate::crash::crash_point!("lock.acquire.entered");
         if died {
             Acquired::OwnerDied
@@ -216,7 +216,7 @@ impl<'a> RobustLock<'a> {
         let r = self.raw();
         // The entry record names the owner's process once it has entered:
         // then a thread id or pid reused by another process is recognised.
-        let process = (r.held.load(Relaxed) == owner).then(|| {
+        let process = (r.held.load(std::sync::atomic::Ordering::Acquire) == owner).then(|| {
             let who = r.who.load(Relaxed);
             (who as u32, who >> 32)
         });
@@ -302,7 +302,7 @@ impl<'a> RobustLock<'a> {
     /// [`lock`](Self::lock) without its spin, for a caller that has just
     /// spun with [`lock_spin`](Self::lock_spin).
     pub(crate) fn lock_slow(&self, deadline: Option<Instant>) -> io::Result<Option<Acquired>> {
-        use std::sync::atomic::Ordering::Relaxed;
+        use std::sync::atomic::Ordering::{Acquire, Relaxed};
         let tid = my_tid();
         let word = &self.raw().word;
         let held_here = |w: u32| -> io::Result<Option<Acquired>> {
@@ -331,15 +331,17 @@ impl<'a> RobustLock<'a> {
                         // there? Asked at every timeout, however short the
                         // caller's deadline: a dead owner (its thread id, or
                         // its pid, reused by another process or not) is
-                        // taken over; so is a live thread that has not
-                        // entered for over a second (a holder enters right
-                        // after taking the word): a damaged word, or a holder
-                        // killed before entering whose id was reused.
+                        // taken over; so is a live thread watched for a
+                        // second without a break owning the word but not
+                        // entered (a holder enters right after taking the
+                        // word): a damaged word, or a holder killed before
+                        // entering whose id was reused.
                         let w = word.load(Relaxed);
                         let owner = w & FUTEX_TID_MASK;
                         if owner != 0 && owner != tid {
-                            let stranger = self.raw().held.load(Relaxed) != owner;
-                            let long_stranger = stranger && self.suspected_for(w) > STRANGER_FOR;
+                            let stranger = self.raw().held.load(Acquire) != owner;
+                            let long_stranger =
+                                stranger && self.watch_stranger(w, deadline) >= STRANGER_FOR;
                             if (long_stranger || self.word_owner_gone(w)) && self.take_over(w, tid)
                             {
                                 return Ok(Some(self.enter(tid)));
@@ -416,22 +418,50 @@ impl<'a> RobustLock<'a> {
         }
     }
 
-    /// How long this process has seen the word hold `w` with no holder
-    /// entered (0 the first time); remembered across calls, so that callers
-    /// with short deadlines add up.
-    fn suspected_for(&self, w: u32) -> std::time::Duration {
-        static SUSPECTS: std::sync::Mutex<Vec<(usize, u32, Instant)>> =
+    /// How long the word has been seen holding `w` with no holder entered,
+    /// without a break: watched now, one look a millisecond, until that
+    /// reaches [`STRANGER_FOR`] or `deadline` passes, and added to what this
+    /// process watched for the same lock and word just before (so that
+    /// callers with short deadlines add up). Any look that finds the word
+    /// changed or its owner entered ends the count at zero.
+    ///
+    /// A live holder is between taking the word and entering only for the
+    /// few instructions between the two, or while it waits for a CPU: it
+    /// is never seen there for a second of looks. A single sighting is not
+    /// enough, since the same thread takes the same lock again and again
+    /// and is caught in that window now and then on a busy machine.
+    fn watch_stranger(&self, w: u32, deadline: Option<Instant>) -> std::time::Duration {
+        use std::sync::atomic::Ordering::{Acquire, Relaxed};
+        use std::time::Duration;
+        /// Longest gap between two watches whose counts add up.
+        const CARRY: Duration = Duration::from_secs(1);
+        static WATCHED: std::sync::Mutex<Vec<(usize, u32, Duration, Instant)>> =
             std::sync::Mutex::new(Vec::new());
         let at = std::ptr::from_ref(self.m) as usize;
-        let mut v = SUSPECTS.lock().unwrap_or_else(|e| e.into_inner());
-        v.retain(|&(_, _, since)| since.elapsed() < STRANGER_FOR * 8);
-        match v.iter().find(|&&(a, word, _)| a == at && word == w) {
-            Some(&(_, _, since)) => since.elapsed(),
-            None => {
-                v.push((at, w, Instant::now()));
-                std::time::Duration::ZERO
+        let owner = w & FUTEX_TID_MASK;
+        let r = self.raw();
+        let mut seen = {
+            let mut v = WATCHED.lock().unwrap_or_else(|e| e.into_inner());
+            v.retain(|&(_, _, _, last)| last.elapsed() < CARRY);
+            let i = v.iter().position(|&(a, word, _, _)| a == at && word == w);
+            i.map_or(Duration::ZERO, |i| v.swap_remove(i).2)
+        };
+        let mut last = Instant::now();
+        loop {
+            if r.word.load(Relaxed) != w || r.held.load(Acquire) == owner {
+                return Duration::ZERO;
             }
+            let now = Instant::now();
+            seen += now - last;
+            last = now;
+            if seen >= STRANGER_FOR || deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
+        let mut v = WATCHED.lock().unwrap_or_else(|e| e.into_inner());
+        v.push((at, w, seen, last));
+        seen
     }
 
     /// A priority-inheritance futex operation on the word, with an absolute
