@@ -5,6 +5,7 @@
 use std::io;
 
 use super::Remote;
+use crate::error::{CreateError, OpenError};
 use crate::object::ObjectKind;
 
 impl Remote {
@@ -22,6 +23,59 @@ pub(super) fn kind_of(s: &str) -> Option<ObjectKind> {
         "rwlock" => Some(ObjectKind::RwLock),
         _ => None,
     }
+}
+
+/// Checks the kind recorded in the meta hash of object `name` (`None`: no
+/// such object) against `expected`.
+pub(super) fn check_kind(
+    remote: &Remote,
+    name: &str,
+    recorded: Option<&str>,
+    expected: ObjectKind,
+) -> Result<(), OpenError> {
+    let Some(recorded) = recorded else {
+        return Err(OpenError::NotFound {
+            kind: expected,
+            name: name.to_owned(),
+            dir: remote.display(),
+        });
+    };
+    match kind_of(recorded) {
+        Some(found) if found == expected => Ok(()),
+        Some(found) => Err(OpenError::WrongKind {
+            name: name.to_owned(),
+            expected,
+            found,
+        }),
+        None => Err(OpenError::Damaged {
+            name: name.to_owned(),
+            reason: format!("unknown kind {recorded:?}"),
+        }),
+    }
+}
+
+/// A server failure creating object `name`.
+pub(super) fn create_io(name: &str) -> impl Fn(io::Error) -> CreateError + Copy + '_ {
+    move |source| CreateError::Io {
+        name: name.to_owned(),
+        source: source.into(),
+    }
+}
+
+/// A server failure opening object `name`.
+pub(super) fn open_io(name: &str) -> impl Fn(io::Error) -> OpenError + Copy + '_ {
+    move |source| OpenError::Io {
+        name: name.to_owned(),
+        source: source.into(),
+    }
+}
+
+/// The error of an operation on a lock whose keys are gone from the server.
+pub(super) fn lock_gone(name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("lock '{name}' no longer exists on the server (removed, or lost in a restart)"),
+    )
 }
 
 /// A random hex token of 16 bytes, suffixed with the process id.

@@ -159,6 +159,31 @@ impl Pool {
         self.run_blocking(None, f)
     }
 
+    /// Waits for a wake-up pushed on list `wake` (`BLPOP`), at most `slice`
+    /// and never past `wait`'s deadline: `Ok(false)`, without waiting, when
+    /// that deadline has passed.
+    pub(super) fn wait_wake(
+        &self,
+        wake: &str,
+        slice: Duration,
+        wait: crate::wait::Wait,
+    ) -> io::Result<bool> {
+        let mut slice = slice;
+        if let Some(d) = wait.deadline() {
+            match d.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => slice = slice.min(left),
+                _ => return Ok(false),
+            }
+        }
+        let _: Option<(String, String)> = self.run_blocking(Some(slice), |c| {
+            redis::cmd("BLPOP")
+                .arg(wake)
+                .arg(super::time::block_secs(slice))
+                .query(c)
+        })?;
+        Ok(true)
+    }
+
     /// Runs `f`, which may block on the server for up to `block`.
     ///
     /// An idle connection found closed (the server restarted, or closed it)

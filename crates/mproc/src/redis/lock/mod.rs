@@ -39,9 +39,9 @@ use redis::Script;
 
 use self::holder::{holder_token, previous_holder, Previous};
 use self::lease::{Holding, Shared};
-use super::keys::kind_of;
+use super::keys::{check_kind, create_io, lock_gone, open_io};
 use super::pool::Pool;
-use super::time::{block_secs, ms, now_ms};
+use super::time::{ms, now_ms};
 use super::Remote;
 use crate::backend::{Acquired, Holder, LockBackend, Waiter, TAG_MAX};
 use crate::error::{CreateError, OpenError};
@@ -176,10 +176,7 @@ impl RedisLock {
     /// Creates lock `name`; fails if an object of that name exists.
     pub(crate) fn create(remote: &Remote, name: &str) -> Result<RedisLock, CreateError> {
         validate_name(name)?;
-        let io_err = |source: std::io::Error| CreateError::Io {
-            name: name.to_owned(),
-            source: source.into(),
-        };
+        let io_err = create_io(name);
         let pool = remote.pool().map_err(io_err)?;
         let keys = Keys::new(remote.tag(name));
         let r: String = pool
@@ -197,34 +194,14 @@ impl RedisLock {
     /// Opens the existing lock `name`.
     pub(crate) fn open(remote: &Remote, name: &str) -> Result<RedisLock, OpenError> {
         validate_name(name)?;
-        let io_err = |source: std::io::Error| OpenError::Io {
-            name: name.to_owned(),
-            source: source.into(),
-        };
+        let io_err = open_io(name);
         let pool = remote.pool().map_err(io_err)?;
         let keys = Keys::new(remote.tag(name));
         let kind: Option<String> = pool
             .run(|c| redis::cmd("HGET").arg(&keys.meta).arg("kind").query(c))
             .map_err(io_err)?;
-        match kind.as_deref() {
-            Some("lock") => Ok(RedisLock::with(remote, name, pool, keys)),
-            None => Err(OpenError::NotFound {
-                kind: ObjectKind::Lock,
-                name: name.to_owned(),
-                dir: remote.display(),
-            }),
-            Some(other) => Err(match kind_of(other) {
-                Some(found) => OpenError::WrongKind {
-                    name: name.to_owned(),
-                    expected: ObjectKind::Lock,
-                    found,
-                },
-                None => OpenError::Damaged {
-                    name: name.to_owned(),
-                    reason: format!("unknown kind {other:?}"),
-                },
-            }),
-        }
+        check_kind(remote, name, kind.as_deref(), ObjectKind::Lock)?;
+        Ok(RedisLock::with(remote, name, pool, keys))
     }
 
     fn with(remote: &Remote, name: &str, pool: Arc<Pool>, keys: Keys) -> RedisLock {
@@ -328,32 +305,13 @@ unsafe impl LockBackend for RedisLock {
                     if pttl > 0 {
                         slice = slice.min(Duration::from_millis(pttl as u64 + 1));
                     }
-                    if let Some(d) = wait.deadline() {
-                        match d.checked_duration_since(Instant::now()) {
-                            Some(left) if !left.is_zero() => slice = slice.min(left),
-                            _ => break Ok(None),
-                        }
-                    }
-                    let r: io::Result<Option<(String, String)>> =
-                        self.pool.run_blocking(Some(slice), |c| {
-                            redis::cmd("BLPOP")
-                                .arg(&self.keys.wake)
-                                .arg(block_secs(slice))
-                                .query(c)
-                        });
-                    if let Err(e) = r {
-                        break Err(e);
+                    match self.pool.wait_wake(&self.keys.wake, slice, wait) {
+                        Ok(true) => {}
+                        Ok(false) => break Ok(None),
+                        Err(e) => break Err(e),
                     }
                 }
-                _ => {
-                    break Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!(
-                        "lock '{}' no longer exists on the server (removed, or lost in a restart)",
-                        self.name
-                    ),
-                    ))
-                }
+                _ => break Err(lock_gone(&self.name)),
             }
         };
         // Leave the waiter list (best effort: entries also expire).

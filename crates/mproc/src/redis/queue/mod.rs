@@ -53,7 +53,7 @@ use std::time::Duration;
 use redis::Script;
 
 use self::consumers::Consumer;
-use super::keys::kind_of;
+use super::keys::{check_kind, create_io, open_io};
 use super::pool::Pool;
 use super::Remote;
 use crate::backend::{Limits, OpError, QueueParams};
@@ -141,20 +141,6 @@ impl fmt::Debug for RedisQueue {
     }
 }
 
-fn create_io(name: &str) -> impl Fn(io::Error) -> CreateError + '_ {
-    move |source| CreateError::Io {
-        name: name.to_owned(),
-        source: source.into(),
-    }
-}
-
-fn open_io(name: &str) -> impl Fn(io::Error) -> OpenError + '_ {
-    move |source| OpenError::Io {
-        name: name.to_owned(),
-        source: source.into(),
-    }
-}
-
 /// The payload of a data element `D<id>:<payload>`.
 fn payload(elem: &[u8]) -> Result<&[u8], OpError> {
     if elem.first() == Some(&b'D') {
@@ -231,29 +217,7 @@ impl RedisQueue {
                     .query(c)
             })
             .map_err(open_io(name))?;
-        match kind.as_deref() {
-            None => {
-                return Err(OpenError::NotFound {
-                    kind: ObjectKind::Queue,
-                    name: name.to_owned(),
-                    dir: remote.display(),
-                })
-            }
-            Some("queue") => {}
-            Some(other) => {
-                return Err(match kind_of(other) {
-                    Some(found) => OpenError::WrongKind {
-                        name: name.to_owned(),
-                        expected: ObjectKind::Queue,
-                        found,
-                    },
-                    None => OpenError::Damaged {
-                        name: name.to_owned(),
-                        reason: format!("unknown kind {other:?}"),
-                    },
-                })
-            }
-        }
+        check_kind(remote, name, kind.as_deref(), ObjectKind::Queue)?;
         let (Some(maxsize), Some(max_bytes)) = (maxsize, max_bytes) else {
             return Err(OpenError::Damaged {
                 name: name.to_owned(),

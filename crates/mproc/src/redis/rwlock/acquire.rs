@@ -4,14 +4,14 @@
 
 use std::io;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redis::Script;
 
 use super::RedisRwLock;
 use crate::backend::Acquired;
-use crate::redis::keys::token;
-use crate::redis::time::{block_secs, ms, now_ms};
+use crate::redis::keys::{lock_gone, token};
+use crate::redis::time::{ms, now_ms};
 use crate::wait::Wait;
 
 /// Longest wait of a blocked acquirer before it tries again.
@@ -166,33 +166,13 @@ impl RedisRwLock {
                     if wait.is_now() {
                         break Ok(None);
                     }
-                    let mut slice = WAIT_SLICE;
-                    if let Some(d) = wait.deadline() {
-                        match d.checked_duration_since(Instant::now()) {
-                            Some(left) if !left.is_zero() => slice = slice.min(left),
-                            _ => break Ok(None),
-                        }
-                    }
-                    let r: io::Result<Option<(String, String)>> =
-                        self.pool.run_blocking(Some(slice), |c| {
-                            redis::cmd("BLPOP")
-                                .arg(&self.keys.wake)
-                                .arg(block_secs(slice))
-                                .query(c)
-                        });
-                    if let Err(e) = r {
-                        break Err(e);
+                    match self.pool.wait_wake(&self.keys.wake, WAIT_SLICE, wait) {
+                        Ok(true) => {}
+                        Ok(false) => break Ok(None),
+                        Err(e) => break Err(e),
                     }
                 }
-                _ => {
-                    break Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!(
-                        "lock '{}' no longer exists on the server (removed, or lost in a restart)",
-                        self.name
-                    ),
-                    ))
-                }
+                _ => break Err(lock_gone(&self.name)),
             }
         };
         let waits = if write {

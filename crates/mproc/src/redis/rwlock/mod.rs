@@ -40,7 +40,7 @@ use std::time::Duration;
 
 use redis::Script;
 
-use super::keys::kind_of;
+use super::keys::{check_kind, create_io, open_io};
 use super::pool::Pool;
 use super::Remote;
 use crate::backend::{Acquired, Holder, Reader, RwLockBackend, Waiter};
@@ -137,10 +137,7 @@ impl RedisRwLock {
     /// Creates lock `name`; fails if an object of that name exists.
     pub(crate) fn create(remote: &Remote, name: &str) -> Result<RedisRwLock, CreateError> {
         validate_name(name)?;
-        let io_err = |source: std::io::Error| CreateError::Io {
-            name: name.to_owned(),
-            source: source.into(),
-        };
+        let io_err = create_io(name);
         let pool = remote.pool().map_err(io_err)?;
         let keys = Keys::new(&remote.tag(name));
         let r: String = pool
@@ -158,34 +155,14 @@ impl RedisRwLock {
     /// Opens the existing lock `name`.
     pub(crate) fn open(remote: &Remote, name: &str) -> Result<RedisRwLock, OpenError> {
         validate_name(name)?;
-        let io_err = |source: std::io::Error| OpenError::Io {
-            name: name.to_owned(),
-            source: source.into(),
-        };
+        let io_err = open_io(name);
         let pool = remote.pool().map_err(io_err)?;
         let keys = Keys::new(&remote.tag(name));
         let kind: Option<String> = pool
             .run(|c| redis::cmd("HGET").arg(&keys.meta).arg("kind").query(c))
             .map_err(io_err)?;
-        match kind.as_deref() {
-            Some("rwlock") => Ok(RedisRwLock::with(remote, name, pool, keys)),
-            None => Err(OpenError::NotFound {
-                kind: ObjectKind::RwLock,
-                name: name.to_owned(),
-                dir: remote.display(),
-            }),
-            Some(other) => Err(match kind_of(other) {
-                Some(found) => OpenError::WrongKind {
-                    name: name.to_owned(),
-                    expected: ObjectKind::RwLock,
-                    found,
-                },
-                None => OpenError::Damaged {
-                    name: name.to_owned(),
-                    reason: format!("unknown kind {other:?}"),
-                },
-            }),
-        }
+        check_kind(remote, name, kind.as_deref(), ObjectKind::RwLock)?;
+        Ok(RedisRwLock::with(remote, name, pool, keys))
     }
 
     fn with(remote: &Remote, name: &str, pool: Arc<Pool>, keys: Keys) -> RedisRwLock {
