@@ -18,9 +18,7 @@ impl Wait {
     /// At most `timeout` from now (forever when that instant cannot be
     /// represented).
     pub(crate) fn timeout(timeout: Duration) -> Wait {
-        Instant::now()
-            .checked_add(timeout)
-            .map_or(Wait::Forever, Wait::Until)
+        crate::util::to_deadline(timeout).map_or(Wait::Forever, Wait::Until)
     }
 
     /// Whether the operation must not block at all.
